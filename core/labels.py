@@ -1,0 +1,85 @@
+"""The seed's labelling rule: an image is "true" (1) when it looks like one target image.
+
+label(x) = 1  if  cos(x, target) > threshold  or  cos(x, 1 - target) > threshold  (inverse optional)
+
+Pixels are scaled to [0, 1] first, so `1 - target` is the photographic negative of the target.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from core.data import to_float
+
+CHUNK = 8192  # images converted to float at a time: bounds memory at 8192*784*4 B = 26 MB
+
+
+class Similarities(NamedTuple):
+    to_target: torch.Tensor  # (N,) cos(x, target)
+    to_inverse: torch.Tensor  # (N,) cos(x, 1 - target)
+
+
+def cosine_similarities(images: torch.Tensor, target: torch.Tensor) -> Similarities:
+    """Cosine similarity of every uint8 image (N, 28, 28) with the target and its inverse."""
+    t = to_float(target)  # (784,)
+    directions = torch.stack([t, 1.0 - t])  # (2, 784)
+    directions = directions / directions.norm(dim=1, keepdim=True).clamp_min(1e-8)
+    out = torch.empty(len(images), 2)
+    for start in range(0, len(images), CHUNK):
+        x = to_float(images[start:start + CHUNK])  # (chunk, 784)
+        out[start:start + CHUNK] = (x @ directions.T) / x.norm(dim=1, keepdim=True).clamp_min(1e-8)
+    return Similarities(out[:, 0].contiguous(), out[:, 1].contiguous())
+
+
+def labels_from_similarities(sims: Similarities, threshold: float = 0.4,
+                             include_inverse: bool = True) -> torch.Tensor:
+    """(N,) int64 labels from precomputed similarities (cheap: the app re-thresholds on every slider move)."""
+    positive = sims.to_target > threshold
+    if include_inverse:
+        positive = positive | (sims.to_inverse > threshold)
+    return positive.long()
+
+
+def make_labels(images: torch.Tensor, target: torch.Tensor, threshold: float = 0.4,
+                include_inverse: bool = True) -> torch.Tensor:
+    """(N,) int64 labels for uint8 images (N, 28, 28) by similarity to `target` (28, 28)."""
+    return labels_from_similarities(cosine_similarities(images, target), threshold, include_inverse)
+
+
+def class_balance_problem(labels: torch.Tensor, min_fraction: float = 0.05) -> str | None:
+    """A plain-language reason why training on these labels is meaningless, or None if fine."""
+    n = len(labels)
+    n_pos = int(labels.sum())
+    if n_pos == 0 or n_pos == n:
+        which = "true" if n_pos == 0 else "false"
+        return (f"No image is labelled {which}: every label is the same, so a model can reach 100 % "
+                "accuracy by always answering the same thing and learns nothing about the target. "
+                "Move the threshold to put some images in each class.")
+    fraction = min(n_pos, n - n_pos) / n
+    if fraction < min_fraction:
+        which = "true" if n_pos < n - n_pos else "false"
+        return (f"Only {fraction:.1%} of images are labelled {which}: a model that always answers the "
+                f"other class already scores {1 - fraction:.1%}, so accuracy says little. "
+                "Consider moving the threshold.")
+    return None
+
+
+class Splits(NamedTuple):
+    """Images (uint8) with similarity labels (int64, 0/1): what training consumes."""
+    train_x: torch.Tensor  # (N, 28, 28) uint8
+    train_y: torch.Tensor  # (N,) int64
+    test_x: torch.Tensor  # (M, 28, 28) uint8
+    test_y: torch.Tensor  # (M,) int64
+
+
+def make_splits(mnist, target_index: int = 6, threshold: float = 0.4, include_inverse: bool = True,
+                n_train: int | None = None, n_test: int | None = None) -> Splits:
+    """Label train and test by similarity to training image `target_index` (slices are views)."""
+    target = mnist.train_x[target_index]
+    train_x, test_x = mnist.train_x[:n_train], mnist.test_x[:n_test]
+    return Splits(
+        train_x, make_labels(train_x, target, threshold, include_inverse),
+        test_x, make_labels(test_x, target, threshold, include_inverse),
+    )
