@@ -1,0 +1,99 @@
+"""Checkpoints as safetensors: weights plus the config and history as JSON metadata.
+
+Uploaded files are untrusted, so loading never unpickles anything and checks every tensor's
+name, shape, dtype and finiteness against the config it carries before building a model.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from core.config import Config
+from core.model import D_INPUT, BilinearMLP
+from core.train import EpochMetrics
+
+FORMAT = "bilinear-eigen-lab/1"
+MAX_BYTES = 20 * 1024 * 1024  # d_hidden=1024 is ~7 MB; anything far larger is not ours
+
+
+class CheckpointError(ValueError):
+    """The file is not a valid Bilinear Eigen Lab checkpoint; the message says why."""
+
+
+def expected_shapes(d_hidden: int, d_output: int = 2) -> dict[str, tuple[int, ...]]:
+    return {
+        "embed.weight": (d_hidden, D_INPUT),
+        "bilinear.weight": (2 * d_hidden, d_hidden),
+        "bilinear.bias": (2 * d_hidden,),
+        "head.weight": (d_output, d_hidden),
+    }
+
+
+def save_checkpoint(model: BilinearMLP, config: Config, history: list[EpochMetrics] = ()) -> bytes:
+    """Serialise the model with its config and per-epoch history (safetensors bytes)."""
+    tensors = {name: t.detach().float().contiguous() for name, t in model.state_dict().items()}
+    metadata = {
+        "format": FORMAT,
+        "config": json.dumps(config.to_dict()),
+        "history": json.dumps([m.to_dict() for m in history]),
+    }
+    return st_save(tensors, metadata=metadata)
+
+
+def _metadata(data: bytes) -> dict[str, str]:
+    (header_len,) = struct.unpack("<Q", data[:8])
+    if header_len > len(data) - 8:
+        raise CheckpointError("not a safetensors file: its header length runs past the end of the file")
+    try:
+        header = json.loads(data[8:8 + header_len])
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"not a safetensors file: its header is not JSON ({e})") from e
+    if not isinstance(header, dict):
+        raise CheckpointError("not a safetensors file: its header is not a JSON object")
+    return header.get("__metadata__") or {}
+
+
+def load_checkpoint(data: bytes, max_bytes: int = MAX_BYTES) -> tuple[BilinearMLP, Config, list[EpochMetrics]]:
+    """Validate and load checkpoint bytes; raises CheckpointError with a user-facing reason."""
+    if len(data) > max_bytes:
+        raise CheckpointError(f"file is {len(data) / 1e6:.1f} MB; a checkpoint is at most {max_bytes / 1e6:.0f} MB")
+    if data[:2] in (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05") or data[:4] == b"PK\x03\x04":
+        raise CheckpointError("this is a pickle / torch.save file; only .safetensors checkpoints are "
+                              "accepted, because unpickling an uploaded file can run arbitrary code")
+    if len(data) < 8:
+        raise CheckpointError("file is too short to be a safetensors checkpoint")
+    metadata = _metadata(data)
+    if metadata.get("format") != FORMAT:
+        raise CheckpointError(f"not a Bilinear Eigen Lab checkpoint (metadata format is "
+                              f"{metadata.get('format')!r}, expected {FORMAT!r})")
+    try:
+        config = Config.from_dict(json.loads(metadata["config"]))
+        history = [EpochMetrics(**m) for m in json.loads(metadata.get("history", "[]"))]
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"the checkpoint's config is invalid: {e}") from e
+    try:
+        tensors = st_load(data)
+    except (SafetensorError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"corrupt or truncated safetensors file: {e}") from e
+    shapes = expected_shapes(config.d_hidden)
+    missing, extra = set(shapes) - set(tensors), set(tensors) - set(shapes)
+    if missing or extra:
+        raise CheckpointError(f"wrong tensors: missing {sorted(missing)}, unexpected {sorted(extra)}")
+    for name, shape in shapes.items():
+        t = tensors[name]
+        if tuple(t.shape) != shape:
+            raise CheckpointError(f"{name} has shape {tuple(t.shape)}, expected {shape} for d_hidden={config.d_hidden}")
+        if t.dtype != torch.float32:
+            raise CheckpointError(f"{name} has dtype {t.dtype}, expected float32")
+        if not torch.isfinite(t).all():
+            raise CheckpointError(f"{name} contains NaN or infinite values")
+    model = BilinearMLP(config.d_hidden, d_output=2, seed=None)
+    model.load_state_dict(tensors)
+    model.eval()
+    return model, config, history

@@ -1,0 +1,100 @@
+"""The bias-augmented interaction matrices B_a that make the model's logits exactly quadratic.
+
+Append a constant 1 to the hidden vector: h~ = [h, 1]. Then W_l h + b_l = W_l' h~ with
+W_l' = [[W_l, b_l], [0, 1]] (likewise W_r'), and the extra hidden unit computes 1 * 1 = 1, which
+the head adds once with W_u' = [W_u, 1]. With W_e' = diag(W_e, 1) and x~ = [x, 1]:
+
+    logit_a(x) + 1 = x~^T W_e'^T B_a W_e' x~,   B_a = sum_h W_u'[a, h] W_l'[h, :] (x) W_r'[h, :]
+
+B_a is symmetrised, (B + B^T)/2, which leaves every quadratic form unchanged. The paper's
+"True - False" direction is B_1 - B_0, whose form is exactly logit_1 - logit_0 (the +1s cancel).
+Everything here is float64: the matrices are tiny (65 x 65) and the identity then holds to ~1e-12.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from einops import einsum
+
+from core.model import BilinearMLP
+
+Direction = Literal["true", "false", "true_minus_false"]
+DIRECTIONS: dict[str, str] = {
+    "true": "class 1 (similar to the target), as in the seed's plot",
+    "false": "class 0 (not similar)",
+    "true_minus_false": "True − False, as in the paper's Figure 6",
+}
+
+
+@dataclass(frozen=True)
+class AugmentedWeights:
+    W_e: torch.Tensor  # (H+1, 785) = diag(W_e, 1)
+    W_l: torch.Tensor  # (H+1, H+1) = [[W_l, b_l], [0, 1]]
+    W_r: torch.Tensor  # (H+1, H+1) = [[W_r, b_r], [0, 1]]
+    W_u: torch.Tensor  # (C, H+1)   = [W_u, 1]
+
+
+def _augment_bilinear(W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    out = torch.block_diag(W, torch.ones(1, 1, dtype=W.dtype))
+    out[:-1, -1] = b
+    return out
+
+
+@torch.no_grad()
+def augment(model: BilinearMLP) -> AugmentedWeights:
+    """The bias-augmented weights W_e', W_l', W_r', W_u' (float64 copies)."""
+    W_e, W_u = model.W_e.double(), model.W_u.double()
+    return AugmentedWeights(
+        W_e=torch.block_diag(W_e, torch.ones(1, 1, dtype=W_e.dtype)),
+        W_l=_augment_bilinear(model.W_l.double(), model.b_l.double()),
+        W_r=_augment_bilinear(model.W_r.double(), model.b_r.double()),
+        W_u=torch.cat([W_u, torch.ones(W_u.shape[0], 1, dtype=W_u.dtype)], dim=1),
+    )
+
+
+def interaction_matrices(aug: AugmentedWeights) -> torch.Tensor:
+    """(C, H+1, H+1) symmetrised B_a for every output class a."""
+    B = einsum(aug.W_u, aug.W_l, aug.W_r, "cls hid, hid in1, hid in2 -> cls in1 in2")
+    return 0.5 * (B + B.mT)
+
+
+def direction_matrix(B: torch.Tensor, direction: Direction) -> torch.Tensor:
+    """Pick B_1, B_0 or B_1 - B_0 out of the (2, H+1, H+1) stack."""
+    if direction == "true":
+        return B[1]
+    if direction == "false":
+        return B[0]
+    if direction == "true_minus_false":
+        return B[1] - B[0]
+    raise ValueError(f"unknown direction {direction!r}; choose one of {list(DIRECTIONS)}")
+
+
+def augment_inputs(x: torch.Tensor) -> torch.Tensor:
+    """(N, 784) pixels -> (N, 785) float64 x~ = [x, 1]."""
+    x = x.reshape(len(x), -1).double()
+    return torch.cat([x, torch.ones(len(x), 1, dtype=x.dtype)], dim=1)
+
+
+def quadratic_form(B: torch.Tensor, W_e_aug: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """x~^T W_e'^T B W_e' x~ for a batch of pixel vectors x (N, 784); B is (H+1, H+1) or (C, H+1, H+1)."""
+    h = augment_inputs(x) @ W_e_aug.T  # (N, H+1): the augmented hidden vector [W_e x, 1]
+    if B.ndim == 2:
+        return einsum(h, B, h, "n in1, in1 in2, n in2 -> n")
+    return einsum(h, B, h, "n in1, cls in1 in2, n in2 -> n cls")
+
+
+@torch.no_grad()
+def reconstruction_error(model: BilinearMLP, x: torch.Tensor) -> float:
+    """max |x~^T W_e'^T B_a W_e' x~ - (logit_a(x) + 1)| over the batch x (N, 784) and both classes.
+
+    The model's logits are evaluated in float64 too, so the number measures the identity itself,
+    not float32 rounding in the forward pass.
+    """
+    aug = augment(model)
+    quadratic = quadratic_form(interaction_matrices(aug), aug.W_e, x)  # (N, C)
+    params = {name: p.double() for name, p in model.named_parameters()}  # never mutate a shared model
+    logits = torch.func.functional_call(model, params, (x.reshape(len(x), -1).double(),))
+    return (quadratic - (logits + 1)).abs().max().item()
