@@ -1,0 +1,29 @@
+"""Shared fixtures: the bundled MNIST (loaded once) and small trained models."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.config import Config
+from core.data import MNIST, load_mnist
+from core.labels import make_splits
+from core.train import fit
+
+
+@pytest.fixture(scope="session")
+def mnist() -> MNIST:
+    return load_mnist()
+
+
+@pytest.fixture(scope="session")
+def small_config() -> Config:
+    """A quick config on a slice: trains in a few seconds and still finds the target."""
+    return Config(epochs=15, n_train=12_000, n_test=2_000, batch_size=512, lr=3e-3)
+
+
+@pytest.fixture(scope="session")
+def small_run(mnist, small_config):
+    splits = make_splits(mnist, small_config.target_index, small_config.threshold,
+                         small_config.include_inverse, small_config.n_train, small_config.n_test)
+    model, history = fit(small_config, splits)
+    return model, history, splits
