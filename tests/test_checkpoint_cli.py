@@ -1,0 +1,112 @@
+"""Checkpoints round-trip and reject bad files; the reproduce CLI validates its arguments."""
+
+import json
+import pickle
+
+import pytest
+import torch
+from safetensors.torch import save as st_save
+
+from core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from core.config import Config
+from core.reproduce import main
+from core.train import new_model
+
+
+@pytest.fixture(scope="module")
+def saved():
+    config = Config(d_hidden=8, epochs=3)
+    model = new_model(config)
+    return model, config, save_checkpoint(model, config)
+
+
+def test_round_trip(saved):
+    model, config, data = saved
+    loaded, loaded_config, history = load_checkpoint(data)
+    assert loaded_config == config and history == []
+    x = torch.rand(4, 784)
+    assert torch.equal(loaded(x), model(x))
+
+
+def _with(tensors, config=Config(d_hidden=8), fmt="bilinear-eigen-lab/1"):
+    return st_save(tensors, metadata={"format": fmt, "config": json.dumps(config.to_dict())})
+
+
+def _good_tensors():
+    return {k: v.clone() for k, v in new_model(Config(d_hidden=8)).state_dict().items()}
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda t: t.pop("head.weight"), "missing \\['head.weight'\\]"),
+    (lambda t: t.update(extra=torch.zeros(1)), "unexpected \\['extra'\\]"),
+    (lambda t: t.update({"embed.weight": torch.zeros(8, 100)}), "embed.weight has shape"),
+    (lambda t: t.update({"head.weight": torch.zeros(2, 8, dtype=torch.float64)}), "dtype"),
+    (lambda t: t["bilinear.bias"].__setitem__(0, float("nan")), "NaN"),
+])
+def test_bad_tensors_are_rejected(mutate, message):
+    tensors = _good_tensors()
+    mutate(tensors)
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(_with(tensors))
+
+
+def test_pickles_are_refused_without_unpickling(tmp_path):
+    class Boom:
+        def __reduce__(self):
+            return (exec, ("raise SystemExit('unpickled!')",))
+
+    with pytest.raises(CheckpointError, match="pickle"):
+        load_checkpoint(pickle.dumps(Boom()))
+    torch.save({"w": torch.zeros(1)}, tmp_path / "m.pt")
+    with pytest.raises(CheckpointError, match="pickle"):
+        load_checkpoint((tmp_path / "m.pt").read_bytes())
+
+
+def test_other_bad_files(saved):
+    _, _, data = saved
+    with pytest.raises(CheckpointError, match="too short"):
+        load_checkpoint(b"abc")
+    with pytest.raises(CheckpointError, match="header length"):
+        load_checkpoint(b"\xff" * 64)
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        load_checkpoint(data[:-100])
+    with pytest.raises(CheckpointError, match="at most"):
+        load_checkpoint(data, max_bytes=1000)
+    with pytest.raises(CheckpointError, match="not a Bilinear Eigen Lab checkpoint"):
+        load_checkpoint(_with(_good_tensors(), fmt="someone-else"))
+    bad_config = st_save(_good_tensors(), metadata={"format": "bilinear-eigen-lab/1",
+                                                    "config": json.dumps({"threshold": 7})})
+    with pytest.raises(CheckpointError, match="threshold must be in"):
+        load_checkpoint(bad_config)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--epochs", "-1"], "epochs must be"),
+    (["--epochs", "0"], "epochs must be"),
+    (["--threshold", "1.5"], "threshold must be in"),
+    (["--target-index", "60000"], "target index must be"),
+    (["--epochs", "abc"], "invalid int value"),
+])
+def test_cli_rejects_bad_arguments(args, message, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code != 0
+    assert message in capsys.readouterr().err
+
+
+def test_cli_writes_the_promised_json(tmp_path, capsys):
+    out = tmp_path / "r.json"
+    code = main(["--epochs", "2", "--n-train", "4096", "--n-test", "1000", "--batch-size", "512",
+                 "--json", str(out), "--save", str(tmp_path / "m.safetensors")])
+    assert code == 0
+    result = json.loads(out.read_text())
+    for key in ["config", "val_acc", "train_acc", "positive_fraction", "seconds", "reconstruction_max_abs_err"]:
+        assert key in result
+    assert result["reconstruction_max_abs_err"] < 1e-4
+    assert set(result["directions"]) == {"true", "false", "true_minus_false"}
+    for direction in result["directions"].values():
+        values = direction["eigenvalues"]
+        assert len(values) == 65 and values == sorted(values, reverse=True)
+        assert 0 <= direction["top_cos_centered_target"] <= 1
+    assert "epoch   2/2" in capsys.readouterr().err
+    load_checkpoint((tmp_path / "m.safetensors").read_bytes())

@@ -1,0 +1,62 @@
+"""core.labels against the seed's formula, written out directly."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from core.labels import (class_balance_problem, cosine_similarities, labels_from_similarities,
+                         make_labels, make_splits)
+
+
+def seed_rule(x_uint8, target_uint8, threshold=0.4):
+    """The notebook's make_label_one_similarity, verbatim in spirit."""
+    x = x_uint8.float().flatten(1) / 255
+    t = target_uint8.float().flatten()[None] / 255
+    pos = F.cosine_similarity(x, t)
+    neg = F.cosine_similarity(x, 1 - t)
+    return ((pos > threshold) | (neg > threshold)).long()
+
+
+@pytest.mark.parametrize("threshold", [0.3, 0.4, 0.5, 0.7])
+def test_labels_match_the_seed_rule(mnist, threshold):
+    x, target = mnist.train_x[:20000], mnist.train_x[6]
+    assert torch.equal(make_labels(x, target, threshold), seed_rule(x, target, threshold))
+
+
+def test_similarities_match_torch_cosine(mnist):
+    x, target = mnist.test_x[:500], mnist.train_x[6]
+    sims = cosine_similarities(x, target)
+    xf, t = x.float().flatten(1) / 255, target.float().flatten()[None] / 255
+    assert torch.allclose(sims.to_target, F.cosine_similarity(xf, t), atol=1e-6)
+    assert torch.allclose(sims.to_inverse, F.cosine_similarity(xf, 1 - t), atol=1e-6)
+
+
+def test_target_is_its_own_positive(mnist):
+    sims = cosine_similarities(mnist.train_x[6:7], mnist.train_x[6])
+    assert sims.to_target.item() == pytest.approx(1.0, abs=1e-6)
+
+
+def test_inverse_toggle_only_removes_positives(mnist):
+    sims = cosine_similarities(mnist.train_x, mnist.train_x[6])
+    with_inverse = labels_from_similarities(sims, 0.4, include_inverse=True)
+    without = labels_from_similarities(sims, 0.4, include_inverse=False)
+    assert (without <= with_inverse).all()
+    assert without.sum() < with_inverse.sum()
+
+
+def test_seed_positive_fraction(mnist):
+    splits = make_splits(mnist)
+    assert splits.train_y.float().mean().item() == pytest.approx(0.4624, abs=1e-3)
+    assert len(splits.train_x) == 60000 and len(splits.test_y) == 10000
+
+
+def test_slices(mnist):
+    splits = make_splits(mnist, n_train=100, n_test=50)
+    assert splits.train_x.shape == (100, 28, 28) and splits.test_y.shape == (50,)
+
+
+def test_class_balance_messages():
+    assert class_balance_problem(torch.tensor([0, 1] * 50)) is None
+    assert "No image is labelled true" in class_balance_problem(torch.zeros(100, dtype=torch.long))
+    assert "No image is labelled false" in class_balance_problem(torch.ones(100, dtype=torch.long))
+    assert "Only 2.0% of images are labelled true" in class_balance_problem(torch.tensor([1] * 2 + [0] * 98))

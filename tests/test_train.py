@@ -1,0 +1,78 @@
+"""core.train: learns the task, is deterministic, stops when asked, fails clearly."""
+
+import pytest
+import torch
+
+from core.config import Config
+from core.eigen import cos_with_centered_target, decompose
+from core.labels import make_splits
+from core.tensor import augment, direction_matrix, interaction_matrices
+from core.train import TrainingDiverged, fit, new_model, train
+
+
+@pytest.fixture(scope="module")
+def tiny(mnist):
+    config = Config(epochs=2, n_train=2048, n_test=512, batch_size=256)
+    return config, make_splits(mnist, n_train=2048, n_test=512)
+
+
+def test_end_to_end_small_slice_learns_and_finds_the_target(small_run, mnist):
+    model, history, _ = small_run
+    assert history[-1].val_acc >= 0.9
+    assert history[-1].train_loss < history[0].train_loss
+    aug = augment(model)
+    eig = decompose(direction_matrix(interaction_matrices(aug), "true_minus_false"), aug.W_e)
+    assert cos_with_centered_target(eig.pixel_vectors[:1], mnist.train_x[6]).item() >= 0.7
+
+
+def test_metrics_stream_one_per_epoch(tiny):
+    config, splits = tiny
+    history = list(train(new_model(config), splits, config))
+    assert [m.epoch for m in history] == [1, 2] and all(m.epochs == 2 for m in history)
+    assert history[0].seconds <= history[1].seconds
+    assert history[0].lr == pytest.approx(config.lr) and history[1].lr < config.lr  # cosine schedule
+    assert all(0 <= m.train_acc <= 1 and 0 <= m.val_acc <= 1 for m in history)
+
+
+@pytest.mark.parametrize("sampler", ["fast", "kornia"])
+def test_deterministic_for_a_seed(tiny, sampler):
+    config, splits = tiny
+    config = config.replace(noise_sampler=sampler)
+    (a, ha), (b, hb) = fit(config, splits), fit(config, splits)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert [m.val_loss for m in ha] == [m.val_loss for m in hb]
+    c, _ = fit(config.replace(seed=7), splits)
+    assert not torch.equal(a.W_e, c.W_e)
+
+
+def test_stop_between_batches_keeps_the_partial_model(tiny):
+    config, splits = tiny
+    model = new_model(config)
+    before = model.W_e.detach().clone()
+    calls = []
+
+    def stop_after_three_batches() -> bool:
+        calls.append(1)
+        return len(calls) > 3
+
+    history = list(train(model, splits, config, should_stop=stop_after_three_batches))
+    assert history == [] and len(calls) == 4  # 3 batches ran, epoch 1 never finished
+    assert not torch.equal(model.W_e, before)
+
+
+def test_huge_learning_rate_diverges_with_a_clear_error(tiny):
+    config, splits = tiny
+    config = config.replace(lr=1e6)  # Adam steps ~lr: weights explode, float32 overflows
+    with pytest.raises(TrainingDiverged, match=r"diverged in epoch \d.*smaller learning rate"):
+        fit(config, splits)
+
+
+def test_batch_larger_than_the_slice_is_refused():
+    with pytest.raises(ValueError, match="larger than the 100 training images"):
+        Config(n_train=100, batch_size=512)
+
+
+def test_noise_free_training_runs(tiny):
+    config, splits = tiny
+    _, history = fit(config.replace(noise_std=0.0, epochs=1), splits)
+    assert len(history) == 1
