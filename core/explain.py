@@ -1,0 +1,153 @@
+"""Explain one input: split a direction's output exactly into per-eigenvector contributions.
+
+For one pixel vector x (784,) let h~ = W_e' x~ = [W_e x, 1] (H+1,) be the augmented hidden vector
+and B the direction's symmetric interaction matrix (core.tensor): B_1 ("true"), B_0 ("false") or
+B_1 - B_0 ("true_minus_false"). The direction's output is the quadratic form
+
+    out(x) = h~^T B h~  =  logit_1 + 1,  logit_0 + 1,  or  logit_1 - logit_0  respectively.
+
+Two exact ways to split it:
+
+(a) by eigenvector. With B = sum_i lambda_i v_i v_i^T (core.eigen.decompose, lambda descending),
+
+        out(x) = sum_i lambda_i (v_i . h~)^2,
+
+    so contribution_i = lambda_i (v_i . h~)^2 says how much eigenvector i adds (lambda_i > 0) or
+    removes (lambda_i < 0). The sign of v_i is irrelevant here: it enters squared.
+
+(b) by degree in h = W_e x. Writing h~ = [h, 1] and splitting B into blocks,
+
+        out(x) = h^T B[:-1, :-1] h  +  2 B[:-1, -1] . h  +  B[-1, -1]
+                 (quadratic)           (linear)            (constant)
+
+    the last two come from the biases of the bilinear layer (and the +1 of the head).
+
+Both splits are compared with the model's own forward pass (in float64), so `error` measures
+the identity itself: ~1e-12, not float32 rounding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from core.data import to_float
+from core.eigen import decompose
+from core.model import BilinearMLP
+from core.tensor import (DIRECTIONS, Direction, augment, augment_inputs, direction_matrix,
+                         interaction_matrices)
+
+
+@dataclass(frozen=True)
+class Explanation:
+    direction: str  # "true", "false" or "true_minus_false"
+    eigenvalues: np.ndarray  # (H+1,) lambda_i, descending (same order as core.eigen.decompose)
+    projections: np.ndarray  # (H+1,) v_i . h~
+    contributions: np.ndarray  # (H+1,) lambda_i (v_i . h~)^2; sums to the output
+    quadratic: float  # h^T B[:-1, :-1] h
+    linear: float  # 2 B[:-1, -1] . h
+    constant: float  # B[-1, -1]
+    model_output: float  # the same quantity from the model's forward pass (float64)
+
+    @property
+    def total(self) -> float:
+        """sum_i lambda_i (v_i . h~)^2: the output as the eigenvectors explain it."""
+        return float(self.contributions.sum())
+
+    @property
+    def error(self) -> float:
+        """total - model_output: should be ~1e-12 (float64 round-off)."""
+        return self.total - self.model_output
+
+
+class TopContributions(NamedTuple):
+    indices: np.ndarray  # (k,) eigenvector indices (into the descending-eigenvalue order)
+    values: np.ndarray  # (k,) their contributions, largest |contribution| first
+
+
+def _pixels(x: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """One image as float64 (784,) pixels in [0, 1]; uint8 input (0-255) is scaled by 1/255."""
+    x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
+    if x.numel() != 784:
+        raise ValueError(f"expected one 28x28 image (784 pixels), got shape {tuple(x.shape)}")
+    if x.dtype == torch.uint8:
+        return to_float(x.reshape(28, 28)).double()
+    x = x.reshape(784).double()
+    if not torch.isfinite(x).all():
+        raise ValueError("the image contains NaN or infinite pixels")
+    return x
+
+
+@torch.no_grad()
+def direction_outputs(model: BilinearMLP, x: torch.Tensor, direction: Direction) -> torch.Tensor:
+    """The direction's output from the forward pass, in float64, for pixels x (N, 784).
+
+    "true" -> logit_1 + 1, "false" -> logit_0 + 1, "true_minus_false" -> logit_1 - logit_0.
+    """
+    params = {name: p.double() for name, p in model.named_parameters()}  # never mutate the model
+    logits = torch.func.functional_call(model, params, (x.reshape(len(x), -1).double(),))  # (N, 2)
+    if direction == "true":
+        return logits[:, 1] + 1
+    if direction == "false":
+        return logits[:, 0] + 1
+    if direction == "true_minus_false":
+        return logits[:, 1] - logits[:, 0]
+    raise ValueError(f"unknown direction {direction!r}; choose one of {list(DIRECTIONS)}")
+
+
+@torch.no_grad()
+def explain(model: BilinearMLP, x: np.ndarray | torch.Tensor, direction: Direction) -> Explanation:
+    """Exact per-eigenvector and quadratic/linear/constant split of one image's output.
+
+    x: one image, (784,) or (28, 28), float pixels in [0, 1] (uint8 0-255 is accepted too).
+    """
+    pixels = _pixels(x)  # (784,)
+    aug = augment(model)
+    B = direction_matrix(interaction_matrices(aug), direction)  # (H+1, H+1)
+    eig = decompose(B, aug.W_e)
+    h_aug = (augment_inputs(pixels[None]) @ aug.W_e.T)[0]  # (H+1,) = [W_e x, 1]
+    h = h_aug[:-1]  # (H,)
+    projections = eig.vectors @ h_aug  # (H+1,) v_i . h~
+    return Explanation(
+        direction=direction,
+        eigenvalues=eig.eigenvalues.numpy(),
+        projections=projections.numpy(),
+        contributions=(eig.eigenvalues * projections**2).numpy(),
+        quadratic=float(h @ B[:-1, :-1] @ h),
+        linear=float(2 * B[:-1, -1] @ h),
+        constant=float(B[-1, -1]),
+        model_output=float(direction_outputs(model, pixels[None], direction)[0]),
+    )
+
+
+def largest_contributions(contributions: np.ndarray | Explanation, k: int = 5) -> TopContributions:
+    """The k eigenvectors with the largest |contribution|, largest first (ties: lower index first)."""
+    if isinstance(contributions, Explanation):
+        contributions = contributions.contributions
+    c = np.asarray(contributions, dtype=np.float64)
+    if k < 0:
+        raise ValueError(f"k must be >= 0, got {k}")
+    order = np.argsort(-np.abs(c), kind="stable")[:k]
+    return TopContributions(order, c[order])
+
+
+@torch.no_grad()
+def misclassified_indices(model: BilinearMLP, x_uint8: torch.Tensor, y: torch.Tensor,
+                          chunk: int = 8192) -> np.ndarray:
+    """Indices (ascending, int64) of the uint8 images (N, 28, 28) the model gets wrong.
+
+    Uses the ordinary float32 forward pass, as core.train.evaluate does, so the count matches
+    the reported accuracy.
+    """
+    if len(x_uint8) != len(y):
+        raise ValueError(f"{len(x_uint8)} images but {len(y)} labels")
+    wrong = []
+    for start in range(0, len(x_uint8), chunk):
+        predictions = model(to_float(x_uint8[start:start + chunk])).argmax(-1)  # (chunk,)
+        wrong.append(torch.nonzero(predictions != y[start:start + chunk]).flatten() + start)
+    if not wrong:
+        return np.zeros(0, dtype=np.int64)
+    return torch.cat(wrong).numpy().astype(np.int64)
