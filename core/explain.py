@@ -74,7 +74,7 @@ def _pixels(x: np.ndarray | torch.Tensor) -> torch.Tensor:
     if x.numel() != 784:
         raise ValueError(f"expected one 28x28 image (784 pixels), got shape {tuple(x.shape)}")
     if x.dtype == torch.uint8:
-        return to_float(x.reshape(28, 28)).double()
+        return x.reshape(784).double() / 255.0  # float64 division: no float32 round-off
     x = x.reshape(784).double()
     if not torch.isfinite(x).all():
         raise ValueError("the image contains NaN or infinite pixels")

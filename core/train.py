@@ -51,34 +51,49 @@ class EpochMetrics:
 class ExactNoisyEmbed(torch.autograd.Function):
     """h = (x + eps) W^T with eps ~ N(0, sigma^2 I), sampled without drawing eps itself.
 
-    Write W^T = Q R (QR; Q is D x H with orthonormal columns). Split eps into its part in the
-    row space of W and the rest:  eps = sigma (Q xi + P eta),  P = I - Q Q^T,  xi ~ N(0, I_H),
-    eta ~ N(0, I_D) independent. Then W eps = sigma R^T xi, so the forward pass needs only xi
-    (H numbers per image instead of D). The weight gradient's noise part is
+    Let K = W W^T = R^T R (Cholesky, R upper triangular, H x H) and Q = W^T R^-1 (D x H, orthonormal
+    columns spanning W's row space). Split eps into its part in that row space and the rest:
+    eps = sigma (Q xi + P eta), P = I - Q Q^T, xi ~ N(0, I_H), eta ~ N(0, I_D) independent.
+    Then W eps = sigma R^T xi, so the forward pass needs only xi (H numbers per image, not D).
+    The weight gradient's noise part is
         sum_n delta_n eps_n^T = sigma [ (delta^T xi) Q^T + (delta^T eta) P ],
     and given delta the H x D matrix delta^T eta has independent columns ~ N(0, delta^T delta),
-    i.e. it is distributed as S Z with S S^T = delta^T delta and Z ~ N(0, 1) of shape H x D.
-    Every quantity the optimiser sees therefore has exactly the law it has with explicit noise.
+    i.e. it is distributed as N = S Z with S S^T = delta^T delta and Z ~ N(0, 1) of shape H x D.
+    With Q^T = R^-T W this is sigma [ (delta^T xi - N W^T R^-1) R^-T W + N ]: only H x H solves
+    and two H x D products. Every quantity the optimiser sees has exactly the law it has with
+    explicit noise. Only small Cholesky factorisations are used (in float64): they stay fast when
+    the cores are busy, unlike QR or eigh. If W W^T is singular (e.g. H > D) we draw eps explicitly.
     """
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, W: torch.Tensor, sigma: float,
                 generator: torch.Generator | None) -> torch.Tensor:
-        Q, R = torch.linalg.qr(W.T)  # (D, H), (H, H)
-        xi = torch.randn(x.shape[0], W.shape[0], generator=generator, dtype=x.dtype)  # (B, H)
-        ctx.save_for_backward(x, Q, xi)
+        W64 = W.double()
+        L, info = torch.linalg.cholesky_ex(W64 @ W64.T)  # K = L L^T, R = L^T
         ctx.sigma, ctx.generator = sigma, generator
-        return x @ W.T + sigma * (xi @ R)  # (B, H)
+        if info.item() != 0:  # W is rank-deficient: no exact shortcut, use explicit noise
+            noisy = x + sigma * torch.randn(x.shape, generator=generator, dtype=x.dtype)
+            ctx.save_for_backward(noisy, None, None, None)
+            return noisy @ W.T
+        xi = torch.randn(x.shape[0], W.shape[0], generator=generator, dtype=x.dtype)  # (B, H)
+        ctx.save_for_backward(x, W, L, xi)
+        return x @ W.T + sigma * (xi @ L.T.to(x.dtype))  # (B, H)
 
     @staticmethod
     def backward(ctx, delta: torch.Tensor):
-        x, Q, xi = ctx.saved_tensors
-        # S S^T = delta^T delta via a symmetric square root (robust when delta is rank-deficient)
-        evals, evecs = torch.linalg.eigh(delta.T @ delta)  # (H,), (H, H)
-        S = evecs * evals.clamp_min(0).sqrt()
-        Z = torch.randn(S.shape[1], Q.shape[0], generator=ctx.generator, dtype=delta.dtype)
-        N = S @ Z  # (H, D) ~ delta^T eta
-        grad_W = delta.T @ x + ctx.sigma * ((delta.T @ xi - N @ Q) @ Q.T + N)
+        x, W, L, xi = ctx.saved_tensors
+        if L is None:
+            return None, delta.T @ x, None, None
+        D = (delta.T @ delta).double()  # (H, H)
+        S, info = torch.linalg.cholesky_ex(D)
+        if info.item() != 0:  # rank-deficient delta (batch < H, dead units): symmetric square root
+            evals, evecs = torch.linalg.eigh(D)
+            S = evecs * evals.clamp_min(0).sqrt()
+        Z = torch.randn(S.shape[1], W.shape[1], generator=ctx.generator, dtype=delta.dtype)  # (H, D)
+        N = S.to(delta.dtype) @ Z  # (H, D) ~ delta^T eta
+        NQ = torch.linalg.solve_triangular(L.T, (N @ W.T).double(), upper=True, left=False)  # N W^T R^-1
+        T = torch.linalg.solve_triangular(L, (delta.T @ xi).double() - NQ, upper=False, left=False)  # (.) R^-T
+        grad_W = delta.T @ x + ctx.sigma * (T.to(delta.dtype) @ W + N)
         return None, grad_W, None, None
 
 

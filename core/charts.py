@@ -1,0 +1,185 @@
+"""Figures for the app: Altair charts with tooltips, and fast numpy -> PIL renderers for images.
+
+UI-free: every function takes arrays (numpy, or CPU torch tensors) or core records
+and returns an `alt.Chart` or a `PIL.Image`; the Streamlit pages only place them. Diverging colours
+follow the seed's plotly "RdBu" centred at 0: negative red, positive blue, limits ±max|v|.
+Vega's "redblue" scheme is the same ColorBrewer palette, so images and Altair heatmaps agree.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal, Sequence
+
+import altair as alt
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike
+from PIL import Image
+
+if TYPE_CHECKING:
+    from core.train import EpochMetrics
+
+# ColorBrewer RdBu, 11 classes, from the most negative (dark red) to the most positive (dark blue)
+RDBU = np.array([
+    (103, 0, 31), (178, 24, 43), (214, 96, 77), (244, 165, 130), (253, 219, 199), (247, 247, 247),
+    (209, 229, 240), (146, 197, 222), (67, 147, 195), (33, 102, 172), (5, 48, 97),
+], dtype=np.float64)
+BLUE, RED, GREY = "#2166ac", "#b2182b", "#9aa5b1"
+TARGET_COLOR, INVERSE_COLOR = "#2166ac", "#e08214"
+
+
+def _array(values: ArrayLike) -> np.ndarray:
+    """float64 numpy array from numpy or torch input (detached, so tensors needing grad work too)."""
+    if hasattr(values, "detach"):
+        values = values.detach().cpu()
+    return np.asarray(values, dtype=np.float64)
+
+
+# --- images: the fast path for many small pictures ---------------------------------------
+
+def symmetric_limit(values: ArrayLike) -> float:
+    """max |v| (at least a tiny positive number, so an all-zero array still renders)."""
+    return max(float(np.nanmax(np.abs(_array(values)))), 1e-12)
+
+
+def diverging_rgb(values: ArrayLike, vmax: float | None = None) -> np.ndarray:
+    """(..., 3) uint8 RdBu colours for `values`, white at 0, full colour at ±vmax (default max|v|)."""
+    v = np.nan_to_num(_array(values))
+    vmax = symmetric_limit(v) if vmax is None else vmax
+    t = np.clip((v / vmax + 1) / 2, 0, 1) * (len(RDBU) - 1)  # 0 -> -vmax, len-1 -> +vmax
+    i = np.minimum(t.astype(int), len(RDBU) - 2)
+    f = (t - i)[..., None]
+    return (RDBU[i] * (1 - f) + RDBU[i + 1] * f).round().astype(np.uint8)
+
+
+def _upscale(pixels: np.ndarray, scale: int) -> Image.Image:
+    return Image.fromarray(pixels.repeat(scale, axis=0).repeat(scale, axis=1))
+
+
+def diverging_image(values: ArrayLike, vmax: float | None = None, scale: int = 4) -> Image.Image:
+    """A 2-D array as an RdBu image centred at 0 (limits ±vmax), upscaled with nearest neighbours."""
+    return _upscale(diverging_rgb(values, vmax), scale)
+
+
+def digit_image(image: ArrayLike, scale: int = 4) -> Image.Image:
+    """A uint8 MNIST digit (28, 28) as a grayscale image (white ink on black), upscaled."""
+    return _upscale(np.asarray(image, dtype=np.uint8), scale)
+
+
+# --- Altair charts ------------------------------------------------------------------------
+
+def similarity_histogram(to_target: ArrayLike, to_inverse: ArrayLike, threshold: float,
+                         include_inverse: bool = True, bins: int = 100) -> alt.LayerChart:
+    """Histogram of cos(x, target) and cos(x, 1 - target) over [0, 1], with the threshold marked."""
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    inverse_name = "cos(x, 1 − target)" if include_inverse else "cos(x, 1 − target) (ignored)"
+    frames = []
+    for name, sims in (("cos(x, target)", to_target), (inverse_name, to_inverse)):
+        counts, _ = np.histogram(_array(sims), bins=edges)
+        frames.append(pd.DataFrame({"series": name, "start": edges[:-1], "end": edges[1:], "images": counts}))
+    df = pd.concat(frames, ignore_index=True)
+    bars = alt.Chart(df).mark_bar(opacity=0.6, binSpacing=0).encode(
+        x=alt.X("start:Q", title="cosine similarity", scale=alt.Scale(domain=[0, 1])),
+        x2="end:Q",
+        y=alt.Y("images:Q", title="number of images", stack=None),
+        y2=alt.datum(0),
+        color=alt.Color("series:N", title=None, legend=alt.Legend(orient="top"),
+                        scale=alt.Scale(domain=["cos(x, target)", inverse_name],
+                                        range=[TARGET_COLOR, INVERSE_COLOR if include_inverse else GREY])),
+        tooltip=[alt.Tooltip("series:N"), alt.Tooltip("start:Q", title="from", format=".2f"),
+                 alt.Tooltip("end:Q", title="to", format=".2f"), alt.Tooltip("images:Q")],
+    )
+    marker = pd.DataFrame({"threshold": [threshold], "label": [f"threshold {threshold:.2f} → labelled true"]})
+    rule = alt.Chart(marker).mark_rule(color="black", strokeDash=[5, 3], size=2).encode(
+        x="threshold:Q", tooltip=[alt.Tooltip("threshold:Q", format=".2f")])
+    text = alt.Chart(marker).mark_text(align="left", dx=5, dy=-6, baseline="top", fontWeight="bold").encode(
+        x="threshold:Q", y=alt.value(0), text="label:N")
+    return alt.layer(bars, rule, text).properties(height=260)
+
+
+def training_curve(history: Sequence[EpochMetrics], metric: Literal["loss", "accuracy"],
+                   epochs: int | None = None) -> alt.Chart:
+    """Train and validation loss (or accuracy) per epoch; the x axis spans all `epochs` planned."""
+    rows = [(m.epoch, split, getattr(m, f"{prefix}_{'loss' if metric == 'loss' else 'acc'}"))
+            for m in history
+            for split, prefix in (("train (noisy inputs)", "train"), ("validation (test set)", "val"))]
+    df = pd.DataFrame(rows, columns=["epoch", "split", metric])
+    epochs = epochs or (history[-1].epochs if history else 1)
+    return alt.Chart(df).mark_line(point=len(history) <= 30).encode(
+        x=alt.X("epoch:Q", title="epoch", scale=alt.Scale(domain=[1, max(epochs, 2)])),
+        y=alt.Y(f"{metric}:Q", title="cross-entropy loss" if metric == "loss" else "accuracy",
+                scale=alt.Scale(zero=False)),
+        color=alt.Color("split:N", title=None, legend=alt.Legend(orient="top"),
+                        scale=alt.Scale(range=[GREY, BLUE])),
+        tooltip=["epoch:Q", "split:N", alt.Tooltip(f"{metric}:Q", format=".4f")],
+    ).properties(height=260)  # no title: with a top legend, Streamlit's theme squeezes the plot
+
+
+def _shown_indices(n: int, max_size: int) -> np.ndarray:
+    """All of 0..n-1, or the first max_size - 1 and the last (the bias row/column) if n is larger."""
+    return np.arange(n) if n <= max_size else np.r_[np.arange(max_size - 1), n - 1]
+
+
+def matrix_heatmap(matrix: ArrayLike, title: str, row_title: str = "row", col_title: str = "column",
+                   max_size: int = 65, clip_quantile: float = 0.99, size: int = 340) -> alt.Chart:
+    """A matrix as a square RdBu heatmap centred at 0 with tooltips; colours saturate at the
+    `clip_quantile` of |values| so a few large entries (like the constant 1) don't wash out the rest.
+    Matrices larger than max_size show their first block and their last row/column (the bias)."""
+    m = _array(matrix)
+    rows, cols = _shown_indices(m.shape[0], max_size), _shown_indices(m.shape[1], max_size)
+    r, c = np.meshgrid(rows, cols, indexing="ij")
+    df = pd.DataFrame({"row": r.ravel(), "col": c.ravel(), "value": m[np.ix_(rows, cols)].ravel()})
+    limit = max(float(np.quantile(np.abs(df["value"]), clip_quantile)), 1e-12)
+    if len(rows) < m.shape[0] or len(cols) < m.shape[1]:
+        title += f" (first {len(rows) - 1} and last row/column of {m.shape[0]}×{m.shape[1]})"
+    every, last = max(1, len(cols) // 8), int(cols[-1])
+    axis = alt.Axis(labelExpr=f"datum.value % {every} == 0 || datum.value == {last} ? datum.label : ''",
+                    ticks=False, labelAngle=0)
+    legend = alt.Legend(title=f"±{limit:.2g} (clipped)" if limit < symmetric_limit(m) else None)
+    return alt.Chart(df).mark_rect().encode(
+        x=alt.X("col:O", title=col_title, axis=axis),
+        y=alt.Y("row:O", title=row_title, axis=axis),
+        color=alt.Color("value:Q", legend=legend,
+                        scale=alt.Scale(scheme="redblue", domain=[-limit, limit], clamp=True)),
+        tooltip=[alt.Tooltip("row:O", title=row_title), alt.Tooltip("col:O", title=col_title),
+                 alt.Tooltip("value:Q", format=".4f")],
+    ).properties(title=title, width=size, height=size)
+
+
+def pixel_heatmap(values: ArrayLike, title: str, size: int = 320) -> alt.Chart:
+    """A (28, 28) pixel map as a hoverable RdBu heatmap centred at 0 (tooltip: row, column, value)."""
+    v = _array(values).reshape(28, 28)
+    r, c = np.meshgrid(np.arange(28), np.arange(28), indexing="ij")
+    df = pd.DataFrame({"row": r.ravel(), "column": c.ravel(), "value": v.ravel()})
+    vmax = symmetric_limit(v)
+    hidden = alt.Axis(labels=False, ticks=False, title=None, domain=False)
+    return alt.Chart(df).mark_rect().encode(
+        x=alt.X("column:O", axis=hidden),
+        y=alt.Y("row:O", axis=hidden),
+        color=alt.Color("value:Q", title=None, scale=alt.Scale(scheme="redblue", domain=[-vmax, vmax])),
+        tooltip=["row:O", "column:O", alt.Tooltip("value:Q", format=".4f")],
+    ).properties(title=title, width=size, height=size)
+
+
+def eigenspectrum(eigenvalues: ArrayLike, k: int, side: Literal["top", "bottom"], n: int = 20) -> alt.LayerChart:
+    """The n largest (top) or most negative (bottom) eigenvalues as a line, the k extreme ones as
+    highlighted points, as in the seed's plot_eigenspectrum. Tooltips give the eigenvector index."""
+    values = _array(eigenvalues)  # descending
+    count = min(n, len(values))
+    index = np.arange(count) if side == "top" else len(values) - 1 - np.arange(count)
+    df = pd.DataFrame({"rank": np.arange(count), "index": index, "eigenvalue": values[index],
+                       "highlighted": np.arange(count) < k})
+    color = BLUE if side == "top" else RED
+    x = alt.X("rank:Q", title="rank from the top" if side == "top" else "rank from the bottom",
+              axis=alt.Axis(tickMinStep=1))
+    y = alt.Y("eigenvalue:Q", title="eigenvalue λ")
+    tooltip = [alt.Tooltip("index:Q", title="eigenvector #"), alt.Tooltip("eigenvalue:Q", format=".4f")]
+    line = alt.Chart(df).mark_line(color=GREY).encode(x=x, y=y)
+    points = alt.Chart(df).mark_circle(size=70, opacity=1).encode(
+        x=x, y=y, tooltip=tooltip,
+        color=alt.condition("datum.highlighted", alt.value(color), alt.value(GREY)),
+        size=alt.condition("datum.highlighted", alt.value(110), alt.value(30)),
+    )
+    zero = alt.Chart(pd.DataFrame({"y": [0.0]})).mark_rule(color="#cbd2d9").encode(y="y:Q")
+    title = "Largest eigenvalues" if side == "top" else "Most negative eigenvalues"
+    return alt.layer(zero, line, points).properties(title=title, height=220)

@@ -1,0 +1,41 @@
+"""Home: what the class will discover, the four steps, and where this student is."""
+
+import streamlit as st
+
+from core.checkpoint import load_checkpoint
+from core.config import Config
+from ui import widgets
+
+widgets.page_intro(
+    "Bilinear Eigen Lab", ":material/biotech:",
+    "A bilinear MLP computes its output as a *quadratic form* of its input, so its weights alone, "
+    "without looking at a single activation, can be read as an interaction matrix. Today you label "
+    "MNIST images by how much they look like one **target** digit, train such a model, and find that the "
+    "top eigenvector of that matrix **is the target image**: Figure 6 of *Bilinear MLPs enable "
+    "weight-based mechanistic interpretability* (Pearce et al., ICLR 2025, §4.3).",
+    r"\text{logit}_1(x) - \text{logit}_0(x) \;=\; \tilde x^\top B\, \tilde x "
+    r"\;=\; \sum_i \lambda_i \,(u_i \cdot \tilde x)^2, \qquad \tilde x = [x, 1]",
+)
+
+st.subheader("The four steps")
+steps = [
+    ("pages/label.py", "1 · Label", ":material/label:",
+     "Pick a target digit and a similarity threshold: images that look like it become class 1."),
+    ("pages/train.py", "2 · Train", ":material/model_training:",
+     "Train a one-layer bilinear MLP on those labels and watch its loss fall, epoch by epoch."),
+    ("pages/tensor.py", "3 · Tensor", ":material/grid_on:",
+     "Fold the biases into the weights and check that one matrix reproduces the model's logits exactly."),
+    ("pages/eigenvectors.py", "4 · Eigenvectors", ":material/insights:",
+     "Decompose that matrix: its top eigenvector is the target, read straight from the weights."),
+]
+for path, label, icon, description in steps:
+    left, right = st.columns([1, 4], vertical_alignment="center")
+    with left:
+        st.page_link(path, label=label, icon=icon)
+    right.markdown(description)
+
+st.subheader("Where you are")
+st.markdown("Steps 3 and 4 work right away with the pretrained checkpoint; train your own model in "
+            "step 2 and they will show yours instead.")
+widgets.model_badge()
+widgets.code_expander(Config, load_checkpoint)

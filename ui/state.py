@@ -1,0 +1,86 @@
+"""Each student's settings and messages, in st.session_state (light: no torch import here).
+
+Widget keys are the Config field names, so a Config is built straight from the widgets, and their
+defaults come from Config() (the seed notebook's settings). The entry file calls `init()` on every
+run: it fills missing keys once and keeps a training run that was interrupted (Stop, or leaving
+the page) as the student's model. Widgets are created with persist_state="session", so a setting
+made on one page is still there after visiting the others.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import streamlit as st
+
+from core.config import Config
+
+DEFAULTS = Config()
+CONFIG_WIDGETS = ("target_index", "threshold", "include_inverse", "weight_decay", "noise_std", "epochs",
+                  "d_hidden", "lr", "batch_size", "seed")
+WIDGET_DEFAULTS: dict[str, Any] = {
+    **{name: getattr(DEFAULTS, name) for name in CONFIG_WIDGETS},
+    "use_slice": False, "n_train": 12_000, "n_test": 2_000,  # classroom option: train on a slice
+    "random_digit": 7,  # Label page: "random image of digit d"
+    "tensor_direction": "true", "proof_offset": 0,  # Tensor page
+    "direction": "true_minus_false", "top_k": 3, "eig_index": 0,  # Eigenvectors page
+}
+# Trains in a few seconds on two cores and still finds the target (see tests/conftest.py).
+QUICK_PRESET = {"epochs": 15, "use_slice": True, "n_train": 12_000, "n_test": 2_000, "batch_size": 512, "lr": 3e-3}
+PAPER_PRESET = {name: WIDGET_DEFAULTS[name] for name in
+                ("weight_decay", "noise_std", "epochs", "d_hidden", "lr", "batch_size", "seed", "use_slice")}
+
+Kind = Literal["success", "info", "warning", "error"]
+
+
+def init() -> None:
+    """Run at the start of every script run, before the page."""
+    for key, value in WIDGET_DEFAULTS.items():
+        st.session_state.setdefault(key, value)
+    run = st.session_state.pop("training", None)
+    if run is not None:  # the previous script run was interrupted mid-training
+        run.keep_interrupted()
+
+
+def apply(values: dict[str, Any]) -> None:
+    """Set several widgets at once (a button callback, so it runs before the widgets are drawn)."""
+    st.session_state.update(values)
+
+
+def config_from_widgets() -> Config:
+    """The Config the widgets describe; raises ValueError with a user-facing message."""
+    ss = st.session_state
+    values = {name: ss[name] for name in CONFIG_WIDGETS}
+    values.update(n_train=ss.n_train if ss.use_slice else None, n_test=ss.n_test if ss.use_slice else None)
+    return Config(**values)
+
+
+def label_config() -> Config:
+    """The paper's settings with this student's labelling rule (what the Label page sets)."""
+    ss = st.session_state
+    return DEFAULTS.replace(target_index=ss.target_index, threshold=ss.threshold, include_inverse=ss.include_inverse)
+
+
+def describe_labels(config: Config) -> str:
+    """'target #6, threshold 0.40, inverse counted' (one line, markdown)."""
+    inverse = "inverse counted" if config.include_inverse else "inverse ignored"
+    return f"target #{config.target_index}, threshold {config.threshold:.2f}, {inverse}"
+
+
+def describe_training(config: Config) -> str:
+    """The settings a student changes on the Train page, in one line."""
+    data = (f"{config.n_train:,} train / {config.n_test or 10_000:,} test images" if config.n_train
+            else "full MNIST")
+    return (f"weight decay {config.weight_decay:g}, noise {config.noise_std:g}, {config.epochs} epochs, "
+            f"d_hidden {config.d_hidden}, lr {config.lr:g}, batch {config.batch_size}, seed {config.seed}, {data}")
+
+
+def notify(kind: Kind, message: str) -> None:
+    """Queue a message for the next page render (it survives st.rerun)."""
+    st.session_state.setdefault("notices", []).append((kind, message))
+
+
+def show_notices() -> None:
+    """Show and forget the queued messages."""
+    for kind, message in st.session_state.pop("notices", []):
+        getattr(st, kind)(message)

@@ -1,0 +1,75 @@
+"""The pieces every page repeats: its opening, the model badge and the "code this page ran" expander."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable, Sequence
+
+import streamlit as st
+
+from ui import navigation, state
+
+# Short names for core.tensor.DIRECTIONS, to fit a segmented control on a projector.
+DIRECTION_LABELS = {"true": "Class 1 (seed)", "false": "Class 0", "true_minus_false": "True − False (paper)"}
+
+
+def page_intro(title: str, icon: str, what_and_why: str, formula: str | None = None) -> None:
+    """Title, two sentences on what this step does and why, its formula, and any queued messages."""
+    navigation.ensure_routed()
+    st.title(title, icon=icon)
+    st.markdown(what_and_why)
+    if formula:
+        st.latex(formula)
+    state.show_notices()
+
+
+def model_badge(note: str = "") -> None:
+    """Which model the page shows: the pretrained seed checkpoint or the student's own."""
+    from ui.models import active  # imported here, not at the top: torch loads after the page's text
+
+    trained = active()
+    config, final = trained.config, (trained.history[-1] if trained.history else None)
+    accuracy = f" · validation accuracy {final.val_acc:.1%}" if final else ""
+    badge = {
+        "pretrained": ("Pretrained seed checkpoint", ":material/inventory_2:", "green"),
+        "trained": ("Your trained model", ":material/school:", "blue"),
+        "stopped": (f"Your model, stopped at epoch {trained.epochs_done} / {config.epochs}",
+                    ":material/pause_circle:", "orange"),
+        "uploaded": ("Your uploaded model", ":material/upload_file:", "violet"),
+    }[trained.origin]
+    with st.container(border=True):
+        st.badge(badge[0], icon=badge[1], color=badge[2])
+        st.caption(f"Labels: {state.describe_labels(config)}{accuracy}  \n"
+                   f"Training: {state.describe_training(config)}" + (f"  \n{note}" if note else ""))
+
+
+def code_expander(*functions: Callable[..., Any]) -> None:
+    """An expander with the source of the core functions this page called."""
+    with st.expander("Show the code this page ran", icon=":material/code:"):
+        for function in functions:
+            st.caption(f"`{function.__module__}.{function.__qualname__}`")
+            st.code(inspect.getsource(function), language="python")
+
+
+def image_row(images: Sequence[Any], captions: Sequence[str] | None = None, width: int = 84) -> None:
+    """Small images side by side (PIL images from core.charts)."""
+    st.image(list(images), caption=list(captions) if captions else None, width=width)
+
+
+def fraction_true(labels: Any) -> tuple[str, str]:
+    """('39.8 %', '23 870 of 60 000 images') for 0/1 labels."""
+    n_true, n = int(labels.sum()), len(labels)
+    return f"{n_true / n:.1%}", f"{n_true:,} of {n:,} images"
+
+
+def class_balance(labels: Any, problem: str | None) -> bool:
+    """Show core.labels.class_balance_problem's message; True when training must be refused
+    (one class is empty), a warning only when a class is merely rare."""
+    if problem is None:
+        return False
+    refused = int(labels.sum()) in (0, len(labels))
+    if refused:
+        st.error(f"{problem} Training on these labels is refused.", icon=":material/block:")
+    else:
+        st.warning(problem, icon=":material/warning:")
+    return refused
