@@ -41,8 +41,10 @@ class MNIST:
 
 
 def to_float(x: torch.Tensor) -> torch.Tensor:
-    """uint8 images (..., 28, 28) -> float32 (..., 784) in [0, 1], as the seed feeds the model."""
-    return x.reshape(*x.shape[:-2], 784).float().div_(255.0)
+    """uint8 images (..., 28, 28) or (..., 784) -> float32 (..., 784) in [0, 1], as the seed feeds the model."""
+    if x.shape[-2:] == (28, 28):
+        x = x.reshape(*x.shape[:-2], 784)
+    return x.float().div_(255.0)
 
 
 def read_idx(path: Path) -> torch.Tensor:

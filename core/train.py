@@ -146,6 +146,8 @@ def train(model: BilinearMLP, splits: Splits, config: Config,
 
         kornia_noise = RandomGaussianNoise(mean=0.0, std=config.noise_std, p=1.0)
         torch.manual_seed(config.seed)  # kornia draws from the global generator
+    # (N, 784) uint8 view: index_select on it is 3x faster than fancy-indexing (N, 28, 28)
+    train_pixels = splits.train_x.reshape(n_train, -1)
     start = time.perf_counter()
 
     for epoch in range(1, config.epochs + 1):
@@ -157,7 +159,7 @@ def train(model: BilinearMLP, splits: Splits, config: Config,
             if should_stop is not None and should_stop():
                 return
             idx = order[b * config.batch_size:(b + 1) * config.batch_size]
-            x, y = to_float(splits.train_x[idx]), splits.train_y[idx]  # (B, 784), (B,)
+            x, y = to_float(train_pixels.index_select(0, idx)), splits.train_y[idx]  # (B, 784), (B,)
             if kornia_noise is not None:
                 h = model.embed(kornia_noise(x.view(-1, 1, 28, 28)).flatten(1))
             elif config.noise_std > 0:
