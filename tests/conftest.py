@@ -17,8 +17,12 @@ def mnist() -> MNIST:
 
 @pytest.fixture(scope="session")
 def small_config() -> Config:
-    """A quick config on a slice: trains in a few seconds and still finds the target."""
-    return Config(epochs=15, n_train=12_000, n_test=2_000, batch_size=512, lr=3e-3)
+    """A quick config on a slice: trains in a few seconds and still finds the target.
+
+    Weight decay 2.0 makes the top True-False eigenvector reliably target-like on a slice
+    (|cos| 0.78 for seeds 42, 1, 2; with 1.0 it ranged 0.56-0.68).
+    """
+    return Config(epochs=15, n_train=12_000, n_test=2_000, batch_size=512, lr=3e-3, weight_decay=2.0)
 
 
 @pytest.fixture(scope="session")
