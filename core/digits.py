@@ -2,10 +2,11 @@
 
 MNIST's recipe (LeCun et al.): the NIST digit is size-normalised to fit a 20x20 box preserving
 its aspect ratio (anti-aliasing turns the binary strokes into grey levels), then put in a 28x28
-field so that its centre of mass sits at the centre. Measured on MNIST itself: the ink's
-bounding box has longer side 20 in 99.98 % of training images, and the centre of mass, in
-pixel-index coordinates (pixel (r, c) centred at (r, c)), is (14.0, 14.0) +- 0.29, i.e. an
-integer shift rounding it to (14, 14). MNIST digits are white ink (255) on black (0).
+field so that its centre of mass sits at the centre. Measured on the first 20 000 MNIST
+training images: the bounding box of nonzero pixels has longer side 20 in 99.98 %, and the
+centre of mass, in pixel-index coordinates (pixel (r, c) centred at (r, c)), is
+(14.0, 14.0) +- 0.29, i.e. an integer shift rounding it to (14, 14). MNIST digits are white
+ink (255) on black (0).
 
 `preprocess_drawing` follows that recipe for any size of drawing:
   1. ink: if the image has an alpha channel that varies, ink = alpha (a canvas draws strokes
@@ -14,7 +15,8 @@ integer shift rounding it to (14, 14). MNIST digits are white ink (255) on black
      darkest-to-brightest range stretched to [0, 1].
   2. crop to the bounding box of pixels with ink > INK_LEVEL,
   3. resize so the longer side is 20 px (aspect kept; PIL's bilinear filter widens its support
-     when shrinking, so it anti-aliases), and stretch to max 255 again (90 % of MNIST do hit 255),
+     when shrinking, so it anti-aliases), and stretch to max 255 again (90 % of MNIST digits
+     reach 255),
   4. paste into 28x28 at the integer offset that puts the centre of mass nearest (14, 14); the
      offset is clamped so no ink is cut off (then the centre may be off for extremely
      lopsided shapes, as it is for a few MNIST digits touching the border).

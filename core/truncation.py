@@ -30,13 +30,13 @@ import torch
 
 from core.eigen import Eigen, decompose
 from core.model import BilinearMLP
-from core.tensor import augment, augment_inputs, direction_matrix, interaction_matrices
+from core.tensor import augment, direction_matrix, interaction_matrices
 
 MODES: dict[str, str] = {
     "class_logits": "B_0 and B_1 each keep their top-k eigenvectors; predict the larger logit",
     "true_minus_false": "B_1 − B_0 keeps its top-k eigenvectors; predict class 1 iff the form > 0",
 }
-CHUNK = 8192  # images converted to float64 at a time (8192 x 785 x 8 B = 51 MB)
+CHUNK = 8192  # images converted to float64 at a time (8192 x 784 x 8 B = 51 MB)
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class TruncationCurves:
     k: np.ndarray  # (H+2,) 0, 1, ..., H+1 eigenvectors kept
     class_logits: np.ndarray  # (H+2,) accuracy with B_0, B_1 truncated to top-k each
     true_minus_false: np.ndarray  # (H+2,) accuracy with B_1 - B_0 truncated to top-k
-    full_model: float  # accuracy of the untruncated model (its float64 forward pass)
+    full_model: float  # accuracy of the untruncated model (its own float64 forward pass from h)
     order_true: np.ndarray  # (H+1,) eigen indices of B_1 (descending-lambda order) by |lambda|
     order_false: np.ndarray  # (H+1,) same for B_0
     order_true_minus_false: np.ndarray  # (H+1,) same for B_1 - B_0
