@@ -1,18 +1,28 @@
 """Bilinear Eigen Lab: reproduce Figure 6 of Pearce et al. (ICLR 2025, section 4.3) live, in class.
 
 This entry file only routes: it configures the page, initialises the student's state and runs the
-selected page from pages/ (the menu is in ui/navigation.py).
+selected page. The pages live in app_pages/, not pages/: Streamlit treats a pages/ folder as a
+legacy multipage app until a session first calls st.navigation (and AppTest on every run), which
+would run a page without this file.
 """
 
 import logging
 
 import streamlit as st
 
-from ui import navigation, state
+from ui import state
 
 st.set_page_config(page_title="Bilinear Eigen Lab", page_icon=":material/biotech:", layout="wide")
 state.init()
-page = navigation.route()
+page = st.navigation({
+    "Bilinear Eigen Lab": [st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True)],
+    "The experiment": [
+        st.Page("app_pages/label.py", title="1 · Label", icon=":material/label:"),
+        st.Page("app_pages/train.py", title="2 · Train", icon=":material/model_training:"),
+        st.Page("app_pages/tensor.py", title="3 · Tensor", icon=":material/grid_on:"),
+        st.Page("app_pages/eigenvectors.py", title="4 · Eigenvectors", icon=":material/insights:"),
+    ],
+})
 try:
     page.run()
 except Exception as error:  # the last line of defence: a message for the student, the traceback for the log

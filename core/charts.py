@@ -122,9 +122,9 @@ def _shown_indices(n: int, max_size: int) -> np.ndarray:
 
 def matrix_heatmap(matrix: ArrayLike, title: str, row_title: str = "row", col_title: str = "column",
                    max_size: int = 65, clip_quantile: float = 0.99, size: int = 340) -> alt.Chart:
-    """A matrix as a square RdBu heatmap centred at 0 with tooltips; colours saturate at the
-    `clip_quantile` of |values| so a few large entries (like the constant 1) don't wash out the rest.
-    Matrices larger than max_size show their first block and their last row/column (the bias)."""
+    """A square RdBu heatmap centred at 0 with tooltips, colours clipped at a quantile of |values|."""
+    # Clipping keeps a few large entries (the constant 1, the bias row) from washing out the rest;
+    # matrices larger than max_size show their first block and their last row/column (the bias).
     m = _array(matrix)
     rows, cols = _shown_indices(m.shape[0], max_size), _shown_indices(m.shape[1], max_size)
     r, c = np.meshgrid(rows, cols, indexing="ij")
@@ -162,8 +162,8 @@ def pixel_heatmap(values: ArrayLike, title: str, size: int = 320) -> alt.Chart:
 
 
 def eigenspectrum(eigenvalues: ArrayLike, k: int, side: Literal["top", "bottom"], n: int = 20) -> alt.LayerChart:
-    """The n largest (top) or most negative (bottom) eigenvalues as a line, the k extreme ones as
-    highlighted points, as in the seed's plot_eigenspectrum. Tooltips give the eigenvector index."""
+    """The n largest (top) or most negative (bottom) eigenvalues, the k extreme ones highlighted."""
+    # The layout of the seed's plot_eigenspectrum; tooltips give the index used by the browser slider.
     values = _array(eigenvalues)  # descending
     count = min(n, len(values))
     index = np.arange(count) if side == "top" else len(values) - 1 - np.arange(count)
@@ -175,7 +175,7 @@ def eigenspectrum(eigenvalues: ArrayLike, k: int, side: Literal["top", "bottom"]
     y = alt.Y("eigenvalue:Q", title="eigenvalue λ")
     tooltip = [alt.Tooltip("index:Q", title="eigenvector #"), alt.Tooltip("eigenvalue:Q", format=".4f")]
     line = alt.Chart(df).mark_line(color=GREY).encode(x=x, y=y)
-    points = alt.Chart(df).mark_circle(size=70, opacity=1).encode(
+    points = alt.Chart(df).mark_circle(opacity=1).encode(
         x=x, y=y, tooltip=tooltip,
         color=alt.condition("datum.highlighted", alt.value(color), alt.value(GREY)),
         size=alt.condition("datum.highlighted", alt.value(110), alt.value(30)),

@@ -7,7 +7,8 @@ interrupted (Stop, or leaving the page) the next run finds it and keeps what it 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import copy
+import threading
 
 import pandas as pd
 import streamlit as st
@@ -32,40 +33,76 @@ def set_active(trained: TrainedModel) -> None:
     st.session_state.active = trained
 
 
-@dataclass
 class TrainingRun:
-    """A model being trained by this session: owned by it alone until it is finished."""
-    model: BilinearMLP
-    config: Config
-    history: list[EpochMetrics] = field(default_factory=list)
+    """A model being trained by this session; the session alone owns it until the run is closed.
 
-    def finish(self) -> TrainedModel:
-        """Publish the finished model to the server-wide registry and make it the active model."""
+    Streamlit's fast reruns start the next script run *while* the interrupted one still finishes
+    its current batch in another thread. So the next run asks this one to stop (`core.train`
+    polls `stop_requested` between batches), waits until it has left its training loop, and only
+    then keeps a copy of the model. Exactly one of finish / fail / keep_interrupted closes a run.
+    """
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.model: BilinearMLP = new_model(config)
+        self.history: list[EpochMetrics] = []
+        self.stop_requested = threading.Event()  # set by the run that interrupts this one
+        self.left_loop = threading.Event()  # set by the training thread when it stops training
+        self._lock, self._closed = threading.Lock(), False
+
+    def _close(self) -> bool:
+        """Claim the right to decide what becomes of this run (True once, then False)."""
+        with self._lock:
+            closed, self._closed = self._closed, True
+            return not closed
+
+    def _forget(self) -> None:
+        if st.session_state.get("training") is self:
+            del st.session_state["training"]
+
+    def _publish(self) -> None:
         trained = resources.registry().add(TrainedModel(self.model, self.config, tuple(self.history), "trained"))
         set_active(trained)
-        return trained
+        notify("success", f"Training finished: validation accuracy {trained.history[-1].val_acc:.1%}. This is now "
+                          "your active model; see what it learnt in steps 3 and 4.")
 
-    def keep_interrupted(self) -> None:
-        """The run was stopped: keep the epochs it finished as the student's (unshared) model."""
+    def finish(self) -> None:
+        """Training completed: publish the model server-wide and make it the active model."""
+        if not self.stop_requested.is_set() and self._close():
+            self._forget()
+            self._publish()
+
+    def fail(self, message: str) -> None:
+        """Training failed (e.g. diverged): discard the model, keep the previous one."""
+        if self._close():
+            self._forget()
+            notify("error", f"{message} Your previous model is kept.")
+
+    def keep_interrupted(self, timeout: float = 120.0) -> None:
+        """Called by the next script run: stop this one and keep the epochs it finished."""
+        self.stop_requested.set()
+        self.left_loop.wait(timeout)
+        if not self._close():
+            return
         if not self.history:
             notify("info", "Training stopped before the first epoch finished; your previous model is kept.")
             return
-        set_active(TrainedModel(self.model, self.config, tuple(self.history), "stopped"))
+        if len(self.history) == self.config.epochs:  # interrupted after the last epoch: it is complete
+            self._publish()
+            return
+        # A copy, so the kept model is never shared with a training thread that might still run.
+        set_active(TrainedModel(copy.deepcopy(self.model), self.config, tuple(self.history), "stopped"))
         last = self.history[-1]
-        notify("warning", f"Training stopped after epoch {last.epoch} of {last.epochs}. Your model keeps what it "
-                          f"learnt so far (validation accuracy {last.val_acc:.1%}) and is now the active model.")
+        notify("warning", f"Training stopped during epoch {last.epoch + 1} of {last.epochs}. Your model keeps what it "
+                          f"has learnt (validation accuracy {last.val_acc:.1%} after epoch {last.epoch}) and is now "
+                          "the active model.")
 
 
 def start_training(config: Config) -> TrainingRun:
     """A fresh model for `config`, registered in the session before the first epoch runs."""
-    run = TrainingRun(new_model(config), config)
+    run = TrainingRun(config)
     st.session_state.training = run
     return run
-
-
-def end_training() -> None:
-    """Forget the running training (it finished, or failed and is discarded)."""
-    st.session_state.pop("training", None)
 
 
 def history_csv(trained: TrainedModel) -> str:

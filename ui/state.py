@@ -18,6 +18,7 @@ from core.config import Config
 DEFAULTS = Config()
 CONFIG_WIDGETS = ("target_index", "threshold", "include_inverse", "weight_decay", "noise_std", "epochs",
                   "d_hidden", "lr", "batch_size", "seed")
+ROUNDED = ("threshold", "weight_decay", "noise_std")  # slider floats like 0.41000000000000003
 WIDGET_DEFAULTS: dict[str, Any] = {
     **{name: getattr(DEFAULTS, name) for name in CONFIG_WIDGETS},
     "use_slice": False, "n_train": 12_000, "n_test": 2_000,  # classroom option: train on a slice
@@ -51,6 +52,7 @@ def config_from_widgets() -> Config:
     """The Config the widgets describe; raises ValueError with a user-facing message."""
     ss = st.session_state
     values = {name: ss[name] for name in CONFIG_WIDGETS}
+    values.update({name: round(values[name], 6) for name in ROUNDED})
     values.update(n_train=ss.n_train if ss.use_slice else None, n_test=ss.n_test if ss.use_slice else None)
     return Config(**values)
 
@@ -58,7 +60,8 @@ def config_from_widgets() -> Config:
 def label_config() -> Config:
     """The paper's settings with this student's labelling rule (what the Label page sets)."""
     ss = st.session_state
-    return DEFAULTS.replace(target_index=ss.target_index, threshold=ss.threshold, include_inverse=ss.include_inverse)
+    return DEFAULTS.replace(target_index=ss.target_index, threshold=round(ss.threshold, 6),
+                            include_inverse=ss.include_inverse)
 
 
 def describe_labels(config: Config) -> str:

@@ -7,7 +7,7 @@ from typing import Any, Callable, Sequence
 
 import streamlit as st
 
-from ui import navigation, state
+from ui import state
 
 # Short names for core.tensor.DIRECTIONS, to fit a segmented control on a projector.
 DIRECTION_LABELS = {"true": "Class 1 (seed)", "false": "Class 0", "true_minus_false": "True − False (paper)"}
@@ -15,7 +15,6 @@ DIRECTION_LABELS = {"true": "Class 1 (seed)", "false": "Class 0", "true_minus_fa
 
 def page_intro(title: str, icon: str, what_and_why: str, formula: str | None = None) -> None:
     """Title, two sentences on what this step does and why, its formula, and any queued messages."""
-    navigation.ensure_routed()
     st.title(title, icon=icon)
     st.markdown(what_and_why)
     if formula:
@@ -33,7 +32,7 @@ def model_badge(note: str = "") -> None:
     badge = {
         "pretrained": ("Pretrained seed checkpoint", ":material/inventory_2:", "green"),
         "trained": ("Your trained model", ":material/school:", "blue"),
-        "stopped": (f"Your model, stopped at epoch {trained.epochs_done} / {config.epochs}",
+        "stopped": (f"Your model, stopped after epoch {trained.epochs_done} of {config.epochs}",
                     ":material/pause_circle:", "orange"),
         "uploaded": ("Your uploaded model", ":material/upload_file:", "violet"),
     }[trained.origin]
@@ -73,3 +72,10 @@ def class_balance(labels: Any, problem: str | None) -> bool:
     else:
         st.warning(problem, icon=":material/warning:")
     return refused
+
+
+def direction_picker(label: str, key: str, directions: dict[str, str]) -> str:
+    """A segmented control over core.tensor.DIRECTIONS: short names, the full ones in its help."""
+    described = "; ".join(f"**{DIRECTION_LABELS[name]}**: {text}" for name, text in directions.items())
+    return st.segmented_control(label, list(directions), format_func=DIRECTION_LABELS.get, required=True, key=key,
+                                persist_state="session", help=f"Which output the quadratic form computes. {described}.")

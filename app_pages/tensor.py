@@ -7,7 +7,8 @@ import streamlit as st
 from core import charts
 from core.config import N_TEST_MNIST
 from core.data import to_float
-from core.tensor import DIRECTIONS, augment, direction_matrix, interaction_matrices, quadratic_form, reconstruction_error
+from core.tensor import (DIRECTIONS, augment, direction_matrix, interaction_matrices, quadratic_form,
+                         reconstruction_error)
 from ui import analysis, models, resources, widgets
 
 BATCH = 256  # test images in the live check
@@ -17,7 +18,7 @@ widgets.page_intro(
     "Tensor", ":material/grid_on:",
     "Append a constant 1 to the input and to the hidden vector, and the biases become ordinary weights: "
     "the model is then *exactly* a quadratic form, one (d_hidden+1)² interaction matrix per class. "
-    "Everything steps 4 reads off the weights rests on this identity, so we check it live on real test images.",
+    "Everything step 4 reads off the weights rests on this identity, so we check it live on real test images.",
     r"\text{logit}_a(x) + 1 \;=\; \tilde x^\top\, W_e'^\top B_a\, W_e'\, \tilde x, \qquad \tilde x = [x, 1]",
 )
 widgets.model_badge()
@@ -29,17 +30,16 @@ H = trained.config.d_hidden
 st.subheader("1 · Fold the biases into the weights")
 st.markdown("The extra hidden unit always equals 1, so each bilinear half computes its bias as a weight, "
             "and the head adds the constant product 1 · 1 once:")
-st.latex(rf"W_e' = \begin{{bmatrix}} W_e & 0 \\ 0 & 1 \end{{bmatrix}} \in \mathbb R^{{{aug.W_e.shape[0]} \times "
-         rf"{aug.W_e.shape[1]}}}, \qquad W_u' = \begin{{bmatrix}} W_u & \mathbf 1 \end{{bmatrix}} \in "
-         rf"\mathbb R^{{{aug.W_u.shape[0]} \times {aug.W_u.shape[1]}}}")
+(e_rows, e_cols), (u_rows, u_cols) = aug.W_e.shape, aug.W_u.shape
+st.latex(rf"W_e' = \begin{{bmatrix}} W_e & 0 \\ 0 & 1 \end{{bmatrix}} \in \mathbb R^{{{e_rows} \times {e_cols}}}, "
+         rf"\qquad W_u' = \begin{{bmatrix}} W_u & \mathbf 1 \end{{bmatrix}} \in \mathbb R^{{{u_rows} \times {u_cols}}}")
 st.latex(rf"W_l' = \begin{{bmatrix}} W_l & b_l \\ 0 & 1 \end{{bmatrix}}, \quad "
-         rf"W_r' = \begin{{bmatrix}} W_r & b_r \\ 0 & 1 \end{{bmatrix}} \in \mathbb R^{{{H + 1} \times {H + 1}}}, \qquad "
-         rf"(W_l' \tilde h) \odot (W_r' \tilde h) = \begin{{bmatrix}} (W_l h + b_l) \odot (W_r h + b_r) \\ 1 \end{{bmatrix}}")
-left, right = st.columns(2)
-left.altair_chart(charts.matrix_heatmap(aug.W_l, "W_l′ (last column: b_l)", "hidden unit (out)", "hidden unit (in)"),
-                  width="content")
-right.altair_chart(charts.matrix_heatmap(aug.W_r, "W_r′ (last column: b_r)", "hidden unit (out)", "hidden unit (in)"),
-                   width="content")
+         rf"W_r' = \begin{{bmatrix}} W_r & b_r \\ 0 & 1 \end{{bmatrix}} \in \mathbb R^{{{H + 1} \times {H + 1}}}, "
+         r"\qquad (W_l' \tilde h) \odot (W_r' \tilde h) = "
+         r"\begin{bmatrix} (W_l h + b_l) \odot (W_r h + b_r) \\ 1 \end{bmatrix}")
+heatmaps = ((aug.W_l, "W_l′ (last column: b_l)"), (aug.W_r, "W_r′ (last column: b_r)"))
+for column, (matrix, name) in zip(st.columns(2), heatmaps):
+    column.altair_chart(charts.matrix_heatmap(matrix, name, "hidden unit (out)", "hidden unit (in)"), width="content")
 
 st.subheader("2 · Contract them into one interaction matrix per class")
 st.latex(r"B_a = \tfrac12 \big(\hat B_a + \hat B_a^\top\big), \qquad "
@@ -47,8 +47,7 @@ st.latex(r"B_a = \tfrac12 \big(\hat B_a + \hat B_a^\top\big), \qquad "
 st.markdown("Symmetrising changes no value of the quadratic form (xᵀBx = xᵀBᵀx) and makes B diagonalisable "
             "with real eigenvalues, which step 4 needs. In code, one `einsum`:")
 st.code(inspect.getsource(interaction_matrices), language="python")
-direction = st.segmented_control("Show B for", list(DIRECTIONS), format_func=widgets.DIRECTION_LABELS.get,
-                                 required=True, key="tensor_direction", persist_state="session")
+direction = widgets.direction_picker("Show B for", "tensor_direction", DIRECTIONS)
 st.altair_chart(charts.matrix_heatmap(direction_matrix(B, direction), f"B: {DIRECTIONS[direction]}",
                                       "hidden unit", "hidden unit", size=440), width="content")
 
@@ -58,7 +57,7 @@ start = st.number_input("First test image", 0, N_TEST_MNIST - BATCH, step=BATCH,
                         persist_state="session", help=f"The check runs on {BATCH} consecutive test images.")
 images, labels = mnist.test_x[start:start + BATCH], resources.labels(trained.config)[1][start:start + BATCH]
 error = reconstruction_error(trained.model, to_float(images))
-st.metric(f"Largest |x̃ᵀW_e′ᵀB_aW_e′x̃ − (logit_a + 1)| over {BATCH} test images × 2 classes", f"{error:.1e}",
+st.metric(f"Largest |x̃ᵀW_e′ᵀB_aW_e′x̃ − (logit_a + 1)|, {BATCH} test images × 2 classes", f"{error:.1e}",
           help="Computed in float64; anything near 1e-12 is rounding, so the identity is exact.")
 widgets.image_row([charts.digit_image(image, scale=2) for image in images[:SHOWN]],
                   [f"test #{start + i}" for i in range(SHOWN)], width=56)

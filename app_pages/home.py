@@ -2,7 +2,6 @@
 
 import streamlit as st
 
-from core.checkpoint import load_checkpoint
 from core.config import Config
 from ui import widgets
 
@@ -19,13 +18,13 @@ widgets.page_intro(
 
 st.subheader("The four steps")
 steps = [
-    ("pages/label.py", "1 · Label", ":material/label:",
+    ("app_pages/label.py", "1 · Label", ":material/label:",
      "Pick a target digit and a similarity threshold: images that look like it become class 1."),
-    ("pages/train.py", "2 · Train", ":material/model_training:",
+    ("app_pages/train.py", "2 · Train", ":material/model_training:",
      "Train a one-layer bilinear MLP on those labels and watch its loss fall, epoch by epoch."),
-    ("pages/tensor.py", "3 · Tensor", ":material/grid_on:",
+    ("app_pages/tensor.py", "3 · Tensor", ":material/grid_on:",
      "Fold the biases into the weights and check that one matrix reproduces the model's logits exactly."),
-    ("pages/eigenvectors.py", "4 · Eigenvectors", ":material/insights:",
+    ("app_pages/eigenvectors.py", "4 · Eigenvectors", ":material/insights:",
      "Decompose that matrix: its top eigenvector is the target, read straight from the weights."),
 ]
 for path, label, icon, description in steps:
@@ -37,5 +36,8 @@ for path, label, icon, description in steps:
 st.subheader("Where you are")
 st.markdown("Steps 3 and 4 work right away with the pretrained checkpoint; train your own model in "
             "step 2 and they will show yours instead.")
-widgets.model_badge()
+widgets.model_badge()  # the first use of torch: everything above is already on screen
+
+from core.checkpoint import load_checkpoint  # noqa: E402  (loaded by the badge; imported here to show its code)
+
 widgets.code_expander(Config, load_checkpoint)

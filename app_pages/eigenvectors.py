@@ -25,10 +25,8 @@ st.session_state.top_k = min(st.session_state.top_k, H + 1)  # another model may
 st.session_state.eig_index = min(st.session_state.eig_index, H)
 
 controls = st.columns([3, 2], vertical_alignment="bottom")
-direction = controls[0].segmented_control("Interaction matrix", list(DIRECTIONS), required=True, key="direction",
-                                          format_func=widgets.DIRECTION_LABELS.get, persist_state="session",
-                                          help="Which output the quadratic form computes: " + "; ".join(
-                                              f"{widgets.DIRECTION_LABELS[d]}: {text}" for d, text in DIRECTIONS.items()))
+with controls[0]:
+    direction = widgets.direction_picker("Interaction matrix", "direction", DIRECTIONS)
 k = controls[1].slider("Eigenvectors shown at each end", 1, min(MAX_K, H + 1), key="top_k", persist_state="session")
 
 aug = augment(trained.model)
@@ -49,7 +47,7 @@ for side, indices in (("top", list(range(k))), ("bottom", [H - i for i in range(
     chart_column.altair_chart(charts.eigenspectrum(eigen.eigenvalues, k, side), width="stretch")
     with image_column:
         widgets.image_row([charts.diverging_image(images[i], scale=4) for i in indices], eigen_captions(indices),
-                          width=112)
+                          width=124)
 st.caption("Red < 0 < blue, each image on its own symmetric scale ±max|v|. An eigenvector's sign is arbitrary: "
            "only its pattern and |cos| carry meaning.")
 

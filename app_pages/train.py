@@ -11,7 +11,6 @@ from ui import models, resources, state, widgets
 
 D_HIDDEN_OPTIONS = [4, 8, 16, 32, 64, 128, 256, 512, 1024]
 LR_OPTIONS = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0]
-SESSION = "session"  # persist_state: keep every setting while the student visits other pages
 
 widgets.page_intro(
     "Train", ":material/model_training:",
@@ -35,39 +34,40 @@ def file_stem(config: Config) -> str:
             f"_noise{config.noise_std:g}_{config.epochs}ep_seed{config.seed}")
 
 
+# A run that trains locks the settings until it ends: touching a widget would interrupt training.
+settings = {"persist_state": "session", "disabled": bool(st.session_state.get("train"))}
 st.subheader("Settings")
 label_column, link_column = st.columns([3, 1], vertical_alignment="center")
 label_column.markdown(f"**Labels** (set in step 1): {state.describe_labels(state.label_config())}")
-link_column.page_link("pages/label.py", label="Change the labels", icon=":material/label:")
+link_column.page_link("app_pages/label.py", label="Change the labels", icon=":material/label:")
 
 columns = st.columns(4)
-columns[0].slider("Weight decay", 0.0, 5.0, step=0.1, key="weight_decay", persist_state=SESSION,
+columns[0].slider("Weight decay", 0.0, 5.0, step=0.1, key="weight_decay", **settings,
                   help="AdamW's decoupled weight decay; the paper uses 1.0.")
-columns[1].slider("Input noise std σ", 0.0, 1.0, step=0.01, key="noise_std", persist_state=SESSION,
+columns[1].slider("Input noise std σ", 0.0, 1.0, step=0.01, key="noise_std", **settings,
                   help="Gaussian noise added to every training pixel; the paper uses 0.1.")
-columns[2].number_input("Epochs", 1, 1000, step=1, key="epochs", persist_state=SESSION,
+columns[2].number_input("Epochs", 1, 1000, step=1, key="epochs", **settings,
                         help="Full passes over the training images; the paper uses 100.")
-columns[3].select_slider("Hidden width d_hidden", D_HIDDEN_OPTIONS, key="d_hidden", persist_state=SESSION)
+columns[3].select_slider("Hidden width d_hidden", D_HIDDEN_OPTIONS, key="d_hidden", **settings)
 
 with st.expander("Advanced and classroom options", icon=":material/tune:"):
     columns = st.columns(3)
-    columns[0].select_slider("Learning rate", LR_OPTIONS, format_func="{:g}".format, key="lr", persist_state=SESSION)
-    columns[1].number_input("Batch size", 1, N_TRAIN_MNIST, step=256, key="batch_size", persist_state=SESSION,
+    columns[0].select_slider("Learning rate", LR_OPTIONS, format_func="{:g}".format, key="lr", **settings)
+    columns[1].number_input("Batch size", 1, N_TRAIN_MNIST, step=256, key="batch_size", **settings,
                             help="The last partial batch of every epoch is dropped, as in the seed.")
-    columns[2].number_input("Seed", 0, 2**32 - 1, step=1, key="seed", persist_state=SESSION,
+    columns[2].number_input("Seed", 0, 2**32 - 1, step=1, key="seed", **settings,
                             help="Same settings and seed give the same model, so the server trains each once.")
-    use_slice = st.toggle("Train on a slice of MNIST (fast classroom demos)", key="use_slice", persist_state=SESSION)
+    use_slice = st.toggle("Train on a slice of MNIST (fast classroom demos)", key="use_slice", **settings)
+    slice_settings = {**settings, "disabled": settings["disabled"] or not use_slice}
     columns = st.columns(2)
-    columns[0].number_input("Training images", 1, N_TRAIN_MNIST, step=1000, key="n_train",
-                            persist_state=SESSION, disabled=not use_slice)
-    columns[1].number_input("Test images", 1, N_TEST_MNIST, step=500, key="n_test",
-                            persist_state=SESSION, disabled=not use_slice)
+    columns[0].number_input("Training images", 1, N_TRAIN_MNIST, step=1000, key="n_train", **slice_settings)
+    columns[1].number_input("Test images", 1, N_TEST_MNIST, step=500, key="n_test", **slice_settings)
     with st.container(horizontal=True):
         st.button("Quick classroom preset", icon=":material/bolt:", key="quick_preset",
-                  on_click=state.apply, args=(state.QUICK_PRESET,),
+                  on_click=state.apply, args=(state.QUICK_PRESET,), disabled=settings["disabled"],
                   help="15 epochs on 12 000 images: a few seconds, and the target still shows up.")
         st.button("Paper settings", icon=":material/restart_alt:", key="paper_preset",
-                  on_click=state.apply, args=(state.PAPER_PRESET,))
+                  on_click=state.apply, args=(state.PAPER_PRESET,), disabled=settings["disabled"])
 
 try:
     config = state.config_from_widgets()
@@ -86,8 +86,8 @@ if config is not None:
 
 with st.container(horizontal=True):
     clicked = st.button("Train", type="primary", icon=":material/play_arrow:", key="train", disabled=refused)
-    st.button("Stop", icon=":material/stop:", key="stop", disabled=not clicked,
-              help="Stops after the current epoch; the model keeps what it has learnt so far.")
+    st.button("Stop training", icon=":material/stop:", key="stop", disabled=not clicked,
+              help="Stops within a moment; the model keeps what it has learnt so far.")
 progress = st.empty()
 loss_column, accuracy_column = st.columns(2)
 loss_chart, accuracy_chart = loss_column.empty(), accuracy_column.empty()
@@ -99,32 +99,30 @@ if clicked and not refused:
         st.rerun()
     run = models.start_training(config)  # in session_state before the first epoch: Stop keeps it
     try:
-        for metrics in train(run.model, splits, config):
+        for metrics in train(run.model, splits, config, should_stop=run.stop_requested.is_set):
             run.history.append(metrics)
             progress.progress(metrics.epoch / metrics.epochs, text=progress_text(metrics))
             loss_chart.altair_chart(charts.training_curve(run.history, "loss"), width="stretch")
             accuracy_chart.altair_chart(charts.training_curve(run.history, "accuracy"), width="stretch")
+        run.finish()
     except TrainingDiverged as error:
-        state.notify("error", f"{error} Your previous model is kept.")
-    else:
-        trained = run.finish()
-        state.notify("success", f"Training finished: validation accuracy {trained.history[-1].val_acc:.1%}. "
-                                "This is now your active model; see what it learnt in steps 3 and 4.")
-    models.end_training()
+        run.fail(str(error))
+    finally:
+        run.left_loop.set()
     st.rerun()
 
 trained = models.active()
 if trained.history:
-    progress.caption(f"Training curves of the active model ({trained.epochs_done} epochs, "
-                     f"{trained.history[-1].seconds:.0f} s).")
+    epochs = f"{trained.epochs_done} epoch" + ("s" if trained.epochs_done > 1 else "")
+    progress.caption(f"Training curves of the active model ({epochs}, {trained.history[-1].seconds:.0f} s).")
     loss_chart.altair_chart(charts.training_curve(trained.history, "loss"), width="stretch")
     accuracy_chart.altair_chart(charts.training_curve(trained.history, "accuracy"), width="stretch")
 
 st.subheader("Keep your model")
 with st.container(horizontal=True):
-    st.download_button("Metrics (CSV)", data=lambda: models.history_csv(trained), file_name=f"{file_stem(trained.config)}.csv",
-                       mime="text/csv", icon=":material/table:", key="download_metrics", on_click="ignore",
-                       disabled=not trained.history)
+    st.download_button("Metrics (CSV)", data=lambda: models.history_csv(trained), mime="text/csv",
+                       file_name=f"{file_stem(trained.config)}.csv", icon=":material/table:", key="download_metrics",
+                       on_click="ignore", disabled=not trained.history)
     st.download_button("Model (.safetensors)", data=lambda: models.checkpoint_bytes(trained),
                        file_name=f"{file_stem(trained.config)}.safetensors", mime="application/octet-stream",
                        icon=":material/download:", key="download_model", on_click="ignore")

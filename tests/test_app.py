@@ -1,0 +1,220 @@
+"""The Streamlit app, driven headless with streamlit.testing.v1.AppTest.
+
+Each test opens its own session (its own st.session_state); st.cache_resource (MNIST, the model
+registry) is shared by all of them, as by the students of one class on one server.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.checkpoint import save_checkpoint
+from core.config import Config
+from core.labels import make_splits
+from core.tensor import DIRECTIONS
+from core.train import train
+from ui import resources
+from ui.models import TrainingRun
+
+APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
+TIMEOUT = 120  # seconds per script run: the first one loads MNIST and torch
+HOME = "app_pages/home.py"
+PAGES = {  # page -> (widget kind, key) pairs it must show
+    HOME: [("page_link", None)],
+    "app_pages/label.py": [("number_input", "target_index"), ("slider", "threshold"), ("toggle", "include_inverse"),
+                           ("selectbox", "random_digit"), ("button", "random_target")],
+    "app_pages/train.py": [("slider", "weight_decay"), ("slider", "noise_std"), ("number_input", "epochs"),
+                           ("select_slider", "d_hidden"), ("select_slider", "lr"), ("number_input", "batch_size"),
+                           ("number_input", "seed"), ("toggle", "use_slice"), ("number_input", "n_train"),
+                           ("number_input", "n_test"), ("button", "train"), ("button", "stop"),
+                           ("download_button", "download_metrics"), ("download_button", "download_model"),
+                           ("file_uploader", "upload")],
+    "app_pages/tensor.py": [("segmented_control", "tensor_direction"), ("number_input", "proof_offset")],
+    "app_pages/eigenvectors.py": [("segmented_control", "direction"), ("slider", "top_k"), ("slider", "eig_index")],
+}
+SMALL_RUN = {"n_train": 4096, "n_test": 1000, "batch_size": 512, "epochs": 2}
+
+
+def open_page(page: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    if page != HOME:
+        at.switch_page(page).run()
+    return at
+
+
+def badge(at: AppTest) -> str:
+    return next(m.value for m in at.markdown if "-badge[" in m.value)
+
+
+def badge_caption(at: AppTest) -> str:
+    return next(c.value for c in at.caption if c.value.startswith("Labels:"))
+
+
+def percentages(at: AppTest) -> list[float]:
+    return [float(m.value.rstrip("%")) for m in at.metric]
+
+
+def set_training(at: AppTest, **values) -> AppTest:
+    """Switch on the slice option, then set the Train page's inputs (a run between, like a user)."""
+    at.toggle(key="use_slice").set_value(True).run()
+    for key, value in values.items():
+        at.number_input(key=key).set_value(value)
+    return at.run()
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_with_its_widgets(page):
+    at = open_page(page)
+    assert_clean(at)
+    assert at.title and at.latex, "every page opens with a title and a formula"
+    assert "Pretrained seed checkpoint" in badge(at)
+    assert any(e.label == "Show the code this page ran" for e in at.expander)
+    assert any("def " in c.value for c in at.code), "the expander shows real source code"
+    for kind, key in PAGES[page]:
+        assert getattr(at, kind)(key=key) if key else getattr(at, kind), f"{kind} {key!r} missing on {page}"
+
+
+def test_threshold_changes_the_positive_fraction():
+    at = open_page("app_pages/label.py")
+    before = percentages(at)
+    assert before == pytest.approx([46.2, 48.8], abs=0.1)  # the seed's labels: target 6, τ 0.4, inverse on
+    at.slider(key="threshold").set_value(0.6).run()
+    after = percentages(at)
+    assert after[0] < before[0] and after[1] < before[1]
+    assert at.get("vega_lite_chart"), "the histogram is drawn"
+    assert len(at.image) == 1 + 2, "target preview, then one row of true and one of false examples"
+
+
+def test_random_target_of_a_digit():
+    at = open_page("app_pages/label.py")
+    at.selectbox(key="random_digit").set_value(3).run()
+    at.button(key="random_target").click().run()
+    assert_clean(at)
+    index = at.number_input(key="target_index").value
+    assert int(resources.mnist().train_y[index]) == 3
+    assert f"#{index}, a handwritten 3" in at.image[0].captions[0]
+
+
+def test_empty_class_is_refused():
+    at = open_page("app_pages/label.py")
+    at.slider(key="threshold").set_value(1.0).run()
+    assert "No image is labelled true" in at.error[0].value
+    at.switch_page("app_pages/train.py").run()
+    assert "No image is labelled true" in at.error[0].value and "refused" in at.error[0].value
+    assert at.button(key="train").disabled
+
+
+def test_training_on_a_slice_becomes_the_active_model():
+    at = open_page("app_pages/train.py")
+    set_training(at, **SMALL_RUN, seed=7)
+    at.button(key="train").click().run()
+    assert_clean(at)
+    assert "Training finished" in at.success[0].value
+    assert "Your trained model" in badge(at)
+    trained = at.session_state["active"]
+    assert (trained.origin, trained.epochs_done) == ("trained", 2)
+    assert len(at.get("vega_lite_chart")) == 2, "loss and accuracy curves"
+    assert resources.registry().get(trained.config) is trained, "shared with every session"
+
+    # a bad config afterwards: a clear message, and the model just trained stays active
+    at.number_input(key="batch_size").set_value(8192).run()
+    assert "batch size 8192 is larger than the 4096 training images" in at.error[0].value
+    assert at.button(key="train").disabled
+    assert at.session_state["active"] is trained
+    assert "Your trained model" in badge(at)
+
+    # another student with the same settings gets that model at once, without training
+    other = open_page("app_pages/train.py")
+    set_training(other, **SMALL_RUN, seed=7)
+    assert "already trained on this server" in other.info[0].value
+    other.button(key="train").click().run()
+    assert other.session_state["active"] is trained
+
+
+def test_bad_config_keeps_the_pretrained_model():
+    at = open_page("app_pages/train.py")
+    set_training(at, n_train=1000, batch_size=2048)
+    assert "batch size 2048 is larger than the 1000 training images" in at.error[0].value
+    assert at.button(key="train").disabled
+    assert at.session_state["active"].origin == "pretrained"
+
+
+def test_an_interrupted_run_keeps_its_finished_epochs(mnist):
+    at = open_page("app_pages/train.py")
+    config = Config(epochs=5, n_train=2048, n_test=500, batch_size=512, seed=11)
+    run = TrainingRun(config)
+    splits = make_splits(mnist, config.target_index, config.threshold, config.include_inverse,
+                         config.n_train, config.n_test)
+    run.history.append(next(train(run.model, splits, config)))  # one real epoch, then the script stops
+    run.left_loop.set()
+    at.session_state["training"] = run  # what the Train page leaves behind when Stop interrupts it
+    at.run()
+    assert "Training stopped during epoch 2 of 5" in at.warning[0].value
+    assert "stopped after epoch 1 of 5" in badge(at)
+    assert at.session_state["active"].origin == "stopped"
+    assert "training" not in at.session_state
+
+
+def test_upload_a_checkpoint_and_reject_garbage():
+    at = open_page("app_pages/train.py")
+    seed = resources.seed_model()
+    data = save_checkpoint(seed.model, seed.config.replace(seed=5), list(seed.history))
+    at.file_uploader(key="upload").upload("mine.safetensors", data).run()
+    assert "Loaded mine.safetensors" in at.success[0].value
+    assert "Your uploaded model" in badge(at) and "seed 5" in badge_caption(at)
+    at.file_uploader(key="upload").clear().upload("bad.safetensors", b"\x80\x04 not a checkpoint").run()
+    assert "Could not load bad.safetensors" in at.error[0].value
+    assert at.session_state["active"].origin == "uploaded", "the previous model is kept"
+
+
+def test_tensor_page_proves_the_identity():
+    at = open_page("app_pages/tensor.py")
+    assert_clean(at)
+    error = float(at.metric[0].value)
+    assert error < 1e-9, "x̃ᵀBx̃ reproduces logit + 1 to float64 round-off"
+    table = at.dataframe[0].value
+    assert len(table) == 6 and table["max |difference|"].max() < 1e-9
+    assert len(at.get("vega_lite_chart")) == 3, "heatmaps of W_l', W_r' and B"
+
+
+@pytest.mark.parametrize("direction", DIRECTIONS)
+def test_eigenvectors_page_shows_images_for_each_direction(direction):
+    at = open_page("app_pages/eigenvectors.py")
+    at.segmented_control(key="direction").set_value(direction).run()
+    assert_clean(at)
+    k = at.slider(key="top_k").value
+    assert [len(image.value) for image in at.image[:2]] == [k, k], "top-k positive and negative eigenvectors"
+    assert len(at.image) == 2 + 3, "plus the target, the top eigenvector and the linear term"
+    assert len(at.get("vega_lite_chart")) == 3, "two spectrum panels and the hoverable eigenvector"
+    cos = float(at.metric[0].value)
+    if direction == "true_minus_false":
+        assert cos > 0.85, "Figure 6: the top True − False eigenvector is the target (0.90 for the seed)"
+
+
+def test_browsing_an_eigenvector_index():
+    at = open_page("app_pages/eigenvectors.py")
+    at.slider(key="eig_index").set_value(64).run()
+    assert_clean(at)
+    assert float(at.metric[1].value) < 0, "index 64 is the most negative eigenvalue"
+    assert re.search(r"Eigenvector #64", str(at.get("vega_lite_chart")[-1].proto.spec))
+
+
+def test_registry_shares_the_first_model_and_keeps_the_pinned_one():
+    seed = resources.seed_model()
+    registry = resources.ModelRegistry(seed, max_models=2)
+    first = resources.TrainedModel(seed.model, seed.config.replace(seed=1), seed.history, "trained")
+    again = resources.TrainedModel(seed.model, seed.config.replace(seed=1), seed.history, "trained")
+    assert registry.add(first) is first and registry.add(again) is first, "the first finished model wins"
+    newer = resources.TrainedModel(seed.model, seed.config.replace(seed=2), seed.history, "trained")
+    registry.add(newer)
+    assert len(registry) == 2 and registry.get(seed.config) is seed and registry.get(first.config) is None
+    assert not any(p.requires_grad for p in seed.model.parameters()), "shared models are read-only"

@@ -1,0 +1,88 @@
+"""core.charts: the colour maths of the image renderers, and the data behind each Altair chart."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from core import charts
+from core.train import EpochMetrics
+
+
+def metrics(epoch: int, epochs: int = 10) -> EpochMetrics:
+    return EpochMetrics(epoch=epoch, epochs=epochs, train_loss=1.0 / epoch, train_acc=0.9, val_loss=0.5 / epoch,
+                        val_acc=0.95, seconds=epoch * 0.1, lr=1e-3)
+
+
+def test_diverging_colours_are_centred_and_symmetric():
+    rgb = charts.diverging_rgb(np.array([-2.0, 0.0, 2.0]))
+    assert rgb.tolist() == [[103, 0, 31], [247, 247, 247], [5, 48, 97]], "dark red, white at 0, dark blue"
+    anchors = np.arange(-5, 6) / 5  # with max|v| = 1 these land exactly on the 11 palette colours
+    assert np.array_equal(charts.diverging_rgb(anchors), charts.RDBU.astype(np.uint8))
+    assert np.array_equal(charts.diverging_rgb(np.array([-5.0, 0.25]), vmax=0.5)[0], [103, 0, 31]), "clipped"
+
+
+def test_diverging_image_handles_zeros_nan_and_tensors_needing_grad():
+    assert np.all(np.asarray(charts.diverging_image(np.zeros((28, 28)))) == 247)
+    values = torch.randn(28, 28, requires_grad=True)
+    image = charts.diverging_image(values, scale=3)
+    assert image.size == (84, 84) and image.mode == "RGB"
+    with_nan = np.ones((28, 28))
+    with_nan[0, 0] = np.nan
+    assert np.asarray(charts.diverging_image(with_nan, scale=1))[0, 0].tolist() == [247, 247, 247]
+
+
+def test_digit_image_is_upscaled_with_nearest_neighbours():
+    digit = np.arange(28 * 28, dtype=np.uint8).reshape(28, 28)
+    image = np.asarray(charts.digit_image(torch.from_numpy(digit), scale=4))
+    assert image.shape == (112, 112)
+    assert np.array_equal(image[::4, ::4], digit) and np.array_equal(image[3::4, 3::4], digit)
+
+
+def test_similarity_histogram_counts_every_image_and_marks_the_threshold():
+    rng = np.random.default_rng(0)
+    target, inverse = rng.uniform(0, 1, 5000), rng.uniform(0, 0.6, 5000)
+    chart = charts.similarity_histogram(target, inverse, threshold=0.4, include_inverse=False)
+    bars, rule = chart.layer[0].data, chart.layer[1].data
+    assert bars.groupby("series")["images"].sum().tolist() == [5000, 5000]
+    assert "cos(x, 1 − target) (ignored)" in set(bars["series"])
+    assert rule["threshold"].tolist() == [0.4]
+    chart.to_dict()  # a valid Vega-Lite spec
+
+
+def test_training_curve_has_both_splits_per_epoch_and_spans_all_planned_epochs():
+    history = [metrics(e) for e in (1, 2, 3)]
+    chart = charts.training_curve(history, "loss")
+    assert len(chart.data) == 6 and set(chart.data["split"]) == {"train (noisy inputs)", "validation (test set)"}
+    assert chart.data["loss"].tolist()[:2] == [1.0, 0.5]
+    assert chart.to_dict()["encoding"]["x"]["scale"]["domain"] == [1, 10]
+    assert charts.training_curve(history, "accuracy").data["accuracy"].tolist()[:2] == [0.9, 0.95]
+
+
+def test_matrix_heatmap_shows_every_entry_or_the_first_block_and_the_bias():
+    small = charts.matrix_heatmap(np.eye(65), "B")
+    assert len(small.data) == 65 * 65
+    big = np.arange(1025 * 1025, dtype=float).reshape(1025, 1025)
+    shown = charts.matrix_heatmap(big, "B").data
+    assert len(shown) == 65 * 65 and shown["row"].max() == 1024 and 64 not in set(shown["row"])
+    assert shown.loc[(shown["row"] == 1024) & (shown["col"] == 3), "value"].item() == big[1024, 3]
+    spec = charts.matrix_heatmap(np.diag(np.r_[np.full(64, 0.1), 100.0]), "W_l′").to_dict()
+    assert spec["encoding"]["color"]["scale"]["domain"][1] < 100, "the lone large entry is clipped"
+
+
+def test_pixel_heatmap_has_one_hoverable_cell_per_pixel():
+    chart = charts.pixel_heatmap(np.arange(784.0), "u₀")
+    assert len(chart.data) == 784 and {"row", "column", "value"} <= set(chart.data)
+    assert chart.data.loc[(chart.data["row"] == 1) & (chart.data["column"] == 2), "value"].item() == 30.0
+
+
+@pytest.mark.parametrize("side, indices", [("top", [0, 1, 2]), ("bottom", [64, 63, 62])])
+def test_eigenspectrum_highlights_the_k_extreme_eigenvalues(side, indices):
+    eigenvalues = np.linspace(1.0, -1.0, 65)  # descending, as core.eigen.decompose returns them
+    chart = charts.eigenspectrum(eigenvalues, k=3, side=side)
+    data = chart.layer[2].data
+    assert len(data) == 20
+    assert data.loc[data["highlighted"], "index"].tolist() == indices
+    assert data.loc[data["highlighted"], "eigenvalue"].tolist() == eigenvalues[indices].tolist()
+    chart.to_dict()
