@@ -37,7 +37,7 @@ import torch
 from core.data import to_float
 from core.eigen import decompose
 from core.model import BilinearMLP
-from core.tensor import (DIRECTIONS, Direction, augment, augment_inputs, direction_matrix,
+from core.tensor import (DIRECTIONS, Direction, augment, augment_inputs, direction_matrix, logits64,
                          interaction_matrices)
 
 
@@ -87,8 +87,7 @@ def direction_outputs(model: BilinearMLP, x: torch.Tensor, direction: Direction)
 
     "true" -> logit_1 + 1, "false" -> logit_0 + 1, "true_minus_false" -> logit_1 - logit_0.
     """
-    params = {name: p.double() for name, p in model.named_parameters()}  # never mutate the model
-    logits = torch.func.functional_call(model, params, (x.reshape(len(x), -1).double(),))  # (N, 2)
+    logits = logits64(model, x)  # (N, 2)
     if direction == "true":
         return logits[:, 1] + 1
     if direction == "false":

@@ -87,6 +87,13 @@ def quadratic_form(B: torch.Tensor, W_e_aug: torch.Tensor, x: torch.Tensor) -> t
 
 
 @torch.no_grad()
+def logits64(model: BilinearMLP, x: torch.Tensor) -> torch.Tensor:
+    """The model's logits (N, C) computed in float64 on pixels x (N, 784), without touching the model."""
+    params = {name: p.double() for name, p in model.named_parameters()}  # never mutate a shared model
+    return torch.func.functional_call(model, params, (x.reshape(len(x), -1).double(),))
+
+
+@torch.no_grad()
 def reconstruction_error(model: BilinearMLP, x: torch.Tensor) -> float:
     """max |x~^T W_e'^T B_a W_e' x~ - (logit_a(x) + 1)| over the batch x (N, 784) and both classes.
 
@@ -95,6 +102,4 @@ def reconstruction_error(model: BilinearMLP, x: torch.Tensor) -> float:
     """
     aug = augment(model)
     quadratic = quadratic_form(interaction_matrices(aug), aug.W_e, x)  # (N, C)
-    params = {name: p.double() for name, p in model.named_parameters()}  # never mutate a shared model
-    logits = torch.func.functional_call(model, params, (x.reshape(len(x), -1).double(),))
-    return (quadratic - (logits + 1)).abs().max().item()
+    return (quadratic - (logits64(model, x) + 1)).abs().max().item()
