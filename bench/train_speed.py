@@ -7,8 +7,8 @@ epochs, in this process, three ways:
   fast       core.train.train with noise_sampler="fast" (ExactNoisyEmbed: the embedding and its
              gradient are sampled from their exact law with 64 draws per image)
   kornia     core.train.train with noise_sampler="kornia" (same loop, 784 kornia draws per image)
-  reference  a plain loop written here the way the published code trains (tdooms/
-             bilinear-decomposition, src/image/model.py): a Dataset of float images (N, 1, 28, 28),
+  reference  a plain loop written here the way the published code trains (the paper's
+             repository, image/model.py, Model.fit): a Dataset of float images (N, 1, 28, 28),
              a DataLoader(batch_size=2048, shuffle=True, drop_last=True) whose collate_fn stacks
              the items one by one and adds kornia RandomGaussianNoise(mean=0, std=0.1, p=1),
              AdamW, CosineAnnealingLR, per-batch loss.item() / acc.item(), and a full test-set
@@ -22,8 +22,8 @@ second table times the noise draws alone for one 2048-image batch.
 
 The machine is shared and noisy: read the ratios, not the third digit. The load average is
 printed because with torch's default 2 intra-op threads on 2 cores, another busy process makes
-every parallel region wait for a descheduled thread (small LAPACK calls such as the fast
-sampler's QR suffer most); `--threads 1` shows the loops without that effect.
+every parallel region wait for a descheduled thread (the reference loop's thousands of tiny
+per-item ops suffer most); `--threads 1` shows the loops without that effect.
 
     .venv/bin/python bench/train_speed.py                 # 8 epochs each; ~4 min if another process is busy
     .venv/bin/python bench/train_speed.py --epochs 10 --json artifacts/train_speed.json
