@@ -1,19 +1,34 @@
 """Bilinear Eigen Lab: reproduce Figure 6 of Pearce et al. (ICLR 2025, section 4.3) live, in class.
 
-This entry file only routes: it configures the page, initialises the student's state and runs the
-selected page. The pages live in app_pages/, not pages/: Streamlit treats a pages/ folder as a
-legacy multipage app until a session first calls st.navigation (and AppTest on every run), which
-would run a page without this file.
+This entry file only routes: it configures the page, initialises the student's state (from the
+URL too, see ui/links.py), runs the selected page and adds the sidebar's model section. The pages
+live in app_pages/, not pages/: Streamlit treats a pages/ folder as a legacy multipage app until a
+session first calls st.navigation (and AppTest on every run), which would run a page without
+this file.
 """
 
 import logging
 
 import streamlit as st
 
-from ui import state
+from ui import links, state, widgets
+
+log = logging.getLogger("bilinear_eigen_lab")
+
+
+def shield(part: str, function) -> None:
+    """The last line of defence: a message for the student, the traceback for the log."""
+    try:
+        function()
+    except Exception as error:
+        log.exception("%s failed", part)
+        st.error(f"Something went wrong on this page ({type(error).__name__}: {error}). Your settings and model "
+                 "are kept; change a setting or reload the page to try again.", icon=":material/error:")
+
 
 st.set_page_config(page_title="Bilinear Eigen Lab", page_icon=":material/biotech:", layout="wide")
 state.init()
+shield("reading the link", links.restore)  # once per session: a link or a reload brings its settings and model
 page = st.navigation({
     "Bilinear Eigen Lab": [st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True)],
     "The experiment": [
@@ -22,10 +37,12 @@ page = st.navigation({
         st.Page("app_pages/tensor.py", title="3 · Tensor", icon=":material/grid_on:"),
         st.Page("app_pages/eigenvectors.py", title="4 · Eigenvectors", icon=":material/insights:"),
     ],
+    "Beyond the paper": [
+        st.Page("app_pages/explain.py", title="5 · Explain", icon=":material/manage_search:"),
+        st.Page("app_pages/truncation.py", title="6 · Truncation", icon=":material/content_cut:"),
+    ],
 })
-try:
-    page.run()
-except Exception as error:  # the last line of defence: a message for the student, the traceback for the log
-    logging.getLogger("bilinear_eigen_lab").exception("page %s failed", page.title)
-    st.error(f"Something went wrong on this page ({type(error).__name__}: {error}). Your settings and model "
-             "are kept; change a setting or reload the page to try again.", icon=":material/error:")
+shield("writing the link", links.write)  # the URL follows every setting, also across page switches
+shield(f"page {page.title}", page.run)
+shield("the sidebar", widgets.model_sidebar)  # after the page: its text is on screen before torch loads
+shield("writing the link", links.write)  # the page may have changed the model

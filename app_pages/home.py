@@ -1,4 +1,4 @@
-"""Home: what the class will discover, the four steps, and where this student is."""
+"""Home: what the class will discover, the four steps (and two beyond the paper), and where this student is."""
 
 import streamlit as st
 
@@ -27,15 +27,26 @@ steps = [
     ("app_pages/eigenvectors.py", "4 · Eigenvectors", ":material/insights:",
      "Decompose that matrix: its top eigenvector is the target, read straight from the weights."),
 ]
-for path, label, icon, description in steps:
-    left, right = st.columns([1, 4], vertical_alignment="center")
-    with left:
-        st.page_link(path, label=label, icon=icon)
-    right.markdown(description)
+beyond = [
+    ("app_pages/explain.py", "5 · Explain", ":material/manage_search:",
+     "Split one image's output, yours drawn with the mouse if you like, into an exact term per eigenvector."),
+    ("app_pages/truncation.py", "6 · Truncation", ":material/content_cut:",
+     "Keep only the top-k eigenvectors and watch how few the model needs to classify as well as before."),
+]
+for heading, rows in ((None, steps), ("Beyond the paper", beyond)):
+    if heading:
+        st.subheader(heading)
+    for path, label, icon, description in rows:
+        left, right = st.columns([1, 4], vertical_alignment="center")
+        with left:
+            st.page_link(path, label=label, icon=icon)
+        right.markdown(description)
 
 st.subheader("Where you are")
-st.markdown("Steps 3 and 4 work right away with the pretrained checkpoint; train your own model in "
-            "step 2 and they will show yours instead.")
+st.markdown("Steps 3 to 6 work right away with the pretrained checkpoint; train your own model in "
+            "step 2 (or pick a precomputed one in step 4) and they will show it instead. The sidebar's "
+            "**Your model** section downloads it or loads one back, and the address bar keeps your settings "
+            "and model: copy it to share exactly what you see.")
 widgets.model_badge()  # the first use of torch: everything above is already on screen
 
 from core.checkpoint import load_checkpoint  # noqa: E402  (loaded by the badge; imported here to show its code)

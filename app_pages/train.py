@@ -29,11 +29,6 @@ def progress_text(m: EpochMetrics) -> str:
             f"{m.seconds:.0f} s elapsed, about {left:.0f} s left")
 
 
-def file_stem(config: Config) -> str:
-    return (f"bilinear-eigen-lab_target{config.target_index}_tau{config.threshold:g}_wd{config.weight_decay:g}"
-            f"_noise{config.noise_std:g}_{config.epochs}ep_seed{config.seed}")
-
-
 # A run that trains locks the settings until it ends: touching a widget would interrupt training.
 settings = {"persist_state": "session", "disabled": bool(st.session_state.get("train"))}
 st.subheader("Settings")
@@ -79,10 +74,15 @@ refused, existing = True, None
 if config is not None:
     splits = resources.splits(config)
     refused = widgets.class_balance(splits.train_y, class_balance_problem(splits.train_y))
-    existing = resources.registry().get(config)
+    existing = resources.registry().get(config)  # finds the precomputed grid models too
     if existing is not None and not refused:
-        st.info("These exact settings were already trained on this server (training is deterministic), "
-                "so **Train** will load that model at once.", icon=":material/bolt:")
+        if existing.origin == "grid":
+            st.info("These settings are one of the 15 precomputed checkpoints (threshold × weight decay, "
+                    "everything else at the paper's values), so **Train** will load it at once.",
+                    icon=":material/bolt:")
+        else:
+            st.info("These exact settings were already trained on this server (training is deterministic), "
+                    "so **Train** will load that model at once.", icon=":material/bolt:")
 
 with st.container(horizontal=True):
     clicked = st.button("Train", type="primary", icon=":material/play_arrow:", key="train", disabled=refused)
@@ -95,7 +95,8 @@ loss_chart, accuracy_chart = loss_column.empty(), accuracy_column.empty()
 if clicked and not refused:
     if existing is not None:
         models.set_active(existing)
-        state.notify("success", "Loaded the model trained earlier with exactly these settings.")
+        state.notify("success", "Loaded the precomputed checkpoint for these settings." if existing.origin == "grid"
+                     else "Loaded the model trained earlier with exactly these settings.")
         st.rerun()
     run = models.start_training(config)  # in session_state before the first epoch: Stop keeps it
     try:
@@ -119,16 +120,11 @@ if trained.history:
     accuracy_chart.altair_chart(charts.training_curve(trained.history, "accuracy"), width="stretch")
 
 st.subheader("Keep your model")
-with st.container(horizontal=True):
-    st.download_button("Metrics (CSV)", data=lambda: models.history_csv(trained), mime="text/csv",
-                       file_name=f"{file_stem(trained.config)}.csv", icon=":material/table:", key="download_metrics",
-                       on_click="ignore", disabled=not trained.history)
-    st.download_button("Model (.safetensors)", data=lambda: models.checkpoint_bytes(trained),
-                       file_name=f"{file_stem(trained.config)}.safetensors", mime="application/octet-stream",
-                       icon=":material/download:", key="download_model", on_click="ignore")
-st.file_uploader("Load a model you saved earlier", type=["safetensors"], key="upload",
-                 on_change=models.load_upload, args=("upload",),
-                 help="Only .safetensors files saved by this app; they are checked before use.")
+st.download_button("Training metrics (CSV)", data=lambda: models.history_csv(trained), mime="text/csv",
+                   file_name=f"{models.file_stem(trained.config)}.csv", icon=":material/table:",
+                   key="download_metrics", on_click="ignore", disabled=not trained.history)
+st.caption("Download the model itself, or load one you saved, in the sidebar's **Your model** section "
+           "(on every page). Its id is in the address bar, so reloading the page keeps it.")
 
 widgets.code_expander(Config.validate, labels_from_similarities, class_balance_problem, new_model, train,
                       save_checkpoint, load_checkpoint)

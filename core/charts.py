@@ -183,3 +183,86 @@ def eigenspectrum(eigenvalues: ArrayLike, k: int, side: Literal["top", "bottom"]
     zero = alt.Chart(pd.DataFrame({"y": [0.0]})).mark_rule(color="#cbd2d9").encode(y="y:Q")
     title = "Largest eigenvalues" if side == "top" else "Most negative eigenvalues"
     return alt.layer(zero, line, points).properties(title=title, height=220)
+
+
+def contribution_bars(indices: Sequence[int], contributions: ArrayLike, eigenvalues: ArrayLike,
+                      projections: ArrayLike, rest: float, n_rest: int) -> alt.LayerChart:
+    """Horizontal bars of the largest eigenvector contributions lambda_i (v_i . x~)^2, blue > 0 > red.
+
+    `indices` are eigenvector indices (largest |contribution| first); `contributions`,
+    `eigenvalues` and `projections` are the full (H+1,) arrays from core.explain. The last bar,
+    in grey, sums the `n_rest` other eigenvectors (`rest`), so the bars add up to the output.
+    """
+    c, lam, p = _array(contributions), _array(eigenvalues), _array(projections)
+    rows = [{"term": f"#{i}", "contribution": c[i], "eigenvalue": lam[i], "projection": p[i],
+             "sign": "positive" if c[i] >= 0 else "negative", "order": rank}
+            for rank, i in enumerate(int(i) for i in indices)]
+    if n_rest:
+        rows.append({"term": f"{n_rest} others", "contribution": rest, "eigenvalue": np.nan, "projection": np.nan,
+                     "sign": "others (sum)", "order": len(rows)})
+    df = pd.DataFrame(rows)
+    y = alt.Y("term:N", title="eigenvector", sort=alt.SortField("order"),
+              axis=alt.Axis(labelOverlap=False, labelLimit=90))
+    bars = alt.Chart(df).mark_bar().encode(
+        x=alt.X("contribution:Q", title="contribution λᵢ (vᵢ·x̃)² to the output"),
+        y=y,
+        color=alt.Color("sign:N", title=None, legend=alt.Legend(orient="top", labelLimit=0),
+                        scale=alt.Scale(domain=["positive", "negative", "others (sum)"],
+                                        range=[BLUE, RED, GREY])),
+        tooltip=[alt.Tooltip("term:N", title="eigenvector"),
+                 alt.Tooltip("contribution:Q", format=".4f"),
+                 alt.Tooltip("eigenvalue:Q", title="eigenvalue λᵢ", format=".4f"),
+                 alt.Tooltip("projection:Q", title="projection vᵢ·x̃", format=".4f")],
+    )
+    zero = alt.Chart(pd.DataFrame({"x": [0.0]})).mark_rule(color="#52606d").encode(x="x:Q")
+    return alt.layer(bars, zero).properties(height=30 * len(df) + 90)  # autosize "fit": axes and legend inside
+
+
+TRUNCATION_MODES = {
+    "class_logits": "each class logit keeps its top-k",
+    "true_minus_false": "True − False keeps its top-k",
+}
+
+
+def truncation_curve(k: ArrayLike, accuracies: dict[str, ArrayLike], full_model: float) -> alt.LayerChart:
+    """Accuracy against the number k of eigenvectors kept (largest |λ| first), one line per mode
+    (keys of TRUNCATION_MODES), with the untruncated model's accuracy as a dashed reference line."""
+    ks = _array(k).astype(int)
+    df = pd.concat([pd.DataFrame({"k": ks, "accuracy": _array(acc), "mode": TRUNCATION_MODES[mode]})
+                    for mode, acc in accuracies.items()], ignore_index=True)
+    x = alt.X("k:Q", title="eigenvectors kept, largest |λ| first", scale=alt.Scale(domain=[0, int(ks.max())]))
+    lines = alt.Chart(df).mark_line(point=alt.OverlayMarkDef(size=25)).encode(
+        x=x,
+        y=alt.Y("accuracy:Q", title="test accuracy", axis=alt.Axis(format="%"), scale=alt.Scale(zero=False)),
+        color=alt.Color("mode:N", title=None, legend=alt.Legend(orient="top", labelLimit=0),
+                        scale=alt.Scale(domain=[TRUNCATION_MODES[m] for m in accuracies],
+                                        range=[BLUE, INVERSE_COLOR][:len(accuracies)])),
+        tooltip=[alt.Tooltip("k:Q", title="eigenvectors kept"), alt.Tooltip("mode:N"),
+                 alt.Tooltip("accuracy:Q", format=".2%")],
+    )
+    reference = pd.DataFrame({"full model": [full_model], "label": [f"full model {full_model:.1%}"],
+                              "k": [int(ks.max())]})
+    rule = alt.Chart(reference).mark_rule(color="black", strokeDash=[5, 3], size=2).encode(
+        y="full model:Q", tooltip=[alt.Tooltip("full model:Q", format=".2%")])
+    text = alt.Chart(reference).mark_text(align="right", dy=-8, fontWeight="bold").encode(
+        x="k:Q", y="full model:Q", text="label:N")
+    return alt.layer(lines, rule, text).properties(height=320)
+
+
+def cos_vs_weight_decay(rows: Sequence[dict], selected_threshold: float | None = None) -> alt.Chart:
+    """|cos(top True − False eigenvector, centred target)| against weight decay, one line per
+    threshold; rows are core.grid index rows (threshold, weight_decay, top_cos, val_acc)."""
+    df = pd.DataFrame([{"threshold": f"τ = {r['threshold']:.2f}", "weight decay": r["weight_decay"],
+                        "|cos|": r["top_cos"]["true_minus_false"], "validation accuracy": r["val_acc"],
+                        "selected": selected_threshold is not None
+                        and abs(r["threshold"] - selected_threshold) < 1e-9} for r in rows])
+    df = df.sort_values(["threshold", "weight decay"])
+    return alt.Chart(df).mark_line(point=alt.OverlayMarkDef(size=70)).encode(
+        x=alt.X("weight decay:Q", title="weight decay", scale=alt.Scale(domain=[0, float(df["weight decay"].max())])),
+        y=alt.Y("|cos|:Q", title="|cos(u₀, target − mean)|", scale=alt.Scale(domain=[0, 1])),
+        color=alt.Color("threshold:N", title=None, legend=alt.Legend(orient="top"),
+                        scale=alt.Scale(range=[TARGET_COLOR, INVERSE_COLOR, "#5aae61"])),
+        strokeWidth=alt.condition("datum.selected", alt.value(4), alt.value(1.5)),
+        tooltip=["threshold:N", alt.Tooltip("weight decay:Q"), alt.Tooltip("|cos|:Q", format=".3f"),
+                 alt.Tooltip("validation accuracy:Q", format=".1%")],
+    ).properties(height=260)

@@ -18,6 +18,7 @@ from core.labels import make_splits
 from core.tensor import DIRECTIONS
 from core.train import train
 from ui import resources
+from ui.analysis import top_eigenvector
 from ui.models import TrainingRun
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
@@ -31,11 +32,16 @@ PAGES = {  # page -> (widget kind, key) pairs it must show
                            ("select_slider", "d_hidden"), ("select_slider", "lr"), ("number_input", "batch_size"),
                            ("number_input", "seed"), ("toggle", "use_slice"), ("number_input", "n_train"),
                            ("number_input", "n_test"), ("button", "train"), ("button", "stop"),
-                           ("download_button", "download_metrics"), ("download_button", "download_model"),
-                           ("file_uploader", "upload")],
+                           ("download_button", "download_metrics")],
     "app_pages/tensor.py": [("segmented_control", "tensor_direction"), ("number_input", "proof_offset")],
-    "app_pages/eigenvectors.py": [("segmented_control", "direction"), ("slider", "top_k"), ("slider", "eig_index")],
+    "app_pages/eigenvectors.py": [("segmented_control", "direction"), ("slider", "top_k"), ("slider", "eig_index"),
+                                  ("select_slider", "grid_threshold"), ("select_slider", "grid_weight_decay")],
+    "app_pages/explain.py": [("segmented_control", "explain_source"), ("number_input", "explain_index"),
+                             ("button", "explain_misclassified"), ("segmented_control", "direction"),
+                             ("slider", "explain_top")],
+    "app_pages/truncation.py": [("metric", None)],
 }
+SIDEBAR = [("download_button", "download_model"), ("file_uploader", "upload")]  # on every page
 SMALL_RUN = {"n_train": 4096, "n_test": 1000, "batch_size": 512, "epochs": 2}
 
 
@@ -81,6 +87,8 @@ def test_every_page_renders_with_its_widgets(page):
     assert any("def " in c.value for c in at.code), "the expander shows real source code"
     for kind, key in PAGES[page]:
         assert getattr(at, kind)(key=key) if key else getattr(at, kind), f"{kind} {key!r} missing on {page}"
+    for kind, key in SIDEBAR:
+        assert getattr(at.sidebar, kind)(key=key), f"sidebar {kind} {key!r} missing on {page}"
 
 
 def test_threshold_changes_the_positive_fraction():
@@ -195,9 +203,11 @@ def test_eigenvectors_page_shows_images_for_each_direction(direction):
     assert [len(image.value) for image in at.image[:2]] == [k, k], "top-k positive and negative eigenvectors"
     assert len(at.image) == 2 + 3, "plus the target, the top eigenvector and the linear term"
     assert len(at.get("vega_lite_chart")) == 3, "two spectrum panels and the hoverable eigenvector"
-    cos = float(at.metric[0].value)
+    seed = resources.seed_model()
+    exact = top_eigenvector(seed.model, resources.mnist().train_x[seed.config.target_index], direction).cos
+    assert at.metric[0].value == f"{exact:.2f}"
     if direction == "true_minus_false":
-        assert cos > 0.85, "Figure 6: the top True − False eigenvector is the target (0.90 for the seed)"
+        assert exact > 0.8, "Figure 6: the top True − False eigenvector is the target (0.85-0.90 for the seed)"
 
 
 def test_browsing_an_eigenvector_index():

@@ -3,11 +3,14 @@
 The active model starts as the shipped checkpoint, so the Tensor and Eigenvectors pages work at
 once. A training run lives in st.session_state *before* its first epoch, so when the script run is
 interrupted (Stop, or leaving the page) the next run finds it and keeps what it has learnt.
+Every active model has an id (ui.resources) that ui.links puts in the URL: a reload, which
+starts a new session, finds the model again with `restore`.
 """
 
 from __future__ import annotations
 
 import copy
+import logging
 import threading
 
 import pandas as pd
@@ -15,11 +18,14 @@ import streamlit as st
 
 from core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from core.config import Config
+from core.grid import grid_config, is_on_grid
 from core.model import BilinearMLP
 from core.train import EpochMetrics, new_model
 from ui import resources
 from ui.resources import TrainedModel
-from ui.state import notify
+from ui.state import notify, training_widgets
+
+log = logging.getLogger("bilinear_eigen_lab")
 
 
 def active() -> TrainedModel:
@@ -30,7 +36,51 @@ def active() -> TrainedModel:
 
 
 def set_active(trained: TrainedModel) -> None:
+    """Make `trained` this student's model. A stopped run or an upload also gets a shared slot under
+    its id, so the link in the URL (model=<id>) finds it again after a reload."""
+    if trained.origin in ("stopped", "uploaded"):
+        trained = resources.slots().add(trained)
     st.session_state.active = trained
+
+
+def restore(key: str) -> bool:
+    """A new session opened with `model=<key>` in its URL: make that model active if the server has it."""
+    found = resources.find_model(key)
+    if found is None:
+        notify("warning", f"The model in this link (`model={key}`) is no longer on this server: the server "
+                          "restarted, or dropped it to make room. Showing the pretrained model instead; load "
+                          "your .safetensors file from the sidebar, or train it again, to get it back.")
+        return False
+    st.session_state.active = found
+    if found.origin in ("trained", "stopped"):  # the student's own run: its settings back on the Train page
+        st.session_state.update(training_widgets(found.config))
+    return True
+
+
+def use_grid_point() -> None:
+    """Grid slider callback: make the precomputed checkpoint for the sliders' (τ, weight decay) active."""
+    ss = st.session_state
+    try:
+        config = grid_config(ss.grid_threshold, ss.grid_weight_decay)
+    except ValueError as error:
+        notify("error", f"{error}. Your current model is kept.")
+        return
+    trained = resources.registry().get(config)
+    if trained is None:
+        notify("error", f"The precomputed checkpoint for threshold {config.threshold:g} and weight decay "
+                        f"{config.weight_decay:g} is missing on this server: train it on the Train page "
+                        "instead. Your current model is kept.")
+        return
+    set_active(trained)
+
+
+def grid_point(trained: TrainedModel) -> tuple[float, float] | None:
+    """(threshold, weight decay) if the model is one of the precomputed grid models, else None."""
+    config = trained.config
+    if trained.origin in ("uploaded", "stopped") or not is_on_grid(config):  # same config, other weights
+        return None
+    snapped = grid_config(config.threshold, config.weight_decay)
+    return snapped.threshold, snapped.weight_decay
 
 
 class TrainingRun:
@@ -105,6 +155,12 @@ def start_training(config: Config) -> TrainingRun:
     return run
 
 
+def file_stem(config: Config) -> str:
+    """A download's file name (without extension) that says what the model was trained with."""
+    return (f"bilinear-eigen-lab_target{config.target_index}_tau{config.threshold:g}_wd{config.weight_decay:g}"
+            f"_noise{config.noise_std:g}_{config.epochs}ep_seed{config.seed}")
+
+
 def history_csv(trained: TrainedModel) -> str:
     """The per-epoch metrics as CSV text."""
     return pd.DataFrame([m.to_dict() for m in trained.history]).to_csv(index=False)
@@ -123,7 +179,11 @@ def load_upload(key: str) -> None:
     try:
         model, config, history = load_checkpoint(upload.getvalue())
     except CheckpointError as e:
-        notify("error", f"Could not load {upload.name}: {e}")
+        notify("error", f"Could not load {upload.name}: {e}. Your current model is kept.")
+        return
+    except Exception as e:  # a bug or an unforeseen file: still a message, never a traceback
+        log.exception("loading the uploaded checkpoint %s failed", upload.name)
+        notify("error", f"Could not load {upload.name} ({type(e).__name__}: {e}). Your current model is kept.")
         return
     set_active(TrainedModel(model, config, tuple(history), "uploaded"))
-    notify("success", f"Loaded {upload.name}: it is now your active model.")
+    notify("success", f"Loaded {upload.name}: it is now your active model, on every page.")

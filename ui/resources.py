@@ -2,45 +2,76 @@
 
 st.cache_resource hands every caller the *same* object, so whatever these functions return is
 read-only: never train, modify or move a model obtained here (train a fresh one instead).
+
+Every model has an id (core.urlstate), so a link or a reload can find it again:
+- the registry holds canonical models, one per Config (the shipped seed, the 15 precomputed grid
+  checkpoints, loaded lazily, and every model trained to completion), id = hash of the Config;
+- the slots hold models no Config determines (stopped runs, uploaded files, which are untrusted
+  and so never become the canonical model for their Config), id = p-/u- + hash of the content.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Any, Callable, Literal, Mapping, NamedTuple
 
 import streamlit as st
 import torch
 
-from core.checkpoint import load_checkpoint
+from core.checkpoint import CheckpointError, load_checkpoint
 from core.config import Config
 from core.data import MNIST, load_mnist
+from core.explain import misclassified_indices
+from core.grid import grid_checkpoint, grid_config, grid_points, is_on_grid, load_index
 from core.labels import Similarities, Splits, cosine_similarities, labels_from_similarities
 from core.model import BilinearMLP
 from core.train import EpochMetrics
+from core.truncation import TruncationCurves, truncation_curves
+from core.urlstate import PREFIXES, config_id, content_id
+from ui import analysis
+from ui.analysis import TopEigenvector
 
 SEED_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "seed-default.safetensors"
-Origin = Literal["pretrained", "trained", "stopped", "uploaded"]
+Origin = Literal["pretrained", "grid", "trained", "stopped", "uploaded"]
+log = logging.getLogger("bilinear_eigen_lab")
+
+
+def model_key(model: BilinearMLP, config: Config, history: tuple[EpochMetrics, ...], origin: str) -> str:
+    """The model's id: its Config's hash, or for a stopped run / an upload a hash of its content."""
+    if origin not in PREFIXES:
+        return config_id(config)
+    parts = [repr(config.to_dict()).encode(), repr([m.to_dict() for m in history]).encode()]
+    for name, tensor in sorted(model.state_dict().items()):
+        parts += [name.encode(), tensor.detach().cpu().contiguous().numpy().tobytes()]
+    return content_id(origin, *parts)
 
 
 @dataclass(frozen=True)
 class TrainedModel:
-    """A model with the config and per-epoch history it was trained with."""
+    """A model with the config and per-epoch history it was trained with, and its id."""
     model: BilinearMLP
     config: Config
     history: tuple[EpochMetrics, ...]
     origin: Origin
+    key: str = ""  # filled in from the content: see model_key
 
     def __post_init__(self) -> None:
         self.model.eval().requires_grad_(False)  # from here on the model is only read, maybe by many sessions
+        if not self.key:
+            object.__setattr__(self, "key", model_key(self.model, self.config, self.history, self.origin))
 
     @property
     def epochs_done(self) -> int:
         return self.history[-1].epoch if self.history else self.config.epochs
+
+    @property
+    def n_bytes(self) -> int:
+        return sum(p.numel() * p.element_size() for p in self.model.parameters())
 
 
 class ModelRegistry:
@@ -48,25 +79,79 @@ class ModelRegistry:
 
     Training is deterministic per config, so a config trained once never needs training again.
     The oldest entries are dropped past `max_models` (sessions using them keep their reference).
+    `loader` supplies models that need no training (the precomputed grid) on first request, and
+    `lazy_ids` (id -> Config) lets a link find them by id before anyone has loaded them.
     """
 
-    def __init__(self, pinned: TrainedModel, max_models: int = 64) -> None:
+    def __init__(self, pinned: TrainedModel, max_models: int = 64,
+                 loader: Callable[[Config], TrainedModel | None] | None = None,
+                 lazy_ids: Mapping[str, Config] | None = None) -> None:
         self._lock = threading.Lock()
         self._models: OrderedDict[Config, TrainedModel] = OrderedDict({pinned.config: pinned})
+        self._ids: dict[str, Config] = {pinned.key: pinned.config}
         self._pinned, self._max = pinned.config, max_models
+        self._loader, self._lazy_ids = loader, dict(lazy_ids or {})
 
     def get(self, config: Config) -> TrainedModel | None:
         with self._lock:
-            return self._models.get(config)
+            found = self._models.get(config)
+        if found is None and self._loader is not None:
+            loaded = self._loader(config)  # outside the lock: it may read a file
+            if loaded is not None:
+                found = self.add(loaded)
+        return found
+
+    def by_id(self, key: str) -> TrainedModel | None:
+        """The model with this id, if the server has it (or can load it without training)."""
+        with self._lock:
+            config = self._ids.get(key)
+        if config is None:
+            config = self._lazy_ids.get(key)
+        return self.get(config) if config is not None else None
 
     def add(self, trained: TrainedModel) -> TrainedModel:
         """Register a finished model; if another session got there first, return theirs."""
         with self._lock:
             existing = self._models.setdefault(trained.config, trained)
+            self._ids[existing.key] = existing.config
             while len(self._models) > self._max:
                 oldest = next(c for c in self._models if c != self._pinned)
-                del self._models[oldest]
+                self._ids.pop(self._models.pop(oldest).key, None)
             return existing
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._models)
+
+
+class ModelSlots:
+    """Models without a canonical Config (stopped runs, uploads), by id, shared by all sessions.
+
+    Each gets its own slot, so an uploaded file never stands in for the model its Config would
+    train. Least recently used slots are dropped past `max_models` or `max_bytes` of weights
+    (a d_hidden=1024 model is ~11 MB); a session holding one keeps its own reference.
+    """
+
+    def __init__(self, max_models: int = 48, max_bytes: int = 200 * 2**20) -> None:
+        self._lock = threading.Lock()
+        self._models: OrderedDict[str, TrainedModel] = OrderedDict()
+        self._max_models, self._max_bytes = max_models, max_bytes
+
+    def add(self, trained: TrainedModel) -> TrainedModel:
+        with self._lock:
+            existing = self._models.setdefault(trained.key, trained)
+            self._models.move_to_end(trained.key)
+            while len(self._models) > 1 and (len(self._models) > self._max_models or
+                                             sum(m.n_bytes for m in self._models.values()) > self._max_bytes):
+                self._models.popitem(last=False)
+            return existing
+
+    def get(self, key: str) -> TrainedModel | None:
+        with self._lock:
+            found = self._models.get(key)
+            if found is not None:
+                self._models.move_to_end(key)
+            return found
 
     def __len__(self) -> int:
         with self._lock:
@@ -80,10 +165,63 @@ def seed_model() -> TrainedModel:
     return TrainedModel(model, config, tuple(history), "pretrained")
 
 
+class GridCheckpointMissing(LookupError):
+    """No usable precomputed checkpoint for a grid point (not cached: a later call tries again)."""
+
+
+@st.cache_resource(max_entries=len(grid_points()), show_spinner=False)
+def _grid_model(threshold: float, weight_decay: float) -> TrainedModel:
+    config = grid_config(threshold, weight_decay)
+    path = grid_checkpoint(config)
+    if path is None:
+        raise GridCheckpointMissing(f"no checkpoint for {config}")
+    try:
+        model, saved_config, history = load_checkpoint(path.read_bytes())
+    except (OSError, CheckpointError) as error:
+        raise GridCheckpointMissing(f"{path} is unreadable: {error}") from error
+    if saved_config != config:
+        raise GridCheckpointMissing(f"{path} holds {saved_config}, expected {config}")
+    return TrainedModel(model, config, tuple(history), "grid")
+
+
+def grid_model(threshold: float, weight_decay: float) -> TrainedModel | None:
+    """The precomputed checkpoint for a grid point (core.grid), read once per server; None if missing."""
+    snapped = grid_config(threshold, weight_decay)  # one cache entry per grid point, whatever the float
+    try:
+        return _grid_model(snapped.threshold, snapped.weight_decay)
+    except GridCheckpointMissing:
+        log.exception("precomputed checkpoint missing")
+        return None
+
+
+def load_grid_model(config: Config) -> TrainedModel | None:
+    """The registry's loader: a precomputed model for an on-grid Config, else None (train it)."""
+    return grid_model(config.threshold, config.weight_decay) if is_on_grid(config) else None
+
+
 @st.cache_resource
 def registry() -> ModelRegistry:
-    """The server-wide registry of trained models, pre-populated with the shipped checkpoint."""
-    return ModelRegistry(seed_model())
+    """The server-wide registry of trained models: the shipped checkpoint, and the precomputed grid
+    (loaded on first request, so a grid slider or an on-grid Train click is instant)."""
+    lazy_ids = {config_id(grid_config(t, wd)): grid_config(t, wd) for t, wd in grid_points()}
+    return ModelRegistry(seed_model(), loader=load_grid_model, lazy_ids=lazy_ids)
+
+
+@st.cache_resource
+def slots() -> ModelSlots:
+    """The server-wide store of stopped runs and uploaded models, by id."""
+    return ModelSlots()
+
+
+def find_model(key: str) -> TrainedModel | None:
+    """The model a link's `model=<id>` names, if the server still has it."""
+    return registry().by_id(key) or slots().get(key)
+
+
+@st.cache_resource(show_spinner=False)
+def grid_index() -> dict[str, dict[str, Any]]:
+    """checkpoints/grid/index.json: one summary row per precomputed checkpoint."""
+    return load_index()
 
 
 @st.cache_resource(show_spinner="Loading MNIST (once for the whole class)…")
@@ -127,3 +265,21 @@ def random_index_of_digit(digit: int) -> int:
 def first_with_label(labels: torch.Tensor, value: int, n: int) -> list[int]:
     """Indices of the first n images carrying label `value`."""
     return (labels == value).nonzero().flatten()[:n].tolist()
+
+
+@st.cache_resource(max_entries=32, show_spinner="Finding the test images this model gets wrong…")
+def misclassified(key: str, _trained: TrainedModel) -> tuple[int, ...]:
+    """Indices of the test images the model (id `key`) misclassifies, under its own labels."""
+    return tuple(misclassified_indices(_trained.model, mnist().test_x, labels(_trained.config)[1]).tolist())
+
+
+@st.cache_resource(max_entries=32, show_spinner="Truncating every interaction matrix, for every k…")
+def truncation(key: str, _trained: TrainedModel) -> TruncationCurves:
+    """Accuracy on all 10 000 test images with only the top-k eigenvectors kept (per model id `key`)."""
+    return truncation_curves(_trained.model, mnist().test_x, labels(_trained.config)[1])
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def top_eigenvector(key: str, _trained: TrainedModel, direction: str) -> TopEigenvector:
+    """The direction's top eigenvector of model `key` as an image, with its |cos| to the model's target."""
+    return analysis.top_eigenvector(_trained.model, mnist().train_x[_trained.config.target_index], direction)

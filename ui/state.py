@@ -24,8 +24,13 @@ WIDGET_DEFAULTS: dict[str, Any] = {
     "use_slice": False, "n_train": 12_000, "n_test": 2_000,  # classroom option: train on a slice
     "random_digit": 7,  # Label page: "random image of digit d"
     "tensor_direction": "true", "proof_offset": 0,  # Tensor page
-    "direction": "true_minus_false", "top_k": 3, "eig_index": 0,  # Eigenvectors page
+    "direction": "true_minus_false", "top_k": 3, "eig_index": 0,  # Eigenvectors page (direction: Explain too)
+    "grid_threshold": DEFAULTS.threshold, "grid_weight_decay": DEFAULTS.weight_decay,  # instant grid sliders
+    "eig_view": "Eigenvectors",  # Eigenvectors page tab: one of EIGEN_VIEWS
+    "explain_source": "test", "explain_index": 0, "explain_top": 6, "explain_resize": False,  # Explain page
 }
+TOP_K_MAX = 8  # Eigenvectors page: eigenvectors shown at each end of the spectrum
+EIGEN_VIEWS = {"eigenvectors": "Eigenvectors", "compare": "Compare weight decays"}  # URL word -> tab label
 # Trains in a few seconds on two cores and still finds the target (see tests/conftest.py).
 QUICK_PRESET = {"epochs": 15, "use_slice": True, "n_train": 12_000, "n_test": 2_000, "batch_size": 512, "lr": 3e-3}
 PAPER_PRESET = {name: WIDGET_DEFAULTS[name] for name in
@@ -55,6 +60,17 @@ def config_from_widgets() -> Config:
     values.update({name: round(values[name], 6) for name in ROUNDED})
     values.update(n_train=ss.n_train if ss.use_slice else None, n_test=ss.n_test if ss.use_slice else None)
     return Config(**values)
+
+
+def training_widgets(config: Config) -> dict[str, Any]:
+    """The Train page's widget values that describe `config` (the inverse of config_from_widgets,
+    without the labelling rule, which the Label page and the URL carry)."""
+    values = {name: getattr(config, name) for name in CONFIG_WIDGETS
+              if name not in ("target_index", "threshold", "include_inverse")}
+    values["use_slice"] = config.n_train is not None
+    if config.n_train is not None:
+        values.update(n_train=config.n_train, n_test=config.n_test or WIDGET_DEFAULTS["n_test"])
+    return values
 
 
 def label_config() -> Config:

@@ -22,24 +22,54 @@ def page_intro(title: str, icon: str, what_and_why: str, formula: str | None = N
     state.show_notices()
 
 
-def model_badge(note: str = "") -> None:
-    """Which model the page shows: the pretrained seed checkpoint or the student's own."""
-    from ui.models import active  # imported here, not at the top: torch loads after the page's text
-
-    trained = active()
-    config, final = trained.config, (trained.history[-1] if trained.history else None)
-    accuracy = f" · validation accuracy {final.val_acc:.1%}" if final else ""
-    badge = {
+def badge_style(trained: Any) -> tuple[str, str, str]:
+    """(label, icon, colour) of the badge naming where the active model comes from."""
+    config = trained.config
+    return {
         "pretrained": ("Pretrained seed checkpoint", ":material/inventory_2:", "green"),
+        "grid": (f"Precomputed checkpoint: threshold {config.threshold:.2f}, weight decay {config.weight_decay:g}",
+                 ":material/bolt:", "gray"),
         "trained": ("Your trained model", ":material/school:", "blue"),
         "stopped": (f"Your model, stopped after epoch {trained.epochs_done} of {config.epochs}",
                     ":material/pause_circle:", "orange"),
         "uploaded": ("Your uploaded model", ":material/upload_file:", "violet"),
     }[trained.origin]
+
+
+def model_badge(note: str = "") -> None:
+    """Which model the page shows: the pretrained seed checkpoint, a precomputed one or the student's own."""
+    from ui.models import active  # imported here, not at the top: torch loads after the page's text
+
+    trained = active()
+    config, final = trained.config, (trained.history[-1] if trained.history else None)
+    accuracy = f" · validation accuracy {final.val_acc:.1%}" if final else ""
+    label, icon, color = badge_style(trained)
     with st.container(border=True):
-        st.badge(badge[0], icon=badge[1], color=badge[2])
+        st.badge(label, icon=icon, color=color)
         st.caption(f"Labels: {state.describe_labels(config)}{accuracy}  \n"
                    f"Training: {state.describe_training(config)}" + (f"  \n{note}" if note else ""))
+
+
+def model_sidebar() -> None:
+    """The sidebar's "Your model" section, on every page: download the active model, load one back."""
+    from ui import models  # after the page: torch is loaded by now
+
+    trained = models.active()
+    with st.sidebar:
+        st.subheader("Your model", divider="gray")
+        label, icon, color = badge_style(trained)
+        st.badge(label, icon=icon, color=color)
+        st.caption(f"Model id `{trained.key}`: it is in the address bar, so a reload or a copied link opens "
+                   "this model while the server keeps it.")
+        st.download_button("Download it (.safetensors)", data=lambda: models.checkpoint_bytes(trained),
+                           file_name=f"{models.file_stem(trained.config)}.safetensors",
+                           mime="application/octet-stream", icon=":material/download:", key="download_model",
+                           on_click="ignore", width="stretch")
+        st.file_uploader("Load a model you saved", type=["safetensors"], key="upload",
+                         on_change=models.load_upload, args=("upload",),
+                         help="Only .safetensors files saved by this app (never pickle files): every tensor's "
+                              "name, shape, dtype and value is checked before use. A rejected file leaves your "
+                              "current model in place.")
 
 
 def code_expander(*functions: Callable[..., Any]) -> None:

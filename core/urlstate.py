@@ -1,0 +1,205 @@
+"""What a shareable link carries: parsing and writing URL query values, and model ids.
+
+A teacher's link (e.g. `/eigenvectors?threshold=0.3&direction=true&model=3fa9c2e1b0d4`) opens
+the same view in a new session, and a reload keeps the student's model. Query values are
+untrusted text, so every parameter has a parser that returns a valid value or raises
+ValueError with a user-facing reason; the app then keeps the default and says which parameter
+it ignored. Writing is the inverse: values equal to their default are left out of the URL.
+
+Model ids: a model trained from a Config is deterministic, so its id is a short hash of the
+Config (`config_id`): the same settings give the same id on every server. A stopped run or an
+uploaded file is not determined by its Config, so its id hashes its content (`content_id`) and
+carries a prefix that keeps it apart from the canonical ids.
+
+Pure Python (no torch, no streamlit): the entry file reads links before anything heavy loads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from core.config import Config
+
+ID_HEX = 12  # hex digits of a model id: 48 bits, no collision in any classroom
+MODEL_ID = re.compile(rf"^(?:[pu]-)?[0-9a-f]{{{ID_HEX}}}$")  # canonical, p- (partial run), u- (upload)
+PREFIXES = {"stopped": "p-", "uploaded": "u-"}
+# Streamlit's own parameters: never ours to check or drop.
+RESERVED = frozenset({"embed", "embed_options"})
+
+
+# --- model ids ---------------------------------------------------------------------------
+
+def short_hash(*parts: bytes) -> str:
+    """The first ID_HEX hex digits of SHA-256 over the parts (each length-prefixed)."""
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(len(part).to_bytes(8, "little"))
+        digest.update(part)
+    return digest.hexdigest()[:ID_HEX]
+
+
+def config_id(config: Config) -> str:
+    """Id of the model a Config trains to (deterministic per Config): a hash of its fields."""
+    return short_hash(json.dumps(config.to_dict(), sort_keys=True).encode())
+
+
+def content_id(origin: str, *parts: bytes) -> str:
+    """Id of a model known only by its content (a stopped run, an upload): prefix + hash."""
+    if origin not in PREFIXES:
+        raise ValueError(f"content ids are for {sorted(PREFIXES)}, not {origin!r}")
+    return PREFIXES[origin] + short_hash(*parts)
+
+
+# --- parsers: text from the URL -> a valid value, or ValueError(reason) -------------------
+
+Parser = Callable[[str], Any]
+
+
+def integer(low: int, high: int) -> Parser:
+    def parse(text: str) -> int:
+        if not re.fullmatch(r"[+-]?\d{1,12}", text.strip()):
+            raise ValueError(f"must be a whole number between {low} and {high}")
+        value = int(text)
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low} and {high}")
+        return value
+    return parse
+
+
+def number(low: float, high: float, decimals: int) -> Parser:
+    """A finite float in [low, high], rounded to `decimals` places (a slider's step)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"must be a number between {low:g} and {high:g}") from None
+        if not math.isfinite(value) or not low <= value <= high:
+            raise ValueError(f"must be a number between {low:g} and {high:g}")
+        return round(value, decimals)
+    return parse
+
+
+def one_of(values: Iterable[float]) -> Parser:
+    """A float equal (up to round-off) to one of `values`; returns that exact value."""
+    allowed = tuple(values)
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        for option in allowed:
+            if math.isclose(value, option, rel_tol=0.0, abs_tol=1e-9):
+                return option
+        raise ValueError(f"must be one of {', '.join(f'{v:g}' for v in allowed)}")
+    return parse
+
+
+def choice(options: Mapping[str, Any]) -> Parser:
+    """One of the URL words in `options`; returns the value it stands for."""
+    def parse(text: str) -> Any:
+        if text not in options:
+            raise ValueError(f"must be one of {', '.join(options)}")
+        return options[text]
+    return parse
+
+
+def boolean(text: str) -> bool:
+    words = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
+    if text.strip().lower() not in words:
+        raise ValueError("must be true or false")
+    return words[text.strip().lower()]
+
+
+def model_id(text: str) -> str:
+    if not MODEL_ID.fullmatch(text):
+        raise ValueError(f"is not a model id (expected {ID_HEX} hex digits, optionally after p- or u-)")
+    return text
+
+
+# --- the schema ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Param:
+    name: str  # in the URL
+    key: str  # in st.session_state
+    parse: Parser  # URL text -> value (ValueError with a reason)
+    format: Callable[[Any], str] = str  # value -> URL text (parse(format(v)) == v)
+    fallback: str | None = None  # what a rejected value is replaced by, in words (default: "the default <v>")
+
+
+def fmt_number(value: float) -> str:
+    """0.41000000000000003 -> '0.41'; 1.0 -> '1'."""
+    return f"{round(float(value), 6):g}"
+
+
+def fmt_bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def fmt_choice(options: Mapping[str, Any]) -> Callable[[Any], str]:
+    words = {value: word for word, value in options.items()}
+    return lambda value: words[value]
+
+
+@dataclass(frozen=True)
+class Parsed:
+    values: dict[str, Any]  # session_state key -> valid value
+    problems: list[str]  # one user-facing sentence per rejected or unknown parameter
+
+
+def parse_query(query: Mapping[str, str], params: Sequence[Param], defaults: Mapping[str, Any]) -> Parsed:
+    """Valid values by session_state key; each bad or unknown parameter becomes a problem sentence.
+
+    `defaults` (session_state key -> default value) only words the message: "using the default".
+    """
+    by_name = {p.name: p for p in params}
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for name, text in query.items():
+        if name in RESERVED:
+            continue
+        param = by_name.get(name)
+        if param is None:
+            problems.append(f"The link's parameter `{name}` is unknown and was ignored.")
+            continue
+        try:
+            values[param.key] = param.parse(str(text))
+        except ValueError as error:
+            default = defaults.get(param.key)
+            fallback = param.fallback or (f"the default {param.format(default)}" if default is not None
+                                          else "the default")
+            problems.append(f"The link's `{name}={_clip(str(text))}` was ignored: {name} {error}. "
+                            f"Using {fallback} instead.")
+    return Parsed(values, problems)
+
+
+def to_query(state: Mapping[str, Any], params: Sequence[Param], defaults: Mapping[str, Any]) -> dict[str, str]:
+    """URL text for every parameter whose value differs from its default (missing keys skipped)."""
+    query = {}
+    for param in params:
+        text = _text(param, state.get(param.key))
+        if text is not None and text != _text(param, defaults.get(param.key)):
+            query[param.name] = text
+    return query
+
+
+def _text(param: Param, value: Any) -> str | None:
+    """The value as URL text, or None if there is none or no link can carry it."""
+    if value is None:
+        return None
+    try:
+        return param.format(value)
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _clip(text: str, limit: int = 40) -> str:
+    """Untrusted text shortened for a message (and without backticks, which would break markdown)."""
+    text = text.replace("`", "'")
+    return text if len(text) <= limit else text[:limit] + "…"

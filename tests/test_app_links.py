@@ -1,0 +1,150 @@
+"""Shareable state: the URL opens the same view, and a reload (a new session) keeps the model.
+
+AppTest gives every test a new session, while st.cache_resource (the registry, the slots) is
+shared by the whole process, exactly as a reload on one server: a second AppTest carrying the
+first one's URL is that reload.
+"""
+
+from __future__ import annotations
+
+from streamlit.testing.v1 import AppTest
+
+from core.checkpoint import save_checkpoint
+from core.config import Config
+from core.grid import grid_config
+from core.labels import make_splits
+from core.train import train
+from core.urlstate import config_id
+from ui import resources
+from ui.models import TrainingRun
+from tests.test_app import APP, SMALL_RUN, TIMEOUT, assert_clean, badge, open_page, set_training
+
+
+def open_link(query: dict[str, str], page: str | None = None) -> AppTest:
+    """A new session opened from a link (or a reload): the page's URL with its query string."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    if page:
+        at.switch_page(page)
+    at.query_params.update(query)
+    return at.run()
+
+
+def warnings(at: AppTest) -> list[str]:
+    return [w.value for w in at.warning]
+
+
+def test_a_link_opens_the_same_view():
+    query = {"direction": "true", "k": "5", "eig": "7", "grid_t": "0.5", "grid_wd": "0.1",
+             "model": config_id(grid_config(0.5, 0.1))}
+    at = open_link(query, "app_pages/eigenvectors.py")
+    assert_clean(at)
+    assert not warnings(at)
+    assert at.segmented_control(key="direction").value == "true"
+    assert (at.slider(key="top_k").value, at.slider(key="eig_index").value) == (5, 7)
+    assert (at.select_slider(key="grid_threshold").value, at.select_slider(key="grid_weight_decay").value) == (0.5, 0.1)
+    assert at.session_state["active"].config == grid_config(0.5, 0.1)
+    assert "threshold 0.50, weight decay 0.1" in badge(at)
+    assert dict(at.query_params) == query, "the URL keeps describing the view"
+
+    label = open_link({"target": "17", "threshold": "0.55", "inverse": "false"}, "app_pages/label.py")
+    assert_clean(label)
+    assert label.number_input(key="target_index").value == 17
+    assert label.slider(key="threshold").value == 0.55 and label.toggle(key="include_inverse").value is False
+
+    explain = open_link({"image": "42"}, "app_pages/explain.py")
+    assert explain.number_input(key="explain_index").value == 42
+
+
+def test_the_url_follows_the_settings_across_pages():
+    at = open_page("app_pages/label.py")
+    assert dict(at.query_params) == {}, "defaults stay out of the URL"
+    at.slider(key="threshold").set_value(0.3).run()
+    assert at.query_params["threshold"] == "0.3"
+    at.switch_page("app_pages/eigenvectors.py").run()  # a page switch clears the URL; the app writes it back
+    at.segmented_control(key="direction").set_value("false").run()
+    assert dict(at.query_params) == {"threshold": "0.3", "direction": "false"}
+
+
+def test_garbage_falls_back_to_defaults_with_a_notice_naming_each_parameter():
+    at = open_link({"threshold": "lots", "direction": "sideways", "eig": "-3", "grid_wd": "0.7", "target": "1e9",
+                    "utm_source": "mail", "model": "../../etc/passwd"}, "app_pages/eigenvectors.py")
+    assert_clean(at)
+    text = " ".join(warnings(at))
+    for name in ("threshold=lots", "direction=sideways", "eig=-3", "grid_wd=0.7", "target=1e9", "`utm_source`",
+                 "model="):
+        assert name in text, f"the notice names {name}"
+    assert "Using the default 0.4" in text and "Using the pretrained model" in text
+    assert at.segmented_control(key="direction").value == "true_minus_false"
+    assert at.slider(key="eig_index").value == 0
+    assert at.session_state["threshold"] == 0.4 and at.session_state["target_index"] == 6
+    assert "Pretrained seed checkpoint" in badge(at)
+    assert dict(at.query_params) == {}, "the bad values are gone from the URL"
+
+
+def test_an_unknown_model_id_falls_back_to_the_pretrained_model():
+    at = open_link({"model": "0123456789ab"}, "app_pages/tensor.py")
+    assert_clean(at)
+    assert "no longer on this server" in warnings(at)[0] and "model=0123456789ab" in warnings(at)[0]
+    assert at.session_state["active"].origin == "pretrained"
+
+
+def test_a_reload_keeps_the_trained_model():
+    at = open_page("app_pages/train.py")
+    set_training(at, **SMALL_RUN, seed=23)
+    at.button(key="train").click().run()
+    trained = at.session_state["active"]
+    assert trained.origin == "trained" and at.query_params["model"] == trained.key == config_id(trained.config)
+
+    reloaded = open_link(dict(at.query_params), "app_pages/eigenvectors.py")  # a new session, same URL
+    assert_clean(reloaded)
+    assert not warnings(reloaded)
+    assert reloaded.session_state["active"] is trained
+    assert "Your trained model" in badge(reloaded)
+    reloaded.switch_page("app_pages/train.py").run()
+    assert reloaded.toggle(key="use_slice").value is True, "the run's settings are back on the Train page"
+    assert [reloaded.number_input(key=k).value for k in ("epochs", "seed", "n_train", "batch_size")] == [
+        SMALL_RUN["epochs"], 23, SMALL_RUN["n_train"], SMALL_RUN["batch_size"]]
+    assert "already trained on this server" in reloaded.info[0].value
+
+
+def test_a_reload_keeps_a_stopped_run(mnist):
+    at = open_page("app_pages/train.py")
+    config = Config(epochs=4, n_train=2048, n_test=500, batch_size=512, seed=29)
+    run = TrainingRun(config)
+    splits = make_splits(mnist, config.target_index, config.threshold, config.include_inverse,
+                         config.n_train, config.n_test)
+    run.history.append(next(train(run.model, splits, config)))
+    run.left_loop.set()
+    at.session_state["training"] = run  # as the Stop button leaves it
+    at.run()
+    stopped = at.session_state["active"]
+    assert stopped.origin == "stopped" and stopped.key.startswith("p-")
+    assert at.query_params["model"] == stopped.key
+    assert resources.registry().get(config) is None, "a partial run is not the model its config trains to"
+
+    reloaded = open_link({"model": stopped.key}, "app_pages/tensor.py")
+    assert reloaded.session_state["active"] is stopped
+    assert "stopped after epoch 1 of 4" in badge(reloaded)
+
+
+def test_a_reload_keeps_an_uploaded_model_in_its_own_slot():
+    seed = resources.seed_model()
+    at = open_page("app_pages/home.py")
+    data = save_checkpoint(seed.model, seed.config, list(seed.history))  # claims to be the seed's config
+    at.file_uploader(key="upload").upload("claims-to-be-the-seed.safetensors", data).run()
+    uploaded = at.session_state["active"]
+    assert uploaded.origin == "uploaded" and uploaded.key.startswith("u-")
+    assert at.query_params["model"] == uploaded.key
+    assert resources.registry().get(seed.config) is seed, "an untrusted upload never replaces a canonical model"
+
+    reloaded = open_link({"model": uploaded.key}, "app_pages/eigenvectors.py")
+    assert reloaded.session_state["active"] is uploaded
+    assert "Your uploaded model" in badge(reloaded)
+
+
+def test_links_are_read_once_per_session():
+    at = open_link({"direction": "false"}, "app_pages/eigenvectors.py")
+    at.segmented_control(key="direction").set_value("true").run()
+    at.run()
+    assert at.segmented_control(key="direction").value == "true", "the student's later choice wins"
+    assert at.query_params["direction"] == "true"

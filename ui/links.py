@@ -1,0 +1,84 @@
+"""The URL as shared state: a teacher's link opens the same view, and a reload keeps the model.
+
+A reload starts a new Streamlit session (empty st.session_state), so what a student sees must
+also live in the URL. The entry file calls `restore()` once per session, before the page: valid
+query values go into st.session_state (the widgets read them from there), each bad one leaves
+its default in place with a warning naming it, and `model=<id>` makes that model active if the
+server still has it (ui.resources.find_model). `write()` then mirrors the current values into
+the URL on every run; values equal to their default are left out. Parsing is core.urlstate.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from core.config import N_TEST_MNIST, N_TRAIN_MNIST, Config
+from core.grid import GRID_THRESHOLDS, GRID_WEIGHT_DECAYS
+from core.urlstate import (RESERVED, Param, boolean, choice, config_id, fmt_bool, fmt_choice, fmt_number, integer,
+                           model_id, number, one_of, parse_query, to_query)
+from ui import state
+from ui.widgets import DIRECTION_LABELS
+
+MODEL_KEY = "_link_model"  # not a widget: the active model's id, read from / written to `model=`
+READ_KEY = "_link_read"  # set once the session has read its URL
+MAX_EIGEN_INDEX = 1024  # d_hidden <= 1024 (core.config), so at most 1025 eigenvectors
+PARAMS: tuple[Param, ...] = (
+    Param("target", "target_index", integer(0, N_TRAIN_MNIST - 1)),
+    Param("threshold", "threshold", number(0.0, 1.0, 2), fmt_number),
+    Param("inverse", "include_inverse", boolean, fmt_bool),
+    Param("direction", "direction", choice({name: name for name in DIRECTION_LABELS})),
+    Param("k", "top_k", integer(1, state.TOP_K_MAX)),
+    Param("eig", "eig_index", integer(0, MAX_EIGEN_INDEX)),
+    Param("view", "eig_view", choice(state.EIGEN_VIEWS), fmt_choice(state.EIGEN_VIEWS)),
+    Param("grid_t", "grid_threshold", one_of(GRID_THRESHOLDS), fmt_number),
+    Param("grid_wd", "grid_weight_decay", one_of(GRID_WEIGHT_DECAYS), fmt_number),
+    Param("image", "explain_index", integer(0, N_TEST_MNIST - 1)),
+    Param("model", MODEL_KEY, model_id, fallback="the pretrained model"),
+)
+DEFAULTS: dict[str, Any] = {**state.WIDGET_DEFAULTS, MODEL_KEY: config_id(Config())}  # the shipped seed model
+GRID_KEYS = ("grid_threshold", "grid_weight_decay")
+
+
+def restore() -> None:
+    """Once per session (its first run): take the view and the model from the URL."""
+    ss = st.session_state
+    if ss.get(READ_KEY):
+        return
+    ss[READ_KEY] = True
+    parsed = parse_query(st.query_params.to_dict(), PARAMS, DEFAULTS)
+    requested = parsed.values.pop(MODEL_KEY, None)
+    ss.update(parsed.values)
+    for problem in parsed.problems:
+        state.notify("warning", problem)
+    if requested is None and not any(key in parsed.values for key in GRID_KEYS):
+        return
+    from ui import models  # torch loads only when a link names a model
+
+    if requested is not None:
+        if requested != DEFAULTS[MODEL_KEY]:
+            models.restore(requested)
+    else:  # a hand-written link with grid settings only: show that precomputed model
+        models.use_grid_point()
+
+
+def current_query() -> dict[str, str]:
+    """The query string the current settings and model call for."""
+    ss = st.session_state
+    values = {param.key: ss[param.key] for param in PARAMS if param.key in ss}
+    active = ss.get("active")
+    values[MODEL_KEY] = active.key if active is not None else DEFAULTS[MODEL_KEY]
+    query = to_query(values, PARAMS, DEFAULTS)
+    if any(name in query for name in ("grid_t", "grid_wd")):
+        # grid settings alone would mean "load that grid model" (see restore): say which model is shown
+        query.setdefault("model", values[MODEL_KEY])
+    return query
+
+
+def write() -> None:
+    """Mirror the current settings and model into the URL (only when they changed)."""
+    query = current_query()
+    shown = {key: value for key, value in st.query_params.to_dict().items() if key not in RESERVED}
+    if query != shown:
+        st.query_params.from_dict(query)
