@@ -20,6 +20,9 @@ def shield(part: str, function) -> None:
     """The last line of defence: a message for the student, the traceback for the log."""
     try:
         function()
+    except state.Unavailable as missing:  # no model yet, or no MNIST on this server: say what and how to fix it
+        log.warning("%s: %s", part, missing)
+        st.warning(str(missing), icon=":material/cloud_off:")
     except Exception as error:
         log.exception("%s failed", part)
         st.error(f"Something went wrong on this page ({type(error).__name__}: {error}). Your settings and model "

@@ -47,7 +47,7 @@ st.markdown("Steps 3 to 6 work right away with the pretrained checkpoint; train 
             "step 2 (or pick a precomputed one in step 4) and they will show it instead. The sidebar's "
             "**Your model** section downloads it or loads one back, and the address bar keeps your settings "
             "and model: copy it to share exactly what you see.")
-widgets.model_badge()  # the first use of torch: everything above is already on screen
+widgets.model_badge(needs_model=False)  # the first use of torch: everything above is already on screen
 
 from core.checkpoint import load_checkpoint  # noqa: E402  (loaded by the badge; imported here to show its code)
 

@@ -17,7 +17,7 @@ widgets.page_intro(
     r"y(x) = \big[\cos(x, t) > \tau\big] \;\lor\; \big[\cos(x, 1 - t) > \tau\big], \qquad "
     r"\cos(a, b) = \frac{a \cdot b}{\lVert a \rVert\, \lVert b \rVert}",
 )
-widgets.model_badge("The labels you choose here are used by the next model you train.")
+widgets.model_badge("The labels you choose here are used by the next model you train.", needs_model=False)
 mnist = resources.mnist()
 
 

@@ -20,7 +20,7 @@ widgets.page_intro(
     r"\text{logits}(x) = W_u \big[ (W_l h + b_l) \odot (W_r h + b_r) \big], \quad h = W_e x, \qquad "
     r"\text{trained on } x + \varepsilon,\ \ \varepsilon \sim \mathcal N(0, \sigma^2 I)",
 )
-widgets.model_badge()
+widgets.model_badge(needs_model=False)
 
 
 def progress_text(m: EpochMetrics) -> str:
@@ -112,17 +112,18 @@ if clicked and not refused:
         run.left_loop.set()
     st.rerun()
 
-trained = models.active()
-if trained.history:
+trained = models.current()  # None only while there is no model yet (no shipped checkpoint on this server)
+if trained is not None and trained.history:
     epochs = f"{trained.epochs_done} epoch" + ("s" if trained.epochs_done > 1 else "")
     progress.caption(f"Training curves of the active model ({epochs}, {trained.history[-1].seconds:.0f} s).")
     loss_chart.altair_chart(charts.training_curve(trained.history, "loss"), width="stretch")
     accuracy_chart.altair_chart(charts.training_curve(trained.history, "accuracy"), width="stretch")
 
 st.subheader("Keep your model")
+stem = models.file_stem(trained.config) if trained is not None else "bilinear-eigen-lab"
 st.download_button("Training metrics (CSV)", data=lambda: models.history_csv(trained), mime="text/csv",
-                   file_name=f"{models.file_stem(trained.config)}.csv", icon=":material/table:",
-                   key="download_metrics", on_click="ignore", disabled=not trained.history)
+                   file_name=f"{stem}.csv", icon=":material/table:", key="download_metrics", on_click="ignore",
+                   disabled=trained is None or not trained.history)
 st.caption("Download the model itself, or load one you saved, in the sidebar's **Your model** section "
            "(on every page). Its id is in the address bar, so reloading the page keeps it.")
 

@@ -62,7 +62,8 @@ def _metadata(data: bytes) -> dict[str, str]:
 def load_checkpoint(data: bytes, max_bytes: int = MAX_BYTES) -> tuple[BilinearMLP, Config, list[EpochMetrics]]:
     """Validate and load checkpoint bytes; raises CheckpointError with a user-facing reason."""
     if len(data) > max_bytes:
-        raise CheckpointError(f"file is {len(data) / 1e6:.1f} MB; a checkpoint is at most {max_bytes / 1e6:.0f} MB")
+        mb = 1024 * 1024  # the limit is 20 * 2**20 bytes: say "20 MB", not "21 MB" (20.97e6 bytes)
+        raise CheckpointError(f"file is {len(data) / mb:.1f} MB; a checkpoint is at most {max_bytes / mb:.0f} MB")
     if data[:2] in (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05") or data[:4] == b"PK\x03\x04":
         raise CheckpointError("this is a pickle / torch.save file; only .safetensors checkpoints are "
                               "accepted, because unpickling an uploaded file can run arbitrary code")

@@ -166,7 +166,7 @@ def parse_query(query: Mapping[str, str], params: Sequence[Param], defaults: Map
             continue
         param = by_name.get(name)
         if param is None:
-            problems.append(f"The link's parameter `{name}` is unknown and was ignored.")
+            problems.append(f"The link's parameter `{_clip(name)}` is unknown and was ignored.")
             continue
         try:
             values[param.key] = param.parse(str(text))

@@ -23,16 +23,38 @@ from core.model import BilinearMLP
 from core.train import EpochMetrics, new_model
 from ui import resources
 from ui.resources import TrainedModel
-from ui.state import notify, training_widgets
+from ui.state import Unavailable, notify, training_widgets
 
 log = logging.getLogger("bilinear_eigen_lab")
 
 
+class NoModel(Unavailable):
+    """This session has no model: the shipped checkpoint is missing or unusable on this server."""
+
+
 def active() -> TrainedModel:
-    """The model the Tensor and Eigenvectors pages show (default: the shipped checkpoint)."""
+    """The model the Tensor and Eigenvectors pages show (default: the shipped checkpoint).
+
+    Raises NoModel, with what to do, if the session has none and the shipped checkpoint cannot be
+    read (not cached by st.cache_resource: the next run tries the file again).
+    """
     if "active" not in st.session_state:
-        st.session_state.active = resources.seed_model()
+        try:
+            st.session_state.active = resources.seed_model()
+        except (OSError, CheckpointError) as error:
+            log.warning("no model: the shipped checkpoint %s is unusable (%s)", resources.SEED_CHECKPOINT, error)
+            raise NoModel(f"No model yet: the pretrained checkpoint could not be loaded on this server "
+                          f"({type(error).__name__}: {error}). Train one in step 2 · Train, or load a "
+                          ".safetensors model you saved from the sidebar; this page then shows it.") from error
     return st.session_state.active
+
+
+def current() -> TrainedModel | None:
+    """The active model, or None while there is none (see `active`)."""
+    try:
+        return active()
+    except NoModel:
+        return None
 
 
 def set_active(trained: TrainedModel) -> None:

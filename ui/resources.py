@@ -25,7 +25,7 @@ import torch
 
 from core.checkpoint import CheckpointError, load_checkpoint
 from core.config import Config
-from core.data import MNIST, load_mnist
+from core.data import MNIST, MNISTError, load_mnist
 from core.explain import misclassified_indices
 from core.grid import grid_checkpoint, grid_config, grid_points, is_on_grid, load_index
 from core.labels import Similarities, Splits, cosine_similarities, labels_from_similarities
@@ -35,6 +35,7 @@ from core.truncation import TruncationCurves, truncation_curves
 from core.urlstate import PREFIXES, config_id, content_id
 from ui import analysis
 from ui.analysis import TopEigenvector
+from ui.state import Unavailable
 
 SEED_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "seed-default.safetensors"
 Origin = Literal["pretrained", "grid", "trained", "stopped", "uploaded"]
@@ -83,13 +84,15 @@ class ModelRegistry:
     `lazy_ids` (id -> Config) lets a link find them by id before anyone has loaded them.
     """
 
-    def __init__(self, pinned: TrainedModel, max_models: int = 64,
+    def __init__(self, pinned: TrainedModel | None, max_models: int = 64,
                  loader: Callable[[Config], TrainedModel | None] | None = None,
                  lazy_ids: Mapping[str, Config] | None = None) -> None:
         self._lock = threading.Lock()
-        self._models: OrderedDict[Config, TrainedModel] = OrderedDict({pinned.config: pinned})
-        self._ids: dict[str, Config] = {pinned.key: pinned.config}
-        self._pinned, self._max = pinned.config, max_models
+        self._models: OrderedDict[Config, TrainedModel] = OrderedDict()
+        self._ids: dict[str, Config] = {}
+        if pinned is not None:  # None: the shipped checkpoint is missing, the registry still works
+            self._models[pinned.config], self._ids[pinned.key] = pinned, pinned.config
+        self._pinned, self._max = (pinned.config if pinned is not None else None), max_models
         self._loader, self._lazy_ids = loader, dict(lazy_ids or {})
 
     def get(self, config: Config) -> TrainedModel | None:
@@ -165,6 +168,15 @@ def seed_model() -> TrainedModel:
     return TrainedModel(model, config, tuple(history), "pretrained")
 
 
+def seed_model_or_none() -> TrainedModel | None:
+    """The shipped checkpoint, or None if it is missing or unusable on this server (logged)."""
+    try:
+        return seed_model()
+    except (OSError, CheckpointError):
+        log.exception("the shipped checkpoint %s is unusable", SEED_CHECKPOINT)
+        return None
+
+
 class GridCheckpointMissing(LookupError):
     """No usable precomputed checkpoint for a grid point (not cached: a later call tries again)."""
 
@@ -204,7 +216,7 @@ def registry() -> ModelRegistry:
     """The server-wide registry of trained models: the shipped checkpoint, and the precomputed grid
     (loaded on first request, so a grid slider or an on-grid Train click is instant)."""
     lazy_ids = {config_id(grid_config(t, wd)): grid_config(t, wd) for t, wd in grid_points()}
-    return ModelRegistry(seed_model(), loader=load_grid_model, lazy_ids=lazy_ids)
+    return ModelRegistry(seed_model_or_none(), loader=load_grid_model, lazy_ids=lazy_ids)
 
 
 @st.cache_resource
@@ -225,9 +237,21 @@ def grid_index() -> dict[str, dict[str, Any]]:
 
 
 @st.cache_resource(show_spinner="Loading MNIST (once for the whole class)…")
-def mnist() -> MNIST:
-    """MNIST as uint8 tensors (~55 MB), loaded once per server."""
+def _mnist() -> MNIST:
     return load_mnist()
+
+
+def mnist() -> MNIST:
+    """MNIST as uint8 tensors (~55 MB), loaded once per server.
+
+    Raises Unavailable with core.data's message (what was looked for, how to fix it) if it cannot
+    be loaded; a failure is not cached, so the next run tries again.
+    """
+    try:
+        return _mnist()
+    except MNISTError as error:
+        raise Unavailable(f"The MNIST images are not available on this server, so this step cannot run. "
+                          f"{error}") from error
 
 
 class TargetSimilarities(NamedTuple):

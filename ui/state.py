@@ -39,6 +39,14 @@ PAPER_PRESET = {name: WIDGET_DEFAULTS[name] for name in
 Kind = Literal["success", "info", "warning", "error"]
 
 
+class Unavailable(Exception):
+    """Something a page needs is missing on this server (no model yet, no MNIST): not a bug.
+
+    Its message says what is missing and how to get it; the entry file shows it, without a
+    traceback, in place of the rest of the page, and the sidebar still renders.
+    """
+
+
 def init() -> None:
     """Run at the start of every script run, before the page."""
     for key, value in WIDGET_DEFAULTS.items():

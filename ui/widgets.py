@@ -36,11 +36,21 @@ def badge_style(trained: Any) -> tuple[str, str, str]:
     }[trained.origin]
 
 
-def model_badge(note: str = "") -> None:
-    """Which model the page shows: the pretrained seed checkpoint, a precomputed one or the student's own."""
-    from ui.models import active  # imported here, not at the top: torch loads after the page's text
+def model_badge(note: str = "", needs_model: bool = True) -> None:
+    """Which model the page shows: the pretrained seed checkpoint, a precomputed one or the student's own.
 
-    trained = active()
+    Without any model (ui.models.NoModel), a page that needs one stops here (the entry file shows
+    the message instead of the page); the others (Home, Label, Train) show the message and go on.
+    """
+    from ui.models import NoModel, active  # imported here, not at the top: torch loads after the page's text
+
+    try:
+        trained = active()
+    except NoModel as missing:
+        if needs_model:
+            raise
+        st.info(str(missing), icon=":material/model_training:")
+        return
     config, final = trained.config, (trained.history[-1] if trained.history else None)
     accuracy = f" · validation accuracy {final.val_acc:.1%}" if final else ""
     label, icon, color = badge_style(trained)
@@ -54,17 +64,20 @@ def model_sidebar() -> None:
     """The sidebar's "Your model" section, on every page: download the active model, load one back."""
     from ui import models  # after the page: torch is loaded by now
 
-    trained = models.active()
+    trained = models.current()  # None: no model yet (the shipped checkpoint is missing on this server)
     with st.sidebar:
         st.subheader("Your model", divider="gray")
-        label, icon, color = badge_style(trained)
-        st.badge(label, icon=icon, color=color)
-        st.caption(f"Model id `{trained.key}`: it is in the address bar, so a reload or a copied link opens "
-                   "this model while the server keeps it.")
-        st.download_button("Download it (.safetensors)", data=lambda: models.checkpoint_bytes(trained),
-                           file_name=f"{models.file_stem(trained.config)}.safetensors",
-                           mime="application/octet-stream", icon=":material/download:", key="download_model",
-                           on_click="ignore", width="stretch")
+        if trained is None:
+            st.caption("No model yet: train one in step 2, or load one you saved below.")
+        else:
+            label, icon, color = badge_style(trained)
+            st.badge(label, icon=icon, color=color)
+            st.caption(f"Model id `{trained.key}`: it is in the address bar, so a reload or a copied link opens "
+                       "this model while the server keeps it.")
+            st.download_button("Download it (.safetensors)", data=lambda: models.checkpoint_bytes(trained),
+                               file_name=f"{models.file_stem(trained.config)}.safetensors",
+                               mime="application/octet-stream", icon=":material/download:", key="download_model",
+                               on_click="ignore", width="stretch")
         st.file_uploader("Load a model you saved", type=["safetensors"], key="upload",
                          on_change=models.load_upload, args=("upload",),
                          help="Only .safetensors files saved by this app (never pickle files): every tensor's "

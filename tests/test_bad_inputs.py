@@ -1,0 +1,488 @@
+"""Bad inputs, one test each: a clear message, the student's model and settings kept, the app still usable.
+
+One test per row of docs/bad_inputs.md. Each checks (a) what the student sees, (b) that the active
+model is the same object as before (also by the id the sidebar shows), (c) that every widget
+setting is what it was (or what the student just typed, never silently reset) and (d) that a
+normal action works afterwards. Where a widget's bounds make an input impossible to enter
+(number_input min/max, the learning-rate options), the test checks that the bound is there and
+that the layer below (Config, core) rejects the value with a clear message.
+
+AppTest shares st.cache_resource with the whole process, as students share one server: the tests
+that take a resource away (the shipped checkpoint, MNIST) clear those caches and put them back.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import pickle
+import re
+import threading
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import core.data
+from core.checkpoint import MAX_BYTES, CheckpointError, load_checkpoint, save_checkpoint
+from core.config import N_TRAIN_MNIST, Config
+from core.grid import grid_config
+from core.labels import make_splits
+from core.train import TrainingDiverged, new_model, train
+from core.urlstate import config_id
+from ui import resources, state
+from ui.models import TrainingRun
+from tests.test_app import SMALL_RUN, assert_clean, badge, open_page, percentages, set_training
+from tests.test_app_links import open_link, warnings
+
+HOME, LABEL, TRAIN = "app_pages/home.py", "app_pages/label.py", "app_pages/train.py"
+TENSOR, EIGEN, EXPLAIN, TRUNCATION = ("app_pages/tensor.py", "app_pages/eigenvectors.py", "app_pages/explain.py",
+                                      "app_pages/truncation.py")
+SETTINGS = tuple(state.WIDGET_DEFAULTS)  # every setting a student makes, on any page
+
+
+# --- what every test checks ----------------------------------------------------------------
+
+def settings(at) -> dict:
+    return {key: at.session_state[key] for key in SETTINGS}
+
+
+def active_model(at):
+    """The session's active model, checked against the id the sidebar shows."""
+    trained = at.session_state["active"]
+    shown = [c.value for c in at.sidebar.caption if c.value.startswith("Model id")]
+    assert shown and f"`{trained.key}`" in shown[0], "the sidebar names the active model"
+    return trained
+
+
+def assert_eigenvectors_work(at) -> None:
+    """A normal action afterwards: the Eigenvectors page draws its images for the active model."""
+    at.switch_page(EIGEN).run()
+    assert_clean(at)
+    assert len(at.image) == 2 + 3, "top and bottom eigenvectors, target, top eigenvector, linear term"
+
+
+def png(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def on_grid_model(at, weight_decay: float = 2.0):
+    """Make a precomputed model active and move a setting off its default, so that 'kept' cannot mean 'reset'."""
+    at.switch_page(EIGEN).run()
+    at.select_slider(key="grid_weight_decay").set_value(weight_decay).run()
+    at.slider(key="top_k").set_value(5).run()
+    assert f"weight decay {weight_decay:g}" in badge(at) and at.session_state["top_k"] == 5
+    return at
+
+
+# --- 1 · labels -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("threshold, empty", [(1.0, "true"), (0.0, "false")])
+def test_threshold_that_empties_a_class(threshold, empty):
+    at = on_grid_model(open_page(HOME))
+    at.switch_page(LABEL).run()
+    model, before = active_model(at), settings(at)
+
+    at.slider(key="threshold").set_value(threshold).run()
+    assert not at.exception
+    assert len(at.error) == 1 and f"No image is labelled {empty}" in at.error[0].value
+    assert "Move the threshold" in at.error[0].value, "the message says how to fix it"
+    at.switch_page(TRAIN).run()
+    assert not at.exception
+    assert f"No image is labelled {empty}" in at.error[0].value and "refused" in at.error[0].value
+    assert at.button(key="train").disabled, "training on one class is refused"
+    assert active_model(at) is model
+    assert settings(at) == {**before, "threshold": threshold}, "only the threshold moved, and it stays"
+
+    at.switch_page(LABEL).run()
+    at.slider(key="threshold").set_value(0.4).run()
+    assert_clean(at)
+    at.switch_page(TRAIN).run()
+    assert_clean(at)
+    assert not at.button(key="train").disabled
+    assert_eigenvectors_work(at)
+    assert active_model(at) is model
+
+
+def test_target_index_out_of_range():
+    at = open_page(LABEL)
+    field = at.number_input(key="target_index")
+    assert (field.min, field.max) == (0, N_TRAIN_MNIST - 1), "the widget cannot take an index out of range"
+    for bad in (-1, N_TRAIN_MNIST):
+        with pytest.raises(ValueError, match=f"target index must be between 0 and {N_TRAIN_MNIST - 1}, got {bad}"):
+            Config(target_index=bad)
+
+    # the one way in is a link: its bad target is ignored, with a notice, and the rest of the link applies
+    grid = grid_config(0.5, 0.1)
+    at = open_link({"target": str(N_TRAIN_MNIST), "threshold": "0.3", "model": config_id(grid)}, LABEL)
+    assert not at.exception and not at.error
+    assert any(f"`target={N_TRAIN_MNIST}` was ignored: target must be between 0 and {N_TRAIN_MNIST - 1}. "
+               "Using the default 6 instead." in w for w in warnings(at))
+    assert active_model(at).config == grid, "the link's model is kept"
+    assert settings(at) == {**state.WIDGET_DEFAULTS, "threshold": 0.3}, "the link's valid setting is kept"
+    assert at.image[0].captions[0].startswith("Training image #6"), "the page works with the default target"
+    assert percentages(at), "and labels the images"
+    assert_eigenvectors_work(at)
+
+
+# --- 2 · training ---------------------------------------------------------------------------
+
+def test_epochs_zero_or_absurd():
+    at = open_page(TRAIN)
+    field = at.number_input(key="epochs")
+    assert (field.min, field.max) == (1, 1000), "the widget cannot take 0 or more than 1000 epochs"
+    for bad in (0, -5, 10**6):
+        with pytest.raises(ValueError, match=f"epochs must be between 1 and 1000, got {bad}"):
+            Config(epochs=bad)
+
+    # within every widget's bounds, an absurd combination: batches larger than the slice of data
+    at = on_grid_model(at)
+    at.switch_page(TRAIN).run()
+    set_training(at, epochs=1000, n_train=1000, batch_size=N_TRAIN_MNIST)
+    model, before = active_model(at), settings(at)
+    assert not at.exception
+    assert len(at.error) == 1
+    assert (f"These settings can't be trained: batch size {N_TRAIN_MNIST} is larger than the 1000 training "
+            "images: no full batch to train on. Your current model is kept.") == at.error[0].value
+    assert at.button(key="train").disabled
+    at.switch_page(TENSOR).run()
+    at.switch_page(TRAIN).run()
+    assert settings(at) == before, "the values typed stay, to be corrected"
+    assert active_model(at) is model
+
+    at.number_input(key="batch_size").set_value(250).run()
+    assert_clean(at)
+    assert not at.button(key="train").disabled
+    assert active_model(at) is model
+
+
+def test_learning_rate_that_makes_the_loss_non_finite(mnist):
+    # core: lr >= 1e5 overflows float32 in the first epoch, and says what to change
+    config = Config(lr=1e5, epochs=2, n_train=2048, n_test=500, batch_size=512)
+    splits = make_splits(mnist, 6, 0.4, True, config.n_train, config.n_test)
+    with pytest.raises(TrainingDiverged, match=r"diverged in epoch 1: the loss became (nan|inf)\. "
+                                               r"Try a smaller learning rate than 100000\."):
+        list(train(new_model(config), splits, config))
+
+    # the app offers at most lr 1, but lr 1 with weight decay 5 diverges too (AdamW multiplies every
+    # weight by 1 - lr * wd = -4 per step): a divergence a student can reach
+    at = on_grid_model(open_page(HOME))
+    at.switch_page(TRAIN).run()
+    assert max(float(option) for option in at.select_slider(key="lr").options) == 1.0
+    set_training(at, n_train=4096, n_test=1000, batch_size=128, epochs=3)
+    at.select_slider(key="lr").set_value(1.0)
+    at.slider(key="weight_decay").set_value(5.0).run()
+    model, before = active_model(at), settings(at)
+    at.button(key="train").click().run()
+    assert not at.exception
+    assert len(at.error) == 1
+    message = at.error[0].value
+    assert re.fullmatch(r"training diverged in epoch 1: the loss became (nan|inf)\. Try a smaller learning rate "
+                        r"than 1\. Your previous model is kept\.", message), message
+    assert active_model(at) is model
+    assert settings(at) == before
+    assert "training" not in at.session_state, "the failed run is gone"
+    assert_eigenvectors_work(at)
+    assert active_model(at) is model
+
+
+@pytest.mark.parametrize("stop_in_epoch", [1, 3])
+def test_stop_pressed_mid_epoch(mnist, stop_in_epoch):
+    """The page's training loop runs in its own thread, as in a real session, and is held in the
+    middle of epoch `stop_in_epoch` (batch 2 of 4) until the rerun that Stop causes (ui.state.init)
+    asks it to stop."""
+    at = on_grid_model(open_page(HOME))
+    at.switch_page(TRAIN).run()
+    seed = 43 + stop_in_epoch  # a config no other test trains, so the last step trains it for real
+    set_training(at, n_train=2048, n_test=500, batch_size=512, epochs=5, seed=seed)
+    model, before = active_model(at), settings(at)
+    config = Config(n_train=2048, n_test=500, batch_size=512, epochs=5, seed=seed)  # what those widgets say
+    run = TrainingRun(config)
+    splits = make_splits(mnist, config.target_index, config.threshold, config.include_inverse,
+                         config.n_train, config.n_test)
+    polls, hold_at, held = itertools.count(1), (stop_in_epoch - 1) * 4 + 2, threading.Event()
+
+    def should_stop() -> bool:  # polled by core.train before every batch
+        if next(polls) == hold_at:
+            held.set()
+            run.stop_requested.wait(60)  # still mid-epoch when the student presses Stop
+        return run.stop_requested.is_set()
+
+    def page_loop() -> None:  # app_pages/train.py's loop, without the drawing
+        try:
+            for metrics in train(run.model, splits, config, should_stop=should_stop):
+                run.history.append(metrics)
+            run.finish()
+        finally:
+            run.left_loop.set()
+
+    thread = threading.Thread(target=page_loop)
+    thread.start()
+    assert held.wait(120)
+    at.session_state["training"] = run  # models.start_training put it there before the first epoch
+    at.run()  # the rerun the Stop button triggers
+    thread.join(60)
+    assert not thread.is_alive() and run.stop_requested.is_set()
+    assert not at.exception and not at.error
+    assert "training" not in at.session_state
+    if stop_in_epoch == 1:
+        assert at.info[0].value == "Training stopped before the first epoch finished; your previous model is kept."
+        assert active_model(at) is model
+    else:
+        assert at.warning[0].value.startswith(f"Training stopped during epoch {stop_in_epoch} of 5. Your model "
+                                              f"keeps what it has learnt")
+        kept = active_model(at)
+        assert (kept.origin, kept.epochs_done, kept.history) == ("stopped", stop_in_epoch - 1, tuple(run.history))
+        assert kept.model is not run.model, "a copy, never shared with the training thread"
+        assert f"stopped after epoch {stop_in_epoch - 1} of 5" in badge(at)
+    assert settings(at) == before
+
+    at.button(key="train").click().run()  # the same settings train to the end afterwards
+    assert_clean(at)
+    assert "Training finished" in at.success[0].value
+    assert active_model(at).origin == "trained" and active_model(at).epochs_done == 5
+
+
+# --- 3 · no model, no data ----------------------------------------------------------------
+
+@pytest.fixture(params=["missing", "truncated"])
+def no_shipped_checkpoint(request, tmp_path):
+    """A server whose checkpoints/seed-default.safetensors is missing or truncated, from its start:
+    the cached seed model and registry are dropped, and rebuilt from the real file afterwards."""
+    path = tmp_path / "seed-default.safetensors"
+    if request.param == "truncated":
+        data = resources.SEED_CHECKPOINT.read_bytes()
+        path.write_bytes(data[:len(data) // 2])
+    original = resources.SEED_CHECKPOINT
+    resources.SEED_CHECKPOINT = path
+    resources.seed_model.clear()
+    resources.registry.clear()
+    try:
+        yield request.param
+    finally:
+        resources.SEED_CHECKPOINT = original
+        resources.seed_model.clear()
+        resources.registry.clear()
+
+
+def test_page_opened_before_any_model_exists(no_shipped_checkpoint):
+    at = open_page(HOME)
+    assert_clean(at)
+    assert any(i.value.startswith("No model yet: the pretrained checkpoint could not be loaded") for i in at.info)
+    assert any("No model yet" in c.value for c in at.sidebar.caption)
+    assert at.sidebar.file_uploader(key="upload"), "a saved model can still be loaded"
+    at.switch_page(LABEL).run()
+    at.slider(key="threshold").set_value(0.35).run()
+    assert_clean(at)
+    assert percentages(at), "step 1 works without a model"
+    before = settings(at)
+
+    for page in (TENSOR, EIGEN, EXPLAIN, TRUNCATION):
+        at.switch_page(page).run()
+        assert not at.exception and not at.error, (page, [e.value for e in at.error])
+        assert len(at.warning) == 1, page
+        message = at.warning[0].value
+        assert message.startswith("No model yet: the pretrained checkpoint could not be loaded on this server")
+        assert "Train one in step 2" in message and "load a .safetensors model you saved" in message
+        assert "active" not in at.session_state, "no model is made up"
+        assert settings(at) == before
+
+    at.switch_page(TRAIN).run()
+    assert_clean(at)
+    assert not at.button(key="train").disabled, "step 2 works without a model"
+    set_training(at, **SMALL_RUN, seed=47)
+    at.button(key="train").click().run()
+    assert_clean(at)
+    assert "Training finished" in at.success[0].value
+    assert active_model(at).origin == "trained" and active_model(at).config.threshold == 0.35
+    assert_eigenvectors_work(at)  # steps 3 to 6 show the new model
+
+
+def test_bundled_data_missing_while_offline(monkeypatch, tmp_path):
+    at = on_grid_model(open_page(HOME))
+    at.switch_page(LABEL).run()
+    at.slider(key="threshold").set_value(0.3).run()
+    model, before = active_model(at), settings(at)
+
+    def offline(cache_dir):
+        raise ConnectionError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setenv("BILINEAR_LAB_MNIST_DIR", str(tmp_path))  # an empty folder: the data is gone
+    monkeypatch.setattr(core.data, "_download_with_torchvision", offline)
+    resources._mnist.clear()
+    try:
+        for page in (LABEL, TRAIN):
+            at.switch_page(page).run()
+            assert not at.exception and not at.error, (page, [e.value for e in at.error])
+            message = at.warning[0].value
+            assert message.startswith("The MNIST images are not available on this server, so this step cannot run.")
+            assert f"MNIST not found: {tmp_path} lacks train-images-idx3-ubyte.gz" in message, "what it looked for"
+            assert "ConnectionError: [Errno -3] Temporary failure in name resolution" in message
+            assert "Fix: copy the four MNIST .gz files" in message and "BILINEAR_LAB_MNIST_DIR" in message
+            assert active_model(at) is model
+            assert settings(at) == before
+        at.switch_page(HOME).run()
+        assert_clean(at)
+        assert "weight decay 2" in badge(at), "pages without MNIST still work"
+    finally:
+        monkeypatch.undo()
+        resources._mnist.clear()
+
+    at.switch_page(LABEL).run()  # the data is back: no restart needed, nothing was cached
+    assert_clean(at)
+    assert percentages(at) and at.slider(key="threshold").value == 0.3
+    assert active_model(at) is model
+
+
+# --- 4 · links ------------------------------------------------------------------------------
+
+def test_query_parameters_that_are_garbage():
+    grid = grid_config(0.5, 0.1)
+    query = {"model": config_id(grid), "threshold": "0.3",  # what the student's link really carries
+             "direction": "x" * 500, "k": "999", "eig": "-3", "view": "<script>alert(1)</script>",
+             "inverse": "maybe", "target": "1e9", "grid_wd": "nan", "image": "", "`" * 3 + "y" * 300: "1"}
+    at = open_link(query, EIGEN)
+    assert not at.exception and not at.error
+    text = warnings(at)
+    assert len(text) == 9, text
+    for name in ("direction", "k", "eig", "view", "inverse", "target", "grid_wd", "image"):
+        assert any(f"`{name}=" in w and "was ignored" in w for w in text), name
+    assert all(len(w) < 300 for w in text), "untrusted text is clipped in the notice"
+    assert any("parameter" in w and "is unknown and was ignored" in w for w in text)
+    assert active_model(at).config == grid, "the link's model is kept"
+    assert "threshold 0.50, weight decay 0.1" in badge(at)
+    assert settings(at) == {**state.WIDGET_DEFAULTS, "threshold": 0.3, "grid_threshold": 0.5,
+                            "grid_weight_decay": 0.1}, "valid values applied, every bad one at its default"
+    assert len(at.image) == 2 + 3, "the page works"
+    assert dict(at.query_params) == {"model": config_id(grid), "threshold": "0.3", "grid_t": "0.5", "grid_wd": "0.1"}
+    at.segmented_control(key="direction").set_value("true").run()
+    assert_clean(at)
+    assert at.query_params["direction"] == "true"
+
+
+# --- 5 · uploads ----------------------------------------------------------------------------
+
+def good_checkpoint() -> bytes:
+    seed = resources.seed_model()
+    return save_checkpoint(seed.model, seed.config.replace(seed=5), list(seed.history))
+
+
+BAD_CHECKPOINTS = {  # file -> what the message must say
+    "corrupt bytes": (lambda: bytes(range(256)) * 64, "not a safetensors file: its header length runs past the end"),
+    "corrupt header": (lambda: (lambda d: d[:8] + b"\xff" * 16 + d[24:])(good_checkpoint()),
+                       "not a safetensors file: its header is not JSON"),
+    "truncated": (lambda: good_checkpoint()[:-1000], "corrupt or truncated safetensors file"),
+    "oversized": (lambda: good_checkpoint() + bytes(MAX_BYTES), "MB; a checkpoint is at most 20 MB"),
+    "a png renamed": (lambda: png(np.zeros((28, 28), np.uint8)), "not a safetensors file"),
+}
+
+
+@pytest.mark.parametrize("kind", BAD_CHECKPOINTS)
+def test_bad_checkpoint_upload(kind):
+    data, reason = BAD_CHECKPOINTS[kind]
+    data = data()
+    with pytest.raises(CheckpointError, match=re.escape(reason)):
+        load_checkpoint(data)
+    at = on_grid_model(open_page(HOME))
+    at.segmented_control(key="direction").set_value("true").run()
+    assert at.sidebar.file_uploader(key="upload").allowed_type == [".safetensors"]
+    model, before = active_model(at), settings(at)
+
+    at.sidebar.file_uploader(key="upload").upload("mine.safetensors", data).run()
+    assert not at.exception
+    assert len(at.error) == 1, [e.value for e in at.error]
+    message = at.error[0].value
+    assert message.startswith("Could not load mine.safetensors: ") and reason in message
+    assert message.endswith("Your current model is kept.")
+    assert active_model(at) is model
+    assert settings(at) == before
+    assert_eigenvectors_work(at)
+    assert active_model(at) is model
+
+    at.sidebar.file_uploader(key="upload").clear().upload("good.safetensors", good_checkpoint()).run()
+    assert "Loaded good.safetensors" in at.success[0].value, "a good file is still accepted afterwards"
+
+
+TRIPPED: list[str] = []
+
+
+def trip(*args) -> None:
+    TRIPPED.append("unpickled")
+
+
+class Payload:
+    """A pickle that records it was loaded: loading an upload must never unpickle it."""
+
+    def __reduce__(self):
+        return trip, ()
+
+
+@pytest.mark.parametrize("writer", ["torch.save", "pickle"])
+def test_checkpoint_that_is_a_pickle(writer, tmp_path):
+    seed = resources.seed_model()
+    buffer = io.BytesIO()
+    payload = {"state_dict": seed.model.state_dict(), "hook": Payload()}
+    if writer == "torch.save":
+        torch.save(payload, buffer)
+    else:
+        pickle.dump(payload, buffer, protocol=4)
+    data = buffer.getvalue()
+    at = on_grid_model(open_page(HOME))
+    model, before = active_model(at), settings(at)
+
+    at.sidebar.file_uploader(key="upload").upload("model.safetensors", data).run()
+    assert not at.exception
+    assert len(at.error) == 1
+    assert at.error[0].value == ("Could not load model.safetensors: this is a pickle / torch.save file; only "
+                                 ".safetensors checkpoints are accepted, because unpickling an uploaded file can "
+                                 "run arbitrary code. Your current model is kept.")
+    assert TRIPPED == [], "nothing was unpickled"
+    assert active_model(at) is model
+    assert settings(at) == before
+    assert_eigenvectors_work(at)
+    if writer == "pickle":
+        pickle.loads(data)
+    else:
+        torch.load(io.BytesIO(data), weights_only=False)
+    assert TRIPPED == ["unpickled"], "the payload does trip when unpickled: the check above can fail"
+    TRIPPED.clear()
+
+
+BAD_IMAGES = {  # file -> (bytes, what the message must say)
+    "not a png": (b"GIF89a these are not the pixels you are looking for", "not a PNG image"),
+    "colour": (png(np.dstack([np.full((28, 28), 200, np.uint8), np.zeros((28, 28, 2), np.uint8)])),
+               "the image is in colour (mode RGB); it must be grayscale"),
+    "wrong size": (png(np.zeros((30, 40), np.uint8)), "image is 40x30 pixels; it must be 28x28 like MNIST (or tick "
+                                                      "'resize'"),
+    "over 1 MB": (b"\x89PNG\r\n\x1a\n" + bytes(1_100_000), "file is 1.10 MB; at most 1 MB"),
+    "truncated": (png(np.random.default_rng(0).integers(0, 256, (28, 28), dtype=np.uint8))[:400],
+                  "the PNG file is damaged and could not be decoded"),
+}
+
+
+@pytest.mark.parametrize("kind", BAD_IMAGES)
+def test_bad_image_upload(kind):
+    data, reason = BAD_IMAGES[kind]
+    at = on_grid_model(open_page(HOME))
+    at.switch_page(EXPLAIN).run()
+    at.number_input(key="explain_index").set_value(42).run()
+    at.segmented_control(key="direction").set_value("true").run()
+    at.segmented_control(key="explain_source").set_value("upload").run()
+    assert at.file_uploader(key="explain_upload").allowed_type == [".png"]
+    model, before = active_model(at), settings(at)
+
+    at.file_uploader(key="explain_upload").upload(f"{kind}.png", data, "image/png").run()
+    assert not at.exception
+    assert len(at.error) == 1, [e.value for e in at.error]
+    assert at.error[0].value.startswith(f"Can't use {kind}.png: ") and reason in at.error[0].value
+    assert not at.metric, "no explanation of an unusable image"
+    assert active_model(at) is model
+    assert settings(at) == before
+
+    at.segmented_control(key="explain_source").set_value("test").run()  # the other inputs still work
+    assert_clean(at)
+    assert at.metric and any("Test image #42" in (i.captions or [""])[0] for i in at.image)
+    assert active_model(at) is model
