@@ -84,7 +84,8 @@ class ExactNoisyEmbed(torch.autograd.Function):
         x, W, L, xi = ctx.saved_tensors
         if L is None:
             return None, delta.T @ x, None, None
-        D = (delta.T @ delta).double()  # (H, H)
+        delta64 = delta.double()
+        D = delta64.T @ delta64  # (H, H); a float32 Gram is often too ill-conditioned for Cholesky
         S, info = torch.linalg.cholesky_ex(D)
         if info.item() != 0:  # rank-deficient delta (batch < H, dead units): symmetric square root
             evals, evecs = torch.linalg.eigh(D)
