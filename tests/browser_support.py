@@ -1,7 +1,10 @@
 """Drive the real app: start `streamlit run` on a free port and a headless Debian chromium.
 
-Shared by tests/test_browser.py and bench/classroom_load.py. Chromium is Debian's
-(/usr/bin/chromium, installed by `make test`); Playwright only drives it, it downloads nothing.
+Shared by tests/test_browser.py, tests/test_classroom.py and the bench/ scripts. Chromium is
+Debian's (/usr/bin/chromium, installed by `make test`); Playwright only drives it, it downloads
+nothing. The sync helpers serve one page; the `*_async` ones let one asyncio loop drive many
+browser contexts of a single chromium (a classroom). `server_rss` and `RssSampler` read the
+server's memory with psutil.
 """
 
 from __future__ import annotations
@@ -29,12 +32,13 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def streamlit_server(log_path: Path, timeout: float = 60.0) -> Iterator[tuple[str, subprocess.Popen]]:
-    """Run `streamlit run streamlit_app.py` headless on a free port; yields (url, process)."""
+def streamlit_server(log_path: Path, timeout: float = 60.0,
+                     script: str | Path = "streamlit_app.py") -> Iterator[tuple[str, subprocess.Popen]]:
+    """Run `streamlit run streamlit_app.py` (or another `script`) headless on a free port; yields (url, process)."""
     port = free_port()
     log = open(log_path, "w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless", "true",
+        [sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
     )
@@ -67,34 +71,174 @@ def wait_until_healthy(url: str, process: subprocess.Popen, timeout: float) -> f
     raise TimeoutError(f"streamlit did not become healthy within {timeout:.0f} s")
 
 
-def launch_chromium(playwright):
-    """Debian's chromium, headless, with this machine's closed network in mind."""
-    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+def launch_chromium(playwright, extra_args: tuple[str, ...] = ()):
+    """Debian's chromium, headless, with this machine's closed network in mind.
+
+    Works with the sync and the async Playwright API (with the async one, await the result).
+    """
+    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                      args=[*CHROMIUM_ARGS, *extra_args])
+
+
+IDLE_JS = """() => {
+    const app = document.querySelector('[data-testid="stApp"]');
+    return app && app.getAttribute('data-test-script-state') !== 'running'
+        && !document.querySelector('[data-testid="stStatusWidget"] [data-testid="stStatusWidgetRunningIcon"]')
+        && document.querySelector('[data-testid="stMain"]') !== null
+        && !document.querySelector('[data-testid="stSkeleton"]');
+}"""
+ERROR_SELECTORS = '[data-testid="stException"], [data-testid="stAlertContentError"]'
 
 
 def wait_idle(page, timeout: float = 60.0) -> None:
     """Wait until the app has rendered and no script run is in progress."""
     page.wait_for_selector('[data-testid="stApp"]', timeout=timeout * 1000)
     page.wait_for_timeout(300)  # let a rerun triggered by the last action start
-    page.wait_for_function(
-        """() => {
-            const app = document.querySelector('[data-testid="stApp"]');
-            return app && app.getAttribute('data-test-script-state') !== 'running'
-                && !document.querySelector('[data-testid="stStatusWidget"] [data-testid="stStatusWidgetRunningIcon"]')
-                && document.querySelector('[data-testid="stMain"]') !== null
-                && !document.querySelector('[data-testid="stSkeleton"]');
-        }""",
-        timeout=timeout * 1000,
-    )
+    page.wait_for_function(IDLE_JS, timeout=timeout * 1000)
 
 
 def error_texts(page) -> list[str]:
     """Texts of exception boxes and st.error alerts now on the page."""
-    selectors = '[data-testid="stException"], [data-testid="stAlertContentError"]'
-    return [element.inner_text() for element in page.query_selector_all(selectors)]
+    return [element.inner_text() for element in page.query_selector_all(ERROR_SELECTORS)]
 
 
 def go_to(page, title: str) -> None:
     """Click a page in the sidebar navigation by (part of) its title."""
     page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
     wait_idle(page)
+
+
+# --------------------------------------------------------------------------- many sessions (asyncio)
+# Chromium throttles timers of pages it thinks are in the background; a classroom has every tab "in front".
+NO_THROTTLING_ARGS = ("--disable-background-timer-throttling", "--disable-renderer-backgrounding",
+                      "--disable-backgrounding-occluded-windows")
+
+
+async def wait_idle_async(page, timeout: float = 60.0) -> None:
+    """wait_idle for a page of the async Playwright API."""
+    await page.wait_for_selector('[data-testid="stApp"]', timeout=timeout * 1000)
+    await page.wait_for_timeout(300)
+    await page.wait_for_function(IDLE_JS, timeout=timeout * 1000)
+
+
+async def error_texts_async(page) -> list[str]:
+    return [await element.inner_text() for element in await page.query_selector_all(ERROR_SELECTORS)]
+
+
+async def go_to_async(page, title: str, timeout: float = 60.0) -> None:
+    """Click a page in the sidebar navigation and wait for its script run to finish."""
+    link = page.locator('[data-testid="stSidebarNav"] a', has_text=title).first
+    await after_run_async(page, link.click, timeout)
+
+
+# --------------------------------------------------------------------------- timing one script run
+# Records every change of stApp's data-test-script-state (initial/running/notRunning/rerunRequested)
+# with performance.now(), so a rerun is timed inside the page, free of Python-side polling.
+RUN_OBSERVER_JS = """() => {
+    if (window.__runs) return;
+    const app = document.querySelector('[data-testid="stApp"]');
+    window.__runs = {t0: 0, events: []};
+    new MutationObserver(records => records.forEach((record, i) => window.__runs.events.push([performance.now(),
+            i + 1 < records.length ? records[i + 1].oldValue : app.getAttribute('data-test-script-state')])))
+        .observe(app, {attributes: true, attributeOldValue: true, attributeFilter: ['data-test-script-state']});
+}"""
+RUN_MARK_JS = "() => { window.__runs.events = []; window.__runs.t0 = performance.now(); }"
+# Resolves once a run started after the mark and the app is idle again (and `extra`, a JS
+# expression, holds), to page times in ms after the mark: the run's start, its end, and the second
+# animation frame after the end (the redraw is on screen). Resolves to null if no run started
+# within startTimeoutMs (when given), rejects after timeoutMs.
+RUN_DONE_JS = """([extra, timeoutMs, startTimeoutMs]) => new Promise((resolve, reject) => {
+    const check = () => {
+        const r = window.__runs, ev = r.events;
+        const start = ev.findIndex(e => e[1] === 'running');
+        if (start < 0 && startTimeoutMs && performance.now() - r.t0 > startTimeoutMs) {
+            resolve(null);  // no run showed up: the caller decides
+            return;
+        }
+        const app = document.querySelector('[data-testid="stApp"]');
+        if (start >= 0 && app.getAttribute('data-test-script-state') !== 'running'
+                && !document.querySelector('[data-testid="stSkeleton"]') && (!extra || eval(extra))) {
+            const end = ev.slice(start).find(e => e[1] !== 'running') || [performance.now()];
+            requestAnimationFrame(() => requestAnimationFrame(() =>
+                resolve({start: ev[start][0] - r.t0, end: end[0] - r.t0, painted: performance.now() - r.t0})));
+        } else if (performance.now() - r.t0 > timeoutMs) {
+            reject(new Error('no script run finished within ' + timeoutMs + ' ms: ' + JSON.stringify(ev)));
+        } else {
+            setTimeout(check, 5);
+        }
+    };
+    check();
+})"""
+IMAGES_LOADED_JS = "[...document.querySelectorAll('[data-testid=\"stImage\"] img')].every(i => i.complete)"
+
+
+def timed_run(page, action, extra_condition: str = "", timeout: float = 60.0,
+              start_timeout: float = 0.0) -> dict[str, float] | None:
+    """Seconds from just before `action()` (a key press, a click) to the start and the end of the
+    script run it triggers, and to the second frame painted after that end (once `extra_condition`,
+    a JS expression, also holds). None if `start_timeout` (> 0) passed with no run. Sync API."""
+    page.evaluate(RUN_OBSERVER_JS)
+    page.evaluate(RUN_MARK_JS)
+    action()
+    times = page.evaluate(RUN_DONE_JS, [extra_condition, timeout * 1000, start_timeout * 1000])
+    return None if times is None else {name: ms / 1000 for name, ms in times.items()}
+
+
+async def after_run_async(page, action, timeout: float = 60.0, start_timeout: float = 10.0) -> None:
+    """Await `action()` (a click, a key press) and wait until the script run it triggers has
+    finished. Unlike wait_idle's fixed 300 ms pause this cannot mistake the page *before* the run
+    for the result when a busy server is slow to start it. Falls back on wait_idle_async if no
+    run shows up within `start_timeout` (a run shorter than a frame never shows)."""
+    await page.evaluate(RUN_OBSERVER_JS)
+    await page.evaluate(RUN_MARK_JS)
+    await action()
+    await page.evaluate(RUN_DONE_JS, ["", timeout * 1000, start_timeout * 1000])
+    await wait_idle_async(page, timeout)
+
+
+# --------------------------------------------------------------------------- server memory
+
+
+def server_rss(pid: int) -> int:
+    """Resident bytes of process `pid` and all its descendants (psutil)."""
+    import psutil
+
+    process = psutil.Process(pid)
+    total = process.memory_info().rss
+    for child in process.children(recursive=True):
+        try:
+            total += child.memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+class RssSampler:
+    """Samples server_rss(pid) every `interval` s in a thread; `.peak` is the largest seen (bytes)."""
+
+    def __init__(self, pid: int, interval: float = 0.05) -> None:
+        import threading
+
+        self.pid, self.interval, self.peak, self.samples = pid, interval, 0, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.peak = max(self.peak, server_rss(self.pid))
+                self.samples += 1
+            except Exception:  # the process is gone: nothing more to sample
+                return
+            self._stop.wait(self.interval)
+
+    def reset(self) -> None:
+        self.peak = 0
+
+    def __enter__(self) -> "RssSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()

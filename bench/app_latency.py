@@ -1,0 +1,286 @@
+"""How long the app makes a student wait: cold start, page reruns, a slider move, a page switch.
+
+Three measurements, each printed as a table (seconds; medians over `--repeats` after a warm-up):
+
+  cold start   launch chromium first (not timed), then: `streamlit run` process start ->
+               /_stcore/health answers ok -> the Home page's title is visible in chromium -> the
+               first page is fully rendered (the model badge, drawn after torch is imported and the
+               shipped checkpoint loaded, is visible and the script run is over). `--cold-starts` times.
+  AppTest      in this process, AppTest.from_file("streamlit_app.py"): run once, then for every page
+               in app_pages/ switch to it, run once (warm-up: imports, caches) and time repeated
+               at.run(). The model is the cached seed checkpoint. This is the server-side cost of a
+               rerun (script + AppTest's own overhead), without a browser or a websocket.
+  browser      one chromium page on a warm server: the Label page's threshold slider moved one step
+               by the keyboard (goal < 0.3 s), and a click on each page in the sidebar (the
+               Eigenvectors page with the model cached: goal < 0.5 s). Timed inside the page from
+               just before the key press / click to the start and end of the script run
+               (stApp's data-test-script-state) and to the second animation frame after it ("painted";
+               for page switches also once every st.image has loaded). The same slider move and a
+               page switch on a trivial app (its script only sleeps 20 ms, so that its run shows in
+               the DOM) give Streamlit's own floor on this machine; "/floor" is the ratio to it.
+
+The machine is shared and noisy (2 cores): read medians and the load average, not the third digit.
+
+    .venv/bin/python bench/app_latency.py
+    .venv/bin/python bench/app_latency.py --repeats 15 --cold-starts 3 --json artifacts/app_latency.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plain script
+
+from tests.browser_support import (IMAGES_LOADED_JS, ROOT, go_to, launch_chromium, streamlit_server,  # noqa: E402
+                                   timed_run, wait_idle)
+
+SLIDER_GOAL, EIGEN_GOAL = 0.3, 0.5
+TITLE = "Bilinear Eigen Lab"
+BADGE = "Pretrained seed checkpoint"  # drawn by widgets.model_badge, after torch and the checkpoint load
+
+
+def stats(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
+
+
+# --------------------------------------------------------------------------- AppTest reruns
+
+
+def page_paths() -> list[str]:
+    """app_pages/*.py, Home first (pages added later are picked up without editing this file)."""
+    paths = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "app_pages").glob("*.py"))
+    return sorted(paths, key=lambda p: not p.endswith("home.py"))
+
+
+def apptest_reruns(repeats: int) -> dict:
+    from streamlit.testing.v1 import AppTest
+
+    os.chdir(ROOT)
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=300)
+    start = time.perf_counter()
+    at.run()
+    first = time.perf_counter() - start
+    pages = {}
+    for path in page_paths():
+        try:
+            at.switch_page(path)
+            start = time.perf_counter()
+            at.run()
+            warm_up = time.perf_counter() - start
+            errors = [str(e.value) for e in at.exception] + [e.value for e in at.error]
+            times = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                at.run()
+                times.append(time.perf_counter() - start)
+            pages[path] = {"first": warm_up, **stats(times), "errors": errors}
+        except Exception as error:  # a page another developer is editing right now: report, go on
+            pages[path] = {"failed": f"{type(error).__name__}: {error}"}
+    return {"first_run_home": first, "pages": pages}
+
+
+# --------------------------------------------------------------------------- browser
+
+
+def cold_start(playwright, log: Path) -> dict[str, float]:
+    browser = launch_chromium(playwright)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    start = time.perf_counter()
+    with streamlit_server(log, timeout=120) as (url, _):
+        healthy = time.perf_counter() - start
+        page.goto(url)
+        page.get_by_role("heading", name=TITLE).first.wait_for(timeout=120_000)
+        title = time.perf_counter() - start
+        page.get_by_text(BADGE).first.wait_for(timeout=120_000)
+        page.wait_for_function("() => document.querySelector('[data-testid=\"stApp\"]')"
+                               ".getAttribute('data-test-script-state') === 'notRunning'", timeout=120_000)
+        rendered = time.perf_counter() - start
+    browser.close()
+    return {"health_ok": healthy, "title_visible": title, "first_page_rendered": rendered}
+
+
+def slider_moves(page, repeats: int) -> list[dict[str, float]]:
+    """Threshold one step right, then one step left, `repeats` times each; every press timed."""
+    slider = page.locator('.st-key-threshold input[type="range"]')
+    slider.focus()
+    times = []
+    for i in range(2 * repeats + 2):
+        key = "ArrowRight" if i % 2 == 0 else "ArrowLeft"
+        t = timed_run(page, lambda: slider.press(key))
+        if i >= 2:  # the first two moves are warm-up (a new threshold's labels, chart code paths)
+            times.append(t)
+    return times
+
+
+def nav_links(page) -> list[str]:
+    links = page.locator('[data-testid="stSidebarNav"] a').all()
+    return [a.inner_text().strip().split("\n")[-1].strip() for a in links]  # the text after the icon's name
+
+
+def nav_link(page, title: str):
+    return page.locator('[data-testid="stSidebarNav"] a', has_text=title).first
+
+
+def page_switches(page, titles: list[str], repeats: int) -> dict[str, list[dict[str, float]]]:
+    """Click each page's sidebar link `repeats` times (plus one warm-up), coming from Home each time
+    (from the second page for Home itself). A click that starts no run within 10 s (the page was
+    not left, say) is retried, at most 3 times per measurement."""
+    results: dict[str, list[dict[str, float]]] = {"retries": 0}
+    for title in titles:
+        other = titles[0] if title != titles[0] else titles[1]
+        results[title] = []
+        for i in range(repeats + 1):
+            for attempt in range(3):
+                timed_run(page, nav_link(page, other).click, IMAGES_LOADED_JS, start_timeout=10)
+                wait_idle(page)
+                t = timed_run(page, nav_link(page, title).click, IMAGES_LOADED_JS, start_timeout=10)
+                if t is not None:
+                    break
+                results["retries"] += 1
+            else:
+                raise RuntimeError(f"clicking {title!r} in the sidebar started no script run, 3 times")
+            if i > 0:
+                results[title].append(t)
+    return results
+
+
+# The script sleeps 20 ms: a run much shorter than a frame never shows as "running" in the DOM.
+FLOOR_APP = """import time
+
+import streamlit as st
+
+time.sleep(0.02)
+
+def first():
+    st.title("Floor")
+    st.slider("Threshold", 0.0, 1.0, 0.4, step=0.01, key="threshold")
+
+def second():
+    st.title("Other")
+
+st.navigation([st.Page(first, title="Floor", default=True), st.Page(second, title="Other")]).run()
+"""
+
+
+def floor_latency(playwright, folder: Path, repeats: int) -> dict:
+    """The same slider move and page switch on an app that only sleeps 20 ms: Streamlit's own floor here."""
+    script = folder / "floor_app.py"
+    script.write_text(FLOOR_APP)
+    browser = launch_chromium(playwright)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    with streamlit_server(folder / "floor.log", timeout=120, script=script) as (url, _):
+        page.goto(url)
+        wait_idle(page, 120)
+        slider = slider_moves(page, repeats)
+        switches = page_switches(page, ["Floor", "Other"], repeats)
+    browser.close()
+    return {"slider": slider, "switch": switches["Other"]}
+
+
+def browser_latency(playwright, log: Path, repeats: int) -> dict:
+    browser = launch_chromium(playwright)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    with streamlit_server(log, timeout=120) as (url, _):
+        page.goto(url)
+        wait_idle(page, 120)
+        titles = nav_links(page)
+        for title in titles:  # every page once: imports, MNIST, similarities, caches
+            go_to(page, title)
+        go_to(page, "Label")
+        slider = slider_moves(page, repeats)
+        switches = page_switches(page, titles, repeats)
+    browser.close()
+    return {"slider": slider, "switches": switches}
+
+
+# --------------------------------------------------------------------------- main
+
+
+def summarize(timings: list[dict[str, float]]) -> dict[str, dict[str, float]]:
+    return {phase: stats([t[phase] for t in timings]) for phase in ("start", "end", "painted")}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=9, help="timed repetitions of each measurement (default 9)")
+    parser.add_argument("--cold-starts", type=int, default=2, help="cold starts of the server (default 2)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument("--skip-apptest", action="store_true")
+    parser.add_argument("--skip-browser", action="store_true")
+    args = parser.parse_args(argv)
+    load_before = os.getloadavg()
+    result: dict = {"repeats": args.repeats}
+    logs = Path(tempfile.mkdtemp(prefix="app_latency_"))
+
+    if not args.skip_browser:
+        from playwright.sync_api import sync_playwright
+
+        with sync_playwright() as playwright:
+            result["cold_start"] = [cold_start(playwright, logs / f"cold{i}.log") for i in range(args.cold_starts)]
+            browser = browser_latency(playwright, logs / "browser.log", args.repeats)
+            floor = floor_latency(playwright, logs, args.repeats)
+        result["slider"] = summarize(browser["slider"])
+        result["page_switch"] = {title: summarize(t) for title, t in browser["switches"].items() if title != "retries"}
+        result["page_switch_retries"] = browser["switches"]["retries"]
+        result["floor"] = {"slider": summarize(floor["slider"]), "page_switch": summarize(floor["switch"])}
+        result["raw"] = {**browser, "floor": floor}
+    if not args.skip_apptest:  # last: it imports torch into this process
+        result["apptest"] = apptest_reruns(args.repeats)
+    load_after = os.getloadavg()
+    result["load_average"] = [load_before[0], load_after[0]]
+
+    print(f"{os.cpu_count()} cores, load average {load_before[0]:.2f} before, {load_after[0]:.2f} after; "
+          f"medians over {args.repeats} repeats; server logs in {logs}")
+    if "cold_start" in result:
+        print("\ncold start (s from `streamlit run` process start)")
+        print(f"{'run':<5} {'health ok':>10} {'title visible':>14} {'first page rendered':>20}")
+        for i, c in enumerate(result["cold_start"], 1):
+            print(f"{i:<5} {c['health_ok']:10.2f} {c['title_visible']:14.2f} {c['first_page_rendered']:20.2f}")
+    if "apptest" in result:
+        a = result["apptest"]
+        print(f"\nAppTest rerun of each page with the cached model (s); "
+              f"first at.run() of Home: {a['first_run_home']:.2f}")
+        print(f"{'page':<28} {'first':>7} {'median':>7} {'min':>7} {'max':>7}  errors")
+        for path, p in a["pages"].items():
+            if "failed" in p:
+                print(f"{path:<28} failed: {p['failed']}")
+                continue
+            print(f"{path:<28} {p['first']:7.3f} {p['median']:7.3f} {p['min']:7.3f} {p['max']:7.3f}  "
+                  f"{len(p['errors'])}")
+    if "slider" in result:
+        print("\nbrowser, warm server (s from the key press / click; median [min-max]); "
+              "floor = the same action on an app whose script only sleeps 20 ms")
+        print(f"{'action':<36} {'run starts':>18} {'run ends':>18} {'painted':>18} {'/floor':>7}  goal")
+
+        def row(label: str, s: dict, floor: dict | None, goal: float | None) -> None:
+            cells = " ".join(f"{s[k]['median']:6.3f} [{s[k]['min']:.2f}-{s[k]['max']:.2f}]"
+                             for k in ("start", "end", "painted"))
+            ratio = f"{s['painted']['median'] / floor['painted']['median']:6.1f}x" if floor else f"{'':7}"
+            verdict = "" if goal is None else f"< {goal} s: {'met' if s['painted']['median'] < goal else 'NOT met'}"
+            print(f"{label:<36} {cells} {ratio}  {verdict}")
+
+        row("floor: slider one step", result["floor"]["slider"], None, None)
+        row("floor: switch page", result["floor"]["page_switch"], None, None)
+        row("Label: threshold slider one step", result["slider"], result["floor"]["slider"], SLIDER_GOAL)
+        for title, s in result["page_switch"].items():
+            row(f"switch to {title}", s, result["floor"]["page_switch"],
+                EIGEN_GOAL if "Eigenvectors" in title else None)
+        if result["page_switch_retries"]:
+            print(f"({result['page_switch_retries']} page-switch clicks started no run within 10 s and were retried)")
+
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2))
+        print(f"\nwrote {args.json}")
+    return result
+
+
+if __name__ == "__main__":
+    main()

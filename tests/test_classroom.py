@@ -1,0 +1,57 @@
+"""A small classroom in a real browser: 3 students take the main path at once on one server.
+
+Runs bench/classroom_load.py's scenario at a smaller size (3 sessions from one chromium, 2 epochs on
+the quick preset's slice, one seed each so every session really trains) and checks that every
+session got through Home -> Label -> Train -> Eigenvectors with no error element, and that a
+session costs the server little memory: the dataset and the models are shared, not copied per
+session. The sessions join one after another, so the RSS growth of each join (Home rendered) and
+of each Label visit after the first session's can be read off. The bounds are generous (the goal,
+measured by the benchmark, is < 20 MB per session; about 1 MB is typical) but can fail: a
+per-session copy of MNIST (55 MB as uint8, 188 MB as float) would break the Label bound.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.browser_support import CHROMIUM
+
+pytestmark = pytest.mark.browser
+MB = 2 ** 20
+MAX_RSS_PER_JOINED_SESSION = 60 * MB
+MAX_RSS_PER_LABEL_VISIT = 40 * MB  # below one uint8 copy of MNIST
+
+
+@pytest.fixture(scope="module")
+def classroom(tmp_path_factory):
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium")
+        pytest.skip(f"{CHROMIUM} is not installed (run `make test` as root to install it)")
+    from bench.classroom_load import report, run
+
+    result = run(n_sessions=3, epochs=2, teacher=False, log_dir=tmp_path_factory.mktemp("classroom"), timeout=120)
+    report(result)  # shown by pytest on failure (-ra) or with -s
+    return result
+
+
+def test_every_session_completes_without_an_error(classroom):
+    for session in classroom["sessions"]:
+        assert session["errors"] == [], f"session {session['index']}: {session['errors']}"
+        assert session["outcome"] == "trained", f"session {session['index']}: {session['outcome']}"
+        assert session["completed"]
+
+
+def test_a_joining_session_adds_little_memory(classroom):
+    per_join = classroom["increments"]["max_join"]
+    assert per_join < MAX_RSS_PER_JOINED_SESSION, (
+        f"each joined session added {per_join / MB:.1f} MB to the server (bound {MAX_RSS_PER_JOINED_SESSION / MB:.0f})")
+
+
+def test_a_later_label_visit_reuses_the_dataset(classroom):
+    per_label = classroom["increments"]["max_label"]
+    assert per_label < MAX_RSS_PER_LABEL_VISIT, (
+        f"a later session's Label visit added {per_label / MB:.1f} MB (bound {MAX_RSS_PER_LABEL_VISIT / MB:.0f})")
