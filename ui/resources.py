@@ -13,6 +13,7 @@ Every model has an id (core.urlstate), so a link or a reload can find it again:
 from __future__ import annotations
 
 import logging
+import os
 import random
 import threading
 from collections import OrderedDict
@@ -38,6 +39,11 @@ from ui.analysis import TopEigenvector
 from ui.state import Unavailable
 
 SEED_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "seed-default.safetensors"
+
+# One intra-op thread per computation. On a shared 2-core server, concurrent trainings (or any other
+# busy process) make torch's default 2 threads wait for each other: a 3-epoch quick-preset training
+# took 8-23 s with 2 threads under load and 0.22 s with 1 (bench/memory.py, classroom_load.py).
+torch.set_num_threads(int(os.environ.get("BILINEAR_LAB_TORCH_THREADS", "1")))
 Origin = Literal["pretrained", "grid", "trained", "stopped", "uploaded"]
 log = logging.getLogger("bilinear_eigen_lab")
 
