@@ -102,10 +102,12 @@ def error_texts(page) -> list[str]:
     return [element.inner_text() for element in page.query_selector_all(ERROR_SELECTORS)]
 
 
-def go_to(page, title: str) -> None:
-    """Click a page in the sidebar navigation by (part of) its title."""
-    page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
-    wait_idle(page)
+def go_to(page, title: str, timeout: float = 60.0) -> None:
+    """Click a page in the sidebar navigation by (part of) its title and wait for the script run
+    that click starts to finish (not just for a fixed pause: a busy server can be slow to start it)."""
+    link = page.locator('[data-testid="stSidebarNav"] a', has_text=title).first
+    timed_run(page, link.click, timeout=timeout, start_timeout=10.0)
+    wait_idle(page, timeout)
 
 
 # --------------------------------------------------------------------------- many sessions (asyncio)
