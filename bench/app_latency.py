@@ -28,7 +28,6 @@ The machine is shared and noisy (2 cores): read medians and the load average, no
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -37,6 +36,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plain script
+
+from bench.common import write_json  # noqa: E402
 
 from tests.browser_support import (IMAGES_LOADED_JS, ROOT, go_to, launch_chromium, streamlit_server,  # noqa: E402
                                    timed_run, wait_idle)
@@ -275,10 +276,7 @@ def main(argv: list[str] | None = None) -> dict:
         if result["page_switch_retries"]:
             print(f"({result['page_switch_retries']} page-switch clicks started no run within 10 s and were retried)")
 
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2))
-        print(f"\nwrote {args.json}")
+    write_json(args.json, result)
     return result
 
 

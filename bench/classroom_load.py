@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import re
 import sys
@@ -47,6 +46,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plain script
+
+from bench.common import write_json  # noqa: E402
 
 from tests.browser_support import (NO_THROTTLING_ARGS, RssSampler, after_run_async, error_texts_async,  # noqa: E402
                                    go_to_async, launch_chromium, server_rss, streamlit_server, wait_idle_async)
@@ -345,10 +346,7 @@ def main(argv: list[str] | None = None) -> dict:
     result = run(args.sessions, args.epochs, args.same_config, args.seed_base, teacher=not args.no_teacher,
                  timeout=args.timeout, env=env)
     report(result)
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2))
-        print(f"\nwrote {args.json}")
+    write_json(args.json, result)
     return result
 
 

@@ -38,6 +38,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plain script
 
+from bench.common import write_json  # noqa: E402
+
 from tests.browser_support import ROOT, go_to, launch_chromium, streamlit_server, wait_idle  # noqa: E402
 
 MB = 2 ** 20
@@ -307,10 +309,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"peak over the main path {s['path_peak'] / MB:.1f} MB = {s['path_peak'] / floor:.2f}x the bare "
               f"`import torch` floor ({floor / MB:.1f} MB); idle server {idle / MB:.1f} MB")
 
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2))
-        print(f"\nwrote {args.json}")
+    write_json(args.json, result)
     return result
 
 

@@ -33,7 +33,6 @@ per-item ops suffer most); `--threads 1` shows the loops without that effect.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -47,6 +46,8 @@ from kornia.augmentation import RandomGaussianNoise
 from torch.utils.data import DataLoader, Dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plain script
+
+from bench.common import write_json  # noqa: E402
 
 from core.config import Config  # noqa: E402
 from core.data import load_mnist, to_float  # noqa: E402
@@ -231,10 +232,7 @@ def main(argv: list[str] | None = None) -> dict:
     result = {"epochs": args.epochs, "threads": torch.get_num_threads(),
               "load_average": [load_before[0], load_after[0]], "runs": runs,
               "ratios": ratios, "noise_ms_per_batch": noise}
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2))
-        print(f"\nwrote {args.json}")
+    write_json(args.json, result)
     return result
 
 
