@@ -50,7 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plai
 from bench.common import write_json  # noqa: E402
 
 from core.config import Config  # noqa: E402
-from core.data import load_mnist, to_float  # noqa: E402
+from core.data import load_mnist  # noqa: E402
 from core.labels import Splits, make_splits  # noqa: E402
 from core.model import BilinearMLP  # noqa: E402
 from core.train import ExactNoisyEmbed, new_model, train  # noqa: E402
