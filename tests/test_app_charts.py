@@ -59,4 +59,6 @@ def test_cos_vs_weight_decay_reads_the_grid_index():
     assert df["selected"].sum() == 5, "the chosen threshold's line is drawn thicker"
     assert set(df["threshold"]) == {"τ = 0.30", "τ = 0.40", "τ = 0.50"}
     seed_row = df[(df["threshold"] == "τ = 0.40") & (df["weight decay"] == 1.0)].iloc[0]
-    assert seed_row["|cos|"] > 0.85
+    seed_entry = next(r for r in rows if r["threshold"] == 0.4 and r["weight_decay"] == 1.0)
+    assert seed_row["|cos|"] == pytest.approx(seed_entry["top_cos"]["true_minus_false"])
+    assert seed_row["|cos|"] >= 0.8, "Figure 6: the seed's top True − False eigenvector is the target"
