@@ -12,7 +12,7 @@ from core.data import to_float
 from core.eigen import centered, cos_with_centered_target, decompose
 from core.explain import direction_outputs
 from core.model import BilinearMLP
-from core.tensor import augment, direction_matrix, interaction_matrices, quadratic_form
+from core.tensor import augment, direction_matrix, interaction_matrices, logits64, quadratic_form
 
 
 @torch.no_grad()
@@ -25,8 +25,7 @@ def logit_check(model: BilinearMLP, images: torch.Tensor, labels: torch.Tensor) 
     x = to_float(images).double()  # (N, 784)
     aug = augment(model)
     forms = quadratic_form(interaction_matrices(aug), aug.W_e, x)  # (N, 2)
-    params = {name: p.double() for name, p in model.named_parameters()}  # a copy: the model may be shared
-    logits = torch.func.functional_call(model, params, (x,))  # (N, 2)
+    logits = logits64(model, x)  # (N, 2), float64, without touching the (maybe shared) model
     return pd.DataFrame({
         "label": labels.tolist(),
         "logit₀ + 1": (logits[:, 0] + 1).tolist(),
