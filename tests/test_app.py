@@ -14,12 +14,9 @@ from streamlit.testing.v1 import AppTest
 
 from core.checkpoint import save_checkpoint
 from core.config import Config
-from core.labels import make_splits
 from core.tensor import DIRECTIONS
-from core.train import train
 from ui import resources
 from ui.analysis import top_eigenvector
-from ui.models import TrainingRun
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 TIMEOUT = 120  # seconds per script run: the first one loads MNIST and torch
@@ -156,15 +153,10 @@ def test_bad_config_keeps_the_pretrained_model():
     assert at.session_state["active"].origin == "pretrained"
 
 
-def test_an_interrupted_run_keeps_its_finished_epochs(mnist):
+def test_an_interrupted_run_keeps_its_finished_epochs(interrupted_run):
     at = open_page("app_pages/train.py")
-    config = Config(epochs=5, n_train=2048, n_test=500, batch_size=512, seed=11)
-    run = TrainingRun(config)
-    splits = make_splits(mnist, config.target_index, config.threshold, config.include_inverse,
-                         config.n_train, config.n_test)
-    run.history.append(next(train(run.model, splits, config)))  # one real epoch, then the script stops
-    run.left_loop.set()
-    at.session_state["training"] = run  # what the Train page leaves behind when Stop interrupts it
+    at.session_state["training"] = interrupted_run(  # what the Train page leaves behind when Stop interrupts it
+        Config(epochs=5, n_train=2048, n_test=500, batch_size=512, seed=11))
     at.run()
     assert "Training stopped during epoch 2 of 5" in at.warning[0].value
     assert "stopped after epoch 1 of 5" in badge(at)

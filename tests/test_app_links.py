@@ -12,11 +12,8 @@ from streamlit.testing.v1 import AppTest
 from core.checkpoint import save_checkpoint
 from core.config import Config
 from core.grid import grid_config
-from core.labels import make_splits
-from core.train import train
 from core.urlstate import config_id
 from ui import resources
-from ui.models import TrainingRun
 from tests.test_app import APP, SMALL_RUN, TIMEOUT, assert_clean, badge, open_page, set_training
 
 
@@ -107,15 +104,10 @@ def test_a_reload_keeps_the_trained_model():
     assert "already trained on this server" in reloaded.info[0].value
 
 
-def test_a_reload_keeps_a_stopped_run(mnist):
+def test_a_reload_keeps_a_stopped_run(interrupted_run):
     at = open_page("app_pages/train.py")
     config = Config(epochs=4, n_train=2048, n_test=500, batch_size=512, seed=29)
-    run = TrainingRun(config)
-    splits = make_splits(mnist, config.target_index, config.threshold, config.include_inverse,
-                         config.n_train, config.n_test)
-    run.history.append(next(train(run.model, splits, config)))
-    run.left_loop.set()
-    at.session_state["training"] = run  # as the Stop button leaves it
+    at.session_state["training"] = interrupted_run(config)  # as the Stop button leaves it
     at.run()
     stopped = at.session_state["active"]
     assert stopped.origin == "stopped" and stopped.key.startswith("p-")
