@@ -98,7 +98,22 @@ if clicked and not refused:
         state.notify("success", "Loaded the precomputed checkpoint for these settings." if existing.origin == "grid"
                      else "Loaded the model trained earlier with exactly these settings.")
         st.rerun()
-    run = models.start_training(config)  # in session_state before the first epoch: Stop keeps it
+    run, other = models.start_training(config)  # in session_state before the first epoch: Stop keeps it
+    if other is not None:  # another student is training exactly these settings: follow their run
+        shown = -1
+        while not other.left_loop.wait(0.5):
+            history = list(other.history)
+            done = history[-1].epoch / config.epochs if history else 0.0
+            # redrawn every half second, so a Stop click (which interrupts at the next st call) is seen
+            progress.progress(done, text="Another student is training exactly these settings right now: "
+                                         f"epoch {len(history)} / {config.epochs}. Their model becomes yours when "
+                                         "it finishes.")
+            if len(history) > shown:
+                shown = len(history)
+                loss_chart.altair_chart(charts.training_curve(history, "loss"), width="stretch")
+                accuracy_chart.altair_chart(charts.training_curve(history, "accuracy"), width="stretch")
+        models.adopt_shared(other)
+        st.rerun()
     try:
         for metrics in train(run.model, splits, config, should_stop=run.stop_requested.is_set):
             run.history.append(metrics)
@@ -109,7 +124,7 @@ if clicked and not refused:
     except TrainingDiverged as error:
         run.fail(str(error))
     finally:
-        run.left_loop.set()
+        models.end_training(run)
     st.rerun()
 
 trained = models.current()  # None only while there is no model yet (no shipped checkpoint on this server)

@@ -7,6 +7,7 @@ registry) is shared by all of them, as by the students of one class on one serve
 from __future__ import annotations
 
 import re
+import threading
 from pathlib import Path
 
 import pytest
@@ -15,8 +16,11 @@ from streamlit.testing.v1 import AppTest
 from core.checkpoint import save_checkpoint
 from core.config import Config
 from core.tensor import DIRECTIONS
+from core.train import train
 from ui import resources
 from ui.analysis import top_eigenvector
+from ui.models import TrainingRun
+from ui.resources import TrainedModel
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 TIMEOUT = 120  # seconds per script run: the first one loads MNIST and torch
@@ -220,3 +224,43 @@ def test_registry_shares_the_first_model_and_keeps_the_pinned_one():
     registry.add(newer)
     assert len(registry) == 2 and registry.get(seed.config) is seed and registry.get(first.config) is None
     assert not any(p.requires_grad for p in seed.model.parameters()), "shared models are read-only"
+
+
+class WatchedEvent(threading.Event):
+    """An Event that also records that somebody started waiting on it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waited_on = threading.Event()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waited_on.set()
+        return super().wait(timeout)
+
+
+def test_the_same_settings_at_the_same_time_are_trained_once(mnist):
+    """A second student who presses Train on settings another student is training right now
+    follows that run and gets its model: the server does not train it twice."""
+    at = open_page("app_pages/train.py")
+    set_training(at, **SMALL_RUN, seed=31)
+    config = Config(**SMALL_RUN, seed=31)  # what the Train page's widgets now describe
+    other = TrainingRun(config)  # another session's run, already in flight
+    other.left_loop = WatchedEvent()
+    assert resources.trainings_in_flight().claim(config, other) is None
+
+    def the_other_session() -> None:
+        splits = resources.splits(config)
+        other.history.extend(train(other.model, splits, config))
+        other.left_loop.waited_on.wait(60)  # finish only once this session is waiting for it
+        resources.registry().add(TrainedModel(other.model, config, tuple(other.history), "trained"))
+        other.left_loop.set()
+        resources.trainings_in_flight().release(config, other)
+
+    thread = threading.Thread(target=the_other_session)
+    thread.start()
+    at.button(key="train").click().run()
+    thread.join(60)
+    assert_clean(at)
+    assert "Another student trained exactly these settings" in at.success[0].value
+    assert at.session_state["active"].model is other.model, "the other run's model, not a second training"
+    assert "training" not in at.session_state

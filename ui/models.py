@@ -170,11 +170,34 @@ class TrainingRun:
                           "the active model.")
 
 
-def start_training(config: Config) -> TrainingRun:
-    """A fresh model for `config`, registered in the session before the first epoch runs."""
+def start_training(config: Config) -> tuple[TrainingRun, TrainingRun | None]:
+    """(run, None): a fresh model for `config`, registered in the session before the first epoch
+    runs and in the server's trainings in flight; or (run, other) when another session is already
+    training exactly this config: then wait for `other` (see `wait_for`) instead of training."""
     run = TrainingRun(config)
-    st.session_state.training = run
-    return run
+    other = resources.trainings_in_flight().claim(config, run)
+    if other is None:
+        st.session_state.training = run
+    return run, other
+
+
+def end_training(run: TrainingRun) -> None:
+    """The training loop is over (finished, failed or interrupted): let waiting sessions go on."""
+    run.left_loop.set()
+    resources.trainings_in_flight().release(run.config, run)
+
+
+def adopt_shared(other: TrainingRun) -> None:
+    """Another session's run with our exact settings has ended: use its model if it finished."""
+    trained = resources.registry().get(other.config)
+    if trained is not None:
+        set_active(trained)
+        notify("success", f"Another student trained exactly these settings at the same time, so you share their "
+                          f"model (validation accuracy {trained.history[-1].val_acc:.1%}). It is now your active "
+                          "model.")
+    else:
+        notify("info", "The other student's run with these settings stopped before the end, so there is no model "
+                       "to share. Press **Train** to train these settings yourself.")
 
 
 def file_stem(config: Config) -> str:

@@ -225,6 +225,32 @@ def registry() -> ModelRegistry:
     return ModelRegistry(seed_model_or_none(), loader=load_grid_model, lazy_ids=lazy_ids)
 
 
+class TrainingsInFlight:
+    """Trainings under way on this server, by Config: a second student who asks for exactly the
+    same settings waits for the first one's run instead of training it again on the shared cores."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._runs: dict[Config, Any] = {}
+
+    def claim(self, config: Config, run: Any) -> Any | None:
+        """Register `run` as the one training `config`; returns the run already doing so, if any."""
+        with self._lock:
+            other = self._runs.setdefault(config, run)
+            return None if other is run else other
+
+    def release(self, config: Config, run: Any) -> None:
+        with self._lock:
+            if self._runs.get(config) is run:
+                del self._runs[config]
+
+
+@st.cache_resource
+def trainings_in_flight() -> TrainingsInFlight:
+    """The server-wide table of trainings under way."""
+    return TrainingsInFlight()
+
+
 @st.cache_resource
 def slots() -> ModelSlots:
     """The server-wide store of stopped runs and uploaded models, by id."""
