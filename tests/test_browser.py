@@ -87,7 +87,9 @@ def test_3_train_a_short_run(page):
     page.get_by_role("button", name="Train", exact=True).click()
     page.get_by_text("Training finished").wait_for(timeout=120_000)
     wait_idle(page)
-    assert page.get_by_text("3 epochs").first.is_visible() and page.get_by_text("12,000 train").first.is_visible()
+    badge = page.locator('[data-testid="stMain"]').get_by_text("Training: weight decay").first
+    expect(badge).to_contain_text("3 epochs", timeout=30_000)
+    expect(badge).to_contain_text("12,000 train", timeout=30_000)
     assert page.locator('[data-testid="stVegaLiteChart"]').count() >= 1
     assert_clean(page)
     snap(page, "2_train")
