@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
 
-.PHONY: run test test-fast bench chromium clean
+.PHONY: run test test-fast lint format bench chromium clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,10 +24,19 @@ run: $(VENV)/.runtime
 chromium:
 	command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
 
-test: $(VENV)/.dev chromium
+# ruff first: it takes a second, and a style slip should not wait for ten minutes of tests
+lint: $(VENV)/.dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(VENV)/.dev
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test: lint chromium
 	$(PY) -m pytest
 
-test-fast: $(VENV)/.dev
+test-fast: lint
 	$(PY) -m pytest -m "not browser"
 
 bench: $(VENV)/.dev

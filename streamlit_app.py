@@ -25,26 +25,31 @@ def shield(part: str, function) -> None:
         st.warning(str(missing), icon=":material/cloud_off:")
     except Exception as error:
         log.exception("%s failed", part)
-        st.error(f"Something went wrong on this page ({type(error).__name__}: {error}). Your settings and model "
-                 "are kept; change a setting or reload the page to try again.", icon=":material/error:")
+        st.error(
+            f"Something went wrong on this page ({type(error).__name__}: {error}). Your settings and model "
+            "are kept; change a setting or reload the page to try again.",
+            icon=":material/error:",
+        )
 
 
 st.set_page_config(page_title="Bilinear Eigen Lab", page_icon=":material/biotech:", layout="wide")
 state.init()
 shield("reading the link", links.restore)  # once per session: a link or a reload brings its settings and model
-page = st.navigation({
-    "Bilinear Eigen Lab": [st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True)],
-    "The experiment": [
-        st.Page("app_pages/label.py", title="1 · Label", icon=":material/label:"),
-        st.Page("app_pages/train.py", title="2 · Train", icon=":material/model_training:"),
-        st.Page("app_pages/tensor.py", title="3 · Tensor", icon=":material/grid_on:"),
-        st.Page("app_pages/eigenvectors.py", title="4 · Eigenvectors", icon=":material/insights:"),
-    ],
-    "Beyond the paper": [
-        st.Page("app_pages/explain.py", title="5 · Explain", icon=":material/manage_search:"),
-        st.Page("app_pages/truncation.py", title="6 · Truncation", icon=":material/content_cut:"),
-    ],
-})
+page = st.navigation(
+    {
+        "Bilinear Eigen Lab": [st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True)],
+        "The experiment": [
+            st.Page("app_pages/label.py", title="1 · Label", icon=":material/label:"),
+            st.Page("app_pages/train.py", title="2 · Train", icon=":material/model_training:"),
+            st.Page("app_pages/tensor.py", title="3 · Tensor", icon=":material/grid_on:"),
+            st.Page("app_pages/eigenvectors.py", title="4 · Eigenvectors", icon=":material/insights:"),
+        ],
+        "Beyond the paper": [
+            st.Page("app_pages/explain.py", title="5 · Explain", icon=":material/manage_search:"),
+            st.Page("app_pages/truncation.py", title="6 · Truncation", icon=":material/content_cut:"),
+        ],
+    }
+)
 shield("writing the link", links.write)  # the URL follows every setting, also across page switches
 shield(f"page {page.title}", page.run)
 shield("the sidebar", widgets.model_sidebar)  # after the page: its text is on screen before torch loads

@@ -12,7 +12,8 @@ from ui import analysis, inputs, models, widgets
 OUTPUT_NAMES = {"true": "logit₁ + 1", "false": "logit₀ + 1", "true_minus_false": "logit₁ − logit₀"}
 
 widgets.page_intro(
-    "Explain one input", ":material/manage_search:",
+    "Explain one input",
+    ":material/manage_search:",
     "Pick a digit, upload one or draw your own, and see the model's output for it split into one exact term per "
     "eigenvector. Because the model is a quadratic form, nothing is approximated: the terms add up to the logit "
     "to the last digit, so you can see which learnt patterns pushed this decision, and by how much.",
@@ -46,16 +47,30 @@ else:
         st.markdown(f"**The output {output}, split two exact ways**")
         top_row, bottom_row = st.columns(2), st.columns(2)
         top_row[0].metric(f"Model's forward pass: {output}", f"{e.model_output:.4f}", border=True)
-        top_row[1].metric(f"Σ over all {H + 1} eigenvectors", f"{e.total:.4f}", border=True,
-                          help="Σᵢ λᵢ (vᵢ·h̃)², every eigenvector of the direction's interaction matrix.")
-        bottom_row[0].metric("Difference: Σ − model", f"{e.error:.1e}", border=True,
-                             help="Σ over the eigenvectors minus the forward pass, in float64: about 1e-14 is "
-                                  "rounding, so the split is exact.")
-        bottom_row[1].metric("Difference: parts − model", f"{by_degree - e.model_output:.1e}", border=True,
-                             help="(quadratic + linear + constant) minus the forward pass, in float64.")
-        st.latex(rf"{e.model_output:.4f} \;=\; \underbrace{{{e.quadratic:.4f}}}_{{\text{{quadratic}}}} "
-                 rf"\;+\; \underbrace{{({e.linear:.4f})}}_{{\text{{linear (biases)}}}} "
-                 rf"\;+\; \underbrace{{({e.constant:.4f})}}_{{\text{{constant}}}}")
+        top_row[1].metric(
+            f"Σ over all {H + 1} eigenvectors",
+            f"{e.total:.4f}",
+            border=True,
+            help="Σᵢ λᵢ (vᵢ·h̃)², every eigenvector of the direction's interaction matrix.",
+        )
+        bottom_row[0].metric(
+            "Difference: Σ − model",
+            f"{e.error:.1e}",
+            border=True,
+            help="Σ over the eigenvectors minus the forward pass, in float64: about 1e-14 is "
+            "rounding, so the split is exact.",
+        )
+        bottom_row[1].metric(
+            "Difference: parts − model",
+            f"{by_degree - e.model_output:.1e}",
+            border=True,
+            help="(quadratic + linear + constant) minus the forward pass, in float64.",
+        )
+        st.latex(
+            rf"{e.model_output:.4f} \;=\; \underbrace{{{e.quadratic:.4f}}}_{{\text{{quadratic}}}} "
+            rf"\;+\; \underbrace{{({e.linear:.4f})}}_{{\text{{linear (biases)}}}} "
+            rf"\;+\; \underbrace{{({e.constant:.4f})}}_{{\text{{constant}}}}"
+        )
 
 if digit is not None:
     st.subheader("The largest contributions")
@@ -65,23 +80,38 @@ if digit is not None:
     eigen = decompose(direction_matrix(interaction_matrices(aug), direction), aug.W_e)  # explain's eigenvectors
     images = analysis.oriented_images(eigen.images()[top.indices], e.projections[top.indices])
     bar_column, image_column = st.columns([1, 1], vertical_alignment="center")
-    bar_column.altair_chart(charts.contribution_bars(top.indices, e.contributions, e.eigenvalues, e.projections,
-                                                     rest=e.total - float(top.values.sum()), n_rest=H + 1 - shown),
-                            width="stretch")
+    bar_column.altair_chart(
+        charts.contribution_bars(
+            top.indices,
+            e.contributions,
+            e.eigenvalues,
+            e.projections,
+            rest=e.total - float(top.values.sum()),
+            n_rest=H + 1 - shown,
+        ),
+        width="stretch",
+    )
     with image_column:
-        widgets.image_row([charts.digit_image(digit.pixels, scale=3)]
-                          + [charts.diverging_image(image, scale=3) for image in images],
-                          ["the input"] + [f"#{i} · λ {e.eigenvalues[i]:+.3f} · {c:+.2f}"
-                                           for i, c in zip(top.indices, top.values)], width=84)
-        st.caption("Each eigenvector as an image (red < 0 < blue), flipped so that this input's projection on it "
-                   "is positive: blue is where ink increases the term. Its contribution λᵢ(vᵢ·h̃)² has the sign of "
-                   "λᵢ, whatever the input.")
+        widgets.image_row(
+            [charts.digit_image(digit.pixels, scale=3)] + [charts.diverging_image(image, scale=3) for image in images],
+            ["the input"]
+            + [f"#{i} · λ {e.eigenvalues[i]:+.3f} · {c:+.2f}" for i, c in zip(top.indices, top.values, strict=True)],
+            width=84,
+        )
+        st.caption(
+            "Each eigenvector as an image (red < 0 < blue), flipped so that this input's projection on it "
+            "is positive: blue is where ink increases the term. Its contribution λᵢ(vᵢ·h̃)² has the sign of "
+            "λᵢ, whatever the input."
+        )
     parts = analysis.cancellation(e.contributions)
     if parts.largest >= 0 and parts.smallest >= 0:
-        st.info(f"**Large contributions cancel.** The positive terms add up to {parts.positive:+.2f} and the "
-                f"negative ones to {parts.negative:+.2f}, for a total of only {e.total:+.2f}: eigenvector "
-                f"#{parts.largest} alone gives {e.contributions[parts.largest]:+.2f} and #{parts.smallest} "
-                f"{e.contributions[parts.smallest]:+.2f}. Read the bars together, never one by one: a big bar "
-                "says a pattern is present, not that it decided the answer.", icon=":material/balance:")
+        st.info(
+            f"**Large contributions cancel.** The positive terms add up to {parts.positive:+.2f} and the "
+            f"negative ones to {parts.negative:+.2f}, for a total of only {e.total:+.2f}: eigenvector "
+            f"#{parts.largest} alone gives {e.contributions[parts.largest]:+.2f} and #{parts.smallest} "
+            f"{e.contributions[parts.smallest]:+.2f}. Read the bars together, never one by one: a big bar "
+            "says a pattern is present, not that it decided the answer.",
+            icon=":material/balance:",
+        )
 
 widgets.code_expander(explain, largest_contributions, misclassified_indices, load_upload, preprocess_drawing)

@@ -6,7 +6,8 @@ from core.config import Config
 from ui import widgets
 
 widgets.page_intro(
-    "Bilinear Eigen Lab", ":material/biotech:",
+    "Bilinear Eigen Lab",
+    ":material/biotech:",
     "A bilinear MLP computes its output as a *quadratic form* of its input, so its weights alone, "
     "without looking at a single activation, can be read as an interaction matrix. Today you label "
     "MNIST images by how much they look like one **target** digit, train such a model, and find that the "
@@ -18,20 +19,44 @@ widgets.page_intro(
 
 st.subheader("The four steps")
 steps = [
-    ("app_pages/label.py", "1 · Label", ":material/label:",
-     "Pick a target digit and a similarity threshold: images that look like it become class 1."),
-    ("app_pages/train.py", "2 · Train", ":material/model_training:",
-     "Train a one-layer bilinear MLP on those labels and watch its loss fall, epoch by epoch."),
-    ("app_pages/tensor.py", "3 · Tensor", ":material/grid_on:",
-     "Fold the biases into the weights and check that one matrix reproduces the model's logits exactly."),
-    ("app_pages/eigenvectors.py", "4 · Eigenvectors", ":material/insights:",
-     "Decompose that matrix: its top eigenvector is the target, read straight from the weights."),
+    (
+        "app_pages/label.py",
+        "1 · Label",
+        ":material/label:",
+        "Pick a target digit and a similarity threshold: images that look like it become class 1.",
+    ),
+    (
+        "app_pages/train.py",
+        "2 · Train",
+        ":material/model_training:",
+        "Train a one-layer bilinear MLP on those labels and watch its loss fall, epoch by epoch.",
+    ),
+    (
+        "app_pages/tensor.py",
+        "3 · Tensor",
+        ":material/grid_on:",
+        "Fold the biases into the weights and check that one matrix reproduces the model's logits exactly.",
+    ),
+    (
+        "app_pages/eigenvectors.py",
+        "4 · Eigenvectors",
+        ":material/insights:",
+        "Decompose that matrix: its top eigenvector is the target, read straight from the weights.",
+    ),
 ]
 beyond = [
-    ("app_pages/explain.py", "5 · Explain", ":material/manage_search:",
-     "Split one image's output, yours drawn with the mouse if you like, into an exact term per eigenvector."),
-    ("app_pages/truncation.py", "6 · Truncation", ":material/content_cut:",
-     "Keep only the top-k eigenvectors and watch how few the model needs to classify as well as before."),
+    (
+        "app_pages/explain.py",
+        "5 · Explain",
+        ":material/manage_search:",
+        "Split one image's output, yours drawn with the mouse if you like, into an exact term per eigenvector.",
+    ),
+    (
+        "app_pages/truncation.py",
+        "6 · Truncation",
+        ":material/content_cut:",
+        "Keep only the top-k eigenvectors and watch how few the model needs to classify as well as before.",
+    ),
 ]
 for heading, rows in ((None, steps), ("Beyond the paper", beyond)):
     if heading:
@@ -43,12 +68,14 @@ for heading, rows in ((None, steps), ("Beyond the paper", beyond)):
         right.markdown(description)
 
 st.subheader("Where you are")
-st.markdown("Steps 3 to 6 work right away with the pretrained checkpoint; train your own model in "
-            "step 2 (or pick a precomputed one in step 4) and they will show it instead. The sidebar's "
-            "**Your model** section downloads it or loads one back, and the address bar keeps your settings "
-            "and model: copy it to share exactly what you see.")
+st.markdown(
+    "Steps 3 to 6 work right away with the pretrained checkpoint; train your own model in "
+    "step 2 (or pick a precomputed one in step 4) and they will show it instead. The sidebar's "
+    "**Your model** section downloads it or loads one back, and the address bar keeps your settings "
+    "and model: copy it to share exactly what you see."
+)
 widgets.model_badge(needs_model=False)  # the first use of torch: everything above is already on screen
 
-from core.checkpoint import load_checkpoint  # noqa: E402  (loaded by the badge; imported here to show its code)
+from core.checkpoint import load_checkpoint
 
 widgets.code_expander(Config, load_checkpoint)

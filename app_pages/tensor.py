@@ -7,15 +7,22 @@ import streamlit as st
 from core import charts
 from core.config import N_TEST_MNIST
 from core.data import to_float
-from core.tensor import (DIRECTIONS, augment, direction_matrix, interaction_matrices, quadratic_form,
-                         reconstruction_error)
+from core.tensor import (
+    DIRECTIONS,
+    augment,
+    direction_matrix,
+    interaction_matrices,
+    quadratic_form,
+    reconstruction_error,
+)
 from ui import analysis, models, resources, widgets
 
 BATCH = 256  # test images in the live check
 SHOWN = 6  # of which the table lists the first few
 
 widgets.page_intro(
-    "Tensor", ":material/grid_on:",
+    "Tensor",
+    ":material/grid_on:",
     "Append a constant 1 to the input and to the hidden vector, and the biases become ordinary weights: "
     "the model is then *exactly* a quadratic form, one (d_hidden+1)² interaction matrix per class. "
     "Everything step 4 reads off the weights rests on this identity, so we check it live on real test images.",
@@ -28,39 +35,66 @@ B = interaction_matrices(aug)
 H = trained.config.d_hidden
 
 st.subheader("1 · Fold the biases into the weights")
-st.markdown("The extra hidden unit always equals 1, so each bilinear half computes its bias as a weight, "
-            "and the head adds the constant product 1 · 1 once:")
+st.markdown(
+    "The extra hidden unit always equals 1, so each bilinear half computes its bias as a weight, "
+    "and the head adds the constant product 1 · 1 once:"
+)
 (e_rows, e_cols), (u_rows, u_cols) = aug.W_e.shape, aug.W_u.shape
-st.latex(rf"W_e' = \begin{{bmatrix}} W_e & 0 \\ 0 & 1 \end{{bmatrix}} \in \mathbb R^{{{e_rows} \times {e_cols}}}, "
-         rf"\qquad W_u' = \begin{{bmatrix}} W_u & \mathbf 1 \end{{bmatrix}} \in \mathbb R^{{{u_rows} \times {u_cols}}}")
-st.latex(rf"W_l' = \begin{{bmatrix}} W_l & b_l \\ 0 & 1 \end{{bmatrix}}, \quad "
-         rf"W_r' = \begin{{bmatrix}} W_r & b_r \\ 0 & 1 \end{{bmatrix}} \in \mathbb R^{{{H + 1} \times {H + 1}}}, "
-         r"\qquad (W_l' \tilde h) \odot (W_r' \tilde h) = "
-         r"\begin{bmatrix} (W_l h + b_l) \odot (W_r h + b_r) \\ 1 \end{bmatrix}")
+st.latex(
+    rf"W_e' = \begin{{bmatrix}} W_e & 0 \\ 0 & 1 \end{{bmatrix}} \in \mathbb R^{{{e_rows} \times {e_cols}}}, "
+    rf"\qquad W_u' = \begin{{bmatrix}} W_u & \mathbf 1 \end{{bmatrix}} \in \mathbb R^{{{u_rows} \times {u_cols}}}"
+)
+st.latex(
+    rf"W_l' = \begin{{bmatrix}} W_l & b_l \\ 0 & 1 \end{{bmatrix}}, \quad "
+    rf"W_r' = \begin{{bmatrix}} W_r & b_r \\ 0 & 1 \end{{bmatrix}} \in \mathbb R^{{{H + 1} \times {H + 1}}}, "
+    r"\qquad (W_l' \tilde h) \odot (W_r' \tilde h) = "
+    r"\begin{bmatrix} (W_l h + b_l) \odot (W_r h + b_r) \\ 1 \end{bmatrix}"
+)
 heatmaps = ((aug.W_l, "W_l′ (last column: b_l)"), (aug.W_r, "W_r′ (last column: b_r)"))
-for column, (matrix, name) in zip(st.columns(2), heatmaps):
+for column, (matrix, name) in zip(st.columns(2), heatmaps, strict=True):
     column.altair_chart(charts.matrix_heatmap(matrix, name, "hidden unit (out)", "hidden unit (in)"), width="content")
 
 st.subheader("2 · Contract them into one interaction matrix per class")
-st.latex(r"B_a = \tfrac12 \big(\hat B_a + \hat B_a^\top\big), \qquad "
-         r"\hat B_a[i, j] = \sum_h W_u'[a, h]\; W_l'[h, i]\; W_r'[h, j]")
-st.markdown("Symmetrising changes no value of the quadratic form (xᵀBx = xᵀBᵀx) and makes B diagonalisable "
-            "with real eigenvalues, which step 4 needs. In code, one `einsum`:")
+st.latex(
+    r"B_a = \tfrac12 \big(\hat B_a + \hat B_a^\top\big), \qquad "
+    r"\hat B_a[i, j] = \sum_h W_u'[a, h]\; W_l'[h, i]\; W_r'[h, j]"
+)
+st.markdown(
+    "Symmetrising changes no value of the quadratic form (xᵀBx = xᵀBᵀx) and makes B diagonalisable "
+    "with real eigenvalues, which step 4 needs. In code, one `einsum`:"
+)
 st.code(inspect.getsource(interaction_matrices), language="python")
 direction = widgets.direction_picker("Show B for", "tensor_direction", DIRECTIONS)
-st.altair_chart(charts.matrix_heatmap(direction_matrix(B, direction), f"B: {DIRECTIONS[direction]}",
-                                      "hidden unit", "hidden unit", size=440), width="content")
+st.altair_chart(
+    charts.matrix_heatmap(
+        direction_matrix(B, direction), f"B: {DIRECTIONS[direction]}", "hidden unit", "hidden unit", size=440
+    ),
+    width="content",
+)
 
 st.subheader("3 · Check: the quadratic form is the logit")
 mnist = resources.mnist()
-start = st.number_input("First test image", 0, N_TEST_MNIST - BATCH, step=BATCH, key="proof_offset",
-                        persist_state="session", help=f"The check runs on {BATCH} consecutive test images.")
-images, labels = mnist.test_x[start:start + BATCH], resources.labels(trained.config)[1][start:start + BATCH]
+start = st.number_input(
+    "First test image",
+    0,
+    N_TEST_MNIST - BATCH,
+    step=BATCH,
+    key="proof_offset",
+    persist_state="session",
+    help=f"The check runs on {BATCH} consecutive test images.",
+)
+images, labels = mnist.test_x[start : start + BATCH], resources.labels(trained.config)[1][start : start + BATCH]
 error = reconstruction_error(trained.model, to_float(images))
-st.metric(f"Largest |x̃ᵀW_e′ᵀB_aW_e′x̃ − (logit_a + 1)|, {BATCH} test images × 2 classes", f"{error:.1e}",
-          help="Computed in float64; anything near 1e-12 is rounding, so the identity is exact.")
-widgets.image_row([charts.digit_image(image, scale=2) for image in images[:SHOWN]],
-                  [f"test #{start + i}" for i in range(SHOWN)], width=56)
+st.metric(
+    f"Largest |x̃ᵀW_e′ᵀB_aW_e′x̃ − (logit_a + 1)|, {BATCH} test images × 2 classes",
+    f"{error:.1e}",
+    help="Computed in float64; anything near 1e-12 is rounding, so the identity is exact.",
+)
+widgets.image_row(
+    [charts.digit_image(image, scale=2) for image in images[:SHOWN]],
+    [f"test #{start + i}" for i in range(SHOWN)],
+    width=56,
+)
 table = analysis.logit_check(trained.model, images[:SHOWN], labels[:SHOWN])
 table.index = [f"test #{start + i}" for i in range(SHOWN)]
 st.dataframe(table, column_config={"max |difference|": st.column_config.NumberColumn(format="%.1e")})

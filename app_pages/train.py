@@ -13,7 +13,8 @@ D_HIDDEN_OPTIONS = [4, 8, 16, 32, 64, 128, 256, 512, 1024]
 LR_OPTIONS = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0]
 
 widgets.page_intro(
-    "Train", ":material/model_training:",
+    "Train",
+    ":material/model_training:",
     "A one-layer bilinear MLP learns to separate the images labelled true from the rest, with the seed's "
     "recipe: AdamW, a cosine learning-rate schedule and Gaussian noise on every training image. Weight decay "
     "and input noise keep the weights simple, which is what lets the target show up in step 4.",
@@ -25,8 +26,10 @@ widgets.model_badge(needs_model=False)
 
 def progress_text(m: EpochMetrics) -> str:
     left = m.seconds / m.epoch * (m.epochs - m.epoch)
-    return (f"Epoch {m.epoch} / {m.epochs} · validation accuracy {m.val_acc:.1%} · "
-            f"{m.seconds:.0f} s elapsed, about {left:.0f} s left")
+    return (
+        f"Epoch {m.epoch} / {m.epochs} · validation accuracy {m.val_acc:.1%} · "
+        f"{m.seconds:.0f} s elapsed, about {left:.0f} s left"
+    )
 
 
 # A run that trains locks the settings until it ends: touching a widget would interrupt training.
@@ -37,32 +40,79 @@ label_column.markdown(f"**Labels** (set in step 1): {state.describe_labels(state
 link_column.page_link("app_pages/label.py", label="Change the labels", icon=":material/label:")
 
 columns = st.columns(4)
-columns[0].slider("Weight decay", 0.0, 5.0, step=0.1, key="weight_decay", **settings,
-                  help="AdamW's decoupled weight decay; the paper uses 1.0.")
-columns[1].slider("Input noise std σ", 0.0, 1.0, step=0.01, key="noise_std", **settings,
-                  help="Gaussian noise added to every training pixel; the paper uses 0.1.")
-columns[2].number_input("Epochs", 1, 1000, step=1, key="epochs", **settings,
-                        help="Full passes over the training images; the paper uses 100.")
+columns[0].slider(
+    "Weight decay",
+    0.0,
+    5.0,
+    step=0.1,
+    key="weight_decay",
+    **settings,
+    help="AdamW's decoupled weight decay; the paper uses 1.0.",
+)
+columns[1].slider(
+    "Input noise std σ",
+    0.0,
+    1.0,
+    step=0.01,
+    key="noise_std",
+    **settings,
+    help="Gaussian noise added to every training pixel; the paper uses 0.1.",
+)
+columns[2].number_input(
+    "Epochs",
+    1,
+    1000,
+    step=1,
+    key="epochs",
+    **settings,
+    help="Full passes over the training images; the paper uses 100.",
+)
 columns[3].select_slider("Hidden width d_hidden", D_HIDDEN_OPTIONS, key="d_hidden", **settings)
 
 with st.expander("Advanced and classroom options", icon=":material/tune:"):
     columns = st.columns(3)
     columns[0].select_slider("Learning rate", LR_OPTIONS, format_func="{:g}".format, key="lr", **settings)
-    columns[1].number_input("Batch size", 1, N_TRAIN_MNIST, step=256, key="batch_size", **settings,
-                            help="The last partial batch of every epoch is dropped, as in the seed.")
-    columns[2].number_input("Seed", 0, 2**32 - 1, step=1, key="seed", **settings,
-                            help="Same settings and seed give the same model, so the server trains each once.")
+    columns[1].number_input(
+        "Batch size",
+        1,
+        N_TRAIN_MNIST,
+        step=256,
+        key="batch_size",
+        **settings,
+        help="The last partial batch of every epoch is dropped, as in the seed.",
+    )
+    columns[2].number_input(
+        "Seed",
+        0,
+        2**32 - 1,
+        step=1,
+        key="seed",
+        **settings,
+        help="Same settings and seed give the same model, so the server trains each once.",
+    )
     use_slice = st.toggle("Train on a slice of MNIST (fast classroom demos)", key="use_slice", **settings)
     slice_settings = {**settings, "disabled": settings["disabled"] or not use_slice}
     columns = st.columns(2)
     columns[0].number_input("Training images", 1, N_TRAIN_MNIST, step=1000, key="n_train", **slice_settings)
     columns[1].number_input("Test images", 1, N_TEST_MNIST, step=500, key="n_test", **slice_settings)
     with st.container(horizontal=True):
-        st.button("Quick classroom preset", icon=":material/bolt:", key="quick_preset",
-                  on_click=state.apply, args=(state.QUICK_PRESET,), disabled=settings["disabled"],
-                  help="15 epochs on 12 000 images: a few seconds, and the target still shows up.")
-        st.button("Paper settings", icon=":material/restart_alt:", key="paper_preset",
-                  on_click=state.apply, args=(state.PAPER_PRESET,), disabled=settings["disabled"])
+        st.button(
+            "Quick classroom preset",
+            icon=":material/bolt:",
+            key="quick_preset",
+            on_click=state.apply,
+            args=(state.QUICK_PRESET,),
+            disabled=settings["disabled"],
+            help="15 epochs on 12 000 images: a few seconds, and the target still shows up.",
+        )
+        st.button(
+            "Paper settings",
+            icon=":material/restart_alt:",
+            key="paper_preset",
+            on_click=state.apply,
+            args=(state.PAPER_PRESET,),
+            disabled=settings["disabled"],
+        )
 
 try:
     config = state.config_from_widgets()
@@ -77,17 +127,27 @@ if config is not None:
     existing = resources.registry().get(config)  # finds the precomputed grid models too
     if existing is not None and not refused:
         if existing.origin == "grid":
-            st.info("These settings are one of the 15 precomputed checkpoints (threshold × weight decay, "
-                    "everything else at the paper's values), so **Train** will load it at once.",
-                    icon=":material/bolt:")
+            st.info(
+                "These settings are one of the 15 precomputed checkpoints (threshold × weight decay, "
+                "everything else at the paper's values), so **Train** will load it at once.",
+                icon=":material/bolt:",
+            )
         else:
-            st.info("These exact settings were already trained on this server (training is deterministic), "
-                    "so **Train** will load that model at once.", icon=":material/bolt:")
+            st.info(
+                "These exact settings were already trained on this server (training is deterministic), "
+                "so **Train** will load that model at once.",
+                icon=":material/bolt:",
+            )
 
 with st.container(horizontal=True):
     clicked = st.button("Train", type="primary", icon=":material/play_arrow:", key="train", disabled=refused)
-    st.button("Stop training", icon=":material/stop:", key="stop", disabled=not clicked,
-              help="Stops within a moment; the model keeps what it has learnt so far.")
+    st.button(
+        "Stop training",
+        icon=":material/stop:",
+        key="stop",
+        disabled=not clicked,
+        help="Stops within a moment; the model keeps what it has learnt so far.",
+    )
 progress = st.empty()
 loss_column, accuracy_column = st.columns(2)
 loss_chart, accuracy_chart = loss_column.empty(), accuracy_column.empty()
@@ -95,8 +155,12 @@ loss_chart, accuracy_chart = loss_column.empty(), accuracy_column.empty()
 if clicked and not refused:
     if existing is not None:
         models.set_active(existing)
-        state.notify("success", "Loaded the precomputed checkpoint for these settings." if existing.origin == "grid"
-                     else "Loaded the model trained earlier with exactly these settings.")
+        state.notify(
+            "success",
+            "Loaded the precomputed checkpoint for these settings."
+            if existing.origin == "grid"
+            else "Loaded the model trained earlier with exactly these settings.",
+        )
         st.rerun()
     run, other = models.start_training(config)  # in session_state before the first epoch: Stop keeps it
     if other is not None:  # another student is training exactly these settings: follow their run
@@ -105,9 +169,12 @@ if clicked and not refused:
             history = list(other.history)
             done = history[-1].epoch / config.epochs if history else 0.0
             # redrawn every half second, so a Stop click (which interrupts at the next st call) is seen
-            progress.progress(done, text="Another student is training exactly these settings right now: "
-                                         f"epoch {len(history)} / {config.epochs}. Their model becomes yours when "
-                                         "it finishes.")
+            progress.progress(
+                done,
+                text="Another student is training exactly these settings right now: "
+                f"epoch {len(history)} / {config.epochs}. Their model becomes yours when "
+                "it finishes.",
+            )
             if len(history) > shown:
                 shown = len(history)
                 loss_chart.altair_chart(charts.training_curve(history, "loss"), width="stretch")
@@ -136,11 +203,21 @@ if trained is not None and trained.history:
 
 st.subheader("Keep your model")
 stem = models.file_stem(trained.config) if trained is not None else "bilinear-eigen-lab"
-st.download_button("Training metrics (CSV)", data=lambda: models.history_csv(trained), mime="text/csv",
-                   file_name=f"{stem}.csv", icon=":material/table:", key="download_metrics", on_click="ignore",
-                   disabled=trained is None or not trained.history)
-st.caption("Download the model itself, or load one you saved, in the sidebar's **Your model** section "
-           "(on every page). Its id is in the address bar, so reloading the page keeps it.")
+st.download_button(
+    "Training metrics (CSV)",
+    data=lambda: models.history_csv(trained),
+    mime="text/csv",
+    file_name=f"{stem}.csv",
+    icon=":material/table:",
+    key="download_metrics",
+    on_click="ignore",
+    disabled=trained is None or not trained.history,
+)
+st.caption(
+    "Download the model itself, or load one you saved, in the sidebar's **Your model** section "
+    "(on every page). Its id is in the address bar, so reloading the page keeps it."
+)
 
-widgets.code_expander(Config.validate, labels_from_similarities, class_balance_problem, new_model, train,
-                      save_checkpoint, load_checkpoint)
+widgets.code_expander(
+    Config.validate, labels_from_similarities, class_balance_problem, new_model, train, save_checkpoint, load_checkpoint
+)

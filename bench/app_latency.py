@@ -37,10 +37,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plain script
 
-from bench.common import write_json  # noqa: E402
-
-from tests.browser_support import (IMAGES_LOADED_JS, ROOT, go_to, launch_chromium, streamlit_server,  # noqa: E402
-                                   timed_run, wait_idle)
+from bench.common import write_json
+from tests.browser_support import IMAGES_LOADED_JS, ROOT, go_to, launch_chromium, streamlit_server, timed_run, wait_idle
 
 SLIDER_GOAL, EIGEN_GOAL = 0.3, 0.5
 TITLE = "Bilinear Eigen Lab"
@@ -100,8 +98,11 @@ def cold_start(playwright, log: Path) -> dict[str, float]:
         page.get_by_role("heading", name=TITLE).first.wait_for(timeout=120_000)
         title = time.perf_counter() - start
         page.get_by_text(BADGE).first.wait_for(timeout=120_000)
-        page.wait_for_function("() => document.querySelector('[data-testid=\"stApp\"]')"
-                               ".getAttribute('data-test-script-state') === 'notRunning'", timeout=120_000)
+        page.wait_for_function(
+            "() => document.querySelector('[data-testid=\"stApp\"]')"
+            ".getAttribute('data-test-script-state') === 'notRunning'",
+            timeout=120_000,
+        )
         rendered = time.perf_counter() - start
     browser.close()
     return {"health_ok": healthy, "title_visible": title, "first_page_rendered": rendered}
@@ -114,7 +115,7 @@ def slider_moves(page, repeats: int) -> list[dict[str, float]]:
     times = []
     for i in range(2 * repeats + 2):
         key = "ArrowRight" if i % 2 == 0 else "ArrowLeft"
-        t = timed_run(page, lambda: slider.press(key))
+        t = timed_run(page, lambda key=key: slider.press(key))
         if i >= 2:  # the first two moves are warm-up (a new threshold's labels, chart code paths)
             times.append(t)
     return times
@@ -138,7 +139,7 @@ def page_switches(page, titles: list[str], repeats: int) -> dict[str, list[dict[
         other = titles[0] if title != titles[0] else titles[1]
         results[title] = []
         for i in range(repeats + 1):
-            for attempt in range(3):
+            for _attempt in range(3):
                 timed_run(page, nav_link(page, other).click, IMAGES_LOADED_JS, start_timeout=10)
                 wait_idle(page)
                 t = timed_run(page, nav_link(page, title).click, IMAGES_LOADED_JS, start_timeout=10)
@@ -237,8 +238,10 @@ def main(argv: list[str] | None = None) -> dict:
     load_after = os.getloadavg()
     result["load_average"] = [load_before[0], load_after[0]]
 
-    print(f"{os.cpu_count()} cores, load average {load_before[0]:.2f} before, {load_after[0]:.2f} after; "
-          f"medians over {args.repeats} repeats; server logs in {logs}")
+    print(
+        f"{os.cpu_count()} cores, load average {load_before[0]:.2f} before, {load_after[0]:.2f} after; "
+        f"medians over {args.repeats} repeats; server logs in {logs}"
+    )
     if "cold_start" in result:
         print("\ncold start (s from `streamlit run` process start)")
         print(f"{'run':<5} {'health ok':>10} {'title visible':>14} {'first page rendered':>20}")
@@ -246,23 +249,28 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"{i:<5} {c['health_ok']:10.2f} {c['title_visible']:14.2f} {c['first_page_rendered']:20.2f}")
     if "apptest" in result:
         a = result["apptest"]
-        print(f"\nAppTest rerun of each page with the cached model (s); "
-              f"first at.run() of Home: {a['first_run_home']:.2f}")
+        print(
+            f"\nAppTest rerun of each page with the cached model (s); first at.run() of Home: {a['first_run_home']:.2f}"
+        )
         print(f"{'page':<28} {'first':>7} {'median':>7} {'min':>7} {'max':>7}  errors")
         for path, p in a["pages"].items():
             if "failed" in p:
                 print(f"{path:<28} failed: {p['failed']}")
                 continue
-            print(f"{path:<28} {p['first']:7.3f} {p['median']:7.3f} {p['min']:7.3f} {p['max']:7.3f}  "
-                  f"{len(p['errors'])}")
+            print(
+                f"{path:<28} {p['first']:7.3f} {p['median']:7.3f} {p['min']:7.3f} {p['max']:7.3f}  {len(p['errors'])}"
+            )
     if "slider" in result:
-        print("\nbrowser, warm server (s from the key press / click; median [min-max]); "
-              "floor = the same action on an app whose script only sleeps 20 ms")
+        print(
+            "\nbrowser, warm server (s from the key press / click; median [min-max]); "
+            "floor = the same action on an app whose script only sleeps 20 ms"
+        )
         print(f"{'action':<36} {'run starts':>18} {'run ends':>18} {'painted':>18} {'/floor':>7}  goal")
 
         def row(label: str, s: dict, floor: dict | None, goal: float | None) -> None:
-            cells = " ".join(f"{s[k]['median']:6.3f} [{s[k]['min']:.2f}-{s[k]['max']:.2f}]"
-                             for k in ("start", "end", "painted"))
+            cells = " ".join(
+                f"{s[k]['median']:6.3f} [{s[k]['min']:.2f}-{s[k]['max']:.2f}]" for k in ("start", "end", "painted")
+            )
             ratio = f"{s['painted']['median'] / floor['painted']['median']:6.1f}x" if floor else f"{'':7}"
             verdict = "" if goal is None else f"< {goal} s: {'met' if s['painted']['median'] < goal else 'NOT met'}"
             print(f"{label:<36} {cells} {ratio}  {verdict}")
@@ -271,8 +279,9 @@ def main(argv: list[str] | None = None) -> dict:
         row("floor: switch page", result["floor"]["page_switch"], None, None)
         row("Label: threshold slider one step", result["slider"], result["floor"]["slider"], SLIDER_GOAL)
         for title, s in result["page_switch"].items():
-            row(f"switch to {title}", s, result["floor"]["page_switch"],
-                EIGEN_GOAL if "Eigenvectors" in title else None)
+            row(
+                f"switch to {title}", s, result["floor"]["page_switch"], EIGEN_GOAL if "Eigenvectors" in title else None
+            )
         if result["page_switch_retries"]:
             print(f"({result['page_switch_retries']} page-switch clicks started no run within 10 s and were retried)")
 

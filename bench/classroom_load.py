@@ -47,12 +47,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plain script
 
-from bench.common import write_json  # noqa: E402
+from bench.common import write_json
+from tests.browser_support import (
+    NO_THROTTLING_ARGS,
+    RssSampler,
+    after_run_async,
+    error_texts_async,
+    go_to_async,
+    launch_chromium,
+    server_rss,
+    streamlit_server,
+    wait_idle_async,
+)
 
-from tests.browser_support import (NO_THROTTLING_ARGS, RssSampler, after_run_async, error_texts_async,  # noqa: E402
-                                   go_to_async, launch_chromium, server_rss, streamlit_server, wait_idle_async)
-
-MB = 2 ** 20
+MB = 2**20
 TITLE = "Bilinear Eigen Lab"
 FINISHED = re.compile("Training finished|Loaded the model trained earlier|Loaded the precomputed checkpoint")
 
@@ -112,9 +120,9 @@ async def join(browser, url: str, session: Session, recorder: Recorder, timeout:
     return page
 
 
-async def main_path(page, session: Session, recorder: Recorder, epochs: int, timeout: float,
-                    prefix: str = "") -> None:
+async def main_path(page, session: Session, recorder: Recorder, epochs: int, timeout: float, prefix: str = "") -> None:
     """Train (quick preset, epochs, seed, Train) -> Eigenvectors, timing each step."""
+
     async def step(name: str, coroutine) -> None:
         start = time.perf_counter()
         await coroutine
@@ -166,8 +174,9 @@ def model_bytes() -> int:
     return sum(p.numel() * p.element_size() for p in new_model(Config()).parameters())
 
 
-async def classroom(url: str, pid: int, sessions: list[Session], epochs: int, timeout: float,
-                    teacher: Session | None) -> dict:
+async def classroom(
+    url: str, pid: int, sessions: list[Session], epochs: int, timeout: float, teacher: Session | None
+) -> dict:
     from playwright.async_api import async_playwright
 
     recorder = Recorder(pid)
@@ -187,8 +196,12 @@ async def classroom(url: str, pid: int, sessions: list[Session], epochs: int, ti
             for session in sessions:  # one after another, so each join's cost can be read off
                 pages.append(await join(browser, url, session, recorder, timeout))
             joined_peak = sampler.peak
-            await asyncio.gather(*(main_path(page, session, recorder, epochs, timeout)
-                                   for page, session in zip(pages, sessions)))
+            await asyncio.gather(
+                *(
+                    main_path(page, session, recorder, epochs, timeout)
+                    for page, session in zip(pages, sessions, strict=True)
+                )
+            )
             recorder.mark(None, "all done")
             await asyncio.sleep(3)  # let Streamlit finish its bookkeeping of the last runs
             recorder.mark(None, "3 s later")
@@ -205,6 +218,7 @@ def analyse(events: list[dict], sessions: list[Session]) -> dict[str, float]:
     one-time costs, so the per-session increments are averaged over the sessions after the first,
     and the concurrent part still includes one-time costs of training (e.g. torch._dynamo).
     """
+
     def at(event: str, session: int | None = None) -> int | None:
         return next((e["rss"] for e in events if e["event"] == event and e["session"] == session), None)
 
@@ -216,9 +230,9 @@ def analyse(events: list[dict], sessions: list[Session]) -> dict[str, float]:
     labelled = [at("labelled", s.index) for s in sessions]
     if None in joined or None in labelled:  # a session failed to join: no per-session figures
         return {"idle": idle, "final": final}
-    before_join = [teacher_done or idle] + labelled[:-1]
-    join_costs = [j - b for j, b in zip(joined, before_join)]
-    label_costs = [lab - j for lab, j in zip(labelled, joined)]
+    before_join = [teacher_done or idle, *labelled[:-1]]
+    join_costs = [j - b for j, b in zip(joined, before_join, strict=True)]
+    label_costs = [lab - j for lab, j in zip(labelled, joined, strict=True)]
     result = {"idle": idle, "final": final, "students": final - (teacher_done or idle)}
     if teacher_done is not None:  # the teacher paid the one-time costs
         result["teacher_join"] = at("teacher joined", -1) - idle
@@ -237,9 +251,16 @@ def analyse(events: list[dict], sessions: list[Session]) -> dict[str, float]:
     return result
 
 
-def run(n_sessions: int = 8, epochs: int = 3, same_config: bool = False, seed_base: int = 1000,
-        teacher: bool = True, log_dir: Path | None = None, timeout: float = 300.0,
-        env: dict[str, str] | None = None) -> dict:
+def run(
+    n_sessions: int = 8,
+    epochs: int = 3,
+    same_config: bool = False,
+    seed_base: int = 1000,
+    teacher: bool = True,
+    log_dir: Path | None = None,
+    timeout: float = 300.0,
+    env: dict[str, str] | None = None,
+) -> dict:
     """Start a server, run the classroom, return everything measured (used by tests/test_classroom.py)."""
     log_dir = log_dir or Path(tempfile.mkdtemp(prefix="classroom_"))
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -260,8 +281,14 @@ def run(n_sessions: int = 8, epochs: int = 3, same_config: bool = False, seed_ba
     return {
         "sessions": [asdict(s) for s in sessions],
         "teacher": asdict(teacher_session) if teacher_session else None,
-        "config": {"sessions": n_sessions, "epochs": epochs, "same_config": same_config, "seed_base": seed_base,
-                   "teacher": teacher, "env": env or {}},
+        "config": {
+            "sessions": n_sessions,
+            "epochs": epochs,
+            "same_config": same_config,
+            "seed_base": seed_base,
+            "teacher": teacher,
+            "env": env or {},
+        },
         "increments": analyse(measured["events"], sessions),
         "model_bytes": model_bytes(),
         "seconds": time.perf_counter() - start,
@@ -274,22 +301,30 @@ def run(n_sessions: int = 8, epochs: int = 3, same_config: bool = False, seed_ba
 def report(result: dict) -> None:
     c, inc = result["config"], result["increments"]
     seeds = f"one shared config (seed {c['seed_base']})" if c["same_config"] else "one seed per session"
-    print(f"{c['sessions']} sessions, {c['epochs']} epochs each on the quick preset, {seeds}, "
-          f"{'after a teacher session' if c['teacher'] else 'no teacher session (cold server)'}"
-          f"{', server env ' + str(c['env']) if c['env'] else ''}; {os.cpu_count()} cores, load average "
-          f"{result['load_average'][0]:.2f} before, {result['load_average'][1]:.2f} after; "
-          f"{result['seconds']:.0f} s in all; server log {result['log']}")
+    print(
+        f"{c['sessions']} sessions, {c['epochs']} epochs each on the quick preset, {seeds}, "
+        f"{'after a teacher session' if c['teacher'] else 'no teacher session (cold server)'}"
+        f"{', server env ' + str(c['env']) if c['env'] else ''}; {os.cpu_count()} cores, load average "
+        f"{result['load_average'][0]:.2f} before, {result['load_average'][1]:.2f} after; "
+        f"{result['seconds']:.0f} s in all; server log {result['log']}"
+    )
     print()
-    print(f"{'session':>7} {'seed':>6} {'join':>6} {'label':>6} {'setup':>6} {'train':>6} {'eigen':>6} "
-          f"{'total':>6}  outcome   errors   (wall seconds)")
+    print(
+        f"{'session':>7} {'seed':>6} {'join':>6} {'label':>6} {'setup':>6} {'train':>6} {'eigen':>6} "
+        f"{'total':>6}  outcome   errors   (wall seconds)"
+    )
     rows = ([result["teacher"]] if result["teacher"] else []) + result["sessions"]
     for s in rows:
         t = s["seconds"]
-        cells = " ".join(f"{t[k]:6.1f}" if k in t else f"{'-':>6}"
-                         for k in ("join", "label", "train_setup", "training", "eigenvectors", "total"))
+        cells = " ".join(
+            f"{t[k]:6.1f}" if k in t else f"{'-':>6}"
+            for k in ("join", "label", "train_setup", "training", "eigenvectors", "total")
+        )
         name = "teacher" if s["index"] < 0 else s["index"]
-        print(f"{name:>7} {s['seed']:>6} {cells}  {s['outcome']:<9} {len(s['errors'])}"
-              + "".join(f"\n{'':>9}{e}" for e in s["errors"]))
+        print(
+            f"{name:>7} {s['seed']:>6} {cells}  {s['outcome']:<9} {len(s['errors'])}"
+            + "".join(f"\n{'':>9}{e}" for e in s["errors"])
+        )
     print()
     print(f"{'t (s)':>7} {'session':>7}  {'event':<18} {'RSS (MB)':>9} {'delta':>8}")
     previous = None
@@ -302,8 +337,10 @@ def report(result: dict) -> None:
     print()
     completed = sum(s["completed"] for s in result["sessions"])
     outcomes = [s["outcome"] for s in result["sessions"]]
-    print(f"students completed without an error element: {completed} / {c['sessions']} "
-          f"({outcomes.count('trained')} trained a model, {outcomes.count('reused')} reused one)")
+    print(
+        f"students completed without an error element: {completed} / {c['sessions']} "
+        f"({outcomes.count('trained')} trained a model, {outcomes.count('reused')} reused one)"
+    )
 
     def line(label: str, key: str, note: str = "", signed: bool = True) -> None:
         if key in inc:
@@ -319,11 +356,17 @@ def report(result: dict) -> None:
     line("first student's Label (MNIST, similarities)", "first_label", "one-time")
     if "per_join" in inc:
         goal = "met" if inc["per_join"] < 20 * MB else "NOT met"
-        line("per joined student (Home rendered), mean", "per_join",
-             f"max {inc['max_join'] / MB:+.1f}; goal < 20 MB: {goal}")
+        line(
+            "per joined student (Home rendered), mean",
+            "per_join",
+            f"max {inc['max_join'] / MB:+.1f}; goal < 20 MB: {goal}",
+        )
         line("per student's Label visit, mean", "per_label", f"max {inc['max_label'] / MB:+.1f}")
-        line("per student, concurrent training + Eigenvectors", "per_student_concurrent",
-             f"(its weights alone: {result['model_bytes'] / 1024:.0f} KB){one_time}")
+        line(
+            "per student, concurrent training + Eigenvectors",
+            "per_student_concurrent",
+            f"(its weights alone: {result['model_bytes'] / 1024:.0f} KB){one_time}",
+        )
         line("per student, everything", "per_student_total", one_time.strip())
     line("final", "final", signed=False)
 
@@ -332,19 +375,35 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sessions", type=int, default=8, help="concurrent browser sessions (default 8)")
     parser.add_argument("--epochs", type=int, default=3, help="epochs each session trains (default 3)")
-    parser.add_argument("--same-config", action="store_true",
-                        help="every session uses the same seed (the shared-registry case)")
+    parser.add_argument(
+        "--same-config", action="store_true", help="every session uses the same seed (the shared-registry case)"
+    )
     parser.add_argument("--seed-base", type=int, default=1000, help="session i uses seed seed-base + i")
-    parser.add_argument("--no-teacher", action="store_true",
-                        help="no warm-up session: the students meet a cold server (one-time costs mixed in)")
-    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
-                        help="environment variable for the server, e.g. MALLOC_ARENA_MAX=2 (repeatable)")
+    parser.add_argument(
+        "--no-teacher",
+        action="store_true",
+        help="no warm-up session: the students meet a cold server (one-time costs mixed in)",
+    )
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="environment variable for the server, e.g. MALLOC_ARENA_MAX=2 (repeatable)",
+    )
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds any one step may take")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args(argv)
     env = dict(item.split("=", 1) for item in args.env)
-    result = run(args.sessions, args.epochs, args.same_config, args.seed_base, teacher=not args.no_teacher,
-                 timeout=args.timeout, env=env)
+    result = run(
+        args.sessions,
+        args.epochs,
+        args.same_config,
+        args.seed_base,
+        teacher=not args.no_teacher,
+        timeout=args.timeout,
+        env=env,
+    )
     report(result)
     write_json(args.json, result)
     return result

@@ -38,13 +38,28 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plain script
 
-from bench.common import write_json  # noqa: E402
+from bench.common import write_json
+from tests.browser_support import ROOT, go_to, launch_chromium, streamlit_server, wait_idle
 
-from tests.browser_support import ROOT, go_to, launch_chromium, streamlit_server, wait_idle  # noqa: E402
-
-MB = 2 ** 20
-HEAVY = ["torch", "torch._dynamo", "torch._inductor", "sympy", "numpy", "pandas", "pyarrow", "altair",
-         "narwhals", "PIL", "einops", "safetensors", "kornia", "torchvision", "scipy", "matplotlib"]
+MB = 2**20
+HEAVY = [
+    "torch",
+    "torch._dynamo",
+    "torch._inductor",
+    "sympy",
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "altair",
+    "narwhals",
+    "PIL",
+    "einops",
+    "safetensors",
+    "kornia",
+    "torchvision",
+    "scipy",
+    "matplotlib",
+]
 
 # Runs first in every probe subprocess: mem() reads this process's memory, step() measures one step.
 PRELUDE = textwrap.dedent("""
@@ -102,17 +117,18 @@ def imports(cpu_python: str | None) -> dict[str, dict]:
     results: dict[str, dict] = {}
     bare = probe(sys.executable, [("bare", "pass")])[0]
     results["bare python (+psutil)"] = bare
-    alone = {"import torch": "import torch", "import streamlit": "import streamlit",
-             "import numpy": "import numpy"}
+    alone = {"import torch": "import torch", "import streamlit": "import streamlit", "import numpy": "import numpy"}
     for label, code in alone.items():
         results[label] = probe(sys.executable, [(label, code)])[0]
     if cpu_python:
-        version = subprocess.run([cpu_python, "-c", "import torch; print(torch.__version__)"], capture_output=True,
-                                 text=True).stdout.strip()
+        version = subprocess.run(
+            [cpu_python, "-c", "import torch; print(torch.__version__)"], capture_output=True, text=True
+        ).stdout.strip()
         results[f"import torch ({version}, --cpu-python)"] = probe(cpu_python, [("import torch", "import torch")])[0]
-        results[f"torch ({version}) + AdamW()"] = probe(cpu_python, [
-            ("torch", "import torch"),
-            ("AdamW()", "torch.optim.AdamW(torch.nn.Linear(2, 2).parameters())")])[1]
+        results[f"torch ({version}) + AdamW()"] = probe(
+            cpu_python,
+            [("torch", "import torch"), ("AdamW()", "torch.optim.AdamW(torch.nn.Linear(2, 2).parameters())")],
+        )[1]
     on_torch = {
         "+ streamlit": "import streamlit",
         "+ AdamW() (imports torch._dynamo, sympy, inductor)": "torch.optim.AdamW(torch.nn.Linear(2, 2).parameters())",
@@ -137,29 +153,45 @@ def imports(cpu_python: str | None) -> dict[str, dict]:
 
 
 def steps(epochs: int) -> list[dict]:
-    return probe(sys.executable, [
-        ("import torch", "import torch"),
-        ("import streamlit, core.*",
-         "import streamlit; from core import data, labels, train, eigen, tensor, checkpoint"),
-        ("load_mnist() (uint8)", "from core.data import load_mnist, to_float; mnist = load_mnist()"),
-        ("a float copy of train_x (to_float)", "floats = to_float(mnist.train_x)"),
-        ("... deleted again", "del floats"),
-        ("similarities(target 6), train+test", "sims = (labels.cosine_similarities(mnist.train_x, mnist.train_x[6]), "
-                                               "labels.cosine_similarities(mnist.test_x, mnist.train_x[6]))"),
-        ("the shipped checkpoint",
-         "seed = checkpoint.load_checkpoint(open('checkpoints/seed-default.safetensors', 'rb').read())"),
-        ("AdamW() once (torch._dynamo etc.)", "torch.optim.AdamW(torch.nn.Linear(2, 2).parameters())"),
-        (f"quick-preset training, {epochs} epochs", textwrap.dedent(f"""
+    return probe(
+        sys.executable,
+        [
+            ("import torch", "import torch"),
+            (
+                "import streamlit, core.*",
+                "import streamlit; from core import data, labels, train, eigen, tensor, checkpoint",
+            ),
+            ("load_mnist() (uint8)", "from core.data import load_mnist, to_float; mnist = load_mnist()"),
+            ("a float copy of train_x (to_float)", "floats = to_float(mnist.train_x)"),
+            ("... deleted again", "del floats"),
+            (
+                "similarities(target 6), train+test",
+                "sims = (labels.cosine_similarities(mnist.train_x, mnist.train_x[6]), "
+                "labels.cosine_similarities(mnist.test_x, mnist.train_x[6]))",
+            ),
+            (
+                "the shipped checkpoint",
+                "seed = checkpoint.load_checkpoint(open('checkpoints/seed-default.safetensors', 'rb').read())",
+            ),
+            ("AdamW() once (torch._dynamo etc.)", "torch.optim.AdamW(torch.nn.Linear(2, 2).parameters())"),
+            (
+                f"quick-preset training, {epochs} epochs",
+                textwrap.dedent(f"""
             from core.config import Config
             quick = Config(epochs={epochs}, n_train=12000, n_test=2000, batch_size=512, lr=3e-3)
             splits = labels.make_splits(mnist, 6, 0.4, True, 12000, 2000)
-            model, history = train.fit(quick, splits)""")),
-        ("a second training (another seed)", "model2, _ = train.fit(quick.replace(seed=7), splits)"),
-        ("Eigenvectors page's computation", textwrap.dedent("""
+            model, history = train.fit(quick, splits)"""),
+            ),
+            ("a second training (another seed)", "model2, _ = train.fit(quick.replace(seed=7), splits)"),
+            (
+                "Eigenvectors page's computation",
+                textwrap.dedent("""
             aug = tensor.augment(model)
             e = eigen.decompose(tensor.direction_matrix(tensor.interaction_matrices(aug), 'true_minus_false'), aug.W_e)
-            images = e.images()""")),
-    ])
+            images = e.images()"""),
+            ),
+        ],
+    )
 
 
 # --------------------------------------------------------------------------- pages (AppTest)
@@ -173,8 +205,10 @@ at = AppTest.from_file({app!r}, default_timeout=600)
 def pages() -> list[dict]:
     paths = sorted(Path(p).relative_to(ROOT).as_posix() for p in (ROOT / "app_pages").glob("*.py"))
     paths = sorted(paths, key=lambda p: not p.endswith("home.py"))
-    run = [("AppTest imported", PAGES_CODE.format(app=str(ROOT / "streamlit_app.py"))),
-           ("first run (Home)", "at.run()")]
+    run = [
+        ("AppTest imported", PAGES_CODE.format(app=str(ROOT / "streamlit_app.py"))),
+        ("first run (Home)", "at.run()"),
+    ]
     run += [(path, f"at.switch_page({path!r}); at.run()") for path in paths if not path.endswith("home.py")]
     return probe(sys.executable, run)
 
@@ -234,8 +268,9 @@ def server(epochs: int) -> dict:
         go_to(page, "Eigenvectors")
         mark("Eigenvectors (main path done)")
         path_peak = read_status(process.pid, "VmHWM")
-        titles = [a.inner_text().strip().split("\n")[-1].strip()
-                  for a in page.locator('[data-testid="stSidebarNav"] a').all()]
+        titles = [
+            a.inner_text().strip().split("\n")[-1].strip() for a in page.locator('[data-testid="stSidebarNav"] a').all()
+        ]
         for title in titles:
             if not any(done in title for done in ("Home", "Label", "Train", "Tensor", "Eigenvectors")):
                 go_to(page, title)
@@ -254,12 +289,15 @@ def mb(value: float) -> str:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=3, help="epochs of the quick-preset training (default 3)")
-    parser.add_argument("--cpu-python", default=None,
-                        help="another interpreter whose `import torch` to measure (e.g. a venv with the CPU build)")
+    parser.add_argument(
+        "--cpu-python",
+        default=None,
+        help="another interpreter whose `import torch` to measure (e.g. a venv with the CPU build)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--skip-server", action="store_true")
     args = parser.parse_args(argv)
-    import torch  # noqa: F401  (only for the version line)
+    import torch
 
     knobs = {k: v for k, v in os.environ.items() if k.startswith(("MALLOC_", "OMP_"))}
     result: dict = {"torch": torch.__version__, "malloc_env": knobs}
@@ -270,8 +308,10 @@ def main(argv: list[str] | None = None) -> dict:
         result["server"] = server(args.epochs)
 
     floor = result["imports"]["import torch"]["rss"]
-    print(f"torch {torch.__version__} (this venv); RSS and USS in MB; fresh process per row unless said otherwise; "
-          f"load average {os.getloadavg()[0]:.2f}" + (f"; {result['malloc_env']}" if result["malloc_env"] else ""))
+    print(
+        f"torch {torch.__version__} (this venv); RSS and USS in MB; fresh process per row unless said otherwise; "
+        f"load average {os.getloadavg()[0]:.2f}" + (f"; {result['malloc_env']}" if result["malloc_env"] else "")
+    )
     print("\nimports, each in a fresh process ('+ X': import torch, then X; delta = what X adds)")
     print(f"{'what':<58} {'RSS':>8} {'delta':>8} {'USS':>8} {'seconds':>8}")
     for label, r in result["imports"].items():
@@ -285,8 +325,10 @@ def main(argv: list[str] | None = None) -> dict:
     print("\nthe server's work step by step, in one process (peak = high-water mark during the step)")
     print(f"{'step':<42} {'RSS':>8} {'delta':>8} {'peak':>8} {'USS':>8} {'seconds':>8}")
     for r in result["steps"]:
-        print(f"{r['label']:<42} {mb(r['rss'])} {mb(r['rss'] - r['before'])} {mb(r['peak'])} {mb(r['uss'])} "
-              f"{r['seconds']:8.2f}")
+        print(
+            f"{r['label']:<42} {mb(r['rss'])} {mb(r['rss'] - r['before'])} {mb(r['peak'])} {mb(r['uss'])} "
+            f"{r['seconds']:8.2f}"
+        )
 
     print("\nAppTest, one process: RSS after the first run of each page, and which heavy modules are loaded")
     print(f"{'page':<30} {'RSS':>8} {'delta':>8} {'seconds':>8}  modules")
@@ -294,8 +336,10 @@ def main(argv: list[str] | None = None) -> dict:
     for r in result["pages"]:
         new = [m for m in r["modules"] if m not in seen]
         seen.update(r["modules"])
-        print(f"{r['label']:<30} {mb(r['rss'])} {mb(r['rss'] - r['before'])} {r['seconds']:8.2f}  "
-              f"{'+ ' + ', '.join(new) if new else ''}")
+        print(
+            f"{r['label']:<30} {mb(r['rss'])} {mb(r['rss'] - r['before'])} {r['seconds']:8.2f}  "
+            f"{'+ ' + ', '.join(new) if new else ''}"
+        )
     never = [m for m in HEAVY if m not in seen]
     print(f"never imported by any page: {', '.join(never) or '-'}")
 
@@ -306,8 +350,10 @@ def main(argv: list[str] | None = None) -> dict:
         for r in s["rows"]:
             print(f"{r['label']:<44} {mb(r['rss'])} {mb(r['uss'])} {mb(r['peak'])}")
         idle = s["rows"][0]["rss"]
-        print(f"peak over the main path {s['path_peak'] / MB:.1f} MB = {s['path_peak'] / floor:.2f}x the bare "
-              f"`import torch` floor ({floor / MB:.1f} MB); idle server {idle / MB:.1f} MB")
+        print(
+            f"peak over the main path {s['path_peak'] / MB:.1f} MB = {s['path_peak'] / floor:.2f}x the bare "
+            f"`import torch` floor ({floor / MB:.1f} MB); idle server {idle / MB:.1f} MB"
+        )
 
     write_json(args.json, result)
     return result

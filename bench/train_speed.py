@@ -37,8 +37,8 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -47,14 +47,12 @@ from torch.utils.data import DataLoader, Dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plain script
 
-from bench.common import write_json  # noqa: E402
-
-from core.config import Config  # noqa: E402
-from core.data import load_mnist  # noqa: E402
-from core.labels import Splits, make_splits  # noqa: E402
-from core.model import BilinearMLP  # noqa: E402
-from core.train import ExactNoisyEmbed, new_model, train  # noqa: E402
-
+from bench.common import write_json
+from core.config import Config
+from core.data import load_mnist
+from core.labels import Splits, make_splits
+from core.model import BilinearMLP
+from core.train import ExactNoisyEmbed, new_model, train
 
 # --------------------------------------------------------------------------- the three loops
 
@@ -86,10 +84,12 @@ class FloatImages(Dataset):
 
 def noisy_collate(transform: Callable[[torch.Tensor], torch.Tensor]):
     """Stack a list of (image, label) items, then add the noise (as the published `_collator`)."""
+
     def inner(batch: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
         x = torch.stack([item[0] for item in batch]).float()  # (B, 1, 28, 28)
         y = torch.stack([item[1] for item in batch])  # (B,)
         return transform(x), y
+
     return inner
 
 
@@ -102,8 +102,9 @@ def run_reference(splits: Splits, config: Config) -> dict:
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
     noise = RandomGaussianNoise(mean=0.0, std=config.noise_std, p=1.0)
-    loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, drop_last=True,
-                        collate_fn=noisy_collate(noise))
+    loader = DataLoader(
+        train_set, batch_size=config.batch_size, shuffle=True, drop_last=True, collate_fn=noisy_collate(noise)
+    )
 
     def step(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits = model(x)  # (B, 2)
@@ -150,7 +151,7 @@ def time_noise(config: Config) -> dict[str, float]:
     x = torch.rand(B, 1, 28, 28, generator=g)  # (B, 1, 28, 28)
     flat = x.flatten(1)  # (B, 784)
     kornia_noise = RandomGaussianNoise(mean=0.0, std=config.noise_std, p=1.0)
-    W = torch.randn(H, D, generator=g).div_(D ** 0.5).requires_grad_()  # (H, 784)
+    W = torch.randn(H, D, generator=g).div_(D**0.5).requires_grad_()  # (H, 784)
     delta = torch.randn(B, H, generator=g)  # (B, H) stands in for dL/dh
 
     def plain_embed() -> None:
@@ -163,10 +164,10 @@ def time_noise(config: Config) -> dict[str, float]:
 
     return {
         "kornia RandomGaussianNoise, (B,1,28,28)": median_ms(lambda: kornia_noise(x)),
-        "torch.randn (B,784) * std + x": median_ms(
-            lambda: flat + config.noise_std * torch.randn(B, D, generator=g)),
+        "torch.randn (B,784) * std + x": median_ms(lambda: flat + config.noise_std * torch.randn(B, D, generator=g)),
         "fast draws: randn (B,64) + randn (64,784)": median_ms(
-            lambda: (torch.randn(B, H, generator=g), torch.randn(H, D, generator=g))),
+            lambda: (torch.randn(B, H, generator=g), torch.randn(H, D, generator=g))
+        ),
         "embed fwd+bwd, no noise": median_ms(plain_embed),
         "embed fwd+bwd, ExactNoisyEmbed (all of it)": median_ms(exact_embed),
     }
@@ -179,8 +180,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=8, help="epochs per run (>= 2; default 8)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch intra-op threads (default: torch's own choice, as the app runs)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch intra-op threads (default: torch's own choice, as the app runs)",
+    )
     args = parser.parse_args(argv)
     if args.epochs < 2:
         parser.error("--epochs must be at least 2 (the first epoch is warm-up and not timed)")
@@ -190,12 +195,16 @@ def main(argv: list[str] | None = None) -> dict:
 
     config = Config(epochs=args.epochs)  # the seed config; cosine schedule over these epochs
     mnist = load_mnist()
-    splits = make_splits(mnist, config.target_index, config.threshold, config.include_inverse,
-                         config.n_train, config.n_test)
+    splits = make_splits(
+        mnist, config.target_index, config.threshold, config.include_inverse, config.n_train, config.n_test
+    )
     n_batches = len(splits.train_x) // config.batch_size
-    print(f"seed config, {args.epochs} epochs x {n_batches} batches of {config.batch_size}, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores, "
-          f"load average {load_before[0]:.2f}", flush=True)
+    print(
+        f"seed config, {args.epochs} epochs x {n_batches} batches of {config.batch_size}, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores, "
+        f"load average {load_before[0]:.2f}",
+        flush=True,
+    )
 
     runs: dict[str, dict] = {}
     for name, fn in [
@@ -215,23 +224,35 @@ def main(argv: list[str] | None = None) -> dict:
 
     print()
     print(f"{'loop':<34} {'s/epoch':>8} {'ref/this':>9} {'val acc':>8} {'val loss':>9}")
-    labels = {"fast": "project loop, fast sampler", "kornia": "project loop, kornia noise",
-              "reference": "reference (published-style) loop"}
+    labels = {
+        "fast": "project loop, fast sampler",
+        "kornia": "project loop, kornia noise",
+        "reference": "reference (published-style) loop",
+    }
     for name, r in runs.items():
-        print(f"{labels[name]:<34} {r['seconds_per_epoch']:8.3f} "
-              f"{ref / r['seconds_per_epoch']:8.2f}x {100 * r['val_acc']:7.2f}% {r['val_loss']:9.4f}")
+        print(
+            f"{labels[name]:<34} {r['seconds_per_epoch']:8.3f} "
+            f"{ref / r['seconds_per_epoch']:8.2f}x {100 * r['val_acc']:7.2f}% {r['val_loss']:9.4f}"
+        )
     accs = [100 * r["val_acc"] for r in runs.values()]
-    print(f"val accuracy spread: {max(accs) - min(accs):.2f} pt; "
-          f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after "
-          f"(> 0 means other processes competed for the {os.cpu_count()} cores)")
+    print(
+        f"val accuracy spread: {max(accs) - min(accs):.2f} pt; "
+        f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after "
+        f"(> 0 means other processes competed for the {os.cpu_count()} cores)"
+    )
     print()
     print(f"noise for one batch of {config.batch_size} (median ms)")
     for label, ms in noise.items():
         print(f"  {label:<44} {ms:8.3f}")
 
-    result = {"epochs": args.epochs, "threads": torch.get_num_threads(),
-              "load_average": [load_before[0], load_after[0]], "runs": runs,
-              "ratios": ratios, "noise_ms_per_batch": noise}
+    result = {
+        "epochs": args.epochs,
+        "threads": torch.get_num_threads(),
+        "load_average": [load_before[0], load_after[0]],
+        "runs": runs,
+        "ratios": ratios,
+        "noise_ms_per_batch": noise,
+    }
     write_json(args.json, result)
     return result
 

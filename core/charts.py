@@ -8,7 +8,8 @@ Vega's "redblue" scheme is the same ColorBrewer palette, so images and Altair he
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Literal
 
 import altair as alt
 import numpy as np
@@ -20,10 +21,22 @@ if TYPE_CHECKING:
     from core.train import EpochMetrics
 
 # ColorBrewer RdBu, 11 classes, from the most negative (dark red) to the most positive (dark blue)
-RDBU = np.array([
-    (103, 0, 31), (178, 24, 43), (214, 96, 77), (244, 165, 130), (253, 219, 199), (247, 247, 247),
-    (209, 229, 240), (146, 197, 222), (67, 147, 195), (33, 102, 172), (5, 48, 97),
-], dtype=np.float64)
+RDBU = np.array(
+    [
+        (103, 0, 31),
+        (178, 24, 43),
+        (214, 96, 77),
+        (244, 165, 130),
+        (253, 219, 199),
+        (247, 247, 247),
+        (209, 229, 240),
+        (146, 197, 222),
+        (67, 147, 195),
+        (33, 102, 172),
+        (5, 48, 97),
+    ],
+    dtype=np.float64,
+)
 BLUE, RED, GREY = "#2166ac", "#b2182b", "#9aa5b1"
 TARGET_COLOR, INVERSE_COLOR = "#2166ac", "#e08214"
 
@@ -36,6 +49,7 @@ def _array(values: ArrayLike) -> np.ndarray:
 
 
 # --- images: the fast path for many small pictures ---------------------------------------
+
 
 def symmetric_limit(values: ArrayLike) -> float:
     """max |v| (at least a tiny positive number, so an all-zero array still renders)."""
@@ -68,8 +82,10 @@ def digit_image(image: ArrayLike, scale: int = 4) -> Image.Image:
 
 # --- Altair charts ------------------------------------------------------------------------
 
-def similarity_histogram(to_target: ArrayLike, to_inverse: ArrayLike, threshold: float,
-                         include_inverse: bool = True, bins: int = 100) -> alt.LayerChart:
+
+def similarity_histogram(
+    to_target: ArrayLike, to_inverse: ArrayLike, threshold: float, include_inverse: bool = True, bins: int = 100
+) -> alt.LayerChart:
     """Histogram of cos(x, target) and cos(x, 1 - target) over [0, 1], with the threshold marked."""
     edges = np.linspace(0.0, 1.0, bins + 1)
     inverse_name = "cos(x, 1 − target)" if include_inverse else "cos(x, 1 − target) (ignored)"
@@ -78,41 +94,73 @@ def similarity_histogram(to_target: ArrayLike, to_inverse: ArrayLike, threshold:
         counts, _ = np.histogram(_array(sims), bins=edges)
         frames.append(pd.DataFrame({"series": name, "start": edges[:-1], "end": edges[1:], "images": counts}))
     df = pd.concat(frames, ignore_index=True)
-    bars = alt.Chart(df).mark_bar(opacity=0.6, binSpacing=0).encode(
-        x=alt.X("start:Q", title="cosine similarity", scale=alt.Scale(domain=[0, 1])),
-        x2="end:Q",
-        y=alt.Y("images:Q", title="number of images", stack=None),
-        y2=alt.datum(0),
-        color=alt.Color("series:N", title=None, legend=alt.Legend(orient="top"),
-                        scale=alt.Scale(domain=["cos(x, target)", inverse_name],
-                                        range=[TARGET_COLOR, INVERSE_COLOR if include_inverse else GREY])),
-        tooltip=[alt.Tooltip("series:N"), alt.Tooltip("start:Q", title="from", format=".2f"),
-                 alt.Tooltip("end:Q", title="to", format=".2f"), alt.Tooltip("images:Q")],
+    bars = (
+        alt.Chart(df)
+        .mark_bar(opacity=0.6, binSpacing=0)
+        .encode(
+            x=alt.X("start:Q", title="cosine similarity", scale=alt.Scale(domain=[0, 1])),
+            x2="end:Q",
+            y=alt.Y("images:Q", title="number of images", stack=None),
+            y2=alt.datum(0),
+            color=alt.Color(
+                "series:N",
+                title=None,
+                legend=alt.Legend(orient="top"),
+                scale=alt.Scale(
+                    domain=["cos(x, target)", inverse_name],
+                    range=[TARGET_COLOR, INVERSE_COLOR if include_inverse else GREY],
+                ),
+            ),
+            tooltip=[
+                alt.Tooltip("series:N"),
+                alt.Tooltip("start:Q", title="from", format=".2f"),
+                alt.Tooltip("end:Q", title="to", format=".2f"),
+                alt.Tooltip("images:Q"),
+            ],
+        )
     )
     marker = pd.DataFrame({"threshold": [threshold], "label": [f"threshold {threshold:.2f} → labelled true"]})
-    rule = alt.Chart(marker).mark_rule(color="black", strokeDash=[5, 3], size=2).encode(
-        x="threshold:Q", tooltip=[alt.Tooltip("threshold:Q", format=".2f")])
-    text = alt.Chart(marker).mark_text(align="left", dx=5, dy=-6, baseline="top", fontWeight="bold").encode(
-        x="threshold:Q", y=alt.value(0), text="label:N")
+    rule = (
+        alt.Chart(marker)
+        .mark_rule(color="black", strokeDash=[5, 3], size=2)
+        .encode(x="threshold:Q", tooltip=[alt.Tooltip("threshold:Q", format=".2f")])
+    )
+    text = (
+        alt.Chart(marker)
+        .mark_text(align="left", dx=5, dy=-6, baseline="top", fontWeight="bold")
+        .encode(x="threshold:Q", y=alt.value(0), text="label:N")
+    )
     return alt.layer(bars, rule, text).properties(height=260)
 
 
-def training_curve(history: Sequence[EpochMetrics], metric: Literal["loss", "accuracy"],
-                   epochs: int | None = None) -> alt.Chart:
+def training_curve(
+    history: Sequence[EpochMetrics], metric: Literal["loss", "accuracy"], epochs: int | None = None
+) -> alt.Chart:
     """Train and validation loss (or accuracy) per epoch; the x axis spans all `epochs` planned."""
-    rows = [(m.epoch, split, getattr(m, f"{prefix}_{'loss' if metric == 'loss' else 'acc'}"))
-            for m in history
-            for split, prefix in (("train (noisy inputs)", "train"), ("validation (test set)", "val"))]
+    rows = [
+        (m.epoch, split, getattr(m, f"{prefix}_{'loss' if metric == 'loss' else 'acc'}"))
+        for m in history
+        for split, prefix in (("train (noisy inputs)", "train"), ("validation (test set)", "val"))
+    ]
     df = pd.DataFrame(rows, columns=["epoch", "split", metric])
     epochs = epochs or (history[-1].epochs if history else 1)
-    return alt.Chart(df).mark_line(point=len(history) <= 30).encode(
-        x=alt.X("epoch:Q", title="epoch", scale=alt.Scale(domain=[1, max(epochs, 2)])),
-        y=alt.Y(f"{metric}:Q", title="cross-entropy loss" if metric == "loss" else "accuracy",
-                scale=alt.Scale(zero=False)),
-        color=alt.Color("split:N", title=None, legend=alt.Legend(orient="top"),
-                        scale=alt.Scale(range=[GREY, BLUE])),
-        tooltip=["epoch:Q", "split:N", alt.Tooltip(f"{metric}:Q", format=".4f")],
-    ).properties(height=260)  # no title: with a top legend, Streamlit's theme squeezes the plot
+    return (
+        alt.Chart(df)
+        .mark_line(point=len(history) <= 30)
+        .encode(
+            x=alt.X("epoch:Q", title="epoch", scale=alt.Scale(domain=[1, max(epochs, 2)])),
+            y=alt.Y(
+                f"{metric}:Q",
+                title="cross-entropy loss" if metric == "loss" else "accuracy",
+                scale=alt.Scale(zero=False),
+            ),
+            color=alt.Color(
+                "split:N", title=None, legend=alt.Legend(orient="top"), scale=alt.Scale(range=[GREY, BLUE])
+            ),
+            tooltip=["epoch:Q", "split:N", alt.Tooltip(f"{metric}:Q", format=".4f")],
+        )
+        .properties(height=260)
+    )  # no title: with a top legend, Streamlit's theme squeezes the plot
 
 
 def _shown_indices(n: int, max_size: int) -> np.ndarray:
@@ -120,8 +168,15 @@ def _shown_indices(n: int, max_size: int) -> np.ndarray:
     return np.arange(n) if n <= max_size else np.r_[np.arange(max_size - 1), n - 1]
 
 
-def matrix_heatmap(matrix: ArrayLike, title: str, row_title: str = "row", col_title: str = "column",
-                   max_size: int = 65, clip_quantile: float = 0.99, size: int = 340) -> alt.Chart:
+def matrix_heatmap(
+    matrix: ArrayLike,
+    title: str,
+    row_title: str = "row",
+    col_title: str = "column",
+    max_size: int = 65,
+    clip_quantile: float = 0.99,
+    size: int = 340,
+) -> alt.Chart:
     """A square RdBu heatmap centred at 0 with tooltips, colours clipped at a quantile of |values|."""
     # Clipping keeps a few large entries (the constant 1, the bias row) from washing out the rest;
     # matrices larger than max_size show their first block and their last row/column (the bias).
@@ -133,17 +188,27 @@ def matrix_heatmap(matrix: ArrayLike, title: str, row_title: str = "row", col_ti
     if len(rows) < m.shape[0] or len(cols) < m.shape[1]:
         title += f" (first {len(rows) - 1} and last row/column of {m.shape[0]}×{m.shape[1]})"
     every, last = max(1, len(cols) // 8), int(cols[-1])
-    axis = alt.Axis(labelExpr=f"datum.value % {every} == 0 || datum.value == {last} ? datum.label : ''",
-                    ticks=False, labelAngle=0)
+    axis = alt.Axis(
+        labelExpr=f"datum.value % {every} == 0 || datum.value == {last} ? datum.label : ''", ticks=False, labelAngle=0
+    )
     legend = alt.Legend(title=f"±{limit:.2g} (clipped)" if limit < symmetric_limit(m) else None)
-    return alt.Chart(df).mark_rect().encode(
-        x=alt.X("col:O", title=col_title, axis=axis),
-        y=alt.Y("row:O", title=row_title, axis=axis),
-        color=alt.Color("value:Q", legend=legend,
-                        scale=alt.Scale(scheme="redblue", domain=[-limit, limit], clamp=True)),
-        tooltip=[alt.Tooltip("row:O", title=row_title), alt.Tooltip("col:O", title=col_title),
-                 alt.Tooltip("value:Q", format=".4f")],
-    ).properties(title=title, width=size, height=size)
+    return (
+        alt.Chart(df)
+        .mark_rect()
+        .encode(
+            x=alt.X("col:O", title=col_title, axis=axis),
+            y=alt.Y("row:O", title=row_title, axis=axis),
+            color=alt.Color(
+                "value:Q", legend=legend, scale=alt.Scale(scheme="redblue", domain=[-limit, limit], clamp=True)
+            ),
+            tooltip=[
+                alt.Tooltip("row:O", title=row_title),
+                alt.Tooltip("col:O", title=col_title),
+                alt.Tooltip("value:Q", format=".4f"),
+            ],
+        )
+        .properties(title=title, width=size, height=size)
+    )
 
 
 def pixel_heatmap(values: ArrayLike, title: str, size: int = 320) -> alt.Chart:
@@ -153,12 +218,17 @@ def pixel_heatmap(values: ArrayLike, title: str, size: int = 320) -> alt.Chart:
     df = pd.DataFrame({"row": r.ravel(), "column": c.ravel(), "value": v.ravel()})
     vmax = symmetric_limit(v)
     hidden = alt.Axis(labels=False, ticks=False, title=None, domain=False)
-    return alt.Chart(df).mark_rect().encode(
-        x=alt.X("column:O", axis=hidden),
-        y=alt.Y("row:O", axis=hidden),
-        color=alt.Color("value:Q", title=None, scale=alt.Scale(scheme="redblue", domain=[-vmax, vmax])),
-        tooltip=["row:O", "column:O", alt.Tooltip("value:Q", format=".4f")],
-    ).properties(title=title, width=size, height=size)
+    return (
+        alt.Chart(df)
+        .mark_rect()
+        .encode(
+            x=alt.X("column:O", axis=hidden),
+            y=alt.Y("row:O", axis=hidden),
+            color=alt.Color("value:Q", title=None, scale=alt.Scale(scheme="redblue", domain=[-vmax, vmax])),
+            tooltip=["row:O", "column:O", alt.Tooltip("value:Q", format=".4f")],
+        )
+        .properties(title=title, width=size, height=size)
+    )
 
 
 def eigenspectrum(eigenvalues: ArrayLike, k: int, side: Literal["top", "bottom"], n: int = 20) -> alt.LayerChart:
@@ -167,26 +237,40 @@ def eigenspectrum(eigenvalues: ArrayLike, k: int, side: Literal["top", "bottom"]
     values = _array(eigenvalues)  # descending
     count = min(n, len(values))
     index = np.arange(count) if side == "top" else len(values) - 1 - np.arange(count)
-    df = pd.DataFrame({"rank": np.arange(count), "index": index, "eigenvalue": values[index],
-                       "highlighted": np.arange(count) < k})
+    df = pd.DataFrame(
+        {"rank": np.arange(count), "index": index, "eigenvalue": values[index], "highlighted": np.arange(count) < k}
+    )
     color = BLUE if side == "top" else RED
-    x = alt.X("rank:Q", title="rank from the top" if side == "top" else "rank from the bottom",
-              axis=alt.Axis(tickMinStep=1))
+    x = alt.X(
+        "rank:Q", title="rank from the top" if side == "top" else "rank from the bottom", axis=alt.Axis(tickMinStep=1)
+    )
     y = alt.Y("eigenvalue:Q", title="eigenvalue λ")
     tooltip = [alt.Tooltip("index:Q", title="eigenvector #"), alt.Tooltip("eigenvalue:Q", format=".4f")]
     line = alt.Chart(df).mark_line(color=GREY).encode(x=x, y=y)
-    points = alt.Chart(df).mark_circle(opacity=1).encode(
-        x=x, y=y, tooltip=tooltip,
-        color=alt.condition("datum.highlighted", alt.value(color), alt.value(GREY)),
-        size=alt.condition("datum.highlighted", alt.value(110), alt.value(30)),
+    points = (
+        alt.Chart(df)
+        .mark_circle(opacity=1)
+        .encode(
+            x=x,
+            y=y,
+            tooltip=tooltip,
+            color=alt.condition("datum.highlighted", alt.value(color), alt.value(GREY)),
+            size=alt.condition("datum.highlighted", alt.value(110), alt.value(30)),
+        )
     )
     zero = alt.Chart(pd.DataFrame({"y": [0.0]})).mark_rule(color="#cbd2d9").encode(y="y:Q")
     title = "Largest eigenvalues" if side == "top" else "Most negative eigenvalues"
     return alt.layer(zero, line, points).properties(title=title, height=220)
 
 
-def contribution_bars(indices: Sequence[int], contributions: ArrayLike, eigenvalues: ArrayLike,
-                      projections: ArrayLike, rest: float, n_rest: int) -> alt.LayerChart:
+def contribution_bars(
+    indices: Sequence[int],
+    contributions: ArrayLike,
+    eigenvalues: ArrayLike,
+    projections: ArrayLike,
+    rest: float,
+    n_rest: int,
+) -> alt.LayerChart:
     """Horizontal bars of the largest eigenvector contributions lambda_i (v_i . x~)^2, blue > 0 > red.
 
     `indices` are eigenvector indices (largest |contribution| first); `contributions`,
@@ -194,25 +278,51 @@ def contribution_bars(indices: Sequence[int], contributions: ArrayLike, eigenval
     in grey, sums the `n_rest` other eigenvectors (`rest`), so the bars add up to the output.
     """
     c, lam, p = _array(contributions), _array(eigenvalues), _array(projections)
-    rows = [{"term": f"#{i}", "contribution": c[i], "eigenvalue": lam[i], "projection": p[i],
-             "sign": "positive" if c[i] >= 0 else "negative", "order": rank}
-            for rank, i in enumerate(int(i) for i in indices)]
+    rows = [
+        {
+            "term": f"#{i}",
+            "contribution": c[i],
+            "eigenvalue": lam[i],
+            "projection": p[i],
+            "sign": "positive" if c[i] >= 0 else "negative",
+            "order": rank,
+        }
+        for rank, i in enumerate(int(i) for i in indices)
+    ]
     if n_rest:
-        rows.append({"term": f"{n_rest} others", "contribution": rest, "eigenvalue": np.nan, "projection": np.nan,
-                     "sign": "others (sum)", "order": len(rows)})
+        rows.append(
+            {
+                "term": f"{n_rest} others",
+                "contribution": rest,
+                "eigenvalue": np.nan,
+                "projection": np.nan,
+                "sign": "others (sum)",
+                "order": len(rows),
+            }
+        )
     df = pd.DataFrame(rows)
-    y = alt.Y("term:N", title="eigenvector", sort=alt.SortField("order"),
-              axis=alt.Axis(labelOverlap=False, labelLimit=90))
-    bars = alt.Chart(df).mark_bar().encode(
-        x=alt.X("contribution:Q", title="contribution λᵢ (vᵢ·x̃)² to the output"),
-        y=y,
-        color=alt.Color("sign:N", title=None, legend=alt.Legend(orient="top", labelLimit=0),
-                        scale=alt.Scale(domain=["positive", "negative", "others (sum)"],
-                                        range=[BLUE, RED, GREY])),
-        tooltip=[alt.Tooltip("term:N", title="eigenvector"),
-                 alt.Tooltip("contribution:Q", format=".4f"),
-                 alt.Tooltip("eigenvalue:Q", title="eigenvalue λᵢ", format=".4f"),
-                 alt.Tooltip("projection:Q", title="projection vᵢ·x̃", format=".4f")],
+    y = alt.Y(
+        "term:N", title="eigenvector", sort=alt.SortField("order"), axis=alt.Axis(labelOverlap=False, labelLimit=90)
+    )
+    bars = (
+        alt.Chart(df)
+        .mark_bar()
+        .encode(
+            x=alt.X("contribution:Q", title="contribution λᵢ (vᵢ·x̃)² to the output"),
+            y=y,
+            color=alt.Color(
+                "sign:N",
+                title=None,
+                legend=alt.Legend(orient="top", labelLimit=0),
+                scale=alt.Scale(domain=["positive", "negative", "others (sum)"], range=[BLUE, RED, GREY]),
+            ),
+            tooltip=[
+                alt.Tooltip("term:N", title="eigenvector"),
+                alt.Tooltip("contribution:Q", format=".4f"),
+                alt.Tooltip("eigenvalue:Q", title="eigenvalue λᵢ", format=".4f"),
+                alt.Tooltip("projection:Q", title="projection vᵢ·x̃", format=".4f"),
+            ],
+        )
     )
     zero = alt.Chart(pd.DataFrame({"x": [0.0]})).mark_rule(color="#52606d").encode(x="x:Q")
     return alt.layer(bars, zero).properties(height=30 * len(df) + 90)  # autosize "fit": axes and legend inside
@@ -228,41 +338,88 @@ def truncation_curve(k: ArrayLike, accuracies: dict[str, ArrayLike], full_model:
     """Accuracy against the number k of eigenvectors kept (largest |λ| first), one line per mode
     (keys of TRUNCATION_MODES), with the untruncated model's accuracy as a dashed reference line."""
     ks = _array(k).astype(int)
-    df = pd.concat([pd.DataFrame({"k": ks, "accuracy": _array(acc), "mode": TRUNCATION_MODES[mode]})
-                    for mode, acc in accuracies.items()], ignore_index=True)
-    x = alt.X("k:Q", title="eigenvectors kept, largest |λ| first", scale=alt.Scale(domain=[0, int(ks.max())]))
-    lines = alt.Chart(df).mark_line(point=alt.OverlayMarkDef(size=25)).encode(
-        x=x,
-        y=alt.Y("accuracy:Q", title="test accuracy", axis=alt.Axis(format="%"), scale=alt.Scale(zero=False)),
-        color=alt.Color("mode:N", title=None, legend=alt.Legend(orient="top", labelLimit=0),
-                        scale=alt.Scale(domain=[TRUNCATION_MODES[m] for m in accuracies],
-                                        range=[BLUE, INVERSE_COLOR][:len(accuracies)])),
-        tooltip=[alt.Tooltip("k:Q", title="eigenvectors kept"), alt.Tooltip("mode:N"),
-                 alt.Tooltip("accuracy:Q", format=".2%")],
+    df = pd.concat(
+        [
+            pd.DataFrame({"k": ks, "accuracy": _array(acc), "mode": TRUNCATION_MODES[mode]})
+            for mode, acc in accuracies.items()
+        ],
+        ignore_index=True,
     )
-    reference = pd.DataFrame({"full model": [full_model], "label": [f"full model {full_model:.1%}"],
-                              "k": [int(ks.max())]})
-    rule = alt.Chart(reference).mark_rule(color="black", strokeDash=[5, 3], size=2).encode(
-        y="full model:Q", tooltip=[alt.Tooltip("full model:Q", format=".2%")])
-    text = alt.Chart(reference).mark_text(align="right", dy=-8, fontWeight="bold").encode(
-        x="k:Q", y="full model:Q", text="label:N")
+    x = alt.X("k:Q", title="eigenvectors kept, largest |λ| first", scale=alt.Scale(domain=[0, int(ks.max())]))
+    lines = (
+        alt.Chart(df)
+        .mark_line(point=alt.OverlayMarkDef(size=25))
+        .encode(
+            x=x,
+            y=alt.Y("accuracy:Q", title="test accuracy", axis=alt.Axis(format="%"), scale=alt.Scale(zero=False)),
+            color=alt.Color(
+                "mode:N",
+                title=None,
+                legend=alt.Legend(orient="top", labelLimit=0),
+                scale=alt.Scale(
+                    domain=[TRUNCATION_MODES[m] for m in accuracies], range=[BLUE, INVERSE_COLOR][: len(accuracies)]
+                ),
+            ),
+            tooltip=[
+                alt.Tooltip("k:Q", title="eigenvectors kept"),
+                alt.Tooltip("mode:N"),
+                alt.Tooltip("accuracy:Q", format=".2%"),
+            ],
+        )
+    )
+    reference = pd.DataFrame(
+        {"full model": [full_model], "label": [f"full model {full_model:.1%}"], "k": [int(ks.max())]}
+    )
+    rule = (
+        alt.Chart(reference)
+        .mark_rule(color="black", strokeDash=[5, 3], size=2)
+        .encode(y="full model:Q", tooltip=[alt.Tooltip("full model:Q", format=".2%")])
+    )
+    text = (
+        alt.Chart(reference)
+        .mark_text(align="right", dy=-8, fontWeight="bold")
+        .encode(x="k:Q", y="full model:Q", text="label:N")
+    )
     return alt.layer(lines, rule, text).properties(height=320)
 
 
 def cos_vs_weight_decay(rows: Sequence[dict], selected_threshold: float | None = None) -> alt.Chart:
     """|cos(top True − False eigenvector, centred target)| against weight decay, one line per
     threshold; rows are core.grid index rows (threshold, weight_decay, top_cos, val_acc)."""
-    df = pd.DataFrame([{"threshold": f"τ = {r['threshold']:.2f}", "weight decay": r["weight_decay"],
-                        "|cos|": r["top_cos"]["true_minus_false"], "validation accuracy": r["val_acc"],
-                        "selected": selected_threshold is not None
-                        and abs(r["threshold"] - selected_threshold) < 1e-9} for r in rows])
+    df = pd.DataFrame(
+        [
+            {
+                "threshold": f"τ = {r['threshold']:.2f}",
+                "weight decay": r["weight_decay"],
+                "|cos|": r["top_cos"]["true_minus_false"],
+                "validation accuracy": r["val_acc"],
+                "selected": selected_threshold is not None and abs(r["threshold"] - selected_threshold) < 1e-9,
+            }
+            for r in rows
+        ]
+    )
     df = df.sort_values(["threshold", "weight decay"])
-    return alt.Chart(df).mark_line(point=alt.OverlayMarkDef(size=70)).encode(
-        x=alt.X("weight decay:Q", title="weight decay", scale=alt.Scale(domain=[0, float(df["weight decay"].max())])),
-        y=alt.Y("|cos|:Q", title="|cos(u₀, target − mean)|", scale=alt.Scale(domain=[0, 1])),
-        color=alt.Color("threshold:N", title=None, legend=alt.Legend(orient="top"),
-                        scale=alt.Scale(range=[TARGET_COLOR, INVERSE_COLOR, "#5aae61"])),
-        strokeWidth=alt.condition("datum.selected", alt.value(4), alt.value(1.5)),
-        tooltip=["threshold:N", alt.Tooltip("weight decay:Q"), alt.Tooltip("|cos|:Q", format=".3f"),
-                 alt.Tooltip("validation accuracy:Q", format=".1%")],
-    ).properties(height=260)
+    return (
+        alt.Chart(df)
+        .mark_line(point=alt.OverlayMarkDef(size=70))
+        .encode(
+            x=alt.X(
+                "weight decay:Q", title="weight decay", scale=alt.Scale(domain=[0, float(df["weight decay"].max())])
+            ),
+            y=alt.Y("|cos|:Q", title="|cos(u₀, target − mean)|", scale=alt.Scale(domain=[0, 1])),
+            color=alt.Color(
+                "threshold:N",
+                title=None,
+                legend=alt.Legend(orient="top"),
+                scale=alt.Scale(range=[TARGET_COLOR, INVERSE_COLOR, "#5aae61"]),
+            ),
+            strokeWidth=alt.condition("datum.selected", alt.value(4), alt.value(1.5)),
+            tooltip=[
+                "threshold:N",
+                alt.Tooltip("weight decay:Q"),
+                alt.Tooltip("|cos|:Q", format=".3f"),
+                alt.Tooltip("validation accuracy:Q", format=".1%"),
+            ],
+        )
+        .properties(height=260)
+    )

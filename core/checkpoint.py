@@ -51,7 +51,7 @@ def _metadata(data: bytes) -> dict[str, str]:
     if header_len > len(data) - 8:
         raise CheckpointError("not a safetensors file: its header length runs past the end of the file")
     try:
-        header = json.loads(data[8:8 + header_len])
+        header = json.loads(data[8 : 8 + header_len])
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise CheckpointError(f"not a safetensors file: its header is not JSON ({e})") from e
     if not isinstance(header, dict):
@@ -65,14 +65,17 @@ def load_checkpoint(data: bytes, max_bytes: int = MAX_BYTES) -> tuple[BilinearML
         mb = 1024 * 1024  # the limit is 20 * 2**20 bytes: say "20 MB", not "21 MB" (20.97e6 bytes)
         raise CheckpointError(f"file is {len(data) / mb:.1f} MB; a checkpoint is at most {max_bytes / mb:.0f} MB")
     if data[:2] in (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05") or data[:4] == b"PK\x03\x04":
-        raise CheckpointError("this is a pickle / torch.save file; only .safetensors checkpoints are "
-                              "accepted, because unpickling an uploaded file can run arbitrary code")
+        raise CheckpointError(
+            "this is a pickle / torch.save file; only .safetensors checkpoints are "
+            "accepted, because unpickling an uploaded file can run arbitrary code"
+        )
     if len(data) < 8:
         raise CheckpointError("file is too short to be a safetensors checkpoint")
     metadata = _metadata(data)
     if metadata.get("format") != FORMAT:
-        raise CheckpointError(f"not a Bilinear Eigen Lab checkpoint (metadata format is "
-                              f"{metadata.get('format')!r}, expected {FORMAT!r})")
+        raise CheckpointError(
+            f"not a Bilinear Eigen Lab checkpoint (metadata format is {metadata.get('format')!r}, expected {FORMAT!r})"
+        )
     try:
         config = Config.from_dict(json.loads(metadata["config"]))
         history = [EpochMetrics(**m) for m in json.loads(metadata.get("history", "[]"))]

@@ -35,9 +35,7 @@ class Config:
     def validate(self) -> None:
         """Raise ValueError with a one-line, user-facing message for any setting out of range."""
         if not 0 <= self.target_index < N_TRAIN_MNIST:
-            raise ValueError(
-                f"target index must be between 0 and {N_TRAIN_MNIST - 1}, got {self.target_index}"
-            )
+            raise ValueError(f"target index must be between 0 and {N_TRAIN_MNIST - 1}, got {self.target_index}")
         if not 0.0 <= self.threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {self.threshold}")
         if not 1 <= self.d_hidden <= 1024:
@@ -63,8 +61,7 @@ class Config:
         n_train = self.n_train or N_TRAIN_MNIST
         if self.batch_size > n_train:
             raise ValueError(
-                f"batch size {self.batch_size} is larger than the {n_train} training images: "
-                "no full batch to train on"
+                f"batch size {self.batch_size} is larger than the {n_train} training images: no full batch to train on"
             )
 
     def replace(self, **changes: Any) -> Config:

@@ -65,12 +65,16 @@ def read_idx(path: Path) -> torch.Tensor:
     elif magic == LABEL_MAGIC:
         shape, offset = (n,), 8
     else:
-        raise MNISTError(f"{path}: wrong magic number {magic:#010x}; expected {IMAGE_MAGIC:#010x} "
-                         f"(images) or {LABEL_MAGIC:#010x} (labels)")
+        raise MNISTError(
+            f"{path}: wrong magic number {magic:#010x}; expected {IMAGE_MAGIC:#010x} "
+            f"(images) or {LABEL_MAGIC:#010x} (labels)"
+        )
     expected = int(np.prod(shape))
     if len(raw) - offset != expected:
-        raise MNISTError(f"{path}: header promises {expected} bytes of data for shape {shape}, "
-                         f"file holds {len(raw) - offset}: truncated or corrupt")
+        raise MNISTError(
+            f"{path}: header promises {expected} bytes of data for shape {shape}, "
+            f"file holds {len(raw) - offset}: truncated or corrupt"
+        )
     return torch.from_numpy(np.frombuffer(raw, dtype=np.uint8, offset=offset).reshape(shape).copy())
 
 
@@ -86,8 +90,7 @@ def load_from_dir(root: Path) -> MNIST:
         if int(y.max()) > 9:
             raise MNISTError(f"{root / FILES[split + '_y']}: labels outside 0-9")
     return MNIST(
-        train_x=parts["train_x"], train_y=parts["train_y"].long(),
-        test_x=parts["test_x"], test_y=parts["test_y"].long(),
+        train_x=parts["train_x"], train_y=parts["train_y"].long(), test_x=parts["test_x"], test_y=parts["test_y"].long()
     )
 
 
@@ -96,8 +99,12 @@ def _download_with_torchvision(cache_dir: Path) -> MNIST:
 
     train = TorchvisionMNIST(str(cache_dir), train=True, download=True)
     test = TorchvisionMNIST(str(cache_dir), train=False, download=True)
-    return MNIST(train_x=train.data.contiguous(), train_y=train.targets.long(),
-                 test_x=test.data.contiguous(), test_y=test.targets.long())
+    return MNIST(
+        train_x=train.data.contiguous(),
+        train_y=train.targets.long(),
+        test_x=test.data.contiguous(),
+        test_y=test.targets.long(),
+    )
 
 
 def load_mnist(root: Path | None = None, cache_dir: Path | None = None) -> MNIST:

@@ -69,8 +69,9 @@ def _channels(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         if not np.isfinite(a).all():
             raise ValueError("the image contains NaN or infinite values")
     if a.min() < 0.0 or a.max() > 1.0:
-        raise ValueError(f"pixel values must be in [0, 1] (float) or 0-255 (integer), got range "
-                         f"[{a.min():g}, {a.max():g}]")
+        raise ValueError(
+            f"pixel values must be in [0, 1] (float) or 0-255 (integer), got range [{a.min():g}, {a.max():g}]"
+        )
     if a.ndim == 2:
         return a, None
     if a.shape[2] == 2:
@@ -115,13 +116,14 @@ def preprocess_drawing(image: np.ndarray) -> np.ndarray:
         raise ValueError("the drawing is empty: draw a digit first")
     x /= x.max()
     rows, cols = np.nonzero(x > INK_LEVEL)
-    x = x[rows.min():rows.max() + 1, cols.min():cols.max() + 1]  # crop to the ink's bounding box
+    x = x[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]  # crop to the ink's bounding box
 
     h, w = x.shape
     scale = BOX / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))  # PIL wants (width, height)
-    patch = np.asarray(Image.fromarray(x.astype(np.float32), mode="F")
-                       .resize(size, Image.Resampling.BILINEAR), dtype=np.float64)
+    patch = np.asarray(
+        Image.fromarray(x.astype(np.float32), mode="F").resize(size, Image.Resampling.BILINEAR), dtype=np.float64
+    )
     patch = np.clip(patch, 0.0, None)
     if patch.max() <= 0:  # cannot happen for a non-empty crop, but never divide by zero
         raise ValueError("the drawing is empty: draw a digit first")
@@ -132,7 +134,7 @@ def preprocess_drawing(image: np.ndarray) -> np.ndarray:
     top = min(max(round(CENTRE - cy), 0), MNIST_SIZE - ph)  # clamp: never cut ink off
     left = min(max(round(CENTRE - cx), 0), MNIST_SIZE - pw)
     out = np.zeros((MNIST_SIZE, MNIST_SIZE))
-    out[top:top + ph, left:left + pw] = patch
+    out[top : top + ph, left : left + pw] = patch
     return np.round(out * 255).astype(np.uint8)
 
 
@@ -144,14 +146,16 @@ def _decode_png(data: bytes) -> Image.Image:
             img = Image.open(io.BytesIO(data), formats=["PNG"])  # reads the header only
             width, height = img.size
             if width * height > MAX_UPLOAD_PIXELS:
-                raise ImageError(f"image is {width}x{height} pixels; at most "
-                                 f"{MAX_UPLOAD_PIXELS / 1e6:.0f} megapixels are accepted")
+                raise ImageError(
+                    f"image is {width}x{height} pixels; at most {MAX_UPLOAD_PIXELS / 1e6:.0f} megapixels are accepted"
+                )
             img.load()  # decode now, inside the guard
     except ImageError:
         raise
     except UnidentifiedImageError as e:
-        raise ImageError("not a PNG image: the file could not be read as a picture "
-                         "(upload a .png, e.g. a screenshot of a digit)") from e
+        raise ImageError(
+            "not a PNG image: the file could not be read as a picture (upload a .png, e.g. a screenshot of a digit)"
+        ) from e
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise ImageError(f"image is too large to decode safely ({e})") from e
     except (OSError, SyntaxError, ValueError, EOFError) as e:  # truncated / corrupt PNG data
@@ -174,8 +178,9 @@ def _grey_array(img: Image.Image) -> np.ndarray:
     rgb = rgba[:, :, :3][visible]  # (n_visible, 3)
     spread = int((rgb.max(axis=1) - rgb.min(axis=1)).max()) if len(rgb) else 0
     if spread > GREY_TOLERANCE:
-        raise ImageError(f"the image is in colour (mode {mode}); it must be grayscale, like MNIST: "
-                         "black and white or shades of grey")
+        raise ImageError(
+            f"the image is in colour (mode {mode}); it must be grayscale, like MNIST: black and white or shades of grey"
+        )
     grey = np.round(rgba[:, :, :3].mean(axis=2)).astype(np.uint8)
     if (rgba[:, :, 3] < 255).any():
         return np.stack([grey, rgba[:, :, 3].astype(np.uint8)], axis=2)
@@ -202,6 +207,8 @@ def load_upload(data: bytes, resize: bool = False) -> np.ndarray:
             raise ImageError(f"no digit found in the image: {e}") from e
     height, width = grey.shape[:2]
     if (height, width) != (MNIST_SIZE, MNIST_SIZE):
-        raise ImageError(f"image is {width}x{height} pixels; it must be 28x28 like MNIST "
-                         "(or tick 'resize' to crop, scale and centre it automatically)")
+        raise ImageError(
+            f"image is {width}x{height} pixels; it must be 28x28 like MNIST "
+            "(or tick 'resize' to crop, scale and centre it automatically)"
+        )
     return np.round(ink(grey) * 255).astype(np.uint8)

@@ -37,8 +37,7 @@ import torch
 from core.data import to_float
 from core.eigen import decompose
 from core.model import BilinearMLP
-from core.tensor import (DIRECTIONS, Direction, augment, augment_inputs, direction_matrix, logits64,
-                         interaction_matrices)
+from core.tensor import DIRECTIONS, Direction, augment, augment_inputs, direction_matrix, interaction_matrices, logits64
 
 
 @dataclass(frozen=True)
@@ -134,8 +133,7 @@ def largest_contributions(contributions: np.ndarray | Explanation, k: int = 5) -
 
 
 @torch.no_grad()
-def misclassified_indices(model: BilinearMLP, x_uint8: torch.Tensor, y: torch.Tensor,
-                          chunk: int = 8192) -> np.ndarray:
+def misclassified_indices(model: BilinearMLP, x_uint8: torch.Tensor, y: torch.Tensor, chunk: int = 8192) -> np.ndarray:
     """Indices (ascending, int64) of the uint8 images (N, 28, 28) the model gets wrong.
 
     Uses the ordinary float32 forward pass, as core.train.evaluate does, so the count matches
@@ -145,8 +143,8 @@ def misclassified_indices(model: BilinearMLP, x_uint8: torch.Tensor, y: torch.Te
         raise ValueError(f"{len(x_uint8)} images but {len(y)} labels")
     wrong = []
     for start in range(0, len(x_uint8), chunk):
-        predictions = model(to_float(x_uint8[start:start + chunk])).argmax(-1)  # (chunk,)
-        wrong.append(torch.nonzero(predictions != y[start:start + chunk]).flatten() + start)
+        predictions = model(to_float(x_uint8[start : start + chunk])).argmax(-1)  # (chunk,)
+        wrong.append(torch.nonzero(predictions != y[start : start + chunk]).flatten() + start)
     if not wrong:
         return np.zeros(0, dtype=np.int64)
     return torch.cat(wrong).numpy().astype(np.int64)

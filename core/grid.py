@@ -58,8 +58,7 @@ def grid_path(threshold: float, weight_decay: float, root: Path | None = None) -
 def grid_config(threshold: float, weight_decay: float) -> Config:
     """The default Config with the grid's two values (snapped to the exact grid floats)."""
     grid_name(threshold, weight_decay)  # validates both
-    return Config(threshold=_snap(threshold, GRID_THRESHOLDS),
-                  weight_decay=_snap(weight_decay, GRID_WEIGHT_DECAYS))
+    return Config(threshold=_snap(threshold, GRID_THRESHOLDS), weight_decay=_snap(weight_decay, GRID_WEIGHT_DECAYS))
 
 
 def grid_points() -> list[tuple[float, float]]:
@@ -74,8 +73,11 @@ def is_on_grid(config: Config) -> bool:
     if _snap(config.weight_decay, GRID_WEIGHT_DECAYS) is None:
         return False
     default = Config()
-    return all(getattr(config, f.name) == getattr(default, f.name)
-               for f in dataclasses.fields(Config) if f.name not in ("threshold", "weight_decay"))
+    return all(
+        getattr(config, f.name) == getattr(default, f.name)
+        for f in dataclasses.fields(Config)
+        if f.name not in ("threshold", "weight_decay")
+    )
 
 
 def grid_checkpoint(config: Config, root: Path | None = None) -> Path | None:

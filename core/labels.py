@@ -11,30 +11,37 @@ from typing import NamedTuple
 
 import torch
 
-from core.data import to_float
-
-CHUNK = 8192  # images converted to float at a time: bounds memory at 8192*784*4 B = 26 MB
+CHUNK = 8192  # images converted to float64 at a time: bounds memory at 8192*784*8 B = 51 MB
 
 
 class Similarities(NamedTuple):
-    to_target: torch.Tensor  # (N,) cos(x, target)
-    to_inverse: torch.Tensor  # (N,) cos(x, 1 - target)
+    to_target: torch.Tensor  # (N,) float64 cos(x, target), in [-1, 1]
+    to_inverse: torch.Tensor  # (N,) float64 cos(x, 1 - target), in [-1, 1]
 
 
 def cosine_similarities(images: torch.Tensor, target: torch.Tensor) -> Similarities:
-    """Cosine similarity of every uint8 image (N, 28, 28) with the target and its inverse."""
-    t = to_float(target)  # (784,)
-    directions = torch.stack([t, 1.0 - t])  # (2, 784)
-    directions = directions / directions.norm(dim=1, keepdim=True).clamp_min(1e-8)
-    out = torch.empty(len(images), 2)
+    """Cosine similarity of every uint8 image (N, 28, 28) with the target and its inverse.
+
+    Computed on the raw 0-255 integers in float64: every dot product and squared norm is then an
+    integer below 784 * 255**2 < 2**53, exact whatever order the CPU's BLAS sums in, and the final
+    sqrt and division are correctly rounded. So the cosines are bit-identical on every machine,
+    cos(t, t) is exactly 1, and a threshold of 1.0 labels nothing true. (The 1/255 scaling of the
+    seed cancels in a cosine; `1 - t` becomes `255 - t`.)
+    """
+    t = target.reshape(784).double()  # (784,) 0-255
+    directions = torch.stack([t, 255.0 - t])  # (2, 784) target and its inverse
+    direction_sq = (directions**2).sum(dim=1)  # (2,) exact integers
+    out = torch.empty(len(images), 2, dtype=torch.float64)
     for start in range(0, len(images), CHUNK):
-        x = to_float(images[start:start + CHUNK])  # (chunk, 784)
-        out[start:start + CHUNK] = (x @ directions.T) / x.norm(dim=1, keepdim=True).clamp_min(1e-8)
+        x = images[start : start + CHUNK].reshape(-1, 784).double()  # (chunk, 784) 0-255
+        dots = x @ directions.T  # (chunk, 2) exact integers
+        x_sq = (x**2).sum(dim=1, keepdim=True)  # (chunk, 1) exact integers
+        out[start : start + CHUNK] = dots / (x_sq * direction_sq).sqrt().clamp_min(1.0)  # 0 for a blank image
+    out.clamp_(-1.0, 1.0)  # already true in exact arithmetic; kept as the definition's guarantee
     return Similarities(out[:, 0].contiguous(), out[:, 1].contiguous())
 
 
-def labels_from_similarities(sims: Similarities, threshold: float = 0.4,
-                             include_inverse: bool = True) -> torch.Tensor:
+def labels_from_similarities(sims: Similarities, threshold: float = 0.4, include_inverse: bool = True) -> torch.Tensor:
     """(N,) int64 labels from precomputed similarities (cheap: the app re-thresholds on every slider move)."""
     positive = sims.to_target > threshold
     if include_inverse:
@@ -42,8 +49,9 @@ def labels_from_similarities(sims: Similarities, threshold: float = 0.4,
     return positive.long()
 
 
-def make_labels(images: torch.Tensor, target: torch.Tensor, threshold: float = 0.4,
-                include_inverse: bool = True) -> torch.Tensor:
+def make_labels(
+    images: torch.Tensor, target: torch.Tensor, threshold: float = 0.4, include_inverse: bool = True
+) -> torch.Tensor:
     """(N,) int64 labels for uint8 images (N, 28, 28) by similarity to `target` (28, 28)."""
     return labels_from_similarities(cosine_similarities(images, target), threshold, include_inverse)
 
@@ -54,32 +62,45 @@ def class_balance_problem(labels: torch.Tensor, min_fraction: float = 0.05) -> s
     n_pos = int(labels.sum())
     if n_pos == 0 or n_pos == n:
         which = "true" if n_pos == 0 else "false"
-        return (f"No image is labelled {which}: every label is the same, so a model can reach 100 % "
-                "accuracy by always answering the same thing and learns nothing about the target. "
-                "Move the threshold to put some images in each class.")
+        return (
+            f"No image is labelled {which}: every label is the same, so a model can reach 100 % "
+            "accuracy by always answering the same thing and learns nothing about the target. "
+            "Move the threshold to put some images in each class."
+        )
     fraction = min(n_pos, n - n_pos) / n
     if fraction < min_fraction:
         which = "true" if n_pos < n - n_pos else "false"
-        return (f"Only {fraction:.1%} of images are labelled {which}: a model that always answers the "
-                f"other class already scores {1 - fraction:.1%}, so accuracy says little. "
-                "Consider moving the threshold.")
+        return (
+            f"Only {fraction:.1%} of images are labelled {which}: a model that always answers the "
+            f"other class already scores {1 - fraction:.1%}, so accuracy says little. "
+            "Consider moving the threshold."
+        )
     return None
 
 
 class Splits(NamedTuple):
     """Images (uint8) with similarity labels (int64, 0/1): what training consumes."""
+
     train_x: torch.Tensor  # (N, 28, 28) uint8
     train_y: torch.Tensor  # (N,) int64
     test_x: torch.Tensor  # (M, 28, 28) uint8
     test_y: torch.Tensor  # (M,) int64
 
 
-def make_splits(mnist, target_index: int = 6, threshold: float = 0.4, include_inverse: bool = True,
-                n_train: int | None = None, n_test: int | None = None) -> Splits:
+def make_splits(
+    mnist,
+    target_index: int = 6,
+    threshold: float = 0.4,
+    include_inverse: bool = True,
+    n_train: int | None = None,
+    n_test: int | None = None,
+) -> Splits:
     """Label train and test by similarity to training image `target_index` (slices are views)."""
     target = mnist.train_x[target_index]
     train_x, test_x = mnist.train_x[:n_train], mnist.test_x[:n_test]
     return Splits(
-        train_x, make_labels(train_x, target, threshold, include_inverse),
-        test_x, make_labels(test_x, target, threshold, include_inverse),
+        train_x,
+        make_labels(train_x, target, threshold, include_inverse),
+        test_x,
+        make_labels(test_x, target, threshold, include_inverse),
     )

@@ -38,7 +38,7 @@ class BilinearMLP(nn.Module):
 
     @property
     def W_r(self) -> torch.Tensor:  # (d_hidden, d_hidden)
-        return self.bilinear.weight[self.d_hidden:]
+        return self.bilinear.weight[self.d_hidden :]
 
     @property
     def b_l(self) -> torch.Tensor:  # (d_hidden,)
@@ -46,7 +46,7 @@ class BilinearMLP(nn.Module):
 
     @property
     def b_r(self) -> torch.Tensor:  # (d_hidden,)
-        return self.bilinear.bias[self.d_hidden:]
+        return self.bilinear.bias[self.d_hidden :]
 
     @property
     def W_u(self) -> torch.Tensor:  # (d_output, d_hidden)

@@ -1,7 +1,7 @@
 """Run the whole Figure 6 experiment headless: label, train, decompose, report.
 
-    python -m core.reproduce                       # the seed's defaults, full MNIST
-    python -m core.reproduce --epochs 10 --json out.json
+python -m core.reproduce                       # the seed's defaults, full MNIST
+python -m core.reproduce --epochs 10 --json out.json
 """
 
 from __future__ import annotations
@@ -62,10 +62,18 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespac
     args = p.parse_args(argv)
     try:
         config = Config(
-            target_index=args.target_index, threshold=args.threshold, weight_decay=args.weight_decay,
-            noise_std=args.noise_std, epochs=args.epochs, d_hidden=args.d_hidden, lr=args.lr,
-            batch_size=args.batch_size, seed=args.seed, noise_sampler=args.noise_sampler,
-            n_train=args.n_train, n_test=args.n_test,
+            target_index=args.target_index,
+            threshold=args.threshold,
+            weight_decay=args.weight_decay,
+            noise_std=args.noise_std,
+            epochs=args.epochs,
+            d_hidden=args.d_hidden,
+            lr=args.lr,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            noise_sampler=args.noise_sampler,
+            n_train=args.n_train,
+            n_test=args.n_test,
         )
     except ValueError as e:
         p.exit(2, f"error: {e}\n")
@@ -77,12 +85,16 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     try:
         mnist = load_mnist()
-        splits = make_splits(mnist, config.target_index, config.threshold, config.include_inverse,
-                             config.n_train, config.n_test)
+        splits = make_splits(
+            mnist, config.target_index, config.threshold, config.include_inverse, config.n_train, config.n_test
+        )
 
         def progress(m) -> None:
-            print(f"epoch {m.epoch:>3}/{m.epochs}  train loss {m.train_loss:.3f} acc {m.train_acc:.3f}  "
-                  f"val loss {m.val_loss:.3f} acc {m.val_acc:.3f}  {m.seconds:6.1f}s", file=sys.stderr)
+            print(
+                f"epoch {m.epoch:>3}/{m.epochs}  train loss {m.train_loss:.3f} acc {m.train_acc:.3f}  "
+                f"val loss {m.val_loss:.3f} acc {m.val_acc:.3f}  {m.seconds:6.1f}s",
+                file=sys.stderr,
+            )
 
         model, history = fit(config, splits, on_epoch=progress)
     except (MNISTError, TrainingDiverged) as e:
@@ -98,9 +110,11 @@ def main(argv: list[str] | None = None) -> int:
         "history": [m.to_dict() for m in history],
     }
     tmf = result["directions"]["true_minus_false"]
-    print(f"val acc {result['val_acc']:.4f}  reconstruction err {result['reconstruction_max_abs_err']:.2e}  "
-          f"True-False top |cos| {tmf['top_cos_centered_target']:.3f}  ({result['seconds']:.1f}s)",
-          file=sys.stderr)
+    print(
+        f"val acc {result['val_acc']:.4f}  reconstruction err {result['reconstruction_max_abs_err']:.2e}  "
+        f"True-False top |cos| {tmf['top_cos_centered_target']:.3f}  ({result['seconds']:.1f}s)",
+        file=sys.stderr,
+    )
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
     if args.save:

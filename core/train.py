@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
-from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -66,8 +66,7 @@ class ExactNoisyEmbed(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, W: torch.Tensor, sigma: float,
-                generator: torch.Generator | None) -> torch.Tensor:
+    def forward(ctx, x: torch.Tensor, W: torch.Tensor, sigma: float, generator: torch.Generator | None) -> torch.Tensor:
         W64 = W.double()
         L, info = torch.linalg.cholesky_ex(W64 @ W64.T)  # K = L L^T, R = L^T
         ctx.sigma, ctx.generator = sigma, generator
@@ -119,15 +118,16 @@ def evaluate(model: BilinearMLP, x: torch.Tensor, y: torch.Tensor, chunk: int = 
     """(mean cross-entropy, accuracy) of the model on uint8 images x with labels y."""
     loss, correct = 0.0, 0
     for start in range(0, len(x), chunk):
-        logits = model(to_float(x[start:start + chunk]))
-        labels = y[start:start + chunk]
+        logits = model(to_float(x[start : start + chunk]))
+        labels = y[start : start + chunk]
         loss += F.cross_entropy(logits, labels, reduction="sum").item()
         correct += (logits.argmax(-1) == labels).sum().item()
     return loss / len(x), correct / len(x)
 
 
-def train(model: BilinearMLP, splits: Splits, config: Config,
-          should_stop: Callable[[], bool] | None = None) -> Iterator[EpochMetrics]:
+def train(
+    model: BilinearMLP, splits: Splits, config: Config, should_stop: Callable[[], bool] | None = None
+) -> Iterator[EpochMetrics]:
     """Train `model` in place, yielding one EpochMetrics per finished epoch.
 
     `should_stop` is polled between batches; when it returns True the generator ends early and
@@ -159,7 +159,7 @@ def train(model: BilinearMLP, splits: Splits, config: Config,
         for b in range(n_batches):
             if should_stop is not None and should_stop():
                 return
-            idx = order[b * config.batch_size:(b + 1) * config.batch_size]
+            idx = order[b * config.batch_size : (b + 1) * config.batch_size]
             x, y = to_float(train_pixels.index_select(0, idx)), splits.train_y[idx]  # (B, 784), (B,)
             if kornia_noise is not None:
                 h = model.embed(kornia_noise(x.view(-1, 1, 28, 28)).flatten(1))
@@ -185,15 +185,23 @@ def train(model: BilinearMLP, splits: Splits, config: Config,
         model.eval()
         val_loss, val_acc = evaluate(model, splits.test_x, splits.test_y)
         yield EpochMetrics(
-            epoch=epoch, epochs=config.epochs,
-            train_loss=train_loss, train_acc=correct.item() / (n_batches * config.batch_size),
-            val_loss=val_loss, val_acc=val_acc,
-            seconds=time.perf_counter() - start, lr=lr,
+            epoch=epoch,
+            epochs=config.epochs,
+            train_loss=train_loss,
+            train_acc=correct.item() / (n_batches * config.batch_size),
+            val_loss=val_loss,
+            val_acc=val_acc,
+            seconds=time.perf_counter() - start,
+            lr=lr,
         )
 
 
-def fit(config: Config, splits: Splits, should_stop: Callable[[], bool] | None = None,
-        on_epoch: Callable[[EpochMetrics], None] | None = None) -> tuple[BilinearMLP, list[EpochMetrics]]:
+def fit(
+    config: Config,
+    splits: Splits,
+    should_stop: Callable[[], bool] | None = None,
+    on_epoch: Callable[[EpochMetrics], None] | None = None,
+) -> tuple[BilinearMLP, list[EpochMetrics]]:
     """Build and train a model for `config`; returns it with its history (convenience wrapper)."""
     model = new_model(config)
     history = []

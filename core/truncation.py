@@ -66,8 +66,8 @@ def hidden_augmented(x_uint8: torch.Tensor, W_e_aug: torch.Tensor) -> torch.Tens
     W_e = W_e_aug[:-1, :-1]  # (H, 784)
     out = torch.ones(len(x_uint8), W_e_aug.shape[0], dtype=torch.float64)
     for start in range(0, len(x_uint8), CHUNK):
-        x = x_uint8[start:start + CHUNK].reshape(-1, 784).double()  # (chunk, 784) still 0-255
-        out[start:start + CHUNK, :-1] = (x @ W_e.T) / 255.0  # scale the (chunk, H) result: cheaper
+        x = x_uint8[start : start + CHUNK].reshape(-1, 784).double()  # (chunk, 784) still 0-255
+        out[start : start + CHUNK, :-1] = (x @ W_e.T) / 255.0  # scale the (chunk, H) result: cheaper
     return out
 
 
@@ -90,8 +90,7 @@ def truncation_curves(model: BilinearMLP, x_uint8: torch.Tensor, y: torch.Tensor
     h_aug = hidden_augmented(x_uint8, aug.W_e)  # (N, H+1), computed once
     y = y.reshape(-1)
 
-    eigs = {name: decompose(direction_matrix(B, name), aug.W_e)
-            for name in ("true", "false", "true_minus_false")}
+    eigs = {name: decompose(direction_matrix(B, name), aug.W_e) for name in ("true", "false", "true_minus_false")}
     orders = {name: order_by_magnitude(e.eigenvalues) for name, e in eigs.items()}
     forms = {name: cumulative_forms(h_aug, eigs[name], orders[name]) for name in eigs}  # (N, H+2)
 

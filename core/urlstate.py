@@ -20,8 +20,9 @@ import hashlib
 import json
 import math
 import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from core.config import Config
 
@@ -33,6 +34,7 @@ RESERVED = frozenset({"embed", "embed_options"})
 
 
 # --- model ids ---------------------------------------------------------------------------
+
 
 def short_hash(*parts: bytes) -> str:
     """The first ID_HEX hex digits of SHA-256 over the parts (each length-prefixed)."""
@@ -68,11 +70,13 @@ def integer(low: int, high: int) -> Parser:
         if not low <= value <= high:
             raise ValueError(f"must be between {low} and {high}")
         return value
+
     return parse
 
 
 def number(low: float, high: float, decimals: int) -> Parser:
     """A finite float in [low, high], rounded to `decimals` places (a slider's step)."""
+
     def parse(text: str) -> float:
         try:
             value = float(text)
@@ -81,6 +85,7 @@ def number(low: float, high: float, decimals: int) -> Parser:
         if not math.isfinite(value) or not low <= value <= high:
             raise ValueError(f"must be a number between {low:g} and {high:g}")
         return round(value, decimals)
+
     return parse
 
 
@@ -97,15 +102,18 @@ def one_of(values: Iterable[float]) -> Parser:
             if math.isclose(value, option, rel_tol=0.0, abs_tol=1e-9):
                 return option
         raise ValueError(f"must be one of {', '.join(f'{v:g}' for v in allowed)}")
+
     return parse
 
 
 def choice(options: Mapping[str, Any]) -> Parser:
     """One of the URL words in `options`; returns the value it stands for."""
+
     def parse(text: str) -> Any:
         if text not in options:
             raise ValueError(f"must be one of {', '.join(options)}")
         return options[text]
+
     return parse
 
 
@@ -123,6 +131,7 @@ def model_id(text: str) -> str:
 
 
 # --- the schema ---------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Param:
@@ -172,10 +181,12 @@ def parse_query(query: Mapping[str, str], params: Sequence[Param], defaults: Map
             values[param.key] = param.parse(str(text))
         except ValueError as error:
             default = defaults.get(param.key)
-            fallback = param.fallback or (f"the default {param.format(default)}" if default is not None
-                                          else "the default")
-            problems.append(f"The link's `{name}={_clip(str(text))}` was ignored: {name} {error}. "
-                            f"Using {fallback} instead.")
+            fallback = param.fallback or (
+                f"the default {param.format(default)}" if default is not None else "the default"
+            )
+            problems.append(
+                f"The link's `{name}={_clip(str(text))}` was ignored: {name} {error}. Using {fallback} instead."
+            )
     return Parsed(values, problems)
 
 

@@ -25,18 +25,19 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plain script too
 
-from core.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
-from core.config import Config  # noqa: E402
-from core.data import MNIST, load_mnist  # noqa: E402
-from core.grid import GRID_DIR, INDEX_NAME, grid_config, grid_name, grid_points, load_index  # noqa: E402
-from core.labels import Splits, make_splits  # noqa: E402
-from core.model import BilinearMLP  # noqa: E402
-from core.reproduce import summarize  # noqa: E402
-from core.train import EpochMetrics, fit  # noqa: E402
+from core.checkpoint import load_checkpoint, save_checkpoint
+from core.config import Config
+from core.data import MNIST, load_mnist
+from core.grid import GRID_DIR, INDEX_NAME, grid_config, grid_name, grid_points, load_index
+from core.labels import Splits, make_splits
+from core.model import BilinearMLP
+from core.reproduce import summarize
+from core.train import EpochMetrics, fit
 
 
-def summary_row(model: BilinearMLP, config: Config, history: list[EpochMetrics], splits: Splits,
-                mnist: MNIST, seconds: float) -> dict[str, Any]:
+def summary_row(
+    model: BilinearMLP, config: Config, history: list[EpochMetrics], splits: Splits, mnist: MNIST, seconds: float
+) -> dict[str, Any]:
     """The index.json row for one trained grid model."""
     summary = summarize(model, mnist, config)
     return {
@@ -63,8 +64,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--force", action="store_true", help="retrain and overwrite existing checkpoints")
     p.add_argument("--out-dir", type=Path, default=GRID_DIR)
-    p.add_argument("--only", action="append", default=None, metavar="T,WD",
-                   help="train only this grid point (repeatable), e.g. --only 0.4,1.0")
+    p.add_argument(
+        "--only",
+        action="append",
+        default=None,
+        metavar="T,WD",
+        help="train only this grid point (repeatable), e.g. --only 0.4,1.0",
+    )
     return p.parse_args(argv)
 
 
@@ -86,8 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         path = args.out_dir / name
         if config.threshold not in splits_by_threshold:
             splits_by_threshold[config.threshold] = make_splits(
-                mnist, config.target_index, config.threshold, config.include_inverse,
-                config.n_train, config.n_test)
+                mnist, config.target_index, config.threshold, config.include_inverse, config.n_train, config.n_test
+            )
         splits = splits_by_threshold[config.threshold]
         if path.is_file() and not args.force:
             if name not in index:  # file without a row: rebuild the row from the file
@@ -101,9 +107,12 @@ def main(argv: list[str] | None = None) -> int:
             _write_atomic(path, save_checkpoint(model, config, history))
             index[name] = summary_row(model, config, history, splits, mnist, seconds)
             row = index[name]
-            print(f"[{i}/{len(points)}] {name}: val acc {row['val_acc']:.4f}  "
-                  f"True-False top |cos| {row['top_cos']['true_minus_false']:.3f}  {seconds:.1f}s",
-                  file=sys.stderr, flush=True)
+            print(
+                f"[{i}/{len(points)}] {name}: val acc {row['val_acc']:.4f}  "
+                f"True-False top |cos| {row['top_cos']['true_minus_false']:.3f}  {seconds:.1f}s",
+                file=sys.stderr,
+                flush=True,
+            )
         ordered = {n: index[n] for n in sorted(index)}
         _write_atomic(args.out_dir / INDEX_NAME, (json.dumps(ordered, indent=2) + "\n").encode())
     return 0

@@ -16,13 +16,21 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
-                 "--no-first-run", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
 
 
 def free_port() -> int:
@@ -32,27 +40,42 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def streamlit_server(log_path: Path, timeout: float = 60.0,
-                     script: str | Path = "streamlit_app.py") -> Iterator[tuple[str, subprocess.Popen]]:
+def streamlit_server(
+    log_path: Path, timeout: float = 60.0, script: str | Path = "streamlit_app.py"
+) -> Iterator[tuple[str, subprocess.Popen]]:
     """Run `streamlit run streamlit_app.py` (or another `script`) headless on a free port; yields (url, process)."""
     port = free_port()
-    log = open(log_path, "w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_healthy(url, process, timeout)
-        yield url, process
-    finally:
-        process.terminate()
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                str(script),
+                "--server.headless",
+                "true",
+                "--server.port",
+                str(port),
+                "--server.address",
+                "127.0.0.1",
+                "--browser.gatherUsageStats",
+                "false",
+            ],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}"
         try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+            wait_until_healthy(url, process, timeout)
+            yield url, process
+        finally:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
 
 def wait_until_healthy(url: str, process: subprocess.Popen, timeout: float) -> float:
@@ -76,8 +99,7 @@ def launch_chromium(playwright, extra_args: tuple[str, ...] = ()):
 
     Works with the sync and the async Playwright API (with the async one, await the result).
     """
-    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                      args=[*CHROMIUM_ARGS, *extra_args])
+    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[*CHROMIUM_ARGS, *extra_args])
 
 
 IDLE_JS = """() => {
@@ -112,8 +134,11 @@ def go_to(page, title: str, timeout: float = 60.0) -> None:
 
 # --------------------------------------------------------------------------- many sessions (asyncio)
 # Chromium throttles timers of pages it thinks are in the background; a classroom has every tab "in front".
-NO_THROTTLING_ARGS = ("--disable-background-timer-throttling", "--disable-renderer-backgrounding",
-                      "--disable-backgrounding-occluded-windows")
+NO_THROTTLING_ARGS = (
+    "--disable-background-timer-throttling",
+    "--disable-renderer-backgrounding",
+    "--disable-backgrounding-occluded-windows",
+)
 
 
 async def wait_idle_async(page, timeout: float = 60.0) -> None:
@@ -174,8 +199,9 @@ RUN_DONE_JS = """([extra, timeoutMs, startTimeoutMs]) => new Promise((resolve, r
 IMAGES_LOADED_JS = "[...document.querySelectorAll('[data-testid=\"stImage\"] img')].every(i => i.complete)"
 
 
-def timed_run(page, action, extra_condition: str = "", timeout: float = 60.0,
-              start_timeout: float = 0.0) -> dict[str, float] | None:
+def timed_run(
+    page, action, extra_condition: str = "", timeout: float = 60.0, start_timeout: float = 0.0
+) -> dict[str, float] | None:
     """Seconds from just before `action()` (a key press, a click) to the start and the end of the
     script run it triggers, and to the second frame painted after that end (once `extra_condition`,
     a JS expression, also holds). None if `start_timeout` (> 0) passed with no run. Sync API."""
@@ -208,10 +234,8 @@ def server_rss(pid: int) -> int:
     process = psutil.Process(pid)
     total = process.memory_info().rss
     for child in process.children(recursive=True):
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             total += child.memory_info().rss
-        except psutil.NoSuchProcess:
-            pass
     return total
 
 
@@ -237,7 +261,7 @@ class RssSampler:
     def reset(self) -> None:
         self.peak = 0
 
-    def __enter__(self) -> "RssSampler":
+    def __enter__(self) -> RssSampler:
         self._thread.start()
         return self
 

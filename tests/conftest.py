@@ -27,8 +27,14 @@ def small_config() -> Config:
 
 @pytest.fixture(scope="session")
 def small_run(mnist, small_config):
-    splits = make_splits(mnist, small_config.target_index, small_config.threshold,
-                         small_config.include_inverse, small_config.n_train, small_config.n_test)
+    splits = make_splits(
+        mnist,
+        small_config.target_index,
+        small_config.threshold,
+        small_config.include_inverse,
+        small_config.n_train,
+        small_config.n_test,
+    )
     model, history = fit(small_config, splits)
     return model, history, splits
 
@@ -36,13 +42,16 @@ def small_run(mnist, small_config):
 @pytest.fixture(scope="session")
 def interrupted_run(mnist):
     """Make a Train-page run as Stop leaves it: one real epoch finished out of `config.epochs`."""
+
     def make(config: Config):
         from ui.models import TrainingRun  # imports streamlit: only the app tests need it
 
         run = TrainingRun(config)
-        splits = make_splits(mnist, config.target_index, config.threshold, config.include_inverse,
-                             config.n_train, config.n_test)
+        splits = make_splits(
+            mnist, config.target_index, config.threshold, config.include_inverse, config.n_train, config.n_test
+        )
         run.history.append(next(train(run.model, splits, config)))
         run.left_loop.set()  # the training loop has been left, as after the interrupted script run
         return run
+
     return make

@@ -27,19 +27,43 @@ TIMEOUT = 120  # seconds per script run: the first one loads MNIST and torch
 HOME = "app_pages/home.py"
 PAGES = {  # page -> (widget kind, key) pairs it must show
     HOME: [("page_link", None)],
-    "app_pages/label.py": [("number_input", "target_index"), ("slider", "threshold"), ("toggle", "include_inverse"),
-                           ("selectbox", "random_digit"), ("button", "random_target")],
-    "app_pages/train.py": [("slider", "weight_decay"), ("slider", "noise_std"), ("number_input", "epochs"),
-                           ("select_slider", "d_hidden"), ("select_slider", "lr"), ("number_input", "batch_size"),
-                           ("number_input", "seed"), ("toggle", "use_slice"), ("number_input", "n_train"),
-                           ("number_input", "n_test"), ("button", "train"), ("button", "stop"),
-                           ("download_button", "download_metrics")],
+    "app_pages/label.py": [
+        ("number_input", "target_index"),
+        ("slider", "threshold"),
+        ("toggle", "include_inverse"),
+        ("selectbox", "random_digit"),
+        ("button", "random_target"),
+    ],
+    "app_pages/train.py": [
+        ("slider", "weight_decay"),
+        ("slider", "noise_std"),
+        ("number_input", "epochs"),
+        ("select_slider", "d_hidden"),
+        ("select_slider", "lr"),
+        ("number_input", "batch_size"),
+        ("number_input", "seed"),
+        ("toggle", "use_slice"),
+        ("number_input", "n_train"),
+        ("number_input", "n_test"),
+        ("button", "train"),
+        ("button", "stop"),
+        ("download_button", "download_metrics"),
+    ],
     "app_pages/tensor.py": [("segmented_control", "tensor_direction"), ("number_input", "proof_offset")],
-    "app_pages/eigenvectors.py": [("segmented_control", "direction"), ("slider", "top_k"), ("slider", "eig_index"),
-                                  ("select_slider", "grid_threshold"), ("select_slider", "grid_weight_decay")],
-    "app_pages/explain.py": [("segmented_control", "explain_source"), ("number_input", "explain_index"),
-                             ("button", "explain_misclassified"), ("segmented_control", "direction"),
-                             ("slider", "explain_top")],
+    "app_pages/eigenvectors.py": [
+        ("segmented_control", "direction"),
+        ("slider", "top_k"),
+        ("slider", "eig_index"),
+        ("select_slider", "grid_threshold"),
+        ("select_slider", "grid_weight_decay"),
+    ],
+    "app_pages/explain.py": [
+        ("segmented_control", "explain_source"),
+        ("number_input", "explain_index"),
+        ("button", "explain_misclassified"),
+        ("segmented_control", "direction"),
+        ("slider", "explain_top"),
+    ],
     "app_pages/truncation.py": [("metric", None)],
 }
 SIDEBAR = [("download_button", "download_model"), ("file_uploader", "upload")]  # on every page
@@ -160,7 +184,8 @@ def test_bad_config_keeps_the_pretrained_model():
 def test_an_interrupted_run_keeps_its_finished_epochs(interrupted_run):
     at = open_page("app_pages/train.py")
     at.session_state["training"] = interrupted_run(  # what the Train page leaves behind when Stop interrupts it
-        Config(epochs=5, n_train=2048, n_test=500, batch_size=512, seed=11))
+        Config(epochs=5, n_train=2048, n_test=500, batch_size=512, seed=11)
+    )
     at.run()
     assert "Training stopped during epoch 2 of 5" in at.warning[0].value
     assert "stopped after epoch 1 of 5" in badge(at)

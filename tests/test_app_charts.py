@@ -22,8 +22,9 @@ def test_contribution_bars_add_up_and_colour_by_sign():
     contributions = np.array([3.0, -5.0, 0.5, -0.25, 0.1])
     eigenvalues = np.array([2.0, 1.0, 0.5, -0.5, -2.0])
     projections = np.array([1.2, -2.0, 1.0, 0.7, 0.2])
-    chart = charts.contribution_bars([1, 0], contributions, eigenvalues, projections,
-                                     rest=float(contributions[[2, 3, 4]].sum()), n_rest=3)
+    chart = charts.contribution_bars(
+        [1, 0], contributions, eigenvalues, projections, rest=float(contributions[[2, 3, 4]].sum()), n_rest=3
+    )
     bars = [row for row in data(chart) if "term" in row]
     assert [b["term"] for b in bars] == ["#1", "#0", "3 others"]
     assert [b["sign"] for b in bars] == ["negative", "positive", "others (sum)"]
@@ -42,8 +43,9 @@ def test_contribution_bars_without_the_rest():
 
 def test_truncation_curve_has_one_line_per_mode_and_the_reference():
     k = np.arange(4)
-    chart = charts.truncation_curve(k, {"class_logits": [0.5, 0.5, 0.8, 0.9],
-                                        "true_minus_false": [0.5, 0.5, 0.9, 0.9]}, full_model=0.9)
+    chart = charts.truncation_curve(
+        k, {"class_logits": [0.5, 0.5, 0.8, 0.9], "true_minus_false": [0.5, 0.5, 0.9, 0.9]}, full_model=0.9
+    )
     rows = data(chart)
     lines = [row for row in rows if "mode" in row]
     assert len(lines) == 8 and {row["mode"] for row in lines} == set(charts.TRUNCATION_MODES.values())

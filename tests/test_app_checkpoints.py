@@ -9,11 +9,18 @@ import torch
 from safetensors.torch import save as st_save
 
 from core.checkpoint import FORMAT, MAX_BYTES, load_checkpoint, save_checkpoint
-from ui import models, resources
 from tests.test_app import assert_clean, badge, open_page
+from ui import models, resources
 
-PAGES = ["app_pages/home.py", "app_pages/label.py", "app_pages/train.py", "app_pages/tensor.py",
-         "app_pages/eigenvectors.py", "app_pages/explain.py", "app_pages/truncation.py"]
+PAGES = [
+    "app_pages/home.py",
+    "app_pages/label.py",
+    "app_pages/train.py",
+    "app_pages/tensor.py",
+    "app_pages/eigenvectors.py",
+    "app_pages/explain.py",
+    "app_pages/truncation.py",
+]
 
 
 def seed_tensors() -> dict[str, torch.Tensor]:

@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from core.explain import explain, misclassified_indices
-from ui import resources
 from tests.test_app import assert_clean, open_page
+from ui import resources
 
 EXPLAIN = "app_pages/explain.py"
 
@@ -65,7 +65,8 @@ def test_a_test_image_is_explained_exactly():
 
     at.segmented_control(key="direction").set_value("true").run()
     assert model_output(at) == pytest.approx(
-        explain(seed.model, resources.mnist().test_x[0], "true").model_output, abs=1e-4)
+        explain(seed.model, resources.mnist().test_x[0], "true").model_output, abs=1e-4
+    )
     assert any("logit₁ + 1" in m.label for m in at.metric)
 
 
@@ -80,12 +81,16 @@ def test_random_misclassified_picks_a_mistake():
     assert any("a mistake" in m.value for m in at.markdown)
 
 
-@pytest.mark.parametrize("name, data, message", [
-    ("wide.png", png(np.zeros((30, 40), np.uint8)), "it must be 28x28"),
-    ("notes.png", b"these are not the pixels you are looking for", "not a PNG image"),
-    ("red.png", png(np.dstack([np.full((28, 28), 200, np.uint8), np.zeros((28, 28, 2), np.uint8)])), "colour"),
-    ("huge.png", b"\x89PNG\r\n\x1a\n" + bytes(1_100_000), "at most 1 MB"),
-], ids=["wrong size", "not an image", "colour", "over 1 MB"])
+@pytest.mark.parametrize(
+    "name, data, message",
+    [
+        ("wide.png", png(np.zeros((30, 40), np.uint8)), "it must be 28x28"),
+        ("notes.png", b"these are not the pixels you are looking for", "not a PNG image"),
+        ("red.png", png(np.dstack([np.full((28, 28), 200, np.uint8), np.zeros((28, 28, 2), np.uint8)])), "colour"),
+        ("huge.png", b"\x89PNG\r\n\x1a\n" + bytes(1_100_000), "at most 1 MB"),
+    ],
+    ids=["wrong size", "not an image", "colour", "over 1 MB"],
+)
 def test_a_bad_upload_gets_a_clear_message(name, data, message):
     at = upload(open_page(EXPLAIN), name, data)
     assert not at.exception
@@ -122,7 +127,8 @@ def test_the_drawing_canvas_is_offered_or_its_absence_explained(monkeypatch):
     at.segmented_control(key="explain_source").set_value("draw").run()
     assert_clean(at)
     assert [c.proto.component_name for c in at.get("bidi_component")] == [
-        "streamlit-drawable-canvas.streamlit_drawable_canvas"], "the drawing canvas is on the page"
+        "streamlit-drawable-canvas.streamlit_drawable_canvas"
+    ], "the drawing canvas is on the page"
     assert any("Draw a digit" in i.value for i in at.info)
 
     monkeypatch.setitem(sys.modules, "streamlit_drawable_canvas", None)  # as if it failed to import

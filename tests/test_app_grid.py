@@ -10,8 +10,8 @@ from core.checkpoint import save_checkpoint
 from core.config import Config
 from core.grid import GRID_WEIGHT_DECAYS, grid_config, grid_name, load_index
 from core.urlstate import config_id
-from ui import resources
 from tests.test_app import assert_clean, badge, open_page
+from ui import resources
 
 EIGEN = "app_pages/eigenvectors.py"
 
@@ -49,11 +49,12 @@ def test_compare_view_shows_the_top_eigenvector_for_each_weight_decay():
     assert_clean(at)
     (row,) = [image for image in at.image if len(image.value) == len(GRID_WEIGHT_DECAYS)]
     index = load_index()
-    for caption, weight_decay in zip(row.captions, GRID_WEIGHT_DECAYS):
+    for caption, weight_decay in zip(row.captions, GRID_WEIGHT_DECAYS, strict=True):
         assert caption.startswith(f"weight decay {weight_decay:g} · |cos| ")
         cos = float(caption.split("|cos| ")[1].split(" ")[0])
-        assert cos == pytest.approx(index[grid_name(0.3, weight_decay)]["top_cos"]["true_minus_false"], abs=0.006), \
+        assert cos == pytest.approx(index[grid_name(0.3, weight_decay)]["top_cos"]["true_minus_false"], abs=0.006), (
             "computed from the checkpoint, it matches what index.json recorded"
+        )
     (line,) = at.get("vega_lite_chart")
     assert "weight decay" in line.proto.spec and "threshold" in line.proto.spec
     assert at.query_params["view"] == "compare"
@@ -62,8 +63,9 @@ def test_compare_view_shows_the_top_eigenvector_for_each_weight_decay():
 def test_a_student_model_is_off_the_grid_until_asked():
     at = open_page(EIGEN)
     seed = resources.seed_model()
-    at.session_state["active"] = resources.TrainedModel(seed.model, seed.config.replace(seed=3), seed.history,
-                                                        "trained")
+    at.session_state["active"] = resources.TrainedModel(
+        seed.model, seed.config.replace(seed=3), seed.history, "trained"
+    )
     at.run()
     assert any("not one of the precomputed ones" in c.value for c in at.caption)
     at.button(key="grid_show").click().run()

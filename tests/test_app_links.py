@@ -13,8 +13,8 @@ from core.checkpoint import save_checkpoint
 from core.config import Config
 from core.grid import grid_config
 from core.urlstate import config_id
-from ui import resources
 from tests.test_app import APP, SMALL_RUN, TIMEOUT, assert_clean, badge, open_page, set_training
+from ui import resources
 
 
 def open_link(query: dict[str, str], page: str | None = None) -> AppTest:
@@ -31,8 +31,14 @@ def warnings(at: AppTest) -> list[str]:
 
 
 def test_a_link_opens_the_same_view():
-    query = {"direction": "true", "k": "5", "eig": "7", "grid_t": "0.5", "grid_wd": "0.1",
-             "model": config_id(grid_config(0.5, 0.1))}
+    query = {
+        "direction": "true",
+        "k": "5",
+        "eig": "7",
+        "grid_t": "0.5",
+        "grid_wd": "0.1",
+        "model": config_id(grid_config(0.5, 0.1)),
+    }
     at = open_link(query, "app_pages/eigenvectors.py")
     assert_clean(at)
     assert not warnings(at)
@@ -63,12 +69,29 @@ def test_the_url_follows_the_settings_across_pages():
 
 
 def test_garbage_falls_back_to_defaults_with_a_notice_naming_each_parameter():
-    at = open_link({"threshold": "lots", "direction": "sideways", "eig": "-3", "grid_wd": "0.7", "target": "1e9",
-                    "utm_source": "mail", "model": "../../etc/passwd"}, "app_pages/eigenvectors.py")
+    at = open_link(
+        {
+            "threshold": "lots",
+            "direction": "sideways",
+            "eig": "-3",
+            "grid_wd": "0.7",
+            "target": "1e9",
+            "utm_source": "mail",
+            "model": "../../etc/passwd",
+        },
+        "app_pages/eigenvectors.py",
+    )
     assert_clean(at)
     text = " ".join(warnings(at))
-    for name in ("threshold=lots", "direction=sideways", "eig=-3", "grid_wd=0.7", "target=1e9", "`utm_source`",
-                 "model="):
+    for name in (
+        "threshold=lots",
+        "direction=sideways",
+        "eig=-3",
+        "grid_wd=0.7",
+        "target=1e9",
+        "`utm_source`",
+        "model=",
+    ):
         assert name in text, f"the notice names {name}"
     assert "Using the default 0.4" in text and "Using the pretrained model" in text
     assert at.segmented_control(key="direction").value == "true_minus_false"
@@ -100,7 +123,11 @@ def test_a_reload_keeps_the_trained_model():
     reloaded.switch_page("app_pages/train.py").run()
     assert reloaded.toggle(key="use_slice").value is True, "the run's settings are back on the Train page"
     assert [reloaded.number_input(key=k).value for k in ("epochs", "seed", "n_train", "batch_size")] == [
-        SMALL_RUN["epochs"], 23, SMALL_RUN["n_train"], SMALL_RUN["batch_size"]]
+        SMALL_RUN["epochs"],
+        23,
+        SMALL_RUN["n_train"],
+        SMALL_RUN["batch_size"],
+    ]
     assert "already trained on this server" in reloaded.info[0].value
 
 

@@ -6,16 +6,18 @@ import pyarrow as pa
 import pytest
 
 from core.explain import misclassified_indices
-from ui import resources
 from tests.test_app import assert_clean, open_page
+from ui import resources
 
 TRUNCATION = "app_pages/truncation.py"
 
 
 def chart_data(chart) -> dict[str, list[dict]]:
     """The named datasets behind an Altair chart (sent as Arrow tables), as rows."""
-    return {dataset.name: pa.ipc.open_stream(dataset.data.data).read_pandas().to_dict("records")
-            for dataset in chart.proto.datasets}
+    return {
+        dataset.name: pa.ipc.open_stream(dataset.data.data).read_pandas().to_dict("records")
+        for dataset in chart.proto.datasets
+    }
 
 
 def test_the_curve_and_the_full_model_reference():

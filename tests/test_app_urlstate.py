@@ -19,8 +19,9 @@ from ui import links, state, widgets
 def test_config_ids_are_stable_short_and_distinct():
     assert urlstate.config_id(Config()) == urlstate.config_id(Config())
     assert urlstate.MODEL_ID.fullmatch(urlstate.config_id(Config()))
-    ids = {urlstate.config_id(Config(threshold=t, weight_decay=wd))
-           for t in GRID_THRESHOLDS for wd in GRID_WEIGHT_DECAYS}
+    ids = {
+        urlstate.config_id(Config(threshold=t, weight_decay=wd)) for t in GRID_THRESHOLDS for wd in GRID_WEIGHT_DECAYS
+    }
     assert len(ids) == len(GRID_THRESHOLDS) * len(GRID_WEIGHT_DECAYS)
     assert urlstate.config_id(Config(seed=1)) != urlstate.config_id(Config(seed=2))
 
@@ -36,31 +37,57 @@ def test_content_ids_carry_their_kind_and_depend_on_every_part():
         urlstate.content_id("trained", b"x")
 
 
-@pytest.mark.parametrize("parse, text, expected", [
-    (integer(0, 59_999), "6", 6), (integer(0, 59_999), " 42 ", 42), (number(0, 1, 2), "0.333", 0.33),
-    (number(0, 1, 2), "1", 1.0), (one_of((0.3, 0.4)), "0.30000000000000004", 0.3), (boolean, "False", False),
-    (choice({"a": 1}), "a", 1), (model_id, "0123456789ab", "0123456789ab"),
-    (model_id, "u-0123456789ab", "u-0123456789ab"),
-])
+@pytest.mark.parametrize(
+    "parse, text, expected",
+    [
+        (integer(0, 59_999), "6", 6),
+        (integer(0, 59_999), " 42 ", 42),
+        (number(0, 1, 2), "0.333", 0.33),
+        (number(0, 1, 2), "1", 1.0),
+        (one_of((0.3, 0.4)), "0.30000000000000004", 0.3),
+        (boolean, "False", False),
+        (choice({"a": 1}), "a", 1),
+        (model_id, "0123456789ab", "0123456789ab"),
+        (model_id, "u-0123456789ab", "u-0123456789ab"),
+    ],
+)
 def test_parsers_accept_valid_text(parse, text, expected):
     assert parse(text) == expected
 
 
-@pytest.mark.parametrize("parse, text", [
-    (integer(0, 59_999), "-1"), (integer(0, 59_999), "60000"), (integer(0, 9), "1.5"), (integer(0, 9), "1e3"),
-    (integer(0, 9), ""), (number(0, 1, 2), "nan"), (number(0, 1, 2), "inf"), (number(0, 1, 2), "1.01"),
-    (number(0, 1, 2), "abc"), (one_of((0.3, 0.4)), "0.35"), (one_of((0.3,)), "x"), (boolean, "maybe"),
-    (choice({"a": 1}), "b"), (model_id, "0123456789AB"), (model_id, "x-0123456789ab"), (model_id, "123"),
-    (model_id, "0123456789ab; drop"),
-])
+@pytest.mark.parametrize(
+    "parse, text",
+    [
+        (integer(0, 59_999), "-1"),
+        (integer(0, 59_999), "60000"),
+        (integer(0, 9), "1.5"),
+        (integer(0, 9), "1e3"),
+        (integer(0, 9), ""),
+        (number(0, 1, 2), "nan"),
+        (number(0, 1, 2), "inf"),
+        (number(0, 1, 2), "1.01"),
+        (number(0, 1, 2), "abc"),
+        (one_of((0.3, 0.4)), "0.35"),
+        (one_of((0.3,)), "x"),
+        (boolean, "maybe"),
+        (choice({"a": 1}), "b"),
+        (model_id, "0123456789AB"),
+        (model_id, "x-0123456789ab"),
+        (model_id, "123"),
+        (model_id, "0123456789ab; drop"),
+    ],
+)
 def test_parsers_reject_bad_text_with_a_reason(parse, text):
     with pytest.raises(ValueError) as error:
         parse(text)
     assert str(error.value)
 
 
-PARAMS = (Param("t", "threshold", number(0, 1, 2), urlstate.fmt_number), Param("i", "index", integer(0, 10)),
-          Param("m", "model", model_id, fallback="the pretrained model"))
+PARAMS = (
+    Param("t", "threshold", number(0, 1, 2), urlstate.fmt_number),
+    Param("i", "index", integer(0, 10)),
+    Param("m", "model", model_id, fallback="the pretrained model"),
+)
 DEFAULTS = {"threshold": 0.4, "index": 0, "model": "0" * 12}
 
 

@@ -31,18 +31,23 @@ from core.grid import grid_config
 from core.labels import make_splits
 from core.train import TrainingDiverged, new_model, train
 from core.urlstate import config_id
-from ui import resources, state
-from ui.models import TrainingRun
 from tests.test_app import SMALL_RUN, assert_clean, badge, open_page, percentages, set_training
 from tests.test_app_links import open_link, warnings
+from ui import resources, state
+from ui.models import TrainingRun
 
 HOME, LABEL, TRAIN = "app_pages/home.py", "app_pages/label.py", "app_pages/train.py"
-TENSOR, EIGEN, EXPLAIN, TRUNCATION = ("app_pages/tensor.py", "app_pages/eigenvectors.py", "app_pages/explain.py",
-                                      "app_pages/truncation.py")
+TENSOR, EIGEN, EXPLAIN, TRUNCATION = (
+    "app_pages/tensor.py",
+    "app_pages/eigenvectors.py",
+    "app_pages/explain.py",
+    "app_pages/truncation.py",
+)
 SETTINGS = tuple(state.WIDGET_DEFAULTS)  # every setting a student makes, on any page
 
 
 # --- what every test checks ----------------------------------------------------------------
+
 
 def settings(at) -> dict:
     return {key: at.session_state[key] for key in SETTINGS}
@@ -79,6 +84,7 @@ def on_grid_model(at, weight_decay: float = 2.0):
 
 
 # --- 1 · labels -----------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("threshold, empty", [(1.0, "true"), (0.0, "false")])
 def test_threshold_that_empties_a_class(threshold, empty):
@@ -119,8 +125,11 @@ def test_target_index_out_of_range():
     grid = grid_config(0.5, 0.1)
     at = open_link({"target": str(N_TRAIN_MNIST), "threshold": "0.3", "model": config_id(grid)}, LABEL)
     assert not at.exception and not at.error
-    assert any(f"`target={N_TRAIN_MNIST}` was ignored: target must be between 0 and {N_TRAIN_MNIST - 1}. "
-               "Using the default 6 instead." in w for w in warnings(at))
+    assert any(
+        f"`target={N_TRAIN_MNIST}` was ignored: target must be between 0 and {N_TRAIN_MNIST - 1}. "
+        "Using the default 6 instead." in w
+        for w in warnings(at)
+    )
     assert active_model(at).config == grid, "the link's model is kept"
     assert settings(at) == {**state.WIDGET_DEFAULTS, "threshold": 0.3}, "the link's valid setting is kept"
     assert at.image[0].captions[0].startswith("Training image #6"), "the page works with the default target"
@@ -129,6 +138,7 @@ def test_target_index_out_of_range():
 
 
 # --- 2 · training ---------------------------------------------------------------------------
+
 
 def test_epochs_zero_or_absurd():
     at = open_page(TRAIN)
@@ -145,8 +155,10 @@ def test_epochs_zero_or_absurd():
     model, before = active_model(at), settings(at)
     assert not at.exception
     assert len(at.error) == 1
-    assert (f"These settings can't be trained: batch size {N_TRAIN_MNIST} is larger than the 1000 training "
-            "images: no full batch to train on. Your current model is kept.") == at.error[0].value
+    assert (
+        f"These settings can't be trained: batch size {N_TRAIN_MNIST} is larger than the 1000 training "
+        "images: no full batch to train on. Your current model is kept."
+    ) == at.error[0].value
     assert at.button(key="train").disabled
     at.switch_page(TENSOR).run()
     at.switch_page(TRAIN).run()
@@ -163,8 +175,11 @@ def test_learning_rate_that_makes_the_loss_non_finite(mnist):
     # core: lr >= 1e5 overflows float32 in the first epoch, and says what to change
     config = Config(lr=1e5, epochs=2, n_train=2048, n_test=500, batch_size=512)
     splits = make_splits(mnist, 6, 0.4, True, config.n_train, config.n_test)
-    with pytest.raises(TrainingDiverged, match=r"diverged in epoch 1: the loss became (nan|inf)\. "
-                                               r"Try a smaller learning rate than 100000\."):
+    with pytest.raises(
+        TrainingDiverged,
+        match=r"diverged in epoch 1: the loss became (nan|inf)\. "
+        r"Try a smaller learning rate than 100000\.",
+    ):
         list(train(new_model(config), splits, config))
 
     # the app offers at most lr 1, but lr 1 with weight decay 5 diverges too (AdamW multiplies every
@@ -180,8 +195,11 @@ def test_learning_rate_that_makes_the_loss_non_finite(mnist):
     assert not at.exception
     assert len(at.error) == 1
     message = at.error[0].value
-    assert re.fullmatch(r"training diverged in epoch 1: the loss became (nan|inf)\. Try a smaller learning rate "
-                        r"than 1\. Your previous model is kept\.", message), message
+    assert re.fullmatch(
+        r"training diverged in epoch 1: the loss became (nan|inf)\. Try a smaller learning rate "
+        r"than 1\. Your previous model is kept\.",
+        message,
+    ), message
     assert active_model(at) is model
     assert settings(at) == before
     assert "training" not in at.session_state, "the failed run is gone"
@@ -201,8 +219,9 @@ def test_stop_pressed_mid_epoch(mnist, stop_in_epoch):
     model, before = active_model(at), settings(at)
     config = Config(n_train=2048, n_test=500, batch_size=512, epochs=5, seed=seed)  # what those widgets say
     run = TrainingRun(config)
-    splits = make_splits(mnist, config.target_index, config.threshold, config.include_inverse,
-                         config.n_train, config.n_test)
+    splits = make_splits(
+        mnist, config.target_index, config.threshold, config.include_inverse, config.n_train, config.n_test
+    )
     polls, hold_at, held = itertools.count(1), (stop_in_epoch - 1) * 4 + 2, threading.Event()
 
     def should_stop() -> bool:  # polled by core.train before every batch
@@ -232,8 +251,9 @@ def test_stop_pressed_mid_epoch(mnist, stop_in_epoch):
         assert at.info[0].value == "Training stopped before the first epoch finished; your previous model is kept."
         assert active_model(at) is model
     else:
-        assert at.warning[0].value.startswith(f"Training stopped during epoch {stop_in_epoch} of 5. Your model "
-                                              f"keeps what it has learnt")
+        assert at.warning[0].value.startswith(
+            f"Training stopped during epoch {stop_in_epoch} of 5. Your model keeps what it has learnt"
+        )
         kept = active_model(at)
         assert (kept.origin, kept.epochs_done, kept.history) == ("stopped", stop_in_epoch - 1, tuple(run.history))
         assert kept.model is not run.model, "a copy, never shared with the training thread"
@@ -248,6 +268,7 @@ def test_stop_pressed_mid_epoch(mnist, stop_in_epoch):
 
 # --- 3 · no model, no data ----------------------------------------------------------------
 
+
 @pytest.fixture(params=["missing", "truncated"])
 def no_shipped_checkpoint(request, tmp_path):
     """A server whose checkpoints/seed-default.safetensors is missing or truncated, from its start:
@@ -255,7 +276,7 @@ def no_shipped_checkpoint(request, tmp_path):
     path = tmp_path / "seed-default.safetensors"
     if request.param == "truncated":
         data = resources.SEED_CHECKPOINT.read_bytes()
-        path.write_bytes(data[:len(data) // 2])
+        path.write_bytes(data[: len(data) // 2])
     original = resources.SEED_CHECKPOINT
     resources.SEED_CHECKPOINT = path
     resources.seed_model.clear()
@@ -339,11 +360,22 @@ def test_bundled_data_missing_while_offline(monkeypatch, tmp_path):
 
 # --- 4 · links ------------------------------------------------------------------------------
 
+
 def test_query_parameters_that_are_garbage():
     grid = grid_config(0.5, 0.1)
-    query = {"model": config_id(grid), "threshold": "0.3",  # what the student's link really carries
-             "direction": "x" * 500, "k": "999", "eig": "-3", "view": "<script>alert(1)</script>",
-             "inverse": "maybe", "target": "1e9", "grid_wd": "nan", "image": "", "`" * 3 + "y" * 300: "1"}
+    query = {
+        "model": config_id(grid),
+        "threshold": "0.3",  # what the student's link really carries
+        "direction": "x" * 500,
+        "k": "999",
+        "eig": "-3",
+        "view": "<script>alert(1)</script>",
+        "inverse": "maybe",
+        "target": "1e9",
+        "grid_wd": "nan",
+        "image": "",
+        "`" * 3 + "y" * 300: "1",
+    }
     at = open_link(query, EIGEN)
     assert not at.exception and not at.error
     text = warnings(at)
@@ -354,8 +386,12 @@ def test_query_parameters_that_are_garbage():
     assert any("parameter" in w and "is unknown and was ignored" in w for w in text)
     assert active_model(at).config == grid, "the link's model is kept"
     assert "threshold 0.50, weight decay 0.1" in badge(at)
-    assert settings(at) == {**state.WIDGET_DEFAULTS, "threshold": 0.3, "grid_threshold": 0.5,
-                            "grid_weight_decay": 0.1}, "valid values applied, every bad one at its default"
+    assert settings(at) == {
+        **state.WIDGET_DEFAULTS,
+        "threshold": 0.3,
+        "grid_threshold": 0.5,
+        "grid_weight_decay": 0.1,
+    }, "valid values applied, every bad one at its default"
     assert len(at.image) == 2 + 3, "the page works"
     assert dict(at.query_params) == {"model": config_id(grid), "threshold": "0.3", "grid_t": "0.5", "grid_wd": "0.1"}
     at.segmented_control(key="direction").set_value("true").run()
@@ -365,6 +401,7 @@ def test_query_parameters_that_are_garbage():
 
 # --- 5 · uploads ----------------------------------------------------------------------------
 
+
 def good_checkpoint() -> bytes:
     seed = resources.seed_model()
     return save_checkpoint(seed.model, seed.config.replace(seed=5), list(seed.history))
@@ -372,8 +409,10 @@ def good_checkpoint() -> bytes:
 
 BAD_CHECKPOINTS = {  # file -> what the message must say
     "corrupt bytes": (lambda: bytes(range(256)) * 64, "not a safetensors file: its header length runs past the end"),
-    "corrupt header": (lambda: (lambda d: d[:8] + b"\xff" * 16 + d[24:])(good_checkpoint()),
-                       "not a safetensors file: its header is not JSON"),
+    "corrupt header": (
+        lambda: (lambda d: d[:8] + b"\xff" * 16 + d[24:])(good_checkpoint()),
+        "not a safetensors file: its header is not JSON",
+    ),
     "truncated": (lambda: good_checkpoint()[:-1000], "corrupt or truncated safetensors file"),
     "oversized": (lambda: good_checkpoint() + bytes(MAX_BYTES), "MB; a checkpoint is at most 20 MB"),
     "a png renamed": (lambda: png(np.zeros((28, 28), np.uint8)), "not a safetensors file"),
@@ -436,9 +475,11 @@ def test_checkpoint_that_is_a_pickle(writer, tmp_path):
     at.sidebar.file_uploader(key="upload").upload("model.safetensors", data).run()
     assert not at.exception
     assert len(at.error) == 1
-    assert at.error[0].value == ("Could not load model.safetensors: this is a pickle / torch.save file; only "
-                                 ".safetensors checkpoints are accepted, because unpickling an uploaded file can "
-                                 "run arbitrary code. Your current model is kept.")
+    assert at.error[0].value == (
+        "Could not load model.safetensors: this is a pickle / torch.save file; only "
+        ".safetensors checkpoints are accepted, because unpickling an uploaded file can "
+        "run arbitrary code. Your current model is kept."
+    )
     assert TRIPPED == [], "nothing was unpickled"
     assert active_model(at) is model
     assert settings(at) == before
@@ -453,13 +494,19 @@ def test_checkpoint_that_is_a_pickle(writer, tmp_path):
 
 BAD_IMAGES = {  # file -> (bytes, what the message must say)
     "not a png": (b"GIF89a these are not the pixels you are looking for", "not a PNG image"),
-    "colour": (png(np.dstack([np.full((28, 28), 200, np.uint8), np.zeros((28, 28, 2), np.uint8)])),
-               "the image is in colour (mode RGB); it must be grayscale"),
-    "wrong size": (png(np.zeros((30, 40), np.uint8)), "image is 40x30 pixels; it must be 28x28 like MNIST (or tick "
-                                                      "'resize'"),
+    "colour": (
+        png(np.dstack([np.full((28, 28), 200, np.uint8), np.zeros((28, 28, 2), np.uint8)])),
+        "the image is in colour (mode RGB); it must be grayscale",
+    ),
+    "wrong size": (
+        png(np.zeros((30, 40), np.uint8)),
+        "image is 40x30 pixels; it must be 28x28 like MNIST (or tick 'resize'",
+    ),
     "over 1 MB": (b"\x89PNG\r\n\x1a\n" + bytes(1_100_000), "file is 1.10 MB; at most 1 MB"),
-    "truncated": (png(np.random.default_rng(0).integers(0, 256, (28, 28), dtype=np.uint8))[:400],
-                  "the PNG file is damaged and could not be decoded"),
+    "truncated": (
+        png(np.random.default_rng(0).integers(0, 256, (28, 28), dtype=np.uint8))[:400],
+        "the PNG file is damaged and could not be decoded",
+    ),
 }
 
 

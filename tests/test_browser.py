@@ -121,7 +121,8 @@ def test_6_grid_slider_and_comparison(page):
     wait_idle(page)
     page.wait_for_function(  # the target and five weight decays side by side (checkpoints load on first use)
         """() => document.querySelectorAll('[data-testid="stMain"] [data-testid="stImage"] img').length >= 6""",
-        timeout=60_000)
+        timeout=60_000,
+    )
     assert_clean(page)
     snap(page, "4c_compare_weight_decay")
 

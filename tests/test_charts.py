@@ -11,8 +11,16 @@ from core.train import EpochMetrics
 
 
 def metrics(epoch: int, epochs: int = 10) -> EpochMetrics:
-    return EpochMetrics(epoch=epoch, epochs=epochs, train_loss=1.0 / epoch, train_acc=0.9, val_loss=0.5 / epoch,
-                        val_acc=0.95, seconds=epoch * 0.1, lr=1e-3)
+    return EpochMetrics(
+        epoch=epoch,
+        epochs=epochs,
+        train_loss=1.0 / epoch,
+        train_acc=0.9,
+        val_loss=0.5 / epoch,
+        val_acc=0.95,
+        seconds=epoch * 0.1,
+        lr=1e-3,
+    )
 
 
 def test_diverging_colours_are_centred_and_symmetric():

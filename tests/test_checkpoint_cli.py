@@ -28,7 +28,10 @@ def test_round_trip(saved):
     assert torch.equal(loaded(x), model(x))
 
 
-def _with(tensors, config=Config(d_hidden=8), fmt="bilinear-eigen-lab/1"):
+SMALL = Config(d_hidden=8)
+
+
+def _with(tensors, config=SMALL, fmt="bilinear-eigen-lab/1"):
     return st_save(tensors, metadata={"format": fmt, "config": json.dumps(config.to_dict())})
 
 
@@ -36,13 +39,16 @@ def _good_tensors():
     return {k: v.clone() for k, v in new_model(Config(d_hidden=8)).state_dict().items()}
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda t: t.pop("head.weight"), "missing \\['head.weight'\\]"),
-    (lambda t: t.update(extra=torch.zeros(1)), "unexpected \\['extra'\\]"),
-    (lambda t: t.update({"embed.weight": torch.zeros(8, 100)}), "embed.weight has shape"),
-    (lambda t: t.update({"head.weight": torch.zeros(2, 8, dtype=torch.float64)}), "dtype"),
-    (lambda t: t["bilinear.bias"].__setitem__(0, float("nan")), "NaN"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda t: t.pop("head.weight"), "missing \\['head.weight'\\]"),
+        (lambda t: t.update(extra=torch.zeros(1)), "unexpected \\['extra'\\]"),
+        (lambda t: t.update({"embed.weight": torch.zeros(8, 100)}), "embed.weight has shape"),
+        (lambda t: t.update({"head.weight": torch.zeros(2, 8, dtype=torch.float64)}), "dtype"),
+        (lambda t: t["bilinear.bias"].__setitem__(0, float("nan")), "NaN"),
+    ],
+)
 def test_bad_tensors_are_rejected(mutate, message):
     tensors = _good_tensors()
     mutate(tensors)
@@ -74,19 +80,23 @@ def test_other_bad_files(saved):
         load_checkpoint(data, max_bytes=1000)
     with pytest.raises(CheckpointError, match="not a Bilinear Eigen Lab checkpoint"):
         load_checkpoint(_with(_good_tensors(), fmt="someone-else"))
-    bad_config = st_save(_good_tensors(), metadata={"format": "bilinear-eigen-lab/1",
-                                                    "config": json.dumps({"threshold": 7})})
+    bad_config = st_save(
+        _good_tensors(), metadata={"format": "bilinear-eigen-lab/1", "config": json.dumps({"threshold": 7})}
+    )
     with pytest.raises(CheckpointError, match="threshold must be in"):
         load_checkpoint(bad_config)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--epochs", "-1"], "epochs must be"),
-    (["--epochs", "0"], "epochs must be"),
-    (["--threshold", "1.5"], "threshold must be in"),
-    (["--target-index", "60000"], "target index must be"),
-    (["--epochs", "abc"], "invalid int value"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--epochs", "-1"], "epochs must be"),
+        (["--epochs", "0"], "epochs must be"),
+        (["--threshold", "1.5"], "threshold must be in"),
+        (["--target-index", "60000"], "target index must be"),
+        (["--epochs", "abc"], "invalid int value"),
+    ],
+)
 def test_cli_rejects_bad_arguments(args, message, capsys):
     with pytest.raises(SystemExit) as info:
         main(args)
@@ -96,8 +106,22 @@ def test_cli_rejects_bad_arguments(args, message, capsys):
 
 def test_cli_writes_the_promised_json(tmp_path, capsys):
     out = tmp_path / "r.json"
-    code = main(["--epochs", "2", "--n-train", "4096", "--n-test", "1000", "--batch-size", "512",
-                 "--json", str(out), "--save", str(tmp_path / "m.safetensors")])
+    code = main(
+        [
+            "--epochs",
+            "2",
+            "--n-train",
+            "4096",
+            "--n-test",
+            "1000",
+            "--batch-size",
+            "512",
+            "--json",
+            str(out),
+            "--save",
+            str(tmp_path / "m.safetensors"),
+        ]
+    )
     assert code == 0
     result = json.loads(out.read_text())
     for key in ["config", "val_acc", "train_acc", "positive_fraction", "seconds", "reconstruction_max_abs_err"]:

@@ -20,7 +20,7 @@ import pytest
 from tests.browser_support import CHROMIUM
 
 pytestmark = pytest.mark.browser
-MB = 2 ** 20
+MB = 2**20
 MAX_RSS_PER_JOINED_SESSION = 60 * MB
 MAX_RSS_PER_LABEL_VISIT = 40 * MB  # below one uint8 copy of MNIST
 
@@ -48,10 +48,12 @@ def test_every_session_completes_without_an_error(classroom):
 def test_a_joining_session_adds_little_memory(classroom):
     per_join = classroom["increments"]["max_join"]
     assert per_join < MAX_RSS_PER_JOINED_SESSION, (
-        f"each joined session added {per_join / MB:.1f} MB to the server (bound {MAX_RSS_PER_JOINED_SESSION / MB:.0f})")
+        f"each joined session added {per_join / MB:.1f} MB to the server (bound {MAX_RSS_PER_JOINED_SESSION / MB:.0f})"
+    )
 
 
 def test_a_later_label_visit_reuses_the_dataset(classroom):
     per_label = classroom["increments"]["max_label"]
     assert per_label < MAX_RSS_PER_LABEL_VISIT, (
-        f"a later session's Label visit added {per_label / MB:.1f} MB (bound {MAX_RSS_PER_LABEL_VISIT / MB:.0f})")
+        f"a later session's Label visit added {per_label / MB:.1f} MB (bound {MAX_RSS_PER_LABEL_VISIT / MB:.0f})"
+    )

@@ -45,19 +45,19 @@ def test_truncated_gzip_names_the_file(mnist_copy):
 
 def test_not_gzip_names_the_file(mnist_copy):
     (mnist_copy / FILES["train_y"]).write_bytes(b"this is not gzip at all")
-    with pytest.raises(MNISTError, match="train-labels.*gzip"):
+    with pytest.raises(MNISTError, match=r"train-labels.*gzip"):
         load_from_dir(mnist_copy)
 
 
 def test_wrong_magic_number(tmp_path):
     _write_gz(tmp_path / "x.gz", struct.pack(">II", 1234, 3) + b"\0\0\0")
-    with pytest.raises(MNISTError, match="x.gz: wrong magic number"):
+    with pytest.raises(MNISTError, match=r"x\.gz: wrong magic number"):
         read_idx(tmp_path / "x.gz")
 
 
 def test_wrong_size_is_reported_not_a_reshape_traceback(tmp_path):
     _write_gz(tmp_path / "imgs.gz", struct.pack(">IIII", 2051, 2, 28, 28) + bytes(28 * 28))  # 1 of 2 images
-    with pytest.raises(MNISTError, match="imgs.gz: header promises 1568 bytes"):
+    with pytest.raises(MNISTError, match=r"imgs\.gz: header promises 1568 bytes"):
         read_idx(tmp_path / "imgs.gz")
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFile
 
-from core.digits import (BOX, MAX_UPLOAD_BYTES, ImageError, ink, load_upload, preprocess_drawing)
+from core.digits import BOX, MAX_UPLOAD_BYTES, ImageError, ink, load_upload, preprocess_drawing
 
 
 def centre_of_mass(a: np.ndarray) -> tuple[float, float]:
@@ -51,6 +51,7 @@ def check_mnist_like(out: np.ndarray) -> None:
 
 
 # --- preprocess_drawing: the MNIST recipe ------------------------------------------------------
+
 
 def canvas_variants() -> dict[str, np.ndarray]:
     white_on_black = stroke_canvas()
@@ -106,20 +107,22 @@ def test_thin_horizontal_line_keeps_its_aspect():
     assert abs(cy - 14) <= 1 and abs(cx - 14) <= 1
 
 
-@pytest.mark.parametrize("blank", [
-    np.zeros((280, 280, 4), np.uint8),  # an untouched transparent canvas
-    np.full((280, 280, 4), 255, np.uint8),  # opaque white canvas
-    np.zeros((100, 100), np.uint8),
-    np.full((100, 100), 255, np.uint8),
-    np.full((64, 64), 0.5),
-])
+@pytest.mark.parametrize(
+    "blank",
+    [
+        np.zeros((280, 280, 4), np.uint8),  # an untouched transparent canvas
+        np.full((280, 280, 4), 255, np.uint8),  # opaque white canvas
+        np.zeros((100, 100), np.uint8),
+        np.full((100, 100), 255, np.uint8),
+        np.full((64, 64), 0.5),
+    ],
+)
 def test_empty_drawing_raises(blank):
     with pytest.raises(ValueError, match="empty"):
         preprocess_drawing(blank)
 
 
-@pytest.mark.parametrize("bad", [np.zeros((5, 5, 5)), np.zeros((0, 4)), np.full((4, 4), 2.0),
-                                 np.full((4, 4), np.nan)])
+@pytest.mark.parametrize("bad", [np.zeros((5, 5, 5)), np.zeros((0, 4)), np.full((4, 4), 2.0), np.full((4, 4), np.nan)])
 def test_bad_arrays_raise(bad):
     with pytest.raises(ValueError):
         preprocess_drawing(bad)
@@ -154,6 +157,7 @@ def test_ink_polarity():
 
 
 # --- load_upload: untrusted bytes -------------------------------------------------------------
+
 
 def test_image_error_is_a_value_error():
     assert issubclass(ImageError, ValueError)

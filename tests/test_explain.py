@@ -10,8 +10,7 @@ from hypothesis import strategies as st
 
 from core.data import to_float
 from core.eigen import decompose
-from core.explain import (Explanation, direction_outputs, explain, largest_contributions,
-                          misclassified_indices)
+from core.explain import Explanation, direction_outputs, explain, largest_contributions, misclassified_indices
 from core.model import BilinearMLP
 from core.tensor import augment, direction_matrix, interaction_matrices
 
@@ -55,8 +54,7 @@ def test_parts_add_up_on_random_models(direction, seed, d_hidden):
 
 
 @settings(max_examples=25, deadline=None)
-@given(seed=st.integers(0, 2**31 - 1), direction=st.sampled_from(DIRECTIONS),
-       bias_scale=st.floats(0.0, 3.0))
+@given(seed=st.integers(0, 2**31 - 1), direction=st.sampled_from(DIRECTIONS), bias_scale=st.floats(0.0, 3.0))
 def test_parts_add_up_property(seed, direction, bias_scale):
     model = random_model(seed % 1000, d_hidden=8, bias_scale=bias_scale)
     x = torch.rand(784, generator=torch.Generator().manual_seed(seed))
@@ -79,9 +77,9 @@ def test_directions_are_consistent(small_run):
     x = to_float(splits.test_x[3])
     outs = {d: explain(model, x, d) for d in DIRECTIONS}
     assert outs["true"].model_output - outs["false"].model_output == pytest.approx(
-        outs["true_minus_false"].model_output, abs=1e-10)
-    assert outs["true"].constant - outs["false"].constant == pytest.approx(
-        outs["true_minus_false"].constant, abs=1e-12)
+        outs["true_minus_false"].model_output, abs=1e-10
+    )
+    assert outs["true"].constant - outs["false"].constant == pytest.approx(outs["true_minus_false"].constant, abs=1e-12)
 
 
 def test_without_biases_only_the_quadratic_term_is_left():

@@ -10,8 +10,19 @@ import pytest
 
 from core.checkpoint import load_checkpoint
 from core.config import Config
-from core.grid import (GRID_DIR, GRID_THRESHOLDS, GRID_WEIGHT_DECAYS, INDEX_NAME, grid_checkpoint,
-                       grid_config, grid_name, grid_path, grid_points, is_on_grid, load_index)
+from core.grid import (
+    GRID_DIR,
+    GRID_THRESHOLDS,
+    GRID_WEIGHT_DECAYS,
+    INDEX_NAME,
+    grid_checkpoint,
+    grid_config,
+    grid_name,
+    grid_path,
+    grid_points,
+    is_on_grid,
+    load_index,
+)
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "make_grid_checkpoints.py"
 
@@ -66,18 +77,21 @@ def test_grid_config_is_the_default_with_two_changes():
     assert grid_config(0.4, 1.0) == Config()
 
 
-@pytest.mark.parametrize("config,expected", [
-    (Config(), True),
-    (Config(threshold=0.3, weight_decay=0.0), True),
-    (Config(threshold=0.35), False),
-    (Config(weight_decay=0.3), False),
-    (Config(epochs=10), False),
-    (Config(seed=1), False),
-    (Config(n_train=30_000), False),
-    (Config(noise_sampler="kornia"), False),
-    (Config(include_inverse=False), False),
-    (Config(threshold=0.5, weight_decay=2.0, lr=2e-3), False),
-])
+@pytest.mark.parametrize(
+    "config,expected",
+    [
+        (Config(), True),
+        (Config(threshold=0.3, weight_decay=0.0), True),
+        (Config(threshold=0.35), False),
+        (Config(weight_decay=0.3), False),
+        (Config(epochs=10), False),
+        (Config(seed=1), False),
+        (Config(n_train=30_000), False),
+        (Config(noise_sampler="kornia"), False),
+        (Config(include_inverse=False), False),
+        (Config(threshold=0.5, weight_decay=2.0, lr=2e-3), False),
+    ],
+)
 def test_is_on_grid(config, expected):
     assert is_on_grid(config) is expected
 

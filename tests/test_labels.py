@@ -4,8 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from core.labels import (class_balance_problem, cosine_similarities, labels_from_similarities,
-                         make_labels, make_splits)
+from core.labels import class_balance_problem, cosine_similarities, labels_from_similarities, make_labels, make_splits
 
 
 def seed_rule(x_uint8, target_uint8, threshold=0.4):
@@ -27,13 +26,28 @@ def test_similarities_match_torch_cosine(mnist):
     x, target = mnist.test_x[:500], mnist.train_x[6]
     sims = cosine_similarities(x, target)
     xf, t = x.float().flatten(1) / 255, target.float().flatten()[None] / 255
-    assert torch.allclose(sims.to_target, F.cosine_similarity(xf, t), atol=1e-6)
-    assert torch.allclose(sims.to_inverse, F.cosine_similarity(xf, 1 - t), atol=1e-6)
+    assert torch.allclose(sims.to_target, F.cosine_similarity(xf, t).double(), atol=1e-6)
+    assert torch.allclose(sims.to_inverse, F.cosine_similarity(xf, 1 - t).double(), atol=1e-6)
 
 
 def test_target_is_its_own_positive(mnist):
     sims = cosine_similarities(mnist.train_x[6:7], mnist.train_x[6])
     assert sims.to_target.item() == pytest.approx(1.0, abs=1e-6)
+
+
+def test_cosines_are_exact_so_the_rule_has_no_rounding_edges(mnist):
+    """Integer dot products in float64 are exact on every CPU: the target's cosine with itself is
+    exactly 1, none exceeds 1, and the edges of the rule hold (tau = 1 labels nothing true)."""
+    target = mnist.train_x[6]
+    sims = cosine_similarities(mnist.train_x, target)
+    assert sims.to_target[6].item() == 1.0
+    assert sims.to_target.max().item() <= 1.0 and sims.to_inverse.max().item() <= 1.0
+    assert sims.to_target.min().item() >= 0.0  # pixels are never negative
+    assert labels_from_similarities(sims, 1.0).sum().item() == 0
+    blank = torch.zeros(1, 28, 28, dtype=torch.uint8)  # no ink at all: cosine 0, never NaN
+    assert cosine_similarities(blank, target).to_target.item() == 0.0
+    again = cosine_similarities(mnist.train_x[:1000].flip(0), target)  # another order, other chunks
+    assert torch.equal(again.to_target.flip(0), sims.to_target[:1000])
 
 
 def test_inverse_toggle_only_removes_positives(mnist):

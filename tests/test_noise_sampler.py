@@ -18,7 +18,7 @@ are wrong in ways a plausible bug would be -- must fail the very same comparison
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -41,9 +41,9 @@ class Problem:
     def __init__(self, d: int, h: int, b: int, seed: int = 0) -> None:
         g = torch.Generator().manual_seed(seed)
         self.x = torch.randn(b, d, generator=g, dtype=torch.float64)  # (B, D)
-        self.W = torch.randn(h, d, generator=g, dtype=torch.float64) / d ** 0.5  # (H, D)
+        self.W = torch.randn(h, d, generator=g, dtype=torch.float64) / d**0.5  # (H, D)
         self.a = torch.randn(h, generator=g, dtype=torch.float64)  # (H,)
-        self.c = torch.randn(h, 2, generator=g, dtype=torch.float64) / h ** 0.5  # (H, 2)
+        self.c = torch.randn(h, 2, generator=g, dtype=torch.float64) / h**0.5  # (H, 2)
 
     def loss(self, h: torch.Tensor) -> torch.Tensor:
         """sum(tanh(h) a) + sum((h c)^2) over every leading dim: delta depends on h nonlinearly."""
@@ -101,8 +101,10 @@ def law_statistics(a: torch.Tensor, b: torch.Tensor) -> dict[str, float]:
     z_mean = two_sample_z(a, b)
     z_cov = two_sample_z(cross_products(a), cross_products(b))
     return {
-        "mean": z_mean.abs().max().item(), "mean_bound": bonferroni_z(len(z_mean)),
-        "cov": z_cov.abs().max().item(), "cov_bound": bonferroni_z(len(z_cov)),
+        "mean": z_mean.abs().max().item(),
+        "mean_bound": bonferroni_z(len(z_mean)),
+        "cov": z_cov.abs().max().item(),
+        "cov_bound": bonferroni_z(len(z_cov)),
     }
 
 
@@ -139,7 +141,8 @@ class FreshXiInBackward(ExactNoisyEmbed):
         xi = torch.randn(xi.shape, generator=ctx.generator, dtype=xi.dtype)  # (B, H), the bug
         evals, evecs = torch.linalg.eigh(delta.T @ delta)  # (H,), (H, H)
         N = (evecs * evals.clamp_min(0).sqrt()) @ torch.randn(
-            Q.shape[1], Q.shape[0], generator=ctx.generator, dtype=delta.dtype)  # (H, D)
+            Q.shape[1], Q.shape[0], generator=ctx.generator, dtype=delta.dtype
+        )  # (H, D)
         grad_W = delta.T @ x + ctx.sigma * ((delta.T @ xi - N @ Q) @ Q.T + N)  # (H, D)
         return None, grad_W, None, None
 
@@ -221,7 +224,7 @@ def test_rank_deficient_delta_does_not_crash(b: int, zero_delta: bool) -> None:
         x = torch.rand(b, d, generator=g, dtype=dtype)  # (B, D)
         W = torch.randn(h_dim, d, generator=g, dtype=dtype).requires_grad_()  # (H, D)
         h = ExactNoisyEmbed.apply(x, W, 0.1, g)  # (B, H)
-        (0.0 * h.sum() if zero_delta else (h ** 3).sum()).backward()
+        (0.0 * h.sum() if zero_delta else (h**3).sum()).backward()
         assert torch.isfinite(h).all() and torch.isfinite(W.grad).all()
         if zero_delta:
             assert torch.equal(W.grad, torch.zeros_like(W))
@@ -247,7 +250,7 @@ def test_kornia_noise_is_x_plus_iid_gaussian() -> None:
     z = lambda est, value, se: abs(est - value) / se  # noqa: E731
     bound = bonferroni_z(6)
     flat = noise.flatten().double()
-    assert z(flat.mean().item(), 0.0, sigma / n ** 0.5) < bound
+    assert z(flat.mean().item(), 0.0, sigma / n**0.5) < bound
     assert z(flat.std().item(), sigma, sigma / (2 * n) ** 0.5) < bound
     # E z^4 = 3 for Gaussian z (Var z^4 = 105 - 9 = 96): rules out e.g. uniform noise with the right std
     assert z(((flat / sigma) ** 4).mean().item(), 3.0, (96 / n) ** 0.5) < bound
@@ -255,4 +258,4 @@ def test_kornia_noise_is_x_plus_iid_gaussian() -> None:
     corr = lambda u, v: torch.corrcoef(torch.stack([u.flatten(), v.flatten()]))[0, 1].item()  # noqa: E731
     assert z(corr(noise[:, :-1], noise[:, 1:]), 0.0, 1 / (n - n_img) ** 0.5) < bound
     assert z(corr(noise[:-1], noise[1:]), 0.0, 1 / (n - 784) ** 0.5) < bound
-    assert z(corr(noise, x.flatten(1)), 0.0, 1 / n ** 0.5) < bound
+    assert z(corr(noise, x.flatten(1)), 0.0, 1 / n**0.5) < bound

@@ -9,8 +9,14 @@ from core.config import Config
 from core.data import to_float
 from core.eigen import cos_with_centered_target, decompose, linear_term_image
 from core.model import BilinearMLP
-from core.tensor import (augment, augment_inputs, direction_matrix, interaction_matrices,
-                         quadratic_form, reconstruction_error)
+from core.tensor import (
+    augment,
+    augment_inputs,
+    direction_matrix,
+    interaction_matrices,
+    quadratic_form,
+    reconstruction_error,
+)
 from core.train import new_model
 
 

@@ -39,7 +39,7 @@ def test_deterministic_for_a_seed(tiny, sampler):
     config, splits = tiny
     config = config.replace(noise_sampler=sampler)
     (a, ha), (b, hb) = fit(config, splits), fit(config, splits)
-    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
     assert [m.val_loss for m in ha] == [m.val_loss for m in hb]
     c, _ = fit(config.replace(seed=7), splits)
     assert not torch.equal(a.W_e, c.W_e)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
@@ -38,8 +37,10 @@ def direct_accuracies(model: BilinearMLP, x_uint8: torch.Tensor, y: torch.Tensor
     aug = augment(model)
     B = interaction_matrices(aug)
     x = to_float(x_uint8)
-    forms = {name: quadratic_form(truncated_matrix(direction_matrix(B, name), k), aug.W_e, x)
-             for name in ("true", "false", "true_minus_false")}
+    forms = {
+        name: quadratic_form(truncated_matrix(direction_matrix(B, name), k), aug.W_e, x)
+        for name in ("true", "false", "true_minus_false")
+    }
     class_acc = ((forms["true"] > forms["false"]).long() == y).double().mean().item()
     tmf_acc = ((forms["true_minus_false"] > 0).long() == y).double().mean().item()
     return class_acc, tmf_acc
@@ -64,8 +65,11 @@ def test_shapes_and_orders(tiny):
     assert c.n_images == 400
     aug = augment(model)
     B = interaction_matrices(aug)
-    for name, order in [("true", c.order_true), ("false", c.order_false),
-                        ("true_minus_false", c.order_true_minus_false)]:
+    for name, order in [
+        ("true", c.order_true),
+        ("false", c.order_false),
+        ("true_minus_false", c.order_true_minus_false),
+    ]:
         assert sorted(order.tolist()) == list(range(6))
         values = decompose(direction_matrix(B, name), aug.W_e).eigenvalues.abs().numpy()
         assert (np.diff(values[order]) <= 0).all()
@@ -102,7 +106,7 @@ def test_k_zero_predicts_class_zero(tiny):
 
 
 def test_trained_model(small_run):
-    model, history, splits = small_run
+    model, _history, splits = small_run
     c = truncation_curves(model, splits.test_x, splits.test_y)
     _, float32_acc = evaluate(model, splits.test_x, splits.test_y)
     assert abs(c.full_model - float32_acc) <= 1 / len(splits.test_y)  # float64 vs float32 forward

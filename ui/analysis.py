@@ -26,14 +26,16 @@ def logit_check(model: BilinearMLP, images: torch.Tensor, labels: torch.Tensor) 
     aug = augment(model)
     forms = quadratic_form(interaction_matrices(aug), aug.W_e, x)  # (N, 2)
     logits = logits64(model, x)  # (N, 2), float64, without touching the (maybe shared) model
-    return pd.DataFrame({
-        "label": labels.tolist(),
-        "logit₀ + 1": (logits[:, 0] + 1).tolist(),
-        "x̃ᵀB₀x̃": forms[:, 0].tolist(),
-        "logit₁ + 1": (logits[:, 1] + 1).tolist(),
-        "x̃ᵀB₁x̃": forms[:, 1].tolist(),
-        "max |difference|": (forms - (logits + 1)).abs().amax(dim=1).tolist(),
-    })
+    return pd.DataFrame(
+        {
+            "label": labels.tolist(),
+            "logit₀ + 1": (logits[:, 0] + 1).tolist(),
+            "x̃ᵀB₀x̃": forms[:, 0].tolist(),
+            "logit₁ + 1": (logits[:, 1] + 1).tolist(),
+            "x̃ᵀB₁x̃": forms[:, 1].tolist(),
+            "max |difference|": (forms - (logits + 1)).abs().amax(dim=1).tolist(),
+        }
+    )
 
 
 class TopEigenvector(NamedTuple):
@@ -67,8 +69,12 @@ class Cancellation(NamedTuple):
 def cancellation(contributions: np.ndarray) -> Cancellation:
     """How much the positive and the negative eigenvector contributions cancel."""
     c = np.asarray(contributions, dtype=np.float64)
-    return Cancellation(float(c[c > 0].sum()), float(c[c < 0].sum()),
-                        int(np.argmax(c)) if (c > 0).any() else -1, int(np.argmin(c)) if (c < 0).any() else -1)
+    return Cancellation(
+        float(c[c > 0].sum()),
+        float(c[c < 0].sum()),
+        int(np.argmax(c)) if (c > 0).any() else -1,
+        int(np.argmin(c)) if (c < 0).any() else -1,
+    )
 
 
 def oriented_images(images: torch.Tensor, projections: np.ndarray) -> list[torch.Tensor]:
@@ -77,7 +83,7 @@ def oriented_images(images: torch.Tensor, projections: np.ndarray) -> list[torch
     An eigenvector's sign is arbitrary and its contribution lambda_i (v_i . h~)^2 does not see it;
     flipped this way, blue marks where this input's ink increases |v_i . h~|.
     """
-    return [image if p >= 0 else -image for image, p in zip(images, projections)]
+    return [image if p >= 0 else -image for image, p in zip(images, projections, strict=True)]
 
 
 def smallest_k_within(k: np.ndarray, accuracy: np.ndarray, reference: float, tolerance: float) -> int | None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import random
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import numpy as np
 import streamlit as st
@@ -39,6 +40,7 @@ class Digit(NamedTuple):
 
 # --- test images ---------------------------------------------------------------------------
 
+
 def pick_misclassified() -> None:
     """Button callback: a random test image the active model gets wrong."""
     trained = models.active()
@@ -52,17 +54,24 @@ def pick_misclassified() -> None:
 def test_digit() -> Digit:
     trained = models.active()
     index_column, button_column = st.columns([2, 3], vertical_alignment="bottom")
-    index = index_column.number_input("Test image #", 0, N_TEST_MNIST - 1, step=1, key="explain_index",
-                                      persist_state="session")
-    button_column.button("Random misclassified", icon=":material/casino:", key="explain_misclassified",
-                         on_click=pick_misclassified, width="stretch",
-                         help="A random test image that the active model gets wrong.")
+    index = index_column.number_input(
+        "Test image #", 0, N_TEST_MNIST - 1, step=1, key="explain_index", persist_state="session"
+    )
+    button_column.button(
+        "Random misclassified",
+        icon=":material/casino:",
+        key="explain_misclassified",
+        on_click=pick_misclassified,
+        width="stretch",
+        help="A random test image that the active model gets wrong.",
+    )
     label = int(resources.labels(trained.config)[1][index])
     pixels = resources.mnist().test_x[index].numpy()
     return Digit(pixels, f"Test image #{index}, labelled {'true' if label else 'false'}", label)
 
 
 # --- uploads -------------------------------------------------------------------------------
+
 
 def keep_upload() -> None:
     """file_uploader callback: keep the file (or why it is unusable) beyond the widget's life."""
@@ -72,20 +81,30 @@ def keep_upload() -> None:
         return
     data = upload.getvalue()
     if len(data) > MAX_UPLOAD_BYTES:  # never keep a big file in the session: keep the reason instead
-        st.session_state[UPLOADED] = {"name": upload.name, "data": None,
-                                      "error": f"file is {len(data) / 1e6:.2f} MB; at most "
-                                               f"{MAX_UPLOAD_BYTES / 1e6:.0f} MB"}
+        st.session_state[UPLOADED] = {
+            "name": upload.name,
+            "data": None,
+            "error": f"file is {len(data) / 1e6:.2f} MB; at most {MAX_UPLOAD_BYTES / 1e6:.0f} MB",
+        }
         return
     st.session_state[UPLOADED] = {"name": upload.name, "data": data, "error": None}
 
 
 def upload_digit() -> Digit | None:
-    st.file_uploader("A PNG of one digit: 28×28 pixels, grayscale, at most 1 MB", type=["png"], key="explain_upload",
-                     on_change=keep_upload, help="Any other size works too if you tick the resize box below.")
-    st.checkbox("Resize: crop, scale and centre my image like an MNIST digit", key="explain_resize",
-                persist_state="session",
-                help="Off: the image must already be 28×28. On: any size; the digit is cropped to its ink, scaled "
-                     "to fit 20×20 pixels and centred by its centre of mass, as MNIST was made.")
+    st.file_uploader(
+        "A PNG of one digit: 28×28 pixels, grayscale, at most 1 MB",
+        type=["png"],
+        key="explain_upload",
+        on_change=keep_upload,
+        help="Any other size works too if you tick the resize box below.",
+    )
+    st.checkbox(
+        "Resize: crop, scale and centre my image like an MNIST digit",
+        key="explain_resize",
+        persist_state="session",
+        help="Off: the image must already be 28×28. On: any size; the digit is cropped to its ink, scaled "
+        "to fit 20×20 pixels and centred by its centre of mass, as MNIST was made.",
+    )
     record = st.session_state.get(UPLOADED)
     if record is None:
         st.info("Upload a PNG of a handwritten digit, e.g. a screenshot.", icon=":material/upload_file:")
@@ -103,6 +122,7 @@ def upload_digit() -> Digit | None:
 
 # --- drawings ------------------------------------------------------------------------------
 
+
 def load_canvas() -> tuple[Callable[..., Any] | None, str]:
     """(st_canvas, "") or (None, why it is unavailable)."""
     try:
@@ -113,8 +133,11 @@ def load_canvas() -> tuple[Callable[..., Any] | None, str]:
 
 
 def canvas_unavailable(reason: str) -> None:
-    st.info("Drawing needs the streamlit-drawable-canvas component, which does not work on this server "
-            f"({reason}). Pick a test image or upload a PNG instead.", icon=":material/draw:")
+    st.info(
+        "Drawing needs the streamlit-drawable-canvas component, which does not work on this server "
+        f"({reason}). Pick a test image or upload a PNG instead.",
+        icon=":material/draw:",
+    )
 
 
 def drawn_digit() -> Digit | None:
@@ -125,12 +148,22 @@ def drawn_digit() -> Digit | None:
     ss = st.session_state
     if CANVAS not in ss:  # the canvas is (re)appearing: start it from the student's last drawing
         ss[DRAWING_SHOWN] = ss.get(DRAWING)
-    st.caption("Draw one digit with the mouse, large and centred. Each stroke updates the explanation; the "
-               "toolbar under the canvas undoes or clears.")
+    st.caption(
+        "Draw one digit with the mouse, large and centred. Each stroke updates the explanation; the "
+        "toolbar under the canvas undoes or clears."
+    )
     try:
-        result = st_canvas(stroke_width=STROKE, stroke_color="#ffffff", background_color="#000000",
-                           height=CANVAS_SIZE, width=CANVAS_SIZE, drawing_mode="freedraw",
-                           initial_drawing=ss.get(DRAWING_SHOWN), return_image_data=True, key=CANVAS)
+        result = st_canvas(
+            stroke_width=STROKE,
+            stroke_color="#ffffff",
+            background_color="#000000",
+            height=CANVAS_SIZE,
+            width=CANVAS_SIZE,
+            drawing_mode="freedraw",
+            initial_drawing=ss.get(DRAWING_SHOWN),
+            return_image_data=True,
+            key=CANVAS,
+        )
         image = result.image_data  # (280, 280, 4) RGBA, or None until the canvas sends a drawing
     except Exception as error:
         log.exception("the drawing canvas failed")
@@ -151,6 +184,12 @@ def drawn_digit() -> Digit | None:
 
 def chosen_digit() -> Digit | None:
     """The source picker and its input; the digit to explain, or None (with a message on screen)."""
-    source = st.segmented_control("Image to explain", list(SOURCES), format_func=SOURCES.get, required=True,
-                                  key="explain_source", persist_state="session")
+    source = st.segmented_control(
+        "Image to explain",
+        list(SOURCES),
+        format_func=SOURCES.get,
+        required=True,
+        key="explain_source",
+        persist_state="session",
+    )
     return {"test": test_digit, "upload": upload_digit, "draw": drawn_digit}[source]()

@@ -16,8 +16,22 @@ import streamlit as st
 
 from core.config import N_TEST_MNIST, N_TRAIN_MNIST, Config
 from core.grid import GRID_THRESHOLDS, GRID_WEIGHT_DECAYS
-from core.urlstate import (RESERVED, Param, boolean, choice, config_id, fmt_bool, fmt_choice, fmt_number, integer,
-                           model_id, number, one_of, parse_query, to_query)
+from core.urlstate import (
+    RESERVED,
+    Param,
+    boolean,
+    choice,
+    config_id,
+    fmt_bool,
+    fmt_choice,
+    fmt_number,
+    integer,
+    model_id,
+    number,
+    one_of,
+    parse_query,
+    to_query,
+)
 from ui import state
 from ui.widgets import DIRECTION_LABELS
 

@@ -43,9 +43,11 @@ def active() -> TrainedModel:
             st.session_state.active = resources.seed_model()
         except (OSError, CheckpointError) as error:
             log.warning("no model: the shipped checkpoint %s is unusable (%s)", resources.SEED_CHECKPOINT, error)
-            raise NoModel(f"No model yet: the pretrained checkpoint could not be loaded on this server "
-                          f"({type(error).__name__}: {error}). Train one in step 2 · Train, or load a "
-                          ".safetensors model you saved from the sidebar; this page then shows it.") from error
+            raise NoModel(
+                f"No model yet: the pretrained checkpoint could not be loaded on this server "
+                f"({type(error).__name__}: {error}). Train one in step 2 · Train, or load a "
+                ".safetensors model you saved from the sidebar; this page then shows it."
+            ) from error
     return st.session_state.active
 
 
@@ -69,9 +71,12 @@ def restore(key: str) -> bool:
     """A new session opened with `model=<key>` in its URL: make that model active if the server has it."""
     found = resources.find_model(key)
     if found is None:
-        notify("warning", f"The model in this link (`model={key}`) is no longer on this server: the server "
-                          "restarted, or dropped it to make room. Showing the pretrained model instead; load "
-                          "your .safetensors file from the sidebar, or train it again, to get it back.")
+        notify(
+            "warning",
+            f"The model in this link (`model={key}`) is no longer on this server: the server "
+            "restarted, or dropped it to make room. Showing the pretrained model instead; load "
+            "your .safetensors file from the sidebar, or train it again, to get it back.",
+        )
         return False
     st.session_state.active = found
     if found.origin in ("trained", "stopped"):  # the student's own run: its settings back on the Train page
@@ -89,9 +94,12 @@ def use_grid_point() -> None:
         return
     trained = resources.registry().get(config)
     if trained is None:
-        notify("error", f"The precomputed checkpoint for threshold {config.threshold:g} and weight decay "
-                        f"{config.weight_decay:g} is missing on this server: train it on the Train page "
-                        "instead. Your current model is kept.")
+        notify(
+            "error",
+            f"The precomputed checkpoint for threshold {config.threshold:g} and weight decay "
+            f"{config.weight_decay:g} is missing on this server: train it on the Train page "
+            "instead. Your current model is kept.",
+        )
         return
     set_active(trained)
 
@@ -135,8 +143,11 @@ class TrainingRun:
     def _publish(self) -> None:
         trained = resources.registry().add(TrainedModel(self.model, self.config, tuple(self.history), "trained"))
         set_active(trained)
-        notify("success", f"Training finished: validation accuracy {trained.history[-1].val_acc:.1%}. This is now "
-                          "your active model; see what it learnt in steps 3 and 4.")
+        notify(
+            "success",
+            f"Training finished: validation accuracy {trained.history[-1].val_acc:.1%}. This is now "
+            "your active model; see what it learnt in steps 3 and 4.",
+        )
 
     def finish(self) -> None:
         """Training completed: publish the model server-wide and make it the active model."""
@@ -165,9 +176,12 @@ class TrainingRun:
         # A copy, so the kept model is never shared with a training thread that might still run.
         set_active(TrainedModel(copy.deepcopy(self.model), self.config, tuple(self.history), "stopped"))
         last = self.history[-1]
-        notify("warning", f"Training stopped during epoch {last.epoch + 1} of {last.epochs}. Your model keeps what it "
-                          f"has learnt (validation accuracy {last.val_acc:.1%} after epoch {last.epoch}) and is now "
-                          "the active model.")
+        notify(
+            "warning",
+            f"Training stopped during epoch {last.epoch + 1} of {last.epochs}. Your model keeps what it "
+            f"has learnt (validation accuracy {last.val_acc:.1%} after epoch {last.epoch}) and is now "
+            "the active model.",
+        )
 
 
 def start_training(config: Config) -> tuple[TrainingRun, TrainingRun | None]:
@@ -192,18 +206,26 @@ def adopt_shared(other: TrainingRun) -> None:
     trained = resources.registry().get(other.config)
     if trained is not None:
         set_active(trained)
-        notify("success", f"Another student trained exactly these settings at the same time, so you share their "
-                          f"model (validation accuracy {trained.history[-1].val_acc:.1%}). It is now your active "
-                          "model.")
+        notify(
+            "success",
+            f"Another student trained exactly these settings at the same time, so you share their "
+            f"model (validation accuracy {trained.history[-1].val_acc:.1%}). It is now your active "
+            "model.",
+        )
     else:
-        notify("info", "The other student's run with these settings stopped before the end, so there is no model "
-                       "to share. Press **Train** to train these settings yourself.")
+        notify(
+            "info",
+            "The other student's run with these settings stopped before the end, so there is no model "
+            "to share. Press **Train** to train these settings yourself.",
+        )
 
 
 def file_stem(config: Config) -> str:
     """A download's file name (without extension) that says what the model was trained with."""
-    return (f"bilinear-eigen-lab_target{config.target_index}_tau{config.threshold:g}_wd{config.weight_decay:g}"
-            f"_noise{config.noise_std:g}_{config.epochs}ep_seed{config.seed}")
+    return (
+        f"bilinear-eigen-lab_target{config.target_index}_tau{config.threshold:g}_wd{config.weight_decay:g}"
+        f"_noise{config.noise_std:g}_{config.epochs}ep_seed{config.seed}"
+    )
 
 
 def history_csv(trained: TrainedModel) -> str:

@@ -17,9 +17,10 @@ import os
 import random
 import threading
 from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import streamlit as st
 import torch
@@ -61,6 +62,7 @@ def model_key(model: BilinearMLP, config: Config, history: tuple[EpochMetrics, .
 @dataclass(frozen=True)
 class TrainedModel:
     """A model with the config and per-epoch history it was trained with, and its id."""
+
     model: BilinearMLP
     config: Config
     history: tuple[EpochMetrics, ...]
@@ -90,9 +92,13 @@ class ModelRegistry:
     `lazy_ids` (id -> Config) lets a link find them by id before anyone has loaded them.
     """
 
-    def __init__(self, pinned: TrainedModel | None, max_models: int = 64,
-                 loader: Callable[[Config], TrainedModel | None] | None = None,
-                 lazy_ids: Mapping[str, Config] | None = None) -> None:
+    def __init__(
+        self,
+        pinned: TrainedModel | None,
+        max_models: int = 64,
+        loader: Callable[[Config], TrainedModel | None] | None = None,
+        lazy_ids: Mapping[str, Config] | None = None,
+    ) -> None:
         self._lock = threading.Lock()
         self._models: OrderedDict[Config, TrainedModel] = OrderedDict()
         self._ids: dict[str, Config] = {}
@@ -150,8 +156,9 @@ class ModelSlots:
         with self._lock:
             existing = self._models.setdefault(trained.key, trained)
             self._models.move_to_end(trained.key)
-            while len(self._models) > 1 and (len(self._models) > self._max_models or
-                                             sum(m.n_bytes for m in self._models.values()) > self._max_bytes):
+            while len(self._models) > 1 and (
+                len(self._models) > self._max_models or sum(m.n_bytes for m in self._models.values()) > self._max_bytes
+            ):
                 self._models.popitem(last=False)
             return existing
 
@@ -282,8 +289,9 @@ def mnist() -> MNIST:
     try:
         return _mnist()
     except MNISTError as error:
-        raise Unavailable(f"The MNIST images are not available on this server, so this step cannot run. "
-                          f"{error}") from error
+        raise Unavailable(
+            f"The MNIST images are not available on this server, so this step cannot run. {error}"
+        ) from error
 
 
 class TargetSimilarities(NamedTuple):
@@ -302,8 +310,10 @@ def similarities(target_index: int) -> TargetSimilarities:
 def labels(config: Config) -> tuple[torch.Tensor, torch.Tensor]:
     """(train, test) 0/1 labels for the whole of MNIST under the config's labelling rule."""
     sims = similarities(config.target_index)
-    return (labels_from_similarities(sims.train, config.threshold, config.include_inverse),
-            labels_from_similarities(sims.test, config.threshold, config.include_inverse))
+    return (
+        labels_from_similarities(sims.train, config.threshold, config.include_inverse),
+        labels_from_similarities(sims.test, config.threshold, config.include_inverse),
+    )
 
 
 def splits(config: Config) -> Splits:

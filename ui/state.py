@@ -16,25 +16,46 @@ import streamlit as st
 from core.config import Config
 
 DEFAULTS = Config()
-CONFIG_WIDGETS = ("target_index", "threshold", "include_inverse", "weight_decay", "noise_std", "epochs",
-                  "d_hidden", "lr", "batch_size", "seed")
+CONFIG_WIDGETS = (
+    "target_index",
+    "threshold",
+    "include_inverse",
+    "weight_decay",
+    "noise_std",
+    "epochs",
+    "d_hidden",
+    "lr",
+    "batch_size",
+    "seed",
+)
 ROUNDED = ("threshold", "weight_decay", "noise_std")  # slider floats like 0.41000000000000003
 WIDGET_DEFAULTS: dict[str, Any] = {
     **{name: getattr(DEFAULTS, name) for name in CONFIG_WIDGETS},
-    "use_slice": False, "n_train": 12_000, "n_test": 2_000,  # classroom option: train on a slice
+    "use_slice": False,
+    "n_train": 12_000,
+    "n_test": 2_000,  # classroom option: train on a slice
     "random_digit": 7,  # Label page: "random image of digit d"
-    "tensor_direction": "true", "proof_offset": 0,  # Tensor page
-    "direction": "true_minus_false", "top_k": 3, "eig_index": 0,  # Eigenvectors page (direction: Explain too)
-    "grid_threshold": DEFAULTS.threshold, "grid_weight_decay": DEFAULTS.weight_decay,  # instant grid sliders
+    "tensor_direction": "true",
+    "proof_offset": 0,  # Tensor page
+    "direction": "true_minus_false",
+    "top_k": 3,
+    "eig_index": 0,  # Eigenvectors page (direction: Explain too)
+    "grid_threshold": DEFAULTS.threshold,
+    "grid_weight_decay": DEFAULTS.weight_decay,  # instant grid sliders
     "eig_view": "Eigenvectors",  # Eigenvectors page tab: one of EIGEN_VIEWS
-    "explain_source": "test", "explain_index": 0, "explain_top": 6, "explain_resize": False,  # Explain page
+    "explain_source": "test",
+    "explain_index": 0,
+    "explain_top": 6,
+    "explain_resize": False,  # Explain page
 }
 TOP_K_MAX = 8  # Eigenvectors page: eigenvectors shown at each end of the spectrum
 EIGEN_VIEWS = {"eigenvectors": "Eigenvectors", "compare": "Compare weight decays"}  # URL word -> tab label
 # Trains in a few seconds on two cores and still finds the target (see tests/conftest.py).
 QUICK_PRESET = {"epochs": 15, "use_slice": True, "n_train": 12_000, "n_test": 2_000, "batch_size": 512, "lr": 3e-3}
-PAPER_PRESET = {name: WIDGET_DEFAULTS[name] for name in
-                ("weight_decay", "noise_std", "epochs", "d_hidden", "lr", "batch_size", "seed", "use_slice")}
+PAPER_PRESET = {
+    name: WIDGET_DEFAULTS[name]
+    for name in ("weight_decay", "noise_std", "epochs", "d_hidden", "lr", "batch_size", "seed", "use_slice")
+}
 
 Kind = Literal["success", "info", "warning", "error"]
 
@@ -73,8 +94,11 @@ def config_from_widgets() -> Config:
 def training_widgets(config: Config) -> dict[str, Any]:
     """The Train page's widget values that describe `config` (the inverse of config_from_widgets,
     without the labelling rule, which the Label page and the URL carry)."""
-    values = {name: getattr(config, name) for name in CONFIG_WIDGETS
-              if name not in ("target_index", "threshold", "include_inverse")}
+    values = {
+        name: getattr(config, name)
+        for name in CONFIG_WIDGETS
+        if name not in ("target_index", "threshold", "include_inverse")
+    }
     values["use_slice"] = config.n_train is not None
     if config.n_train is not None:
         values.update(n_train=config.n_train, n_test=config.n_test or WIDGET_DEFAULTS["n_test"])
@@ -84,8 +108,9 @@ def training_widgets(config: Config) -> dict[str, Any]:
 def label_config() -> Config:
     """The paper's settings with this student's labelling rule (what the Label page sets)."""
     ss = st.session_state
-    return DEFAULTS.replace(target_index=ss.target_index, threshold=round(ss.threshold, 6),
-                            include_inverse=ss.include_inverse)
+    return DEFAULTS.replace(
+        target_index=ss.target_index, threshold=round(ss.threshold, 6), include_inverse=ss.include_inverse
+    )
 
 
 def describe_labels(config: Config) -> str:
@@ -96,10 +121,11 @@ def describe_labels(config: Config) -> str:
 
 def describe_training(config: Config) -> str:
     """The settings a student changes on the Train page, in one line."""
-    data = (f"{config.n_train:,} train / {config.n_test or 10_000:,} test images" if config.n_train
-            else "full MNIST")
-    return (f"weight decay {config.weight_decay:g}, noise {config.noise_std:g}, {config.epochs} epochs, "
-            f"d_hidden {config.d_hidden}, lr {config.lr:g}, batch {config.batch_size}, seed {config.seed}, {data}")
+    data = f"{config.n_train:,} train / {config.n_test or 10_000:,} test images" if config.n_train else "full MNIST"
+    return (
+        f"weight decay {config.weight_decay:g}, noise {config.noise_std:g}, {config.epochs} epochs, "
+        f"d_hidden {config.d_hidden}, lr {config.lr:g}, batch {config.batch_size}, seed {config.seed}, {data}"
+    )
 
 
 def notify(kind: Kind, message: str) -> None:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import streamlit as st
 
@@ -27,11 +28,17 @@ def badge_style(trained: Any) -> tuple[str, str, str]:
     config = trained.config
     return {
         "pretrained": ("Pretrained seed checkpoint", ":material/inventory_2:", "green"),
-        "grid": (f"Precomputed checkpoint: threshold {config.threshold:.2f}, weight decay {config.weight_decay:g}",
-                 ":material/bolt:", "gray"),
+        "grid": (
+            f"Precomputed checkpoint: threshold {config.threshold:.2f}, weight decay {config.weight_decay:g}",
+            ":material/bolt:",
+            "gray",
+        ),
         "trained": ("Your trained model", ":material/school:", "blue"),
-        "stopped": (f"Your model, stopped after epoch {trained.epochs_done} of {config.epochs}",
-                    ":material/pause_circle:", "orange"),
+        "stopped": (
+            f"Your model, stopped after epoch {trained.epochs_done} of {config.epochs}",
+            ":material/pause_circle:",
+            "orange",
+        ),
         "uploaded": ("Your uploaded model", ":material/upload_file:", "violet"),
     }[trained.origin]
 
@@ -56,8 +63,10 @@ def model_badge(note: str = "", needs_model: bool = True) -> None:
     label, icon, color = badge_style(trained)
     with st.container(border=True):
         st.badge(label, icon=icon, color=color)
-        st.caption(f"Labels: {state.describe_labels(config)}{accuracy}  \n"
-                   f"Training: {state.describe_training(config)}" + (f"  \n{note}" if note else ""))
+        st.caption(
+            f"Labels: {state.describe_labels(config)}{accuracy}  \n"
+            f"Training: {state.describe_training(config)}" + (f"  \n{note}" if note else "")
+        )
 
 
 def model_sidebar() -> None:
@@ -72,17 +81,30 @@ def model_sidebar() -> None:
         else:
             label, icon, color = badge_style(trained)
             st.badge(label, icon=icon, color=color)
-            st.caption(f"Model id `{trained.key}`: it is in the address bar, so a reload or a copied link opens "
-                       "this model while the server keeps it.")
-            st.download_button("Download it (.safetensors)", data=lambda: models.checkpoint_bytes(trained),
-                               file_name=f"{models.file_stem(trained.config)}.safetensors",
-                               mime="application/octet-stream", icon=":material/download:", key="download_model",
-                               on_click="ignore", width="stretch")
-        st.file_uploader("Load a model you saved", type=["safetensors"], key="upload",
-                         on_change=models.load_upload, args=("upload",),
-                         help="Only .safetensors files saved by this app (never pickle files): every tensor's "
-                              "name, shape, dtype and value is checked before use. A rejected file leaves your "
-                              "current model in place.")
+            st.caption(
+                f"Model id `{trained.key}`: it is in the address bar, so a reload or a copied link opens "
+                "this model while the server keeps it."
+            )
+            st.download_button(
+                "Download it (.safetensors)",
+                data=lambda: models.checkpoint_bytes(trained),
+                file_name=f"{models.file_stem(trained.config)}.safetensors",
+                mime="application/octet-stream",
+                icon=":material/download:",
+                key="download_model",
+                on_click="ignore",
+                width="stretch",
+            )
+        st.file_uploader(
+            "Load a model you saved",
+            type=["safetensors"],
+            key="upload",
+            on_change=models.load_upload,
+            args=("upload",),
+            help="Only .safetensors files saved by this app (never pickle files): every tensor's "
+            "name, shape, dtype and value is checked before use. A rejected file leaves your "
+            "current model in place.",
+        )
 
 
 def code_expander(*functions: Callable[..., Any]) -> None:
@@ -120,5 +142,12 @@ def class_balance(labels: Any, problem: str | None) -> bool:
 def direction_picker(label: str, key: str, directions: dict[str, str]) -> str:
     """A segmented control over core.tensor.DIRECTIONS: short names, the full ones in its help."""
     described = "; ".join(f"**{DIRECTION_LABELS[name]}**: {text}" for name, text in directions.items())
-    return st.segmented_control(label, list(directions), format_func=DIRECTION_LABELS.get, required=True, key=key,
-                                persist_state="session", help=f"Which output the quadratic form computes. {described}.")
+    return st.segmented_control(
+        label,
+        list(directions),
+        format_func=DIRECTION_LABELS.get,
+        required=True,
+        key=key,
+        persist_state="session",
+        help=f"Which output the quadratic form computes. {described}.",
+    )
