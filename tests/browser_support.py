@@ -113,10 +113,21 @@ ERROR_SELECTORS = '[data-testid="stException"], [data-testid="stAlertContentErro
 
 
 def wait_idle(page, timeout: float = 60.0) -> None:
-    """Wait until the app has rendered and no script run is in progress."""
+    """Wait until the app has rendered and no script run is in progress.
+
+    This cannot tell whether a run that an action *just* asked for has started yet: after an
+    action use `after_run`, or wait for the action's own visible effect with Playwright's `expect`.
+    """
     page.wait_for_selector('[data-testid="stApp"]', timeout=timeout * 1000)
-    page.wait_for_timeout(300)  # let a rerun triggered by the last action start
     page.wait_for_function(IDLE_JS, timeout=timeout * 1000)
+
+
+def after_run(page, action, timeout: float = 60.0, start_timeout: float = 10.0) -> None:
+    """Do `action()` (a click, a key press) and wait until the script run it triggers has finished
+    (or, if no run shows up within `start_timeout`, until the app is idle: a run shorter than a frame
+    never shows). Callers still check the action's visible effect."""
+    timed_run(page, action, timeout=timeout, start_timeout=start_timeout)
+    wait_idle(page, timeout)
 
 
 def error_texts(page) -> list[str]:
@@ -124,12 +135,13 @@ def error_texts(page) -> list[str]:
     return [element.inner_text() for element in page.query_selector_all(ERROR_SELECTORS)]
 
 
-def go_to(page, title: str, timeout: float = 60.0) -> None:
-    """Click a page in the sidebar navigation by (part of) its title and wait for the script run
-    that click starts to finish (not just for a fixed pause: a busy server can be slow to start it)."""
+def go_to(page, title: str, heading: str | None = None, timeout: float = 60.0) -> None:
+    """Click a page in the sidebar navigation by (part of) its title, wait for the script run that
+    click starts, and then for the new page's heading (`heading`, default: the title) to show."""
     link = page.locator('[data-testid="stSidebarNav"] a', has_text=title).first
-    timed_run(page, link.click, timeout=timeout, start_timeout=10.0)
-    wait_idle(page, timeout)
+    after_run(page, link.click, timeout=timeout)
+    main = page.locator('[data-testid="stMain"]')
+    main.get_by_role("heading", name=heading or title, level=1).wait_for(timeout=timeout * 1000)
 
 
 # --------------------------------------------------------------------------- many sessions (asyncio)

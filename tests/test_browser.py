@@ -3,18 +3,31 @@
 
 Starts `streamlit run` on a free port, drives Debian's chromium with Playwright, asserts that no
 error element appears, and saves a screenshot of every page (folder printed at the end).
+
+Every step waits for its own visible effect (Playwright's `expect` retries until it holds or the
+timeout passes), never for a fixed time: a busy machine makes the test slower, not flaky.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser_support import CHROMIUM, ROOT, error_texts, go_to, launch_chromium, streamlit_server, wait_idle
+from tests.browser_support import (
+    CHROMIUM,
+    ROOT,
+    after_run,
+    error_texts,
+    go_to,
+    launch_chromium,
+    streamlit_server,
+    wait_idle,
+)
 
 pytestmark = pytest.mark.browser
 SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR", ROOT / "artifacts" / "screenshots"))
@@ -41,6 +54,10 @@ def page():
     print(f"\nscreenshots: {SCREENSHOTS}")
 
 
+WAIT = 60_000  # ms: generous for a loaded 2-core CI machine; a step that holds returns at once
+MAIN = '[data-testid="stMain"]'
+
+
 def snap(page, name: str) -> None:
     page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
 
@@ -49,26 +66,36 @@ def assert_clean(page) -> None:
     assert error_texts(page) == []
 
 
+def metric_value(page, label: str):
+    """The value element of the main area's st.metric whose label contains `label`."""
+    return page.locator(f'{MAIN} [data-testid="stMetric"]', has_text=label).locator('[data-testid="stMetricValue"]')
+
+
+def slider(page, key: str):
+    return page.locator(f'.st-key-{key} input[type="range"]')
+
+
 def test_1_home(page):
-    assert page.get_by_text("Bilinear Eigen Lab").first.is_visible()
+    expect(page.locator(MAIN).get_by_role("heading", name="Bilinear Eigen Lab", level=1)).to_be_visible()
+    expect(page.locator(MAIN).get_by_text("Pretrained seed checkpoint")).to_be_visible(timeout=WAIT)
     assert_clean(page)
     snap(page, "0_home")
 
 
 def test_2_label_threshold_changes_the_fraction(page):
     go_to(page, "Label")
-    fraction = page.locator('[data-testid="stMain"] [data-testid="stMetric"]', has_text="training set")
-    fraction = fraction.locator('[data-testid="stMetricValue"]')
-    fraction_before = fraction.inner_text()
-    slider = page.locator('.st-key-threshold input[type="range"]')
-    slider.focus()
+    fraction = metric_value(page, "training set")
+    expect(fraction).to_have_text("46.2%", timeout=WAIT)  # the seed's labels: target 6, tau 0.40, inverse on
+    threshold = slider(page, "threshold")
+    threshold.focus()
     for _ in range(5):
-        slider.press("ArrowRight")  # 0.40 -> 0.45
-    wait_idle(page)
-    assert slider.input_value() == "0.45"
-    expect(fraction).not_to_have_text(fraction_before, timeout=30_000)
+        threshold.press("ArrowRight")  # 0.40 -> 0.45
+    expect(threshold).to_have_attribute("aria-valuetext", "0.45")
+    expect(fraction).not_to_have_text("46.2%", timeout=WAIT)  # the server relabelled
     for _ in range(5):
-        slider.press("ArrowLeft")  # back to the seed's 0.40
+        threshold.press("ArrowLeft")  # back to the seed's 0.40
+    expect(threshold).to_have_attribute("aria-valuetext", "0.40")
+    expect(fraction).to_have_text("46.2%", timeout=WAIT)
     wait_idle(page)
     assert_clean(page)
     snap(page, "1_label")
@@ -77,61 +104,73 @@ def test_2_label_threshold_changes_the_fraction(page):
 def test_3_train_a_short_run(page):
     go_to(page, "Train")
     page.get_by_text("Advanced and classroom options").click()
-    page.get_by_role("button", name="Quick classroom preset").click()
-    wait_idle(page)
-    assert page.locator(".st-key-n_train input").input_value() == "12000"
+    preset = page.get_by_role("button", name="Quick classroom preset")
+    expect(preset).to_be_visible()
+    after_run(page, preset.click)
+    # the preset's own values, each different from the paper's default (so none passes by accident)
+    expect(slider(page, "lr")).to_have_attribute("aria-valuetext", "0.003", timeout=WAIT)
+    expect(page.locator(".st-key-batch_size input")).to_have_value("512", timeout=WAIT)
+    expect(page.locator(".st-key-use_slice input")).to_be_checked(timeout=WAIT)
     epochs = page.locator(".st-key-epochs input")
+    expect(epochs).not_to_have_value("100", timeout=WAIT)
     epochs.fill("3")
-    epochs.press("Enter")
+    after_run(page, lambda: epochs.press("Enter"))
+    expect(epochs).to_have_value("3")
+    train = page.get_by_role("button", name="Train", exact=True)
+    expect(train).to_be_enabled(timeout=WAIT)
+    train.click()
+    expect(page.get_by_text("Training finished")).to_be_visible(timeout=180_000)
+    badge = page.locator(MAIN).get_by_text("Training: weight decay").first
+    for setting in ("3 epochs", "lr 0.003", "batch 512", "12,000 train"):  # the trained model has the preset
+        expect(badge).to_contain_text(setting, timeout=WAIT)
+    expect(page.locator(MAIN).get_by_text("Your trained model")).to_be_visible(timeout=WAIT)
+    expect(page.locator('[data-testid="stVegaLiteChart"]').first).to_be_visible(timeout=WAIT)
     wait_idle(page)
-    page.get_by_role("button", name="Train", exact=True).click()
-    page.get_by_text("Training finished").wait_for(timeout=120_000)
-    wait_idle(page)
-    badge = page.locator('[data-testid="stMain"]').get_by_text("Training: weight decay").first
-    expect(badge).to_contain_text("3 epochs", timeout=30_000)
-    expect(badge).to_contain_text("12,000 train", timeout=30_000)
-    assert page.locator('[data-testid="stVegaLiteChart"]').count() >= 1
     assert_clean(page)
     snap(page, "2_train")
 
 
 def test_4_tensor(page):
     go_to(page, "Tensor")
-    error = page.locator('[data-testid="stMetric"]', has_text="logit").locator('[data-testid="stMetricValue"]')
+    error = metric_value(page, "logit")
+    expect(error).to_have_text(re.compile(r"^\d\.\de-\d\d$"), timeout=WAIT)  # e.g. 4.4e-14
     assert float(error.inner_text()) < 1e-6  # the live proof: x~^T B x~ = logit + 1
+    expect(page.locator(MAIN).get_by_text("Your trained model")).to_be_visible()  # the model trained in step 3
     assert_clean(page)
     snap(page, "3_tensor")
 
 
 def test_5_eigenvectors(page):
     go_to(page, "Eigenvectors")
-    assert page.locator('[data-testid="stImage"]').count() >= 3
+    expect(page.locator(MAIN).get_by_text("Your trained model")).to_be_visible(timeout=WAIT)
+    expect(page.locator(f'{MAIN} [data-testid="stImage"] img').nth(2)).to_be_visible(timeout=WAIT)
     assert_clean(page)
     snap(page, "4_eigenvectors")
 
 
 def test_6_grid_slider_and_comparison(page):
-    slider = page.locator('.st-key-grid_weight_decay input[type="range"]')
-    slider.focus()
-    slider.press("ArrowRight")  # the pretrained 1.0 (or the trained model's) -> a precomputed checkpoint
-    wait_idle(page)
-    assert page.get_by_text("Precomputed", exact=False).first.is_visible()
+    weight_decay = slider(page, "grid_weight_decay")
+    weight_decay.focus()
+    before = weight_decay.get_attribute("aria-valuetext")
+    weight_decay.press("ArrowRight")  # the trained model's grid values -> a precomputed checkpoint
+    expect(weight_decay).not_to_have_attribute("aria-valuetext", before or "")
+    expect(page.locator(MAIN).get_by_text("Precomputed checkpoint").first).to_be_visible(timeout=WAIT)
     snap(page, "4b_eigenvectors_grid")
     page.get_by_role("tab", name="Compare").click()
+    # the target and five weight decays side by side (checkpoints load on first use)
+    expect(page.locator(MAIN).get_by_text("weight decay 2 · |cos|")).to_be_visible(timeout=WAIT)
+    expect(page.locator(f'{MAIN} [data-testid="stImage"] img').nth(5)).to_be_visible(timeout=WAIT)
     wait_idle(page)
-    page.wait_for_function(  # the target and five weight decays side by side (checkpoints load on first use)
-        """() => document.querySelectorAll('[data-testid="stMain"] [data-testid="stImage"] img').length >= 6""",
-        timeout=60_000,
-    )
     assert_clean(page)
     snap(page, "4c_compare_weight_decay")
 
 
 def test_7_explain_a_drawn_digit(page):
-    go_to(page, "Explain")
+    go_to(page, "Explain", heading="Explain one input")
     page.locator(".st-key-explain_source").get_by_role("radio", name="Draw").click()
-    wait_idle(page)
     canvas = page.locator(".st-key-explain_canvas canvas.upper-canvas")  # inside the component's shadow DOM
+    expect(canvas).to_be_visible(timeout=WAIT)
+    expect(page.get_by_text("Draw a digit on the black square")).to_be_visible(timeout=WAIT)
     box = canvas.bounding_box()
     assert box is not None
     x, top, bottom = box["x"] + box["width"] / 2, box["y"] + box["height"] * 0.2, box["y"] + box["height"] * 0.8
@@ -140,15 +179,16 @@ def test_7_explain_a_drawn_digit(page):
     for i in range(1, 21):  # a vertical stroke: a "1", like the target
         page.mouse.move(x + i * 0.5, top + (bottom - top) * i / 20)
     page.mouse.up()
-    page.get_by_text("Difference: Σ − model").wait_for(timeout=30_000)
+    expect(page.get_by_text("Your drawing").first).to_be_visible(timeout=WAIT)
+    expect(page.get_by_text("Difference: Σ − model")).to_be_visible(timeout=WAIT)
     wait_idle(page)
-    assert page.get_by_text("Your drawing").first.is_visible()
     assert_clean(page)
     snap(page, "5_explain_drawing")
 
 
 def test_8_truncation(page):
     go_to(page, "Truncation")
-    assert page.locator('[data-testid="stVegaLiteChart"]').count() >= 1
+    expect(page.locator('[data-testid="stVegaLiteChart"]').first).to_be_visible(timeout=WAIT)
+    expect(metric_value(page, "Full model")).to_have_text(re.compile(r"%$"), timeout=WAIT)
     assert_clean(page)
     snap(page, "6_truncation")
