@@ -6,11 +6,9 @@ eigenvector across weight decays.
 
 import streamlit as st
 
-from core import charts
-from core.eigen import cos_with_centered_target, decompose, linear_term_image
+from core.eigen import cos_with_centered_target, decompose, linear_term_image, top_eigenvector
 from core.grid import GRID_THRESHOLDS, GRID_WEIGHT_DECAYS, grid_config, load_index
-from core.tensor import DIRECTIONS, augment, direction_matrix, interaction_matrices
-from ui import analysis, models, resources, state, widgets
+from ui import charts, models, resources, state, widgets
 
 widgets.page_intro(
     "Eigenvectors",
@@ -74,14 +72,12 @@ with eigen_tab:
     if eigen_tab.open:  # only the open tab runs, so a slider move redraws one view
         controls = st.columns([3, 2], vertical_alignment="bottom")
         with controls[0]:
-            direction = widgets.direction_picker("Interaction matrix", "direction", DIRECTIONS)
+            direction = widgets.direction_picker("Interaction matrix", "direction")
         k = controls[1].slider(
             "Eigenvectors shown at each end", 1, min(state.TOP_K_MAX, H + 1), key="top_k", persist_state="session"
         )
 
-        aug = augment(trained.model)
-        B = direction_matrix(interaction_matrices(aug), direction)
-        eigen = decompose(B, aug.W_e)
+        eigen = resources.eigen(trained.model_id, trained, direction)
         images = eigen.images()
         target = resources.mnist().train_x[trained.config.target_index]
         cosines = cos_with_centered_target(eigen.pixel_vectors, target)  # (H+1,)
@@ -112,7 +108,7 @@ with eigen_tab:
             st.image(charts.diverging_image(images[0], scale=5), caption="Top eigenvector u₀ (784 pixels)")
         with columns[2]:
             st.image(
-                charts.diverging_image(linear_term_image(B, trained.model.W_e), scale=5),
+                charts.diverging_image(linear_term_image(eigen, trained.model.W_e), scale=5),
                 caption="Linear term 2·W_eᵀ B[:-1, -1]: what the biases add",
             )
         with columns[3]:
@@ -150,13 +146,7 @@ with compare_tab:
         for weight_decay in GRID_WEIGHT_DECAYS:
             grid_trained = resources.registry().get(grid_config(threshold, weight_decay))
             if grid_trained is not None:
-                shown.append(
-                    (
-                        weight_decay,
-                        grid_trained,
-                        resources.top_eigenvector(grid_trained.key, grid_trained, "true_minus_false"),
-                    )
-                )
+                shown.append((weight_decay, grid_trained, resources.top(grid_trained, "true_minus_false")))
         target_column, row_column = st.columns([1, 5], vertical_alignment="center")
         target_index = state.DEFAULTS.target_index  # every precomputed model has the paper's target
         target_column.image(
@@ -188,14 +178,4 @@ with compare_tab:
         )
         st.altair_chart(charts.cos_vs_weight_decay(list(resources.grid_index().values()), threshold), width="stretch")
 
-widgets.code_expander(
-    augment,
-    interaction_matrices,
-    direction_matrix,
-    decompose,
-    linear_term_image,
-    cos_with_centered_target,
-    grid_config,
-    load_index,
-    analysis.top_eigenvector,
-)
+widgets.code_expander(decompose, linear_term_image, cos_with_centered_target, top_eigenvector, grid_config, load_index)

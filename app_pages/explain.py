@@ -2,14 +2,10 @@
 
 import streamlit as st
 
-from core import charts
 from core.digits import load_upload, preprocess_drawing
-from core.eigen import decompose
-from core.explain import explain, largest_contributions, misclassified_indices
-from core.tensor import DIRECTIONS, augment, direction_matrix, interaction_matrices
-from ui import analysis, inputs, models, widgets
-
-OUTPUT_NAMES = {"true": "logit₁ + 1", "false": "logit₀ + 1", "true_minus_false": "logit₁ − logit₀"}
+from core.directions import DIRECTIONS
+from core.explain import cancellation, explain, largest_contributions, margin, misclassified_indices, oriented_images
+from ui import charts, inputs, models, resources, widgets
 
 widgets.page_intro(
     "Explain one input",
@@ -29,7 +25,7 @@ input_column, split_column = st.columns([2, 3], gap="large")
 with input_column:
     digit = inputs.chosen_digit()
     if digit is not None:
-        margin = analysis.margin(trained.model, digit.pixels)
+        margin = margin(trained.model, digit.pixels)
         verdict = f"the model says **{'true' if margin > 0 else 'false'}** (logit₁ − logit₀ = {margin:+.3f})"
         if digit.label is not None:
             verdict += " ✓" if (margin > 0) == bool(digit.label) else " ✗, a mistake"
@@ -40,9 +36,9 @@ if digit is None:
     split_column.info("The explanation appears here once there is an image to explain.", icon=":material/info:")
 else:
     with split_column:
-        direction = widgets.direction_picker("Output to explain", "direction", DIRECTIONS)
-        output = OUTPUT_NAMES[direction]
-        e = explain(trained.model, digit.pixels, direction)
+        direction = widgets.direction_picker("Output to explain", "direction")
+        output = DIRECTIONS[direction].output
+        e = explain(trained.model, digit.pixels, direction, resources.eigen(trained.model_id, trained, direction))
         by_degree = e.quadratic + e.linear + e.constant
         st.markdown(f"**The output {output}, split two exact ways**")
         top_row, bottom_row = st.columns(2), st.columns(2)
@@ -76,9 +72,7 @@ if digit is not None:
     st.subheader("The largest contributions")
     shown = st.slider("Eigenvectors shown", 1, min(12, H + 1), key="explain_top", persist_state="session")
     top = largest_contributions(e, shown)
-    aug = augment(trained.model)
-    eigen = decompose(direction_matrix(interaction_matrices(aug), direction), aug.W_e)  # explain's eigenvectors
-    images = analysis.oriented_images(eigen.images()[top.indices], e.projections[top.indices])
+    images = oriented_images(e, top.indices)
     bar_column, image_column = st.columns([1, 1], vertical_alignment="center")
     bar_column.altair_chart(
         charts.contribution_bars(
@@ -103,7 +97,7 @@ if digit is not None:
             "is positive: blue is where ink increases the term. Its contribution λᵢ(vᵢ·h̃)² has the sign of "
             "λᵢ, whatever the input."
         )
-    parts = analysis.cancellation(e.contributions)
+    parts = cancellation(e.contributions)
     if parts.largest >= 0 and parts.smallest >= 0:
         st.info(
             f"**Large contributions cancel.** The positive terms add up to {parts.positive:+.2f} and the "
@@ -114,4 +108,6 @@ if digit is not None:
             icon=":material/balance:",
         )
 
-widgets.code_expander(explain, largest_contributions, misclassified_indices, load_upload, preprocess_drawing)
+widgets.code_expander(
+    explain, largest_contributions, cancellation, misclassified_indices, load_upload, preprocess_drawing
+)

@@ -2,10 +2,9 @@
 
 import streamlit as st
 
-from core import charts
 from core.config import N_TRAIN_MNIST
 from core.labels import class_balance_problem, cosine_similarities, labels_from_similarities
-from ui import resources, widgets
+from ui import charts, resources, widgets
 
 N_EXAMPLES = 10
 

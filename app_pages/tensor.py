@@ -1,21 +1,19 @@
 """Step 3 · Tensor: fold the biases into the weights and check one matrix reproduces the logits."""
 
-import inspect
-
 import streamlit as st
 
-from core import charts
 from core.config import N_TEST_MNIST
 from core.data import to_float
+from core.directions import DIRECTIONS
 from core.tensor import (
-    DIRECTIONS,
     augment,
-    direction_matrix,
     interaction_matrices,
+    interaction_tensor,
+    logit_check,
     quadratic_form,
     reconstruction_error,
 )
-from ui import analysis, models, resources, widgets
+from ui import charts, models, resources, widgets
 
 BATCH = 256  # test images in the live check
 SHOWN = 6  # of which the table lists the first few
@@ -30,8 +28,8 @@ widgets.page_intro(
 )
 widgets.model_badge()
 trained = models.active()
-aug = augment(trained.model)
-B = interaction_matrices(aug)
+tensor = interaction_tensor(trained.model)  # the bias-augmented weights and every B_a, float64
+aug = tensor.weights
 H = trained.config.d_hidden
 
 st.subheader("1 · Fold the biases into the weights")
@@ -63,11 +61,11 @@ st.markdown(
     "Symmetrising changes no value of the quadratic form (xᵀBx = xᵀBᵀx) and makes B diagonalisable "
     "with real eigenvalues, which step 4 needs. In code, one `einsum`:"
 )
-st.code(inspect.getsource(interaction_matrices), language="python")
-direction = widgets.direction_picker("Show B for", "tensor_direction", DIRECTIONS)
+widgets.source(interaction_matrices)
+direction = widgets.direction_picker("Show B for", "tensor_direction")
 st.altair_chart(
     charts.matrix_heatmap(
-        direction_matrix(B, direction), f"B: {DIRECTIONS[direction]}", "hidden unit", "hidden unit", size=440
+        tensor.direction(direction), f"B: {DIRECTIONS[direction].description}", "hidden unit", "hidden unit", size=440
     ),
     width="content",
 )
@@ -95,8 +93,13 @@ widgets.image_row(
     [f"test #{start + i}" for i in range(SHOWN)],
     width=56,
 )
-table = analysis.logit_check(trained.model, images[:SHOWN], labels[:SHOWN])
-table.index = [f"test #{start + i}" for i in range(SHOWN)]
-st.dataframe(table, column_config={"max |difference|": st.column_config.NumberColumn(format="%.1e")})
+table = logit_check(trained.model, to_float(images[:SHOWN]).double(), labels[:SHOWN])
+st.dataframe(
+    {"image": [f"test #{start + i}" for i in range(SHOWN)], **table},
+    column_config={"max |difference|": st.column_config.NumberColumn(format="%.1e")},
+    hide_index=True,
+)
 
-widgets.code_expander(augment, interaction_matrices, direction_matrix, quadratic_form, reconstruction_error)
+widgets.code_expander(
+    augment, interaction_matrices, interaction_tensor, quadratic_form, reconstruction_error, logit_check
+)

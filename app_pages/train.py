@@ -2,12 +2,11 @@
 
 import streamlit as st
 
-from core import charts
 from core.checkpoint import load_checkpoint, save_checkpoint
-from core.config import N_TEST_MNIST, N_TRAIN_MNIST, Config
+from core.config import N_TEST_MNIST, N_TRAIN_MNIST, Config, preset
 from core.labels import class_balance_problem, labels_from_similarities
-from core.train import EpochMetrics, TrainingDiverged, new_model, train
-from ui import models, resources, state, widgets
+from core.train import new_model, train
+from ui import charts, models, resources, state, widgets
 
 D_HIDDEN_OPTIONS = [4, 8, 16, 32, 64, 128, 256, 512, 1024]
 LR_OPTIONS = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0]
@@ -24,16 +23,8 @@ widgets.page_intro(
 widgets.model_badge(needs_model=False)
 
 
-def progress_text(m: EpochMetrics) -> str:
-    left = m.seconds / m.epoch * (m.epochs - m.epoch)
-    return (
-        f"Epoch {m.epoch} / {m.epochs} · validation accuracy {m.val_acc:.1%} · "
-        f"{m.seconds:.0f} s elapsed, about {left:.0f} s left"
-    )
-
-
 # A run that trains locks the settings until it ends: touching a widget would interrupt training.
-settings = {"persist_state": "session", "disabled": bool(st.session_state.get("train"))}
+settings = {"persist_state": "session", "disabled": bool(st.session_state.get("train_button"))}
 st.subheader("Settings")
 label_column, link_column = st.columns([3, 1], vertical_alignment="center")
 label_column.markdown(f"**Labels** (set in step 1): {state.describe_labels(state.label_config())}")
@@ -101,16 +92,16 @@ with st.expander("Advanced and classroom options", icon=":material/tune:"):
             icon=":material/bolt:",
             key="quick_preset",
             on_click=state.apply,
-            args=(state.QUICK_PRESET,),
+            args=(state.preset_widgets("quick"),),
             disabled=settings["disabled"],
-            help="15 epochs on 12 000 images: a few seconds, and the target still shows up.",
+            help=f"{state.describe_training(preset('quick'))}: a few seconds on two cores.",
         )
         st.button(
             "Paper settings",
             icon=":material/restart_alt:",
             key="paper_preset",
             on_click=state.apply,
-            args=(state.PAPER_PRESET,),
+            args=(state.preset_widgets("paper"),),
             disabled=settings["disabled"],
         )
 
@@ -140,7 +131,7 @@ if config is not None:
             )
 
 with st.container(horizontal=True):
-    clicked = st.button("Train", type="primary", icon=":material/play_arrow:", key="train", disabled=refused)
+    clicked = st.button("Train", type="primary", icon=":material/play_arrow:", key="train_button", disabled=refused)
     st.button(
         "Stop training",
         icon=":material/stop:",
@@ -153,45 +144,10 @@ loss_column, accuracy_column = st.columns(2)
 loss_chart, accuracy_chart = loss_column.empty(), accuracy_column.empty()
 
 if clicked and not refused:
-    if existing is not None:
-        models.set_active(existing)
-        state.notify(
-            "success",
-            "Loaded the precomputed checkpoint for these settings."
-            if existing.origin == "grid"
-            else "Loaded the model trained earlier with exactly these settings.",
-        )
-        st.rerun()
-    run, other = models.start_training(config)  # in session_state before the first epoch: Stop keeps it
-    if other is not None:  # another student is training exactly these settings: follow their run
-        shown = -1
-        while not other.left_loop.wait(0.5):
-            history = list(other.history)
-            done = history[-1].epoch / config.epochs if history else 0.0
-            # redrawn every half second, so a Stop click (which interrupts at the next st call) is seen
-            progress.progress(
-                done,
-                text="Another student is training exactly these settings right now: "
-                f"epoch {len(history)} / {config.epochs}. Their model becomes yours when "
-                "it finishes.",
-            )
-            if len(history) > shown:
-                shown = len(history)
-                loss_chart.altair_chart(charts.training_curve(history, "loss"), width="stretch")
-                accuracy_chart.altair_chart(charts.training_curve(history, "accuracy"), width="stretch")
-        models.adopt_shared(other)
-        st.rerun()
-    try:
-        for metrics in train(run.model, splits, config, should_stop=run.stop_requested.is_set):
-            run.history.append(metrics)
-            progress.progress(metrics.epoch / metrics.epochs, text=progress_text(metrics))
-            loss_chart.altair_chart(charts.training_curve(run.history, "loss"), width="stretch")
-            accuracy_chart.altair_chart(charts.training_curve(run.history, "accuracy"), width="stretch")
-        run.finish()
-    except TrainingDiverged as error:
-        run.fail(str(error))
-    finally:
-        models.end_training(run)
+    for step in models.train_or_load(config):
+        progress.progress(step.fraction, text=step.text)
+        loss_chart.altair_chart(charts.training_curve(step.history, "loss"), width="stretch")
+        accuracy_chart.altair_chart(charts.training_curve(step.history, "accuracy"), width="stretch")
     st.rerun()
 
 trained = models.current()  # None only while there is no model yet (no shipped checkpoint on this server)

@@ -2,9 +2,8 @@
 
 import streamlit as st
 
-from core import charts
-from core.truncation import cumulative_forms, hidden_augmented, order_by_magnitude, truncation_curves
-from ui import analysis, models, resources, widgets
+from core.truncation import cumulative_forms, hidden_augmented, order_by_magnitude, smallest_k_within, truncation_curves
+from ui import charts, models, resources, widgets
 
 TOLERANCE = 0.005  # "as good as the full model": within half a percentage point
 
@@ -20,7 +19,7 @@ widgets.page_intro(
 )
 widgets.model_badge()
 trained = models.active()
-curves = resources.truncation(trained.key, trained)  # cached per model id
+curves = resources.truncation(trained.model_id, trained)  # cached per model id
 n_all = int(curves.k[-1])
 
 st.subheader("Accuracy against the number of eigenvectors kept")
@@ -44,10 +43,10 @@ columns[0].metric(
     border=True,
     help=f"Its own forward pass: with all {n_all} eigenvectors both truncations equal the model exactly.",
 )
-for column, (name, accuracy) in zip(
-    columns[1:], (("each class logit", curves.class_logits), ("True − False", curves.true_minus_false)), strict=True
+for column, (name, mode) in zip(
+    columns[1:], (("each class logit", "class_logits"), ("True − False", "true_minus_false")), strict=True
 ):
-    k_needed = analysis.smallest_k_within(curves.k, accuracy, curves.full_model, TOLERANCE)
+    k_needed = smallest_k_within(curves, mode, TOLERANCE)
     column.metric(
         f"Eigenvectors needed, {name}",
         "never" if k_needed is None else f"{k_needed} of {n_all}",

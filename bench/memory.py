@@ -177,17 +177,16 @@ def steps(epochs: int) -> list[dict]:
             (
                 f"quick-preset training, {epochs} epochs",
                 textwrap.dedent(f"""
-            from core.config import Config
-            quick = Config(epochs={epochs}, n_train=12000, n_test=2000, batch_size=512, lr=3e-3)
-            splits = labels.make_splits(mnist, 6, 0.4, True, 12000, 2000)
+            from core.config import preset
+            quick = preset("quick", epochs={epochs})
+            splits = labels.make_splits(mnist, quick)
             model, history = train.fit(quick, splits)"""),
             ),
             ("a second training (another seed)", "model2, _ = train.fit(quick.replace(seed=7), splits)"),
             (
                 "Eigenvectors page's computation",
                 textwrap.dedent("""
-            aug = tensor.augment(model)
-            e = eigen.decompose(tensor.direction_matrix(tensor.interaction_matrices(aug), 'true_minus_false'), aug.W_e)
+            e = eigen.decompose(model, 'true_minus_false')
             images = e.images()"""),
             ),
         ],

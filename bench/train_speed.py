@@ -195,9 +195,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     config = Config(epochs=args.epochs)  # the seed config; cosine schedule over these epochs
     mnist = load_mnist()
-    splits = make_splits(
-        mnist, config.target_index, config.threshold, config.include_inverse, config.n_train, config.n_test
-    )
+    splits = make_splits(mnist, config)
     n_batches = len(splits.train_x) // config.batch_size
     print(
         f"seed config, {args.epochs} epochs x {n_batches} batches of {config.batch_size}, "

@@ -97,7 +97,7 @@ def load_checkpoint(data: bytes, max_bytes: int = MAX_BYTES) -> tuple[BilinearML
             raise CheckpointError(f"{name} has dtype {t.dtype}, expected float32")
         if not torch.isfinite(t).all():
             raise CheckpointError(f"{name} contains NaN or infinite values")
-    model = BilinearMLP(config.d_hidden, d_output=2, seed=None)
+    model = BilinearMLP(config.d_hidden, d_output=2)
     model.load_state_dict(tensors)
     model.eval()
     return model, config, history

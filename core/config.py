@@ -1,45 +1,60 @@
-"""The experiment's settings in one frozen dataclass. Defaults reproduce the seed notebook."""
+"""The experiment's settings in one frozen dataclass. Defaults reproduce the seed notebook.
+
+Every field carries its help text (`field(metadata={"help": ...})`): the CLI builds its flags from
+`dataclasses.fields(Config)` (core.reproduce), so a new setting needs no second definition.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 N_TRAIN_MNIST = 60_000
 N_TEST_MNIST = 10_000
+MAX_D_HIDDEN = 1024  # widest model the app offers: its (1025, 1025) eigendecomposition takes ~1 s
+
+
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
 
 
 @dataclass(frozen=True)
 class Config:
     # --- labels (core.labels) ---
-    target_index: int = 6  # training image the labels are built around (a "1")
-    threshold: float = 0.4  # label 1 if cos(x, target) > threshold (or with the inverse image)
-    include_inverse: bool = True  # also label 1 if cos(x, 1 - target) > threshold
+    target_index: int = field(default=6, metadata=_help("training image the labels are built around (#6 is a 1)"))
+    threshold: float = field(
+        default=0.4, metadata=_help("label 1 if cos(x, target) > threshold (or with the inverse image)")
+    )
+    include_inverse: bool = field(default=True, metadata=_help("also label 1 if cos(x, 1 - target) > threshold"))
     # --- model (core.model) ---
-    d_hidden: int = 64  # width of the embedding and of the bilinear layer
+    d_hidden: int = field(default=64, metadata=_help("width of the embedding and of the bilinear layer"))
     # --- training (core.train) ---
-    lr: float = 1e-3  # AdamW learning rate (peak of the cosine schedule)
-    weight_decay: float = 1.0  # AdamW decoupled weight decay
-    epochs: int = 100  # cosine schedule length; one epoch = every full batch once
-    batch_size: int = 2048  # last partial batch is dropped, as in the seed
-    noise_std: float = 0.1  # std of the Gaussian pixel noise added to every training image
-    seed: int = 42  # seeds initialisation, shuffling and noise
-    noise_sampler: Literal["fast", "kornia"] = "fast"  # same law, see core.train
-    n_train: int | None = None  # use only the first n training images (None = all 60 000)
-    n_test: int | None = None  # use only the first n test images (None = all 10 000)
+    lr: float = field(default=1e-3, metadata=_help("AdamW learning rate (peak of the cosine schedule)"))
+    weight_decay: float = field(default=1.0, metadata=_help("AdamW decoupled weight decay"))
+    epochs: int = field(default=100, metadata=_help("cosine schedule length; one epoch = every full batch once"))
+    batch_size: int = field(default=2048, metadata=_help("images per step; the last partial batch is dropped"))
+    noise_std: float = field(default=0.1, metadata=_help("std of the Gaussian pixel noise on every training image"))
+    seed: int = field(default=42, metadata=_help("seeds initialisation, shuffling and noise"))
+    noise_sampler: Literal["fast", "kornia"] = field(
+        default="fast", metadata=_help("how the noise is drawn (same law, see core.train)")
+    )
+    n_train: int | None = field(default=None, metadata=_help("use only the first N training images (default: all)"))
+    n_test: int | None = field(default=None, metadata=_help("use only the first N test images (default: all)"))
 
     def __post_init__(self) -> None:
         self.validate()
 
     def validate(self) -> None:
         """Raise ValueError with a one-line, user-facing message for any setting out of range."""
+        for f in dataclasses.fields(self):  # types first: a checkpoint's JSON may say 6.5 or "0.4"
+            _check_type(f.name, getattr(self, f.name), f.type)
         if not 0 <= self.target_index < N_TRAIN_MNIST:
             raise ValueError(f"target index must be between 0 and {N_TRAIN_MNIST - 1}, got {self.target_index}")
         if not 0.0 <= self.threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {self.threshold}")
-        if not 1 <= self.d_hidden <= 1024:
-            raise ValueError(f"d_hidden must be between 1 and 1024, got {self.d_hidden}")
+        if not 1 <= self.d_hidden <= MAX_D_HIDDEN:
+            raise ValueError(f"d_hidden must be between 1 and {MAX_D_HIDDEN}, got {self.d_hidden}")
         if not (0.0 < self.lr <= 1e9):  # huge values are allowed on purpose: they show divergence
             raise ValueError(f"learning rate must be positive and at most 1e9, got {self.lr}")
         if not 0.0 <= self.weight_decay <= 100.0:
@@ -73,9 +88,52 @@ class Config:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> Config:
-        """Build from a dict (e.g. a checkpoint's metadata); unknown keys raise ValueError."""
+        """Build from a dict (e.g. a checkpoint's metadata); unknown keys or wrong types raise ValueError."""
+        if not isinstance(values, dict):
+            raise ValueError(f"a config must be a JSON object, got {type(values).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(values) - names
         if unknown:
             raise ValueError(f"unknown config keys: {sorted(unknown)}")
         return cls(**values)
+
+
+def _check_type(name: str, value: Any, annotation: str) -> None:
+    """The field's declared type, strictly: no bool for an int, no 6.5 for an int, only finite floats.
+
+    (An int is accepted for a float field: JSON writes 1.0 as 1 in some encoders.)
+    """
+    optional = annotation.endswith("| None")
+    if value is None:
+        if optional:
+            return
+        raise ValueError(f"{name} must not be empty")
+    base = annotation.removesuffix("| None").strip()
+    if base == "bool":
+        ok = isinstance(value, bool)
+    elif base == "int":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif base == "float":
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value == value  # not NaN
+        ok = ok and abs(value) != float("inf")
+    else:  # Literal[...] of strings
+        ok = isinstance(value, str)
+    if not ok:
+        raise ValueError(f"{name} must be {_TYPE_WORDS.get(base, 'text')}, got {value!r}"[:200])
+
+
+_TYPE_WORDS = {"bool": "true or false", "int": "a whole number", "float": "a finite number"}
+
+# Named presets, as overrides of the defaults: the app's buttons and the CLI's --preset share them.
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {},  # the seed notebook: full MNIST, 100 epochs, batch 2048, lr 1e-3, weight decay 1
+    # A few seconds on two cores; what it reaches is measured in docs/quick_preset.md.
+    "quick": {"epochs": 15, "n_train": 12_000, "n_test": 2_000, "batch_size": 512, "lr": 3e-3},
+}
+
+
+def preset(name: str, **changes: Any) -> Config:
+    """The Config of a named preset (see PRESETS), with any further changes."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+    return Config(**{**PRESETS[name], **changes})

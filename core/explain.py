@@ -33,23 +33,33 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
+from jaxtyping import Float, UInt8
+from torch import Tensor
 
 from core.data import to_float
-from core.eigen import decompose
+from core.eigen import Eigen, decompose
 from core.model import BilinearMLP
-from core.tensor import DIRECTIONS, Direction, augment, augment_inputs, direction_matrix, interaction_matrices, logits64
+from core.tensor import DIRECTIONS, Direction, logits64
 
 
 @dataclass(frozen=True)
 class Explanation:
-    direction: str  # "true", "false" or "true_minus_false"
-    eigenvalues: np.ndarray  # (H+1,) lambda_i, descending (same order as core.eigen.decompose)
+    eigen: Eigen  # the direction's augmented decomposition the split uses (eigenvalues descending)
     projections: np.ndarray  # (H+1,) v_i . h~
     contributions: np.ndarray  # (H+1,) lambda_i (v_i . h~)^2; sums to the output
     quadratic: float  # h^T B[:-1, :-1] h
     linear: float  # 2 B[:-1, -1] . h
     constant: float  # B[-1, -1]
     model_output: float  # the same quantity from the model's forward pass (float64)
+
+    @property
+    def direction(self) -> Direction:
+        return self.eigen.direction
+
+    @property
+    def eigenvalues(self) -> np.ndarray:
+        """(H+1,) lambda_i, descending."""
+        return self.eigen.eigenvalues.numpy()
 
     @property
     def total(self) -> float:
@@ -97,23 +107,30 @@ def direction_outputs(model: BilinearMLP, x: torch.Tensor, direction: Direction)
 
 
 @torch.no_grad()
-def explain(model: BilinearMLP, x: np.ndarray | torch.Tensor, direction: Direction) -> Explanation:
+def explain(
+    model: BilinearMLP, x: np.ndarray | torch.Tensor, direction: Direction, eigen: Eigen | None = None
+) -> Explanation:
     """Exact per-eigenvector and quadratic/linear/constant split of one image's output.
 
     x: one image, (784,) or (28, 28), float pixels in [0, 1] (uint8 0-255 is accepted too).
+    eigen: the model's `decompose(model, direction)` if the caller already has it (e.g. cached).
     """
     pixels = _pixels(x)  # (784,)
-    aug = augment(model)
-    B = direction_matrix(interaction_matrices(aug), direction)  # (H+1, H+1)
-    eig = decompose(B, aug.W_e)
-    h_aug = (augment_inputs(pixels[None]) @ aug.W_e.T)[0]  # (H+1,) = [W_e x, 1]
-    h = h_aug[:-1]  # (H,)
-    projections = eig.vectors @ h_aug  # (H+1,) v_i . h~
+    if eigen is None:
+        eigen = decompose(model, direction)
+    elif eigen.direction != direction or eigen.view != "augmented":
+        raise ValueError(
+            f"explain needs the augmented decomposition of {direction!r}, got {eigen.view} {eigen.direction!r}"
+        )
+    B = eigen.matrix  # (H+1, H+1)
+    W_e = model.W_e.double()  # (H, 784)
+    h = W_e @ pixels  # (H,)
+    h_aug = torch.cat([h, torch.ones(1, dtype=h.dtype)])  # (H+1,) = [W_e x, 1]
+    projections = eigen.vectors @ h_aug  # (H+1,) v_i . h~
     return Explanation(
-        direction=direction,
-        eigenvalues=eig.eigenvalues.numpy(),
+        eigen=eigen,
         projections=projections.numpy(),
-        contributions=(eig.eigenvalues * projections**2).numpy(),
+        contributions=(eigen.eigenvalues * projections**2).numpy(),
         quadratic=float(h @ B[:-1, :-1] @ h),
         linear=float(2 * B[:-1, -1] @ h),
         constant=float(B[-1, -1]),
@@ -148,3 +165,38 @@ def misclassified_indices(model: BilinearMLP, x_uint8: torch.Tensor, y: torch.Te
     if not wrong:
         return np.zeros(0, dtype=np.int64)
     return torch.cat(wrong).numpy().astype(np.int64)
+
+
+class Cancellation(NamedTuple):
+    positive: float  # sum of the positive contributions
+    negative: float  # sum of the negative contributions
+    largest: int  # eigenvector index of the largest positive contribution (-1 if none)
+    smallest: int  # eigenvector index of the most negative contribution (-1 if none)
+
+
+def cancellation(contributions: np.ndarray) -> Cancellation:
+    """How much the positive and the negative eigenvector contributions cancel."""
+    c = np.asarray(contributions, dtype=np.float64)
+    return Cancellation(
+        float(c[c > 0].sum()),
+        float(c[c < 0].sum()),
+        int(np.argmax(c)) if (c > 0).any() else -1,
+        int(np.argmin(c)) if (c < 0).any() else -1,
+    )
+
+
+def oriented_images(explanation: Explanation, indices: np.ndarray) -> list[Float[Tensor, "28 28"]]:
+    """The eigenvectors `indices` as images, flipped so that the input's projection v_i . h~ is positive.
+
+    An eigenvector's sign is arbitrary and its contribution lambda_i (v_i . h~)^2 does not see it;
+    flipped this way, blue marks where this input's ink increases |v_i . h~|.
+    """
+    images = explanation.eigen.images()
+    return [images[i] if explanation.projections[i] >= 0 else -images[i] for i in indices]
+
+
+@torch.no_grad()
+def margin(model: BilinearMLP, pixels: UInt8[np.ndarray, "28 28"]) -> float:
+    """logit_1 - logit_0 for one uint8 image, float64 forward pass: > 0 means class 1 (true)."""
+    x = to_float(torch.as_tensor(np.asarray(pixels, dtype=np.uint8)))[None]  # (1, 784)
+    return float(direction_outputs(model, x, "true_minus_false")[0])

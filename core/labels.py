@@ -11,6 +11,9 @@ from typing import NamedTuple
 
 import torch
 
+from core.config import Config
+from core.data import MNIST
+
 CHUNK = 8192  # images converted to float64 at a time: bounds memory at 8192*784*8 B = 51 MB
 
 
@@ -41,19 +44,12 @@ def cosine_similarities(images: torch.Tensor, target: torch.Tensor) -> Similarit
     return Similarities(out[:, 0].contiguous(), out[:, 1].contiguous())
 
 
-def labels_from_similarities(sims: Similarities, threshold: float = 0.4, include_inverse: bool = True) -> torch.Tensor:
+def labels_from_similarities(sims: Similarities, threshold: float, include_inverse: bool) -> torch.Tensor:
     """(N,) int64 labels from precomputed similarities (cheap: the app re-thresholds on every slider move)."""
     positive = sims.to_target > threshold
     if include_inverse:
         positive = positive | (sims.to_inverse > threshold)
     return positive.long()
-
-
-def make_labels(
-    images: torch.Tensor, target: torch.Tensor, threshold: float = 0.4, include_inverse: bool = True
-) -> torch.Tensor:
-    """(N,) int64 labels for uint8 images (N, 28, 28) by similarity to `target` (28, 28)."""
-    return labels_from_similarities(cosine_similarities(images, target), threshold, include_inverse)
 
 
 def class_balance_problem(labels: torch.Tensor, min_fraction: float = 0.05) -> str | None:
@@ -87,20 +83,35 @@ class Splits(NamedTuple):
     test_y: torch.Tensor  # (M,) int64
 
 
-def make_splits(
-    mnist,
-    target_index: int = 6,
-    threshold: float = 0.4,
-    include_inverse: bool = True,
-    n_train: int | None = None,
-    n_test: int | None = None,
-) -> Splits:
-    """Label train and test by similarity to training image `target_index` (slices are views)."""
+class TargetSimilarities(NamedTuple):
+    """Every MNIST image's similarities with one target: all the labelling rule needs."""
+
+    train: Similarities  # (60000,) each
+    test: Similarities  # (10000,) each
+
+
+def target_similarities(mnist: MNIST, target_index: int) -> TargetSimilarities:
+    """Similarities of all train and test images with training image `target_index`."""
     target = mnist.train_x[target_index]
-    train_x, test_x = mnist.train_x[:n_train], mnist.test_x[:n_test]
-    return Splits(
-        train_x,
-        make_labels(train_x, target, threshold, include_inverse),
-        test_x,
-        make_labels(test_x, target, threshold, include_inverse),
+    return TargetSimilarities(cosine_similarities(mnist.train_x, target), cosine_similarities(mnist.test_x, target))
+
+
+def labels_for(sims: TargetSimilarities, config: Config) -> tuple[torch.Tensor, torch.Tensor]:
+    """(train, test) 0/1 labels of all of MNIST under the config's rule: (60000,), (10000,) int64."""
+    return (
+        labels_from_similarities(sims.train, config.threshold, config.include_inverse),
+        labels_from_similarities(sims.test, config.threshold, config.include_inverse),
     )
+
+
+def make_splits(mnist: MNIST, config: Config, sims: TargetSimilarities | None = None) -> Splits:
+    """Train and test images of `config` (its slices are views) with its labels.
+
+    `sims` (the target's similarities, e.g. from a cache shared by every student) saves the one
+    expensive step; without it they are computed here.
+    """
+    if sims is None:
+        sims = target_similarities(mnist, config.target_index)
+    train_y, test_y = labels_for(sims, config)
+    n_train, n_test = config.n_train, config.n_test
+    return Splits(mnist.train_x[:n_train], train_y[:n_train], mnist.test_x[:n_test], test_y[:n_test])

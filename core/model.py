@@ -18,10 +18,10 @@ D_INPUT = 784
 
 
 class BilinearMLP(nn.Module):
-    def __init__(self, d_hidden: int = 64, d_output: int = 2, seed: int | None = 42) -> None:
+    def __init__(self, d_hidden: int = 64, d_output: int = 2) -> None:
+        """PyTorch's default init from its global generator; core.train.new_model draws the same
+        init from a generator of its own, deterministic per Config.seed."""
         super().__init__()
-        if seed is not None:  # the seed notebook seeds inside the constructor: same init per seed
-            torch.manual_seed(seed)
         self.d_hidden, self.d_output = d_hidden, d_output
         self.embed = nn.Linear(D_INPUT, d_hidden, bias=False)
         self.bilinear = nn.Linear(d_hidden, 2 * d_hidden, bias=True)

@@ -14,19 +14,12 @@ Everything here is float64: the matrices are tiny (65 x 65) and the identity the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 from einops import einsum
 
+from core.directions import DIRECTIONS, Direction
 from core.model import BilinearMLP
-
-Direction = Literal["true", "false", "true_minus_false"]
-DIRECTIONS: dict[str, str] = {
-    "true": "class 1 (similar to the target), as in the seed's plot",
-    "false": "class 0 (not similar)",
-    "true_minus_false": "True − False, as in the paper's Figure 6",
-}
 
 
 @dataclass(frozen=True)
@@ -72,6 +65,25 @@ def direction_matrix(B: torch.Tensor, direction: Direction) -> torch.Tensor:
     raise ValueError(f"unknown direction {direction!r}; choose one of {list(DIRECTIONS)}")
 
 
+@dataclass(frozen=True)
+class InteractionTensor:
+    """A model's bias-augmented weights and its symmetrised interaction matrices, float64."""
+
+    weights: AugmentedWeights
+    B: torch.Tensor  # (C, H+1, H+1) symmetrised B_a for every class a
+
+    def direction(self, direction: Direction) -> torch.Tensor:
+        """(H+1, H+1) B_1, B_0 or B_1 - B_0."""
+        return direction_matrix(self.B, direction)
+
+
+@torch.no_grad()
+def interaction_tensor(model: BilinearMLP) -> InteractionTensor:
+    """augment -> interaction_matrices: the whole construction of this module in one call."""
+    weights = augment(model)
+    return InteractionTensor(weights, interaction_matrices(weights))
+
+
 def augment_inputs(x: torch.Tensor) -> torch.Tensor:
     """(N, 784) pixels -> (N, 785) float64 x~ = [x, 1]."""
     x = x.reshape(len(x), -1).double()
@@ -100,6 +112,26 @@ def reconstruction_error(model: BilinearMLP, x: torch.Tensor) -> float:
     The model's logits are evaluated in float64 too, so the number measures the identity itself,
     not float32 rounding in the forward pass.
     """
-    aug = augment(model)
-    quadratic = quadratic_form(interaction_matrices(aug), aug.W_e, x)  # (N, C)
+    tensor = interaction_tensor(model)
+    quadratic = quadratic_form(tensor.B, tensor.weights.W_e, x)  # (N, C)
     return (quadratic - (logits64(model, x) + 1)).abs().max().item()
+
+
+@torch.no_grad()
+def logit_check(model: BilinearMLP, x: torch.Tensor, labels: torch.Tensor) -> dict[str, list]:
+    """Per image of pixels x (N, 784): logit_a + 1 from the forward pass beside x~^T W_e'^T B_a W_e' x~.
+
+    Both in float64, as in `reconstruction_error`, so the columns agree to ~1e-12 and any visible
+    difference would be a real error in the construction. Columns by name, for a table.
+    """
+    tensor = interaction_tensor(model)
+    forms = quadratic_form(tensor.B, tensor.weights.W_e, x)  # (N, 2)
+    logits = logits64(model, x)  # (N, 2)
+    return {
+        "label": labels.tolist(),
+        "logit₀ + 1": (logits[:, 0] + 1).tolist(),
+        "x̃ᵀB₀x̃": forms[:, 0].tolist(),
+        "logit₁ + 1": (logits[:, 1] + 1).tolist(),
+        "x̃ᵀB₁x̃": forms[:, 1].tolist(),
+        "max |difference|": (forms - (logits + 1)).abs().amax(dim=1).tolist(),
+    }

@@ -108,7 +108,7 @@ def _seeded_init(model: BilinearMLP, generator: torch.Generator) -> None:
 
 def new_model(config: Config) -> BilinearMLP:
     """A freshly initialised model for `config` (deterministic in config.seed)."""
-    model = BilinearMLP(config.d_hidden, d_output=2, seed=None)
+    model = BilinearMLP(config.d_hidden, d_output=2)
     _seeded_init(model, torch.Generator().manual_seed(config.seed))
     return model
 

@@ -27,10 +27,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from jaxtyping import Float, Int, UInt8
+from torch import Tensor
 
 from core.eigen import Eigen, decompose
 from core.model import BilinearMLP
-from core.tensor import augment, direction_matrix, interaction_matrices
 
 MODES: dict[str, str] = {
     "class_logits": "B_0 and B_1 each keep their top-k eigenvectors; predict the larger logit",
@@ -56,22 +57,22 @@ class TruncationCurves:
         return getattr(self, mode)
 
 
-def order_by_magnitude(eigenvalues: torch.Tensor) -> torch.Tensor:
+def order_by_magnitude(eigenvalues: Float[Tensor, " n"]) -> Int[Tensor, " n"]:
     """Indices sorting eigenvalues by descending |lambda| (stable: ties keep their order)."""
     return torch.argsort(eigenvalues.abs(), descending=True, stable=True)
 
 
-def hidden_augmented(x_uint8: torch.Tensor, W_e_aug: torch.Tensor) -> torch.Tensor:
-    """(N, H+1) float64 h~ = [W_e x, 1] for uint8 images (N, 28, 28), a chunk at a time."""
-    W_e = W_e_aug[:-1, :-1]  # (H, 784)
-    out = torch.ones(len(x_uint8), W_e_aug.shape[0], dtype=torch.float64)
+def hidden_augmented(x_uint8: UInt8[Tensor, "n 28 28"], W_e: Float[Tensor, "h 784"]) -> Float[Tensor, "n h1"]:
+    """float64 h~ = [W_e x, 1] for uint8 images, a chunk at a time (h1 = h + 1)."""
+    W_e = W_e.double()
+    out = torch.ones(len(x_uint8), W_e.shape[0] + 1, dtype=torch.float64)
     for start in range(0, len(x_uint8), CHUNK):
         x = x_uint8[start : start + CHUNK].reshape(-1, 784).double()  # (chunk, 784) still 0-255
         out[start : start + CHUNK, :-1] = (x @ W_e.T) / 255.0  # scale the (chunk, H) result: cheaper
     return out
 
 
-def cumulative_forms(h_aug: torch.Tensor, eig: Eigen, order: torch.Tensor) -> torch.Tensor:
+def cumulative_forms(h_aug: Float[Tensor, "n h1"], eig: Eigen, order: Int[Tensor, " h1"]) -> Float[Tensor, "n k"]:
     """(N, H+2) column k = sum of the k largest-|lambda| terms lambda_i (v_i . h~)^2 (column 0 = 0)."""
     projections = h_aug @ eig.vectors[order].T  # (N, H+1), columns in |lambda| order
     terms = eig.eigenvalues[order] * projections**2  # (N, H+1)
@@ -85,12 +86,10 @@ def truncation_curves(model: BilinearMLP, x_uint8: torch.Tensor, y: torch.Tensor
         raise ValueError(f"{len(x_uint8)} images but {len(y)} labels")
     if len(y) == 0:
         raise ValueError("no images to evaluate")
-    aug = augment(model)
-    B = interaction_matrices(aug)
-    h_aug = hidden_augmented(x_uint8, aug.W_e)  # (N, H+1), computed once
+    h_aug = hidden_augmented(x_uint8, model.W_e)  # (N, H+1), computed once
     y = y.reshape(-1)
 
-    eigs = {name: decompose(direction_matrix(B, name), aug.W_e) for name in ("true", "false", "true_minus_false")}
+    eigs = {name: decompose(model, name) for name in ("true", "false", "true_minus_false")}
     orders = {name: order_by_magnitude(e.eigenvalues) for name, e in eigs.items()}
     forms = {name: cumulative_forms(h_aug, eigs[name], orders[name]) for name in eigs}  # (N, H+2)
 
@@ -110,3 +109,10 @@ def truncation_curves(model: BilinearMLP, x_uint8: torch.Tensor, y: torch.Tensor
         order_true_minus_false=orders["true_minus_false"].numpy(),
         n_images=len(y),
     )
+
+
+def smallest_k_within(curves: TruncationCurves, mode: str, tolerance: float) -> int | None:
+    """The fewest eigenvectors whose accuracy in `mode` is within `tolerance` of the full model's
+    (None if no k is)."""
+    close = np.nonzero(curves.accuracy(mode) >= curves.full_model - tolerance)[0]
+    return int(curves.k[close[0]]) if len(close) else None

@@ -91,9 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         name = grid_name(t, wd)
         path = args.out_dir / name
         if config.threshold not in splits_by_threshold:
-            splits_by_threshold[config.threshold] = make_splits(
-                mnist, config.target_index, config.threshold, config.include_inverse, config.n_train, config.n_test
-            )
+            splits_by_threshold[config.threshold] = make_splits(mnist, config)
         splits = splits_by_threshold[config.threshold]
         if path.is_file() and not args.force:
             if name not in index:  # file without a row: rebuild the row from the file

@@ -27,14 +27,7 @@ def small_config() -> Config:
 
 @pytest.fixture(scope="session")
 def small_run(mnist, small_config):
-    splits = make_splits(
-        mnist,
-        small_config.target_index,
-        small_config.threshold,
-        small_config.include_inverse,
-        small_config.n_train,
-        small_config.n_test,
-    )
+    splits = make_splits(mnist, small_config)
     model, history = fit(small_config, splits)
     return model, history, splits
 
@@ -47,9 +40,7 @@ def interrupted_run(mnist):
         from ui.models import TrainingRun  # imports streamlit: only the app tests need it
 
         run = TrainingRun(config)
-        splits = make_splits(
-            mnist, config.target_index, config.threshold, config.include_inverse, config.n_train, config.n_test
-        )
+        splits = make_splits(mnist, config)
         run.history.append(next(train(run.model, splits, config)))
         run.left_loop.set()  # the training loop has been left, as after the interrupted script run
         return run

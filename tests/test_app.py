@@ -15,10 +15,10 @@ from streamlit.testing.v1 import AppTest
 
 from core.checkpoint import save_checkpoint
 from core.config import Config
+from core.eigen import decompose, top_eigenvector
 from core.tensor import DIRECTIONS
 from core.train import train
 from ui import resources
-from ui.analysis import top_eigenvector
 from ui.models import TrainingRun
 from ui.resources import TrainedModel
 
@@ -45,7 +45,7 @@ PAGES = {  # page -> (widget kind, key) pairs it must show
         ("toggle", "use_slice"),
         ("number_input", "n_train"),
         ("number_input", "n_test"),
-        ("button", "train"),
+        ("button", "train_button"),
         ("button", "stop"),
         ("download_button", "download_metrics"),
     ],
@@ -143,13 +143,13 @@ def test_empty_class_is_refused():
     assert "No image is labelled true" in at.error[0].value
     at.switch_page("app_pages/train.py").run()
     assert "No image is labelled true" in at.error[0].value and "refused" in at.error[0].value
-    assert at.button(key="train").disabled
+    assert at.button(key="train_button").disabled
 
 
 def test_training_on_a_slice_becomes_the_active_model():
     at = open_page("app_pages/train.py")
     set_training(at, **SMALL_RUN, seed=7)
-    at.button(key="train").click().run()
+    at.button(key="train_button").click().run()
     assert_clean(at)
     assert "Training finished" in at.success[0].value
     assert "Your trained model" in badge(at)
@@ -161,7 +161,7 @@ def test_training_on_a_slice_becomes_the_active_model():
     # a bad config afterwards: a clear message, and the model just trained stays active
     at.number_input(key="batch_size").set_value(8192).run()
     assert "batch size 8192 is larger than the 4096 training images" in at.error[0].value
-    assert at.button(key="train").disabled
+    assert at.button(key="train_button").disabled
     assert at.session_state["active"] is trained
     assert "Your trained model" in badge(at)
 
@@ -169,7 +169,7 @@ def test_training_on_a_slice_becomes_the_active_model():
     other = open_page("app_pages/train.py")
     set_training(other, **SMALL_RUN, seed=7)
     assert "already trained on this server" in other.info[0].value
-    other.button(key="train").click().run()
+    other.button(key="train_button").click().run()
     assert other.session_state["active"] is trained
 
 
@@ -177,20 +177,20 @@ def test_bad_config_keeps_the_pretrained_model():
     at = open_page("app_pages/train.py")
     set_training(at, n_train=1000, batch_size=2048)
     assert "batch size 2048 is larger than the 1000 training images" in at.error[0].value
-    assert at.button(key="train").disabled
+    assert at.button(key="train_button").disabled
     assert at.session_state["active"].origin == "pretrained"
 
 
 def test_an_interrupted_run_keeps_its_finished_epochs(interrupted_run):
     at = open_page("app_pages/train.py")
-    at.session_state["training"] = interrupted_run(  # what the Train page leaves behind when Stop interrupts it
+    at.session_state["training_run"] = interrupted_run(  # what the Train page leaves behind when Stop interrupts it
         Config(epochs=5, n_train=2048, n_test=500, batch_size=512, seed=11)
     )
     at.run()
     assert "Training stopped during epoch 2 of 5" in at.warning[0].value
     assert "stopped after epoch 1 of 5" in badge(at)
     assert at.session_state["active"].origin == "stopped"
-    assert "training" not in at.session_state
+    assert "training_run" not in at.session_state
 
 
 def test_upload_a_checkpoint_and_reject_garbage():
@@ -225,7 +225,7 @@ def test_eigenvectors_page_shows_images_for_each_direction(direction):
     assert len(at.image) == 2 + 3, "plus the target, the top eigenvector and the linear term"
     assert len(at.get("vega_lite_chart")) == 3, "two spectrum panels and the hoverable eigenvector"
     seed = resources.seed_model()
-    exact = top_eigenvector(seed.model, resources.mnist().train_x[seed.config.target_index], direction).cos
+    exact = top_eigenvector(decompose(seed.model, direction), resources.mnist().train_x[seed.config.target_index]).cos
     assert at.metric[0].value == f"{exact:.2f}"
     if direction == "true_minus_false":
         assert exact > 0.8, "Figure 6: the top True − False eigenvector is the target (0.85-0.90 for the seed)"
@@ -283,9 +283,9 @@ def test_the_same_settings_at_the_same_time_are_trained_once(mnist):
 
     thread = threading.Thread(target=the_other_session)
     thread.start()
-    at.button(key="train").click().run()
+    at.button(key="train_button").click().run()
     thread.join(60)
     assert_clean(at)
     assert "Another student trained exactly these settings" in at.success[0].value
     assert at.session_state["active"].model is other.model, "the other run's model, not a second training"
-    assert "training" not in at.session_state
+    assert "training_run" not in at.session_state

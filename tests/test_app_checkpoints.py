@@ -69,7 +69,7 @@ def test_every_page_has_the_model_section_in_the_sidebar(page):
     assert_clean(at)
     sidebar = at.sidebar
     assert sidebar.download_button(key="download_model") and sidebar.file_uploader(key="upload")
-    assert any(f"`{at.session_state['active'].key}`" in c.value for c in sidebar.caption), "the model's id"
+    assert any(f"`{at.session_state['active'].model_id}`" in c.value for c in sidebar.caption), "the model's id"
 
 
 def test_the_download_is_the_active_model():

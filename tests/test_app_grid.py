@@ -79,7 +79,7 @@ def test_an_on_grid_config_loads_at_once_on_the_train_page():
     at.slider(key="weight_decay").set_value(0.5).run()
     assert "one of the 15 precomputed checkpoints" in at.info[0].value
     start = time.perf_counter()
-    at.button(key="train").click().run()
+    at.button(key="train_button").click().run()
     assert time.perf_counter() - start < 5, "loaded, not trained (100 epochs on full MNIST take minutes)"
     assert_clean(at)
     active = at.session_state["active"]
@@ -99,7 +99,7 @@ def test_the_registry_finds_grid_models_by_id_before_loading_them():
     registry = resources.ModelRegistry(seed, max_models=2, loader=loader, lazy_ids={config_id(config): config})
     assert registry.get(seed.config.replace(seed=9)) is None, "off the grid: train it"
     found = registry.by_id(config_id(config))
-    assert found is not None and found.config == config and found.key == config_id(config)
+    assert found is not None and found.config == config and found.model_id == config_id(config)
     assert registry.by_id(config_id(config)) is found and len(loads) == 2, "loaded once, then registered"
     assert registry.by_id("0123456789ab") is None
 

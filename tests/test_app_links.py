@@ -111,9 +111,9 @@ def test_an_unknown_model_id_falls_back_to_the_pretrained_model():
 def test_a_reload_keeps_the_trained_model():
     at = open_page("app_pages/train.py")
     set_training(at, **SMALL_RUN, seed=23)
-    at.button(key="train").click().run()
+    at.button(key="train_button").click().run()
     trained = at.session_state["active"]
-    assert trained.origin == "trained" and at.query_params["model"] == trained.key == config_id(trained.config)
+    assert trained.origin == "trained" and at.query_params["model"] == trained.model_id == config_id(trained.config)
 
     reloaded = open_link(dict(at.query_params), "app_pages/eigenvectors.py")  # a new session, same URL
     assert_clean(reloaded)
@@ -134,14 +134,14 @@ def test_a_reload_keeps_the_trained_model():
 def test_a_reload_keeps_a_stopped_run(interrupted_run):
     at = open_page("app_pages/train.py")
     config = Config(epochs=4, n_train=2048, n_test=500, batch_size=512, seed=29)
-    at.session_state["training"] = interrupted_run(config)  # as the Stop button leaves it
+    at.session_state["training_run"] = interrupted_run(config)  # as the Stop button leaves it
     at.run()
     stopped = at.session_state["active"]
-    assert stopped.origin == "stopped" and stopped.key.startswith("p-")
-    assert at.query_params["model"] == stopped.key
+    assert stopped.origin == "stopped" and stopped.model_id.startswith("p-")
+    assert at.query_params["model"] == stopped.model_id
     assert resources.registry().get(config) is None, "a partial run is not the model its config trains to"
 
-    reloaded = open_link({"model": stopped.key}, "app_pages/tensor.py")
+    reloaded = open_link({"model": stopped.model_id}, "app_pages/tensor.py")
     assert reloaded.session_state["active"] is stopped
     assert "stopped after epoch 1 of 4" in badge(reloaded)
 
@@ -152,11 +152,11 @@ def test_a_reload_keeps_an_uploaded_model_in_its_own_slot():
     data = save_checkpoint(seed.model, seed.config, list(seed.history))  # claims to be the seed's config
     at.file_uploader(key="upload").upload("claims-to-be-the-seed.safetensors", data).run()
     uploaded = at.session_state["active"]
-    assert uploaded.origin == "uploaded" and uploaded.key.startswith("u-")
-    assert at.query_params["model"] == uploaded.key
+    assert uploaded.origin == "uploaded" and uploaded.model_id.startswith("u-")
+    assert at.query_params["model"] == uploaded.model_id
     assert resources.registry().get(seed.config) is seed, "an untrusted upload never replaces a canonical model"
 
-    reloaded = open_link({"model": uploaded.key}, "app_pages/eigenvectors.py")
+    reloaded = open_link({"model": uploaded.model_id}, "app_pages/eigenvectors.py")
     assert reloaded.session_state["active"] is uploaded
     assert "Your uploaded model" in badge(reloaded)
 

@@ -57,7 +57,7 @@ def active_model(at):
     """The session's active model, checked against the id the sidebar shows."""
     trained = at.session_state["active"]
     shown = [c.value for c in at.sidebar.caption if c.value.startswith("Model id")]
-    assert shown and f"`{trained.key}`" in shown[0], "the sidebar names the active model"
+    assert shown and f"`{trained.model_id}`" in shown[0], "the sidebar names the active model"
     return trained
 
 
@@ -99,7 +99,7 @@ def test_threshold_that_empties_a_class(threshold, empty):
     at.switch_page(TRAIN).run()
     assert not at.exception
     assert f"No image is labelled {empty}" in at.error[0].value and "refused" in at.error[0].value
-    assert at.button(key="train").disabled, "training on one class is refused"
+    assert at.button(key="train_button").disabled, "training on one class is refused"
     assert active_model(at) is model
     assert settings(at) == {**before, "threshold": threshold}, "only the threshold moved, and it stays"
 
@@ -108,7 +108,7 @@ def test_threshold_that_empties_a_class(threshold, empty):
     assert_clean(at)
     at.switch_page(TRAIN).run()
     assert_clean(at)
-    assert not at.button(key="train").disabled
+    assert not at.button(key="train_button").disabled
     assert_eigenvectors_work(at)
     assert active_model(at) is model
 
@@ -159,7 +159,7 @@ def test_epochs_zero_or_absurd():
         f"These settings can't be trained: batch size {N_TRAIN_MNIST} is larger than the 1000 training "
         "images: no full batch to train on. Your current model is kept."
     ) == at.error[0].value
-    assert at.button(key="train").disabled
+    assert at.button(key="train_button").disabled
     at.switch_page(TENSOR).run()
     at.switch_page(TRAIN).run()
     assert settings(at) == before, "the values typed stay, to be corrected"
@@ -167,14 +167,14 @@ def test_epochs_zero_or_absurd():
 
     at.number_input(key="batch_size").set_value(250).run()
     assert_clean(at)
-    assert not at.button(key="train").disabled
+    assert not at.button(key="train_button").disabled
     assert active_model(at) is model
 
 
 def test_learning_rate_that_makes_the_loss_non_finite(mnist):
     # core: lr >= 1e5 overflows float32 in the first epoch, and says what to change
     config = Config(lr=1e5, epochs=2, n_train=2048, n_test=500, batch_size=512)
-    splits = make_splits(mnist, 6, 0.4, True, config.n_train, config.n_test)
+    splits = make_splits(mnist, config)
     with pytest.raises(
         TrainingDiverged,
         match=r"diverged in epoch 1: the loss became (nan|inf)\. "
@@ -191,7 +191,7 @@ def test_learning_rate_that_makes_the_loss_non_finite(mnist):
     at.select_slider(key="lr").set_value(1.0)
     at.slider(key="weight_decay").set_value(5.0).run()
     model, before = active_model(at), settings(at)
-    at.button(key="train").click().run()
+    at.button(key="train_button").click().run()
     assert not at.exception
     assert len(at.error) == 1
     message = at.error[0].value
@@ -202,7 +202,7 @@ def test_learning_rate_that_makes_the_loss_non_finite(mnist):
     ), message
     assert active_model(at) is model
     assert settings(at) == before
-    assert "training" not in at.session_state, "the failed run is gone"
+    assert "training_run" not in at.session_state, "the failed run is gone"
     assert_eigenvectors_work(at)
     assert active_model(at) is model
 
@@ -219,9 +219,7 @@ def test_stop_pressed_mid_epoch(mnist, stop_in_epoch):
     model, before = active_model(at), settings(at)
     config = Config(n_train=2048, n_test=500, batch_size=512, epochs=5, seed=seed)  # what those widgets say
     run = TrainingRun(config)
-    splits = make_splits(
-        mnist, config.target_index, config.threshold, config.include_inverse, config.n_train, config.n_test
-    )
+    splits = make_splits(mnist, config)
     polls, hold_at, held = itertools.count(1), (stop_in_epoch - 1) * 4 + 2, threading.Event()
 
     def should_stop() -> bool:  # polled by core.train before every batch
@@ -241,12 +239,12 @@ def test_stop_pressed_mid_epoch(mnist, stop_in_epoch):
     thread = threading.Thread(target=page_loop)
     thread.start()
     assert held.wait(120)
-    at.session_state["training"] = run  # models.start_training put it there before the first epoch
+    at.session_state["training_run"] = run  # models.start_training put it there before the first epoch
     at.run()  # the rerun the Stop button triggers
     thread.join(60)
     assert not thread.is_alive() and run.stop_requested.is_set()
     assert not at.exception and not at.error
-    assert "training" not in at.session_state
+    assert "training_run" not in at.session_state
     if stop_in_epoch == 1:
         assert at.info[0].value == "Training stopped before the first epoch finished; your previous model is kept."
         assert active_model(at) is model
@@ -260,7 +258,7 @@ def test_stop_pressed_mid_epoch(mnist, stop_in_epoch):
         assert f"stopped after epoch {stop_in_epoch - 1} of 5" in badge(at)
     assert settings(at) == before
 
-    at.button(key="train").click().run()  # the same settings train to the end afterwards
+    at.button(key="train_button").click().run()  # the same settings train to the end afterwards
     assert_clean(at)
     assert "Training finished" in at.success[0].value
     assert active_model(at).origin == "trained" and active_model(at).epochs_done == 5
@@ -313,9 +311,9 @@ def test_page_opened_before_any_model_exists(no_shipped_checkpoint):
 
     at.switch_page(TRAIN).run()
     assert_clean(at)
-    assert not at.button(key="train").disabled, "step 2 works without a model"
+    assert not at.button(key="train_button").disabled, "step 2 works without a model"
     set_training(at, **SMALL_RUN, seed=47)
-    at.button(key="train").click().run()
+    at.button(key="train_button").click().run()
     assert_clean(at)
     assert "Training finished" in at.success[0].value
     assert active_model(at).origin == "trained" and active_model(at).config.threshold == 0.35

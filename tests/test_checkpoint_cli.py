@@ -1,5 +1,6 @@
 """Checkpoints round-trip and reject bad files; the reproduce CLI validates its arguments."""
 
+import dataclasses
 import json
 import pickle
 
@@ -8,8 +9,8 @@ import torch
 from safetensors.torch import save as st_save
 
 from core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from core.config import Config
-from core.reproduce import main
+from core.config import Config, preset
+from core.reproduce import main, parse_args
 from core.train import new_model
 
 
@@ -124,13 +125,27 @@ def test_cli_writes_the_promised_json(tmp_path, capsys):
     )
     assert code == 0
     result = json.loads(out.read_text())
-    for key in ["config", "val_acc", "train_acc", "positive_fraction", "seconds", "reconstruction_max_abs_err"]:
+    for key in ["config", "val_acc", "train_acc", "positive_fraction", "seconds", "train_seconds", "preset"]:
         assert key in result
+    assert 0 < result["train_seconds"] <= result["seconds"] and result["preset"] == "paper"
     assert result["reconstruction_max_abs_err"] < 1e-4
     assert set(result["directions"]) == {"true", "false", "true_minus_false"}
     for direction in result["directions"].values():
         values = direction["eigenvalues"]
         assert len(values) == 65 and values == sorted(values, reverse=True)
         assert 0 <= direction["top_cos_centered_target"] <= 1
+        bias_free = direction["bias_free"]  # the hidden block B[:-1, :-1]: one eigenvalue fewer
+        assert len(bias_free["eigenvalues"]) == 64 and 0 <= bias_free["top_cos_centered_target"] <= 1
     assert "epoch   2/2" in capsys.readouterr().err
     load_checkpoint((tmp_path / "m.safetensors").read_bytes())
+
+
+def test_cli_flags_are_the_config_fields_and_presets_are_the_apps():
+    """Every Config field is a flag (include_inverse too); --preset starts from core.config.PRESETS."""
+    config, args = parse_args(["--no-include-inverse", "--seed", "3"])
+    assert config == Config(include_inverse=False, seed=3) and args.preset == "paper"
+    config, _ = parse_args(["--preset", "quick", "--weight-decay", "2"])
+    assert config == preset("quick", weight_decay=2.0)
+    assert parse_args(["--noise-sampler", "kornia"])[0].noise_sampler == "kornia"
+    for f in dataclasses.fields(Config):
+        assert f.metadata["help"], f"{f.name} has its help text in one place"

@@ -12,14 +12,14 @@ from core.data import to_float
 from core.eigen import decompose
 from core.explain import Explanation, direction_outputs, explain, largest_contributions, misclassified_indices
 from core.model import BilinearMLP
-from core.tensor import augment, direction_matrix, interaction_matrices
 
 DIRECTIONS = ["true", "false", "true_minus_false"]
 
 
 def random_model(seed: int, d_hidden: int = 16, bias_scale: float = 1.0) -> BilinearMLP:
     """A random model with sizeable biases, so the linear and constant terms are not negligible."""
-    model = BilinearMLP(d_hidden, d_output=2, seed=seed)
+    torch.manual_seed(seed)
+    model = BilinearMLP(d_hidden, d_output=2)
     with torch.no_grad():
         model.bilinear.bias.normal_(0.0, bias_scale, generator=torch.Generator().manual_seed(seed))
     return model.eval()
@@ -98,9 +98,12 @@ def test_without_biases_only_the_quadratic_term_is_left():
 def test_contributions_follow_the_decomposition_order():
     model = random_model(7, d_hidden=12)
     x = torch.rand(784, generator=torch.Generator().manual_seed(7))
-    aug = augment(model)
-    eig = decompose(direction_matrix(interaction_matrices(aug), "true_minus_false"), aug.W_e)
+    eig = decompose(model, "true_minus_false")
     e = explain(model, x, "true_minus_false")
+    assert e.eigen.direction == "true_minus_false" and torch.equal(e.eigen.vectors, eig.vectors)
+    assert explain(model, x, "true_minus_false", eig).contributions.tolist() == e.contributions.tolist()
+    with pytest.raises(ValueError, match="augmented decomposition"):
+        explain(model, x, "true", eig)  # a cached decomposition of another direction is refused
     np.testing.assert_allclose(e.eigenvalues, eig.eigenvalues.numpy(), atol=1e-12)
     assert (np.diff(e.eigenvalues) <= 0).all()
     # contribution_i = lambda_i (u_i . x~)^2 with the pixel-space vectors u_i = W_e'^T v_i

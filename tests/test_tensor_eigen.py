@@ -21,14 +21,15 @@ from core.train import new_model
 
 
 def random_model(d_hidden: int, seed: int) -> BilinearMLP:
-    model = BilinearMLP(d_hidden, seed=seed)
+    torch.manual_seed(seed)
+    model = BilinearMLP(d_hidden)
     with torch.no_grad():  # make the biases matter: default init keeps them small
         model.bilinear.bias.normal_(0, 1)
     return model
 
 
 def test_model_names_are_views_of_the_parameters():
-    model = BilinearMLP(8, seed=0)
+    model = random_model(8, 0)
     assert model.W_e.shape == (8, 784) and model.W_l.shape == (8, 8) and model.W_r.shape == (8, 8)
     assert model.W_u.shape == (2, 8) and model.b_l.shape == (8,) and model.b_r.shape == (8,)
     x = torch.rand(5, 784)
@@ -86,9 +87,11 @@ def test_reconstruction_does_not_touch_the_model():
 
 
 def test_eigendecomposition_rebuilds_the_matrix_and_the_form():
-    aug = augment(random_model(9, 5))
+    model = random_model(9, 5)
+    aug = augment(model)
     B = direction_matrix(interaction_matrices(aug), "true")
-    eig = decompose(B, aug.W_e)
+    eig = decompose(model, "true")
+    assert torch.equal(eig.matrix, B) and eig.direction == "true" and eig.view == "augmented"
     assert (eig.eigenvalues[:-1] >= eig.eigenvalues[1:]).all()  # descending
     V = eig.vectors  # rows are eigenvectors
     assert torch.allclose(V.T @ torch.diag(eig.eigenvalues) @ V, B, atol=1e-10)
@@ -107,7 +110,7 @@ def test_linear_term_image_is_the_linear_part_of_the_form():
     form, form_of_0 = quadratic_form(B, aug.W_e, x), quadratic_form(B, aug.W_e, torch.zeros(1, 784))
     h = x @ model.W_e.double().detach().T
     quadratic = torch.einsum("ni,ij,nj->n", h, B[:-1, :-1], h)
-    linear = x @ linear_term_image(B, model.W_e.detach()).flatten()
+    linear = x @ linear_term_image(decompose(model, "false"), model.W_e.detach()).flatten()
     assert torch.allclose(form, quadratic + linear + form_of_0, atol=1e-10)
 
 
@@ -127,8 +130,26 @@ def test_shipped_checkpoint_reproduces_figure_6(mnist):
 
     model, config, history = load_checkpoint(Path("checkpoints/seed-default.safetensors").read_bytes())
     assert config == Config() and len(history) == config.epochs
-    aug = augment(model)
-    eig = decompose(direction_matrix(interaction_matrices(aug), "true_minus_false"), aug.W_e)
+    eig = decompose(model, "true_minus_false")
     assert cos_with_centered_target(eig.pixel_vectors[:1], mnist.train_x[6]).item() >= 0.8
     assert reconstruction_error(model, to_float(mnist.test_x[:500])) < 1e-4
     assert new_model(Config()).W_e.shape == model.W_e.shape
+
+
+@settings(max_examples=15, deadline=None)
+@given(d_hidden=st.integers(1, 20), seed=st.integers(0, 10_000))
+def test_the_bias_free_view_decomposes_the_hidden_block(d_hidden, seed):
+    """decompose(view="bias_free") is the eigendecomposition of B[:-1, :-1], each eigenvector read as
+    [v, 0]: its pixel vectors have no constant coordinate and rebuild the block's quadratic form."""
+    model = random_model(d_hidden, seed)
+    full, free = decompose(model, "true_minus_false"), decompose(model, "true_minus_false", "bias_free")
+    assert torch.equal(free.matrix, full.matrix[:-1, :-1]) and free.eigenvalues.shape == (d_hidden,)
+    V = free.vectors
+    assert torch.allclose(V.T @ torch.diag(free.eigenvalues) @ V, free.matrix, atol=1e-9)
+    assert torch.equal(free.pixel_vectors[:, -1], torch.zeros(d_hidden, dtype=torch.float64))
+    x = torch.rand(5, 784, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+    h = x @ model.W_e.double().T
+    by_eigen = ((x @ free.pixel_vectors[:, :784].T) ** 2 * free.eigenvalues).sum(1)
+    assert torch.allclose(by_eigen, torch.einsum("ni,ij,nj->n", h, free.matrix, h), atol=1e-8)
+    with pytest.raises(ValueError, match="view"):
+        decompose(model, "true", "sideways")

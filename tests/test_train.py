@@ -6,22 +6,20 @@ import torch
 from core.config import Config
 from core.eigen import cos_with_centered_target, decompose
 from core.labels import make_splits
-from core.tensor import augment, direction_matrix, interaction_matrices
 from core.train import TrainingDiverged, fit, new_model, train
 
 
 @pytest.fixture(scope="module")
 def tiny(mnist):
     config = Config(epochs=2, n_train=2048, n_test=512, batch_size=256)
-    return config, make_splits(mnist, n_train=2048, n_test=512)
+    return config, make_splits(mnist, config)
 
 
 def test_end_to_end_small_slice_learns_and_finds_the_target(small_run, mnist):
     model, history, _ = small_run
     assert history[-1].val_acc >= 0.9
     assert history[-1].train_loss < history[0].train_loss
-    aug = augment(model)
-    eig = decompose(direction_matrix(interaction_matrices(aug), "true_minus_false"), aug.W_e)
+    eig = decompose(model, "true_minus_false")
     assert cos_with_centered_target(eig.pixel_vectors[:1], mnist.train_x[6]).item() >= 0.7
 
 

@@ -11,11 +11,12 @@ from core.eigen import decompose
 from core.model import BilinearMLP
 from core.tensor import augment, direction_matrix, interaction_matrices, quadratic_form
 from core.train import evaluate
-from core.truncation import MODES, order_by_magnitude, truncation_curves
+from core.truncation import MODES, order_by_magnitude, smallest_k_within, truncation_curves
 
 
 def random_model(seed: int, d_hidden: int) -> BilinearMLP:
-    model = BilinearMLP(d_hidden, d_output=2, seed=seed)
+    torch.manual_seed(seed)
+    model = BilinearMLP(d_hidden, d_output=2)
     with torch.no_grad():
         model.bilinear.bias.normal_(0.0, 0.5, generator=torch.Generator().manual_seed(seed))
     return model.eval()
@@ -63,15 +64,13 @@ def test_shapes_and_orders(tiny):
     for mode in MODES:
         assert c.accuracy(mode).shape == (7,)
     assert c.n_images == 400
-    aug = augment(model)
-    B = interaction_matrices(aug)
     for name, order in [
         ("true", c.order_true),
         ("false", c.order_false),
         ("true_minus_false", c.order_true_minus_false),
     ]:
         assert sorted(order.tolist()) == list(range(6))
-        values = decompose(direction_matrix(B, name), aug.W_e).eigenvalues.abs().numpy()
+        values = decompose(model, name).eigenvalues.abs().numpy()
         assert (np.diff(values[order]) <= 0).all()
     with pytest.raises(ValueError):
         c.accuracy("nope")
@@ -132,3 +131,13 @@ def test_rejects_bad_input(tiny):
 
 def test_order_by_magnitude():
     assert order_by_magnitude(torch.tensor([3.0, 1.0, -0.5, -4.0])).tolist() == [3, 0, 1, 2]
+
+
+def test_smallest_k_within_the_full_model(tiny):
+    model, x, y = tiny
+    c = truncation_curves(model, x, y)
+    for mode in MODES:
+        k = smallest_k_within(c, mode, tolerance=0.0)  # all H+1 eigenvectors always reproduce the model
+        assert k is not None and c.accuracy(mode)[k] >= c.full_model
+        assert all(c.accuracy(mode)[j] < c.full_model for j in range(k)), "the fewest, not just some"
+    assert smallest_k_within(c, "true_minus_false", tolerance=1.0) == 0

@@ -44,7 +44,7 @@ class Digit(NamedTuple):
 def pick_misclassified() -> None:
     """Button callback: a random test image the active model gets wrong."""
     trained = models.active()
-    wrong = resources.misclassified(trained.key, trained)
+    wrong = resources.misclassified(trained.model_id, trained)
     if not wrong:
         notify("info", "This model classifies every test image correctly: there is no mistake to pick.")
         return

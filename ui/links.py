@@ -14,7 +14,8 @@ from typing import Any
 
 import streamlit as st
 
-from core.config import N_TEST_MNIST, N_TRAIN_MNIST, Config
+from core.config import MAX_D_HIDDEN, N_TEST_MNIST, N_TRAIN_MNIST, Config
+from core.directions import DIRECTIONS
 from core.grid import GRID_THRESHOLDS, GRID_WEIGHT_DECAYS
 from core.urlstate import (
     RESERVED,
@@ -33,18 +34,16 @@ from core.urlstate import (
     to_query,
 )
 from ui import state
-from ui.widgets import DIRECTION_LABELS
 
 MODEL_KEY = "_link_model"  # not a widget: the active model's id, read from / written to `model=`
 READ_KEY = "_link_read"  # set once the session has read its URL
-MAX_EIGEN_INDEX = 1024  # d_hidden <= 1024 (core.config), so at most 1025 eigenvectors
 PARAMS: tuple[Param, ...] = (
     Param("target", "target_index", integer(0, N_TRAIN_MNIST - 1)),
     Param("threshold", "threshold", number(0.0, 1.0, 2), fmt_number),
     Param("inverse", "include_inverse", boolean, fmt_bool),
-    Param("direction", "direction", choice({name: name for name in DIRECTION_LABELS})),
+    Param("direction", "direction", choice({name: name for name in DIRECTIONS})),
     Param("k", "top_k", integer(1, state.TOP_K_MAX)),
-    Param("eig", "eig_index", integer(0, MAX_EIGEN_INDEX)),
+    Param("eig", "eig_index", integer(0, MAX_D_HIDDEN)),  # at most MAX_D_HIDDEN + 1 eigenvectors
     Param("view", "eig_view", choice(state.EIGEN_VIEWS), fmt_choice(state.EIGEN_VIEWS)),
     Param("grid_t", "grid_threshold", one_of(GRID_THRESHOLDS), fmt_number),
     Param("grid_wd", "grid_weight_decay", one_of(GRID_WEIGHT_DECAYS), fmt_number),
@@ -82,7 +81,7 @@ def current_query() -> dict[str, str]:
     ss = st.session_state
     values = {param.key: ss[param.key] for param in PARAMS if param.key in ss}
     active = ss.get("active")
-    values[MODEL_KEY] = active.key if active is not None else DEFAULTS[MODEL_KEY]
+    values[MODEL_KEY] = active.model_id if active is not None else DEFAULTS[MODEL_KEY]
     query = to_query(values, PARAMS, DEFAULTS)
     if any(name in query for name in ("grid_t", "grid_wd")):
         # grid settings alone would mean "load that grid model" (see restore): say which model is shown

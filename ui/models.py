@@ -12,6 +12,8 @@ from __future__ import annotations
 import copy
 import logging
 import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import pandas as pd
 import streamlit as st
@@ -20,10 +22,10 @@ from core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from core.config import Config
 from core.grid import grid_config, is_on_grid
 from core.model import BilinearMLP
-from core.train import EpochMetrics, new_model
+from core.train import EpochMetrics, TrainingDiverged, new_model, train
 from ui import resources
-from ui.resources import TrainedModel
-from ui.state import Unavailable, notify, training_widgets
+from ui.registry import TrainedModel
+from ui.state import RUN_KEY, Unavailable, notify, training_widgets
 
 log = logging.getLogger("bilinear_eigen_lab")
 
@@ -67,13 +69,13 @@ def set_active(trained: TrainedModel) -> None:
     st.session_state.active = trained
 
 
-def restore(key: str) -> bool:
-    """A new session opened with `model=<key>` in its URL: make that model active if the server has it."""
-    found = resources.find_model(key)
+def restore(model_id: str) -> bool:
+    """A new session opened with `model=<id>` in its URL: make that model active if the server has it."""
+    found = resources.find_model(model_id)
     if found is None:
         notify(
             "warning",
-            f"The model in this link (`model={key}`) is no longer on this server: the server "
+            f"The model in this link (`model={model_id}`) is no longer on this server: the server "
             "restarted, or dropped it to make room. Showing the pretrained model instead; load "
             "your .safetensors file from the sidebar, or train it again, to get it back.",
         )
@@ -137,8 +139,8 @@ class TrainingRun:
             return not closed
 
     def _forget(self) -> None:
-        if st.session_state.get("training") is self:
-            del st.session_state["training"]
+        if st.session_state.get(RUN_KEY) is self:
+            del st.session_state[RUN_KEY]
 
     def _publish(self) -> None:
         trained = resources.registry().add(TrainedModel(self.model, self.config, tuple(self.history), "trained"))
@@ -191,7 +193,7 @@ def start_training(config: Config) -> tuple[TrainingRun, TrainingRun | None]:
     run = TrainingRun(config)
     other = resources.trainings_in_flight().claim(config, run)
     if other is None:
-        st.session_state.training = run
+        st.session_state[RUN_KEY] = run
     return run, other
 
 
@@ -218,6 +220,72 @@ def adopt_shared(other: TrainingRun) -> None:
             "The other student's run with these settings stopped before the end, so there is no model "
             "to share. Press **Train** to train these settings yourself.",
         )
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What the Train page draws while a run goes on."""
+
+    history: tuple[EpochMetrics, ...]  # the epochs finished so far
+    epochs: int  # planned
+    text: str  # one line for the progress bar
+
+    @property
+    def fraction(self) -> float:
+        return self.history[-1].epoch / self.epochs if self.history else 0.0
+
+
+def progress_text(m: EpochMetrics) -> str:
+    left = m.seconds / m.epoch * (m.epochs - m.epoch)
+    return (
+        f"Epoch {m.epoch} / {m.epochs} · validation accuracy {m.val_acc:.1%} · "
+        f"{m.seconds:.0f} s elapsed, about {left:.0f} s left"
+    )
+
+
+def train_or_load(config: Config, poll_seconds: float = 0.5) -> Iterator[Progress]:
+    """Press Train: give this student the model for `config`, yielding progress to draw.
+
+    - Already on the server (a precomputed checkpoint, or trained before): made active at once,
+      nothing to draw.
+    - Being trained right now by another student: follow that run, a Progress every `poll_seconds`
+      (so a Stop click, which interrupts at the page's next st call, is seen), then share its model.
+    - Otherwise: train here, a Progress per epoch. The run sits in st.session_state before its first
+      epoch, so a Stop (or leaving the page) keeps what it learnt (TrainingRun.keep_interrupted).
+
+    The messages for the next render are queued with ui.state.notify; the page reruns afterwards.
+    """
+    existing = resources.registry().get(config)  # finds the precomputed grid models too
+    if existing is not None:
+        set_active(existing)
+        notify(
+            "success",
+            "Loaded the precomputed checkpoint for these settings."
+            if existing.origin == "grid"
+            else "Loaded the model trained earlier with exactly these settings.",
+        )
+        return
+    run, other = start_training(config)
+    if other is not None:  # another student is training exactly these settings: follow their run
+        while not other.left_loop.wait(poll_seconds):
+            history = tuple(other.history)
+            yield Progress(
+                history,
+                config.epochs,
+                "Another student is training exactly these settings right now: "
+                f"epoch {len(history)} / {config.epochs}. Their model becomes yours when it finishes.",
+            )
+        adopt_shared(other)
+        return
+    try:
+        for metrics in train(run.model, resources.splits(config), config, should_stop=run.stop_requested.is_set):
+            run.history.append(metrics)
+            yield Progress(tuple(run.history), config.epochs, progress_text(metrics))
+        run.finish()
+    except TrainingDiverged as error:
+        run.fail(str(error))
+    finally:  # also when the page's script run is interrupted (the generator is closed)
+        end_training(run)
 
 
 def file_stem(config: Config) -> str:

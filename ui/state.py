@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import streamlit as st
 
-from core.config import Config
+from core.config import Config, preset
 
 DEFAULTS = Config()
 CONFIG_WIDGETS = (
@@ -50,12 +50,7 @@ WIDGET_DEFAULTS: dict[str, Any] = {
 }
 TOP_K_MAX = 8  # Eigenvectors page: eigenvectors shown at each end of the spectrum
 EIGEN_VIEWS = {"eigenvectors": "Eigenvectors", "compare": "Compare weight decays"}  # URL word -> tab label
-# Trains in a few seconds on two cores and still finds the target (see tests/conftest.py).
-QUICK_PRESET = {"epochs": 15, "use_slice": True, "n_train": 12_000, "n_test": 2_000, "batch_size": 512, "lr": 3e-3}
-PAPER_PRESET = {
-    name: WIDGET_DEFAULTS[name]
-    for name in ("weight_decay", "noise_std", "epochs", "d_hidden", "lr", "batch_size", "seed", "use_slice")
-}
+RUN_KEY = "training_run"  # not a widget: this session's ui.models.TrainingRun while it trains
 
 Kind = Literal["success", "info", "warning", "error"]
 
@@ -72,7 +67,7 @@ def init() -> None:
     """Run at the start of every script run, before the page."""
     for key, value in WIDGET_DEFAULTS.items():
         st.session_state.setdefault(key, value)
-    run = st.session_state.pop("training", None)
+    run = st.session_state.pop(RUN_KEY, None)
     if run is not None:  # the previous script run was interrupted mid-training
         run.keep_interrupted()
 
@@ -103,6 +98,11 @@ def training_widgets(config: Config) -> dict[str, Any]:
     if config.n_train is not None:
         values.update(n_train=config.n_train, n_test=config.n_test or WIDGET_DEFAULTS["n_test"])
     return values
+
+
+def preset_widgets(name: str) -> dict[str, Any]:
+    """The Train page's widget values for a named preset (core.config.PRESETS)."""
+    return training_widgets(preset(name))
 
 
 def label_config() -> Config:

@@ -8,10 +8,8 @@ from typing import Any
 
 import streamlit as st
 
+from core.directions import DIRECTIONS
 from ui import state
-
-# Short names for core.tensor.DIRECTIONS, to fit a segmented control on a projector.
-DIRECTION_LABELS = {"true": "Class 1 (seed)", "false": "Class 0", "true_minus_false": "True − False (paper)"}
 
 
 def page_intro(title: str, icon: str, what_and_why: str, formula: str | None = None) -> None:
@@ -82,7 +80,7 @@ def model_sidebar() -> None:
             label, icon, color = badge_style(trained)
             st.badge(label, icon=icon, color=color)
             st.caption(
-                f"Model id `{trained.key}`: it is in the address bar, so a reload or a copied link opens "
+                f"Model id `{trained.model_id}`: it is in the address bar, so a reload or a copied link opens "
                 "this model while the server keeps it."
             )
             st.download_button(
@@ -107,6 +105,11 @@ def model_sidebar() -> None:
         )
 
 
+def source(function: Callable[..., Any]) -> None:
+    """The source code of one core function, as the page runs it."""
+    st.code(inspect.getsource(function), language="python")
+
+
 def code_expander(*functions: Callable[..., Any]) -> None:
     """An expander with the source of the core functions this page called."""
     with st.expander("Show the code this page ran", icon=":material/code:"):
@@ -116,7 +119,7 @@ def code_expander(*functions: Callable[..., Any]) -> None:
 
 
 def image_row(images: Sequence[Any], captions: Sequence[str] | None = None, width: int = 84) -> None:
-    """Small images side by side (PIL images from core.charts)."""
+    """Small images side by side (PIL images from ui.charts)."""
     st.image(list(images), caption=list(captions) if captions else None, width=width)
 
 
@@ -139,13 +142,13 @@ def class_balance(labels: Any, problem: str | None) -> bool:
     return refused
 
 
-def direction_picker(label: str, key: str, directions: dict[str, str]) -> str:
+def direction_picker(label: str, key: str) -> str:
     """A segmented control over core.tensor.DIRECTIONS: short names, the full ones in its help."""
-    described = "; ".join(f"**{DIRECTION_LABELS[name]}**: {text}" for name, text in directions.items())
+    described = "; ".join(f"**{d.label}**: {d.description}" for d in DIRECTIONS.values())
     return st.segmented_control(
         label,
-        list(directions),
-        format_func=DIRECTION_LABELS.get,
+        list(DIRECTIONS),
+        format_func=lambda name: DIRECTIONS[name].label,
         required=True,
         key=key,
         persist_state="session",

@@ -13,7 +13,7 @@ from core.config import Config
 from core.grid import GRID_THRESHOLDS, GRID_WEIGHT_DECAYS
 from core.tensor import DIRECTIONS
 from core.urlstate import Param, boolean, choice, integer, model_id, number, one_of, parse_query, to_query
-from ui import links, state, widgets
+from ui import links, state
 
 
 def test_config_ids_are_stable_short_and_distinct():
@@ -123,7 +123,8 @@ def test_any_query_parses_without_raising_and_only_to_valid_values(query):
 
 
 def test_the_apps_parameters_match_the_widgets():
-    assert set(widgets.DIRECTION_LABELS) == set(DIRECTIONS), "the link's direction words are the tensor's"
+    direction = next(p for p in links.PARAMS if p.name == "direction")
+    assert [direction.parse(name) for name in DIRECTIONS] == list(DIRECTIONS), "every direction has a link word"
     for param in links.PARAMS:
         default = links.DEFAULTS[param.key]
         assert param.parse(param.format(default)) == default, f"{param.name}: its default survives a round trip"

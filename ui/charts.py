@@ -1,6 +1,6 @@
 """Figures for the app: Altair charts with tooltips, and fast numpy -> PIL renderers for images.
 
-UI-free: every function takes arrays (numpy, or CPU torch tensors) or core records
+No Streamlit here either: every function takes arrays (numpy, or CPU torch tensors) or core records
 and returns an `alt.Chart` or a `PIL.Image`; the Streamlit pages only place them. Diverging colours
 follow the seed's plotly "RdBu" centred at 0: negative red, positive blue, limits ±max|v|.
 Vega's "redblue" scheme is the same ColorBrewer palette, so images and Altair heatmaps agree.
