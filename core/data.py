@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from jaxtyping import Float, Int, UInt8
+from torch import Tensor
 
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "data" / "mnist"
 CACHE_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "bilinear-eigen-lab"
@@ -34,13 +36,13 @@ class MNISTError(RuntimeError):
 
 @dataclass(frozen=True)
 class MNIST:
-    train_x: torch.Tensor  # (60000, 28, 28) uint8
-    train_y: torch.Tensor  # (60000,) int64 digit labels
-    test_x: torch.Tensor  # (10000, 28, 28) uint8
-    test_y: torch.Tensor  # (10000,) int64
+    train_x: UInt8[Tensor, "60000 28 28"]
+    train_y: Int[Tensor, " 60000"]  # digit labels
+    test_x: UInt8[Tensor, "10000 28 28"]
+    test_y: Int[Tensor, " 10000"]
 
 
-def to_float(x: torch.Tensor) -> torch.Tensor:
+def to_float(x: UInt8[Tensor, "*batch 28 28"] | UInt8[Tensor, "*batch 784"]) -> Float[Tensor, "*batch 784"]:
     """uint8 images (..., 28, 28) or (..., 784) -> float32 (..., 784) in [0, 1], as the seed feeds the model."""
     if x.shape[-2:] == (28, 28):
         x = x.reshape(*x.shape[:-2], 784)

@@ -33,7 +33,7 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-from jaxtyping import Float, UInt8
+from jaxtyping import Float, Int, UInt8
 from torch import Tensor
 
 from core.data import to_float
@@ -91,7 +91,7 @@ def _pixels(x: np.ndarray | torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def direction_outputs(model: BilinearMLP, x: torch.Tensor, direction: Direction) -> torch.Tensor:
+def direction_outputs(model: BilinearMLP, x: Float[Tensor, "n 784"], direction: Direction) -> Float[Tensor, " n"]:
     """The direction's output from the forward pass, in float64, for pixels x (N, 784).
 
     "true" -> logit_1 + 1, "false" -> logit_0 + 1, "true_minus_false" -> logit_1 - logit_0.
@@ -150,7 +150,9 @@ def largest_contributions(contributions: np.ndarray | Explanation, k: int = 5) -
 
 
 @torch.no_grad()
-def misclassified_indices(model: BilinearMLP, x_uint8: torch.Tensor, y: torch.Tensor, chunk: int = 8192) -> np.ndarray:
+def misclassified_indices(
+    model: BilinearMLP, x_uint8: UInt8[Tensor, "n 28 28"], y: Int[Tensor, " n"], chunk: int = 8192
+) -> Int[np.ndarray, " wrong"]:
     """Indices (ascending, int64) of the uint8 images (N, 28, 28) the model gets wrong.
 
     Uses the ordinary float32 forward pass, as core.train.evaluate does, so the count matches

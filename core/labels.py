@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
+from jaxtyping import Float, Int, UInt8
+from torch import Tensor
 
 from core.config import Config
 from core.data import MNIST
@@ -18,11 +20,11 @@ CHUNK = 8192  # images converted to float64 at a time: bounds memory at 8192*784
 
 
 class Similarities(NamedTuple):
-    to_target: torch.Tensor  # (N,) float64 cos(x, target), in [-1, 1]
-    to_inverse: torch.Tensor  # (N,) float64 cos(x, 1 - target), in [-1, 1]
+    to_target: Float[Tensor, " n"]  # float64 cos(x, target), in [-1, 1]
+    to_inverse: Float[Tensor, " n"]  # float64 cos(x, 1 - target), in [-1, 1]
 
 
-def cosine_similarities(images: torch.Tensor, target: torch.Tensor) -> Similarities:
+def cosine_similarities(images: UInt8[Tensor, "n 28 28"], target: UInt8[Tensor, "28 28"]) -> Similarities:
     """Cosine similarity of every uint8 image (N, 28, 28) with the target and its inverse.
 
     Computed on the raw 0-255 integers in float64: every dot product and squared norm is then an
@@ -44,7 +46,7 @@ def cosine_similarities(images: torch.Tensor, target: torch.Tensor) -> Similarit
     return Similarities(out[:, 0].contiguous(), out[:, 1].contiguous())
 
 
-def labels_from_similarities(sims: Similarities, threshold: float, include_inverse: bool) -> torch.Tensor:
+def labels_from_similarities(sims: Similarities, threshold: float, include_inverse: bool) -> Int[Tensor, " n"]:
     """(N,) int64 labels from precomputed similarities (cheap: the app re-thresholds on every slider move)."""
     positive = sims.to_target > threshold
     if include_inverse:
@@ -52,7 +54,7 @@ def labels_from_similarities(sims: Similarities, threshold: float, include_inver
     return positive.long()
 
 
-def class_balance_problem(labels: torch.Tensor, min_fraction: float = 0.05) -> str | None:
+def class_balance_problem(labels: Int[Tensor, " n"], min_fraction: float = 0.05) -> str | None:
     """A plain-language reason why training on these labels is meaningless, or None if fine."""
     n = len(labels)
     n_pos = int(labels.sum())
@@ -77,10 +79,10 @@ def class_balance_problem(labels: torch.Tensor, min_fraction: float = 0.05) -> s
 class Splits(NamedTuple):
     """Images (uint8) with similarity labels (int64, 0/1): what training consumes."""
 
-    train_x: torch.Tensor  # (N, 28, 28) uint8
-    train_y: torch.Tensor  # (N,) int64
-    test_x: torch.Tensor  # (M, 28, 28) uint8
-    test_y: torch.Tensor  # (M,) int64
+    train_x: UInt8[Tensor, "n 28 28"]
+    train_y: Int[Tensor, " n"]
+    test_x: UInt8[Tensor, "m 28 28"]
+    test_y: Int[Tensor, " m"]
 
 
 class TargetSimilarities(NamedTuple):
@@ -96,7 +98,7 @@ def target_similarities(mnist: MNIST, target_index: int) -> TargetSimilarities:
     return TargetSimilarities(cosine_similarities(mnist.train_x, target), cosine_similarities(mnist.test_x, target))
 
 
-def labels_for(sims: TargetSimilarities, config: Config) -> tuple[torch.Tensor, torch.Tensor]:
+def labels_for(sims: TargetSimilarities, config: Config) -> tuple[Int[Tensor, " 60000"], Int[Tensor, " 10000"]]:
     """(train, test) 0/1 labels of all of MNIST under the config's rule: (60000,), (10000,) int64."""
     return (
         labels_from_similarities(sims.train, config.threshold, config.include_inverse),

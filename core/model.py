@@ -11,8 +11,8 @@ two halves of one Linear(d_hidden, 2*d_hidden) so that both come from one matmul
 
 from __future__ import annotations
 
-import torch
-from torch import nn
+from jaxtyping import Float
+from torch import Tensor, nn
 
 D_INPUT = 784
 
@@ -29,34 +29,34 @@ class BilinearMLP(nn.Module):
 
     # --- the paper's names (views into the parameters, not copies) ---
     @property
-    def W_e(self) -> torch.Tensor:  # (d_hidden, 784)
+    def W_e(self) -> Float[Tensor, "hid 784"]:
         return self.embed.weight
 
     @property
-    def W_l(self) -> torch.Tensor:  # (d_hidden, d_hidden)
+    def W_l(self) -> Float[Tensor, "hid hid"]:
         return self.bilinear.weight[: self.d_hidden]
 
     @property
-    def W_r(self) -> torch.Tensor:  # (d_hidden, d_hidden)
+    def W_r(self) -> Float[Tensor, "hid hid"]:
         return self.bilinear.weight[self.d_hidden :]
 
     @property
-    def b_l(self) -> torch.Tensor:  # (d_hidden,)
+    def b_l(self) -> Float[Tensor, " hid"]:
         return self.bilinear.bias[: self.d_hidden]
 
     @property
-    def b_r(self) -> torch.Tensor:  # (d_hidden,)
+    def b_r(self) -> Float[Tensor, " hid"]:
         return self.bilinear.bias[self.d_hidden :]
 
     @property
-    def W_u(self) -> torch.Tensor:  # (d_output, d_hidden)
+    def W_u(self) -> Float[Tensor, "cls hid"]:
         return self.head.weight
 
-    def from_hidden(self, h: torch.Tensor) -> torch.Tensor:
+    def from_hidden(self, h: Float[Tensor, "n hid"]) -> Float[Tensor, "n cls"]:
         """Logits from the embedded input h = W_e x: (B, d_hidden) -> (B, d_output)."""
         left, right = self.bilinear(h).chunk(2, dim=-1)
         return self.head(left * right)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: Float[Tensor, "n 784"] | Float[Tensor, "n 28 28"]) -> Float[Tensor, "n cls"]:
         """(B, 784) or (B, 28, 28) float pixels in [0, 1] -> (B, d_output) logits."""
         return self.from_hidden(self.embed(x.flatten(start_dim=1)))

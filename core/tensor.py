@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import torch
 from einops import einsum
+from jaxtyping import Float, Int
+from torch import Tensor
 
 from core.directions import DIRECTIONS, Direction
 from core.model import BilinearMLP
@@ -24,10 +26,10 @@ from core.model import BilinearMLP
 
 @dataclass(frozen=True)
 class AugmentedWeights:
-    W_e: torch.Tensor  # (H+1, 785) = diag(W_e, 1)
-    W_l: torch.Tensor  # (H+1, H+1) = [[W_l, b_l], [0, 1]]
-    W_r: torch.Tensor  # (H+1, H+1) = [[W_r, b_r], [0, 1]]
-    W_u: torch.Tensor  # (C, H+1)   = [W_u, 1]
+    W_e: Float[Tensor, "h1 785"]  # diag(W_e, 1), h1 = d_hidden + 1
+    W_l: Float[Tensor, "h1 h1"]  # [[W_l, b_l], [0, 1]]
+    W_r: Float[Tensor, "h1 h1"]  # [[W_r, b_r], [0, 1]]
+    W_u: Float[Tensor, "cls h1"]  # [W_u, 1]
 
 
 def _augment_bilinear(W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -48,13 +50,13 @@ def augment(model: BilinearMLP) -> AugmentedWeights:
     )
 
 
-def interaction_matrices(aug: AugmentedWeights) -> torch.Tensor:
+def interaction_matrices(aug: AugmentedWeights) -> Float[Tensor, "cls h1 h1"]:
     """(C, H+1, H+1) symmetrised B_a for every output class a."""
     B = einsum(aug.W_u, aug.W_l, aug.W_r, "cls hid, hid in1, hid in2 -> cls in1 in2")
     return 0.5 * (B + B.mT)
 
 
-def direction_matrix(B: torch.Tensor, direction: Direction) -> torch.Tensor:
+def direction_matrix(B: Float[Tensor, "cls h1 h1"], direction: Direction) -> Float[Tensor, "h1 h1"]:
     """Pick B_1, B_0 or B_1 - B_0 out of the (2, H+1, H+1) stack."""
     if direction == "true":
         return B[1]
@@ -70,9 +72,9 @@ class InteractionTensor:
     """A model's bias-augmented weights and its symmetrised interaction matrices, float64."""
 
     weights: AugmentedWeights
-    B: torch.Tensor  # (C, H+1, H+1) symmetrised B_a for every class a
+    B: Float[Tensor, "cls h1 h1"]  # symmetrised B_a for every class a
 
-    def direction(self, direction: Direction) -> torch.Tensor:
+    def direction(self, direction: Direction) -> Float[Tensor, "h1 h1"]:
         """(H+1, H+1) B_1, B_0 or B_1 - B_0."""
         return direction_matrix(self.B, direction)
 
@@ -84,13 +86,15 @@ def interaction_tensor(model: BilinearMLP) -> InteractionTensor:
     return InteractionTensor(weights, interaction_matrices(weights))
 
 
-def augment_inputs(x: torch.Tensor) -> torch.Tensor:
+def augment_inputs(x: Float[Tensor, "n 784"]) -> Float[Tensor, "n 785"]:
     """(N, 784) pixels -> (N, 785) float64 x~ = [x, 1]."""
     x = x.reshape(len(x), -1).double()
     return torch.cat([x, torch.ones(len(x), 1, dtype=x.dtype)], dim=1)
 
 
-def quadratic_form(B: torch.Tensor, W_e_aug: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+def quadratic_form(
+    B: Float[Tensor, "h1 h1"] | Float[Tensor, "cls h1 h1"], W_e_aug: Float[Tensor, "h1 785"], x: Float[Tensor, "n 784"]
+) -> Float[Tensor, " n"] | Float[Tensor, "n cls"]:
     """x~^T W_e'^T B W_e' x~ for a batch of pixel vectors x (N, 784); B is (H+1, H+1) or (C, H+1, H+1)."""
     h = augment_inputs(x) @ W_e_aug.T  # (N, H+1): the augmented hidden vector [W_e x, 1]
     if B.ndim == 2:
@@ -99,14 +103,14 @@ def quadratic_form(B: torch.Tensor, W_e_aug: torch.Tensor, x: torch.Tensor) -> t
 
 
 @torch.no_grad()
-def logits64(model: BilinearMLP, x: torch.Tensor) -> torch.Tensor:
+def logits64(model: BilinearMLP, x: Float[Tensor, "n 784"]) -> Float[Tensor, "n cls"]:
     """The model's logits (N, C) computed in float64 on pixels x (N, 784), without touching the model."""
     params = {name: p.double() for name, p in model.named_parameters()}  # never mutate a shared model
     return torch.func.functional_call(model, params, (x.reshape(len(x), -1).double(),))
 
 
 @torch.no_grad()
-def reconstruction_error(model: BilinearMLP, x: torch.Tensor) -> float:
+def reconstruction_error(model: BilinearMLP, x: Float[Tensor, "n 784"]) -> float:
     """max |x~^T W_e'^T B_a W_e' x~ - (logit_a(x) + 1)| over the batch x (N, 784) and both classes.
 
     The model's logits are evaluated in float64 too, so the number measures the identity itself,
@@ -118,7 +122,7 @@ def reconstruction_error(model: BilinearMLP, x: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def logit_check(model: BilinearMLP, x: torch.Tensor, labels: torch.Tensor) -> dict[str, list]:
+def logit_check(model: BilinearMLP, x: Float[Tensor, "n 784"], labels: Int[Tensor, " n"]) -> dict[str, list]:
     """Per image of pixels x (N, 784): logit_a + 1 from the forward pass beside x~^T W_e'^T B_a W_e' x~.
 
     Both in float64, as in `reconstruction_error`, so the columns agree to ~1e-12 and any visible

@@ -21,7 +21,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from jaxtyping import Int, UInt8
+from torch import Tensor, nn
 
 from core.config import Config
 from core.data import to_float
@@ -114,7 +115,9 @@ def new_model(config: Config) -> BilinearMLP:
 
 
 @torch.no_grad()
-def evaluate(model: BilinearMLP, x: torch.Tensor, y: torch.Tensor, chunk: int = 8192) -> tuple[float, float]:
+def evaluate(
+    model: BilinearMLP, x: UInt8[Tensor, "n 28 28"], y: Int[Tensor, " n"], chunk: int = 8192
+) -> tuple[float, float]:
     """(mean cross-entropy, accuracy) of the model on uint8 images x with labels y."""
     loss, correct = 0.0, 0
     for start in range(0, len(x), chunk):

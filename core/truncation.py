@@ -80,7 +80,7 @@ def cumulative_forms(h_aug: Float[Tensor, "n h1"], eig: Eigen, order: Int[Tensor
 
 
 @torch.no_grad()
-def truncation_curves(model: BilinearMLP, x_uint8: torch.Tensor, y: torch.Tensor) -> TruncationCurves:
+def truncation_curves(model: BilinearMLP, x_uint8: UInt8[Tensor, "n 28 28"], y: Int[Tensor, " n"]) -> TruncationCurves:
     """Accuracy on uint8 images (N, 28, 28) with labels y (N,) for every k = 0 ... H+1."""
     if len(x_uint8) != len(y):
         raise ValueError(f"{len(x_uint8)} images but {len(y)} labels")
