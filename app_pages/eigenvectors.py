@@ -6,6 +6,8 @@ eigenvector across weight decays.
 
 import streamlit as st
 
+from core import findings
+from core.directions import DIRECTIONS, VIEWS
 from core.eigen import cos_with_centered_target, decompose, linear_term_image, top_eigenvector
 from core.grid import GRID_THRESHOLDS, GRID_WEIGHT_DECAYS, grid_config, load_index
 from ui import charts, models, resources, state, widgets
@@ -15,8 +17,9 @@ widgets.page_intro(
     ":material/insights:",
     "A symmetric matrix splits into orthogonal eigenvectors, each an input pattern the output responds to "
     "*quadratically*: positive eigenvalues push the output up, negative ones push it down. Mapped back "
-    "through the embedding, each eigenvector is an image, and the top one is the target the labels were "
-    "built from: the weights alone tell us what the model computes.",
+    "through the embedding, each eigenvector is an image. We look among them for the target the labels were "
+    "built from, in the whole bias-augmented matrix and in its bias-free block: where it is there, the weights "
+    "alone tell us what the model computes.",
     r"B = \sum_i \lambda_i\, v_i v_i^\top \;\Longrightarrow\; \tilde x^\top W_e'^\top B\, W_e' \tilde x "
     r"= \sum_i \lambda_i \,(u_i \cdot \tilde x)^2, \qquad u_i = W_e'^\top v_i",
 )
@@ -66,27 +69,64 @@ with st.container(border=True):
 H = trained.config.d_hidden
 st.session_state.top_k = min(st.session_state.top_k, H + 1)  # another model may be smaller
 st.session_state.eig_index = min(st.session_state.eig_index, H)
-eigen_tab, compare_tab = st.tabs(list(state.EIGEN_VIEWS.values()), key="eig_view", on_change="rerun")
+eigen_tab, compare_tab = st.tabs(list(state.EIGEN_TABS.values()), key="eig_tab", on_change="rerun")
 
 with eigen_tab:
     if eigen_tab.open:  # only the open tab runs, so a slider move redraws one view
-        controls = st.columns([3, 2], vertical_alignment="bottom")
+        controls = st.columns([3, 3, 2], vertical_alignment="bottom")
         with controls[0]:
             direction = widgets.direction_picker("Interaction matrix", "direction")
-        k = controls[1].slider(
-            "Eigenvectors shown at each end", 1, min(state.TOP_K_MAX, H + 1), key="top_k", persist_state="session"
+        with controls[1]:
+            view = widgets.view_picker("eig_matrix")
+        augmented = resources.eigen(trained.model_id, trained, direction, "augmented")
+        bias_free = resources.eigen(trained.model_id, trained, direction, "bias_free")
+        eigen = bias_free if view == "bias_free" else augmented
+        n = len(eigen.eigenvalues)  # H (bias-free) or H + 1 (augmented)
+        st.session_state.eig_index = min(st.session_state.eig_index, n - 1)
+        k = controls[2].slider(
+            "Eigenvectors shown at each end", 1, min(state.TOP_K_MAX, n), key="top_k", persist_state="session"
+        )
+        target = resources.mnist().train_x[trained.config.target_index]
+        found = findings.target_finding(augmented, bias_free, target, DIRECTIONS[direction].name)
+
+        st.subheader("Where is the target?")
+        columns = st.columns(4)
+        free_top, aug_top = top_eigenvector(bias_free, target), top_eigenvector(augmented, target)
+        columns[0].image(
+            charts.digit_image(target, scale=6),
+            caption=f"Target: training image #{trained.config.target_index}",
+            width=168,
+        )
+        columns[1].image(
+            charts.diverging_image(free_top.image, scale=6),
+            caption=f"Top of the bias-free block · λ {free_top.eigenvalue:+.3f} · |cos| {free_top.cos:.2f}",
+            width=168,
+        )
+        columns[2].image(
+            charts.diverging_image(aug_top.image, scale=6),
+            caption=f"Top of the bias-augmented B · λ {aug_top.eigenvalue:+.3f} · |cos| {aug_top.cos:.2f}",
+            width=168,
+        )
+        columns[3].image(
+            charts.diverging_image(linear_term_image(augmented, trained.model.W_e), scale=6),
+            caption="Linear term 2·W_eᵀ B[:-1, -1]: what the biases add",
+            width=168,
+        )
+        st.markdown("\n".join(f"- {sentence}" for sentence in found.sentences()))
+        st.caption(
+            "“Top” means the largest (most positive) eigenvalue, everywhere in this lab. |cos| is taken with the "
+            f"mean-centred target: {findings.IS_TARGET:g} or more reads “is the target”, {findings.RESEMBLES:g} "
+            "or more “resembles it”. Images are flipped towards the target (an eigenvector's sign is arbitrary)."
         )
 
-        eigen = resources.eigen(trained.model_id, trained, direction)
+        st.subheader(f"Eigenspectrum of the {VIEWS[view].label.lower()} and its extreme eigenvectors")
         images = eigen.images()
-        target = resources.mnist().train_x[trained.config.target_index]
-        cosines = cos_with_centered_target(eigen.pixel_vectors, target)  # (H+1,)
+        cosines = cos_with_centered_target(eigen.pixel_vectors, target)
 
         def eigen_captions(indices: list[int]) -> list[str]:
             return [f"#{i} · λ {eigen.eigenvalues[i]:.3f} · |cos| {cosines[i]:.2f}" for i in indices]
 
-        st.subheader("Eigenspectrum and the extreme eigenvectors")
-        for side, indices in (("top", list(range(k))), ("bottom", [H - i for i in range(k)])):
+        for side, indices in (("top", list(range(k))), ("bottom", [n - 1 - i for i in range(k)])):
             chart_column, image_column = st.columns([2, 3], vertical_alignment="center")
             chart_column.altair_chart(charts.eigenspectrum(eigen.eigenvalues, k, side), width="stretch")
             with image_column:
@@ -94,38 +134,47 @@ with eigen_tab:
                     [charts.diverging_image(images[i], scale=4) for i in indices], eigen_captions(indices), width=124
                 )
         st.caption(
-            "Red < 0 < blue, each image on its own symmetric scale ±max|v|. An eigenvector's sign is "
-            "arbitrary: only its pattern and |cos| carry meaning."
+            f"{VIEWS[view].description}. Top: the largest eigenvalues; bottom: the most negative. Red < 0 < blue, "
+            "each image on its own symmetric scale ±max|v|; only the pattern and |cos| carry meaning."
         )
 
-        st.subheader("Compare with the target")
-        columns = st.columns(4)
-        with columns[0]:
-            st.image(
-                charts.digit_image(target, scale=5), caption=f"Target: training image #{trained.config.target_index}"
+        st.subheader("Why the two spectra differ: the ± pair the biases add")
+        st.latex(
+            r"B = \begin{bmatrix} B_{hh} & b \\ b^\top & c \end{bmatrix}, \qquad "
+            r"\lambda_\pm \approx \frac{c \pm \sqrt{c^2 + 4\,\lVert b \rVert^2}}{2}"
+        )
+        if float(augmented.bias_vector.norm()) > 0:
+            pair = findings.bias_pair(augmented)
+            st.markdown("\n".join(f"- {sentence}" for sentence in pair.sentences()))
+        else:
+            st.markdown("- This model's biases do not couple to the constant coordinate (b = 0): there is no pair.")
+
+        if direction == "true":
+            st.subheader("The authors' figure code: class 1 without its top eigenpair")
+            code = findings.figure_code_finding(augmented, target)
+            pair_columns = st.columns([1, 1, 3], vertical_alignment="center")
+            pair_columns[0].image(
+                charts.diverging_image(augmented.images()[0], scale=4),
+                caption=f"Class 1, #0 · |cos| {code.top_cos:.2f} (dropped)",
             )
-        with columns[1]:
-            st.image(charts.diverging_image(images[0], scale=5), caption="Top eigenvector u₀ (784 pixels)")
-        with columns[2]:
-            st.image(
-                charts.diverging_image(linear_term_image(eigen, trained.model.W_e), scale=5),
-                caption="Linear term 2·W_eᵀ B[:-1, -1]: what the biases add",
+            pair_columns[1].image(
+                charts.diverging_image(augmented.images()[1], scale=4),
+                caption=f"Class 1, #1 · λ {code.next_eigenvalue:+.3f} · |cos| {code.next_cos:.2f}",
             )
-        with columns[3]:
-            st.metric(
-                "|cos(u₀, target − mean)|",
-                f"{cosines[0]:.2f}",
-                border=True,
-                help="Cosine between the top eigenvector's pixels and the mean-centred target: 1 means the "
-                "same image up to sign and scale, 0 unrelated. The paper's Figure 6 shows the match "
-                "by eye.",
+            pair_columns[2].markdown(
+                "The paper's text decomposes True − False; the script behind its Figure 6 decomposes class 1 and "
+                "skips the top eigenpair. " + " ".join(code.sentences())
             )
 
         st.subheader("Browse every eigenvector")
         browse_column, heatmap_column = st.columns([1, 2])
         with browse_column:
             index = st.slider(
-                "Eigenvector index (0 = largest eigenvalue)", 0, H, key="eig_index", persist_state="session"
+                f"Eigenvector index of the {VIEWS[view].label.lower()} (0 = largest eigenvalue)",
+                0,
+                n - 1,
+                key="eig_index",
+                persist_state="session",
             )
             st.metric("Eigenvalue λ", f"{eigen.eigenvalues[index]:.4f}")
             st.metric("|cos| with the centred target", f"{cosines[index]:.2f}")
@@ -137,45 +186,64 @@ with compare_tab:
     if compare_tab.open:
         threshold = st.session_state.grid_threshold
         st.markdown(
-            f"The top **True − False** eigenvector of the five precomputed models with threshold "
-            f"τ = {threshold:.2f}, from no weight decay to the strongest (change τ with the slider above). "
-            "Weight decay shrinks every weight the task does not need, so the noise around the pattern "
-            "fades and |cos| with the target rises, at almost no cost in accuracy."
+            f"The top **True − False** eigenvector of the five precomputed models with threshold τ = {threshold:.2f}, "
+            "from no weight decay to the strongest (change τ with the slider above), in both views."
         )
+        target_index = state.DEFAULTS.target_index  # every precomputed model has the paper's target
+        target = resources.mnist().train_x[target_index]
         shown = []
         for weight_decay in GRID_WEIGHT_DECAYS:
             grid_trained = resources.registry().get(grid_config(threshold, weight_decay))
             if grid_trained is not None:
-                shown.append((weight_decay, grid_trained, resources.top(grid_trained, "true_minus_false")))
-        target_column, row_column = st.columns([1, 5], vertical_alignment="center")
-        target_index = state.DEFAULTS.target_index  # every precomputed model has the paper's target
-        target_column.image(
-            charts.digit_image(resources.mnist().train_x[target_index], scale=4),
-            caption=f"Target #{target_index}",
-            width=112,
-        )
-        with row_column:
-            widgets.image_row(
-                [charts.diverging_image(top.image, scale=4) for _, _, top in shown],
-                [
-                    f"weight decay {wd:g} · |cos| {top.cos:.2f} · accuracy {g.history[-1].val_acc:.1%}"
-                    for wd, g, top in shown
-                ],
-                width=112,
-            )
+                shown.append(
+                    (
+                        grid_trained,
+                        resources.top(grid_trained, "true_minus_false", "augmented"),
+                        resources.top(grid_trained, "true_minus_false", "bias_free"),
+                        resources.eigen(
+                            grid_trained.model_id, grid_trained, "true_minus_false", "augmented"
+                        ).bias_vector,
+                    )
+                )
+        for view_name, pick in (("bias_free", 2), ("augmented", 1)):
+            target_column, row_column = st.columns([1, 5], vertical_alignment="center")
+            target_column.image(charts.digit_image(target, scale=4), caption=f"Target #{target_index}", width=112)
+            with row_column:
+                st.markdown(f"**{VIEWS[view_name].label}**")
+                widgets.image_row(
+                    [charts.diverging_image(row[pick].image, scale=4) for row in shown],
+                    [f"weight decay {row[0].config.weight_decay:g} · |cos| {row[pick].cos:.2f}" for row in shown],
+                    width=112,
+                )
         if len(shown) < len(GRID_WEIGHT_DECAYS):
             st.warning(
                 f"{len(GRID_WEIGHT_DECAYS) - len(shown)} precomputed checkpoints are missing on this server.",
                 icon=":material/warning:",
             )
+        if len(shown) >= 2:
+            rows = [
+                findings.DecayRow(g.config.weight_decay, aug.cos, free.cos, float(b.norm()), g.history[-1].val_acc)
+                for g, aug, free, b in shown
+            ]
+            st.markdown("\n".join(f"- {s}" for s in findings.weight_decay_finding(rows).sentences()))
         st.caption(
             "Each eigenvector is flipped to point towards the target (its sign is arbitrary) and drawn on "
             "its own scale, red < 0 < blue."
         )
         st.markdown(
-            "**|cos| with the target across the whole grid**, from `checkpoints/grid/index.json` "
-            "(written when the grid was trained):"
+            "**|cos| with the target across the whole grid** (bias-augmented True − False), from "
+            "`checkpoints/grid/index.json` (written when the grid was trained):"
         )
         st.altair_chart(charts.cos_vs_weight_decay(list(resources.grid_index().values()), threshold), width="stretch")
 
-widgets.code_expander(decompose, linear_term_image, cos_with_centered_target, top_eigenvector, grid_config, load_index)
+widgets.code_expander(
+    decompose,
+    top_eigenvector,
+    findings.target_finding,
+    findings.bias_pair,
+    findings.figure_code_finding,
+    findings.weight_decay_finding,
+    linear_term_image,
+    grid_config,
+    load_index,
+)

@@ -38,7 +38,9 @@ else:
     with split_column:
         direction = widgets.direction_picker("Output to explain", "direction")
         output = DIRECTIONS[direction].output
-        e = explain(trained.model, digit.pixels, direction, resources.eigen(trained.model_id, trained, direction))
+        e = explain(
+            trained.model, digit.pixels, direction, resources.eigen(trained.model_id, trained, direction, "augmented")
+        )
         by_degree = e.quadratic + e.linear + e.constant
         st.markdown(f"**The output {output}, split two exact ways**")
         top_row, bottom_row = st.columns(2), st.columns(2)
@@ -49,13 +51,7 @@ else:
             border=True,
             help="Σᵢ λᵢ (vᵢ·h̃)², every eigenvector of the direction's interaction matrix.",
         )
-        bottom_row[0].metric(
-            "Difference: Σ − model",
-            f"{e.error:.1e}",
-            border=True,
-            help="Σ over the eigenvectors minus the forward pass, in float64: about 1e-14 is "
-            "rounding, so the split is exact.",
-        )
+        bottom_row[0].metric("Difference: Σ − model", f"{e.error:.1e}", border=True, help=e.exactness())
         bottom_row[1].metric(
             "Difference: parts − model",
             f"{by_degree - e.model_output:.1e}",
@@ -67,6 +63,7 @@ else:
             rf"\;+\; \underbrace{{({e.linear:.4f})}}_{{\text{{linear (biases)}}}} "
             rf"\;+\; \underbrace{{({e.constant:.4f})}}_{{\text{{constant}}}}"
         )
+        st.caption(e.exactness())
 
 if digit is not None:
     st.subheader("The largest contributions")

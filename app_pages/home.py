@@ -10,9 +10,10 @@ widgets.page_intro(
     ":material/biotech:",
     "A bilinear MLP computes its output as a *quadratic form* of its input, so its weights alone, "
     "without looking at a single activation, can be read as an interaction matrix. Today you label "
-    "MNIST images by how much they look like one **target** digit, train such a model, and find that the "
-    "top eigenvector of that matrix **is the target image**: Figure 6 of *Bilinear MLPs enable "
-    "weight-based mechanistic interpretability* (Pearce et al., ICLR 2025, §4.3).",
+    "MNIST images by how much they look like one **target** digit, train such a model, and look for the "
+    "target among that matrix's eigenvectors. Figure 6 of *Bilinear MLPs enable weight-based mechanistic "
+    "interpretability* (Pearce et al., ICLR 2025, §4.3) finds it there; here you check when that holds, for "
+    "any threshold, weight decay and target (see *What the paper says and what this lab shows* below).",
     r"\text{logit}_1(x) - \text{logit}_0(x) \;=\; \tilde x^\top B\, \tilde x "
     r"\;=\; \sum_i \lambda_i \,(u_i \cdot \tilde x)^2, \qquad \tilde x = [x, 1]",
 )
@@ -41,7 +42,7 @@ steps = [
         "app_pages/eigenvectors.py",
         "4 · Eigenvectors",
         ":material/insights:",
-        "Decompose that matrix: its top eigenvector is the target, read straight from the weights.",
+        "Decompose that matrix and look for the target among its eigenvectors, read straight from the weights.",
     ),
 ]
 beyond = [
@@ -66,6 +67,9 @@ for heading, rows in ((None, steps), ("Beyond the paper", beyond)):
         with left:
             st.page_link(path, label=label, icon=icon)
         right.markdown(description)
+
+with st.expander("What the paper says and what this lab shows (docs/science.md)", icon=":material/menu_book:"):
+    st.markdown(widgets.science_notes())
 
 st.subheader("Where you are")
 st.markdown(

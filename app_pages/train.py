@@ -94,7 +94,9 @@ with st.expander("Advanced and classroom options", icon=":material/tune:"):
             on_click=state.apply,
             args=(state.preset_widgets("quick"),),
             disabled=settings["disabled"],
-            help=f"{state.describe_training(preset('quick'))}: a few seconds on two cores.",
+            help=f"{state.describe_training(preset('quick'))}. Measured over seeds 0–4 on one core of a shared "
+            "2-core machine: about 9 s of training, validation accuracy 95.3–95.6 %, True − False top eigenvector "
+            "|cos| 0.85–0.89 with the target (docs/quick_preset.md).",
         )
         st.button(
             "Paper settings",

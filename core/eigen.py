@@ -22,7 +22,7 @@ Two views of the same matrix:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -30,14 +30,9 @@ from jaxtyping import Float, UInt8
 from torch import Tensor
 
 from core.data import to_float
+from core.directions import VIEWS, View
 from core.model import BilinearMLP
 from core.tensor import Direction, interaction_tensor
-
-View = Literal["augmented", "bias_free"]
-VIEWS: dict[str, str] = {
-    "augmented": "the bias-augmented matrix B, (H+1)×(H+1): its form is exactly the output",
-    "bias_free": "the hidden×hidden block B[:-1, :-1]: the quadratic part, without the biases",
-}
 
 
 @dataclass(frozen=True)

@@ -68,8 +68,30 @@ class Explanation:
 
     @property
     def error(self) -> float:
-        """total - model_output: should be ~1e-12 (float64 round-off)."""
+        """total - model_output: float64 round-off only (see `rounding_bound`)."""
         return self.total - self.model_output
+
+    @property
+    def rounding_bound(self) -> float:
+        """How large float64 round-off can make `error` here: eps * n * (sum |terms| + |output|).
+
+        A sum of n terms in float64 is off by at most about n * eps * sum |terms| (the forward pass
+        adds as much again), so an |error| below this is round-off, and one above it is a real mistake.
+        """
+        n = len(self.contributions)
+        return float(np.finfo(np.float64).eps * n * (np.abs(self.contributions).sum() + abs(self.model_output)))
+
+    def exactness(self) -> str:
+        """One sentence on |error|, compared with the round-off bound computed for this input."""
+        if abs(self.error) <= self.rounding_bound:
+            return (
+                f"|Σ − model| = {abs(self.error):.1e} is below the float64 round-off bound for these numbers "
+                f"(ε·n·Σ|terms| = {self.rounding_bound:.1e}): the split is exact, up to rounding."
+            )
+        return (
+            f"|Σ − model| = {abs(self.error):.1e} exceeds the float64 round-off bound {self.rounding_bound:.1e}: "
+            "the split does not add up, which is a bug."
+        )
 
 
 class TopContributions(NamedTuple):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.config import Config
+from core.config import Config, preset
 from core.data import MNIST, load_mnist
 from core.labels import make_splits
 from core.train import fit, train
@@ -17,12 +17,12 @@ def mnist() -> MNIST:
 
 @pytest.fixture(scope="session")
 def small_config() -> Config:
-    """A quick config on a slice: trains in a few seconds and still finds the target.
+    """The app's quick preset: seconds of training, and the target shows clearly.
 
-    Weight decay 2.0 makes the top True-False eigenvector reliably target-like on a slice
-    (|cos| 0.78 for seeds 42, 1, 2; with 1.0 it ranged 0.56-0.68).
+    docs/quick_preset.md measured True − False top |cos| 0.851-0.893 over seeds 0-4 (val acc >= 0.953),
+    so a test asking for |cos| >= 0.7 holds on any CPU, where rounding makes the run another sample.
     """
-    return Config(epochs=15, n_train=12_000, n_test=2_000, batch_size=512, lr=3e-3, weight_decay=2.0)
+    return preset("quick")
 
 
 @pytest.fixture(scope="session")

@@ -221,22 +221,33 @@ def test_eigenvectors_page_shows_images_for_each_direction(direction):
     at.segmented_control(key="direction").set_value(direction).run()
     assert_clean(at)
     k = at.slider(key="top_k").value
-    assert [len(image.value) for image in at.image[:2]] == [k, k], "top-k positive and negative eigenvectors"
-    assert len(at.image) == 2 + 3, "plus the target, the top eigenvector and the linear term"
+    rows = [image for image in at.image if len(image.value) > 1]
+    assert [len(image.value) for image in rows] == [k, k], "top-k positive and negative eigenvectors"
+    singles = [image.captions[0] for image in at.image if len(image.value) == 1]
+    assert len(singles) == 4 + 2 * (direction == "true"), "target, both tops, linear term (+ class 1's pair)"
     assert len(at.get("vega_lite_chart")) == 3, "two spectrum panels and the hoverable eigenvector"
     seed = resources.seed_model()
-    exact = top_eigenvector(decompose(seed.model, direction), resources.mnist().train_x[seed.config.target_index]).cos
-    assert at.metric[0].value == f"{exact:.2f}"
-    if direction == "true_minus_false":
-        assert exact > 0.8, "Figure 6: the top True − False eigenvector is the target (0.85-0.90 for the seed)"
+    target = resources.mnist().train_x[seed.config.target_index]
+    text = " ".join(m.value for m in at.markdown)
+    for view, caption in (("bias_free", singles[1]), ("augmented", singles[2])):
+        exact = top_eigenvector(decompose(seed.model, direction, view), target).cos
+        assert caption.endswith(f"|cos| {exact:.2f}"), view
+        assert f"|cos| {exact:.2f}" in text, f"{view}: the finding quotes the number under the image"
+        if direction == "true_minus_false":
+            assert exact > 0.8, "Figure 6: the top True − False eigenvector is the target (0.85-0.92 for the seed)"
 
 
 def test_browsing_an_eigenvector_index():
     at = open_page("app_pages/eigenvectors.py")
+    assert at.slider(key="eig_index").max == 63, "the bias-free block (the default view) has 64 eigenvectors"
+    at.segmented_control(key="eig_matrix").set_value("augmented").run()
     at.slider(key="eig_index").set_value(64).run()
     assert_clean(at)
-    assert float(at.metric[1].value) < 0, "index 64 is the most negative eigenvalue"
+    assert float(at.metric[0].value) < 0, "index 64 is the most negative eigenvalue"
     assert re.search(r"Eigenvector #64", str(at.get("vega_lite_chart")[-1].proto.spec))
+    at.segmented_control(key="eig_matrix").set_value("bias_free").run()
+    assert_clean(at)
+    assert at.slider(key="eig_index").value == 63, "clamped to the smaller view"
 
 
 def test_registry_shares_the_first_model_and_keeps_the_pinned_one():
@@ -289,3 +300,15 @@ def test_the_same_settings_at_the_same_time_are_trained_once(mnist):
     assert "Another student trained exactly these settings" in at.success[0].value
     assert at.session_state["active"].model is other.model, "the other run's model, not a second training"
     assert "training_run" not in at.session_state
+
+
+def test_each_models_decomposition_is_computed_once_for_the_server(monkeypatch):
+    """Eigenvectors and Explain show the same decomposition: the server computes it once per model,
+    direction and view (ui.resources.eigen), for every session."""
+    calls = []
+    real = resources.decompose
+    monkeypatch.setattr(resources, "decompose", lambda *args: calls.append(args[1:]) or real(*args))
+    resources.eigen.clear()
+    for page in ("app_pages/eigenvectors.py", "app_pages/explain.py", "app_pages/eigenvectors.py"):
+        assert_clean(open_page(page))  # a new session each time, as another student
+    assert sorted(calls) == [("true_minus_false", "augmented"), ("true_minus_false", "bias_free")]

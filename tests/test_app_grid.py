@@ -17,7 +17,9 @@ EIGEN = "app_pages/eigenvectors.py"
 
 
 def top_cos(at) -> float:
-    return float(next(m.value for m in at.metric if m.label.startswith("|cos(u₀")))
+    """|cos| of the bias-augmented True − False top eigenvector, from its image's caption."""
+    caption = next(i.captions[0] for i in at.image if i.captions[0].startswith("Top of the bias-augmented"))
+    return float(caption.split("|cos| ")[1])
 
 
 def test_grid_sliders_switch_the_active_model():
@@ -44,10 +46,10 @@ def test_grid_sliders_switch_the_active_model():
 def test_compare_view_shows_the_top_eigenvector_for_each_weight_decay():
     at = open_page(EIGEN)
     at.select_slider(key="grid_threshold").set_value(0.3).run()
-    at.session_state["eig_view"] = "Compare weight decays"  # the second tab
+    at.session_state["eig_tab"] = "Compare weight decays"  # the second tab
     at.run()
     assert_clean(at)
-    (row,) = [image for image in at.image if len(image.value) == len(GRID_WEIGHT_DECAYS)]
+    free_row, row = [image for image in at.image if len(image.value) == len(GRID_WEIGHT_DECAYS)]
     index = load_index()
     for caption, weight_decay in zip(row.captions, GRID_WEIGHT_DECAYS, strict=True):
         assert caption.startswith(f"weight decay {weight_decay:g} · |cos| ")
@@ -57,7 +59,10 @@ def test_compare_view_shows_the_top_eigenvector_for_each_weight_decay():
         )
     (line,) = at.get("vega_lite_chart")
     assert "weight decay" in line.proto.spec and "threshold" in line.proto.spec
-    assert at.query_params["view"] == "compare"
+    assert at.query_params["tab"] == "compare"
+    text = " ".join(m.value for m in at.markdown)
+    first, last = (float(c.split("|cos| ")[1]) for c in (free_row.captions[0], free_row.captions[-1]))
+    assert f"{first:.2f} → {last:.2f} in its bias-free block" in text, "the finding quotes the images' numbers"
 
 
 def test_a_student_model_is_off_the_grid_until_asked():

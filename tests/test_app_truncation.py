@@ -49,7 +49,11 @@ def test_the_curve_and_the_full_model_reference():
     assert min(abs(k1 - share_true), abs(k1 - (1 - share_true))) < 1e-9, "k = 1: one constant answer for all"
     needed = [m.value for m in at.metric if m.label.startswith("Eigenvectors needed")]
     assert len(needed) == 2 and all(int(v.split()[0]) <= 8 for v in needed)
-    assert any("constant answer" in m.value for m in at.markdown), "k = 1 is explained"
+    text = " ".join(m.value for m in at.markdown)
+    answer = "false" if abs(k1 - (1 - share_true)) < 1e-9 else "true"
+    assert f"answers {answer} for every image" in text, "k = 1 is explained, from the numbers"
+    top_only = next(m for m in at.metric if m.label.startswith("Top eigenvector alone"))
+    assert top_only.value == f"{resources.truncation(seed.model_id, seed).top_only:.2%}"
 
 
 def test_curves_are_cached_per_model(monkeypatch):

@@ -65,7 +65,14 @@ def assert_eigenvectors_work(at) -> None:
     """A normal action afterwards: the Eigenvectors page draws its images for the active model."""
     at.switch_page(EIGEN).run()
     assert_clean(at)
-    assert len(at.image) == 2 + 3, "top and bottom eigenvectors, target, top eigenvector, linear term"
+    assert eigen_page_drawn(at)
+
+
+def eigen_page_drawn(at) -> bool:
+    """The Eigenvectors page drew its rows of top and bottom eigenvectors, and the target beside both tops."""
+    rows = [image for image in at.image if len(image.value) > 1]
+    singles = [image.captions[0] for image in at.image if len(image.value) == 1]
+    return len(rows) == 2 and len(singles) >= 4 and singles[0].startswith("Target")
 
 
 def png(array: np.ndarray) -> bytes:
@@ -390,7 +397,7 @@ def test_query_parameters_that_are_garbage():
         "grid_threshold": 0.5,
         "grid_weight_decay": 0.1,
     }, "valid values applied, every bad one at its default"
-    assert len(at.image) == 2 + 3, "the page works"
+    assert eigen_page_drawn(at), "the page works"
     assert dict(at.query_params) == {"model": config_id(grid), "threshold": "0.3", "grid_t": "0.5", "grid_wd": "0.1"}
     at.segmented_control(key="direction").set_value("true").run()
     assert_clean(at)

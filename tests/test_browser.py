@@ -107,12 +107,12 @@ def test_3_train_a_short_run(page):
     preset = page.get_by_role("button", name="Quick classroom preset")
     expect(preset).to_be_visible()
     after_run(page, preset.click)
-    # the preset's own values, each different from the paper's default (so none passes by accident)
+    # the quick preset's own values (core.config.PRESETS), each different from the paper's default
     expect(slider(page, "lr")).to_have_attribute("aria-valuetext", "0.003", timeout=WAIT)
-    expect(page.locator(".st-key-batch_size input")).to_have_value("512", timeout=WAIT)
-    expect(page.locator(".st-key-use_slice input")).to_be_checked(timeout=WAIT)
+    expect(page.locator(".st-key-batch_size input")).to_have_value("1024", timeout=WAIT)
+    expect(slider(page, "weight_decay")).to_have_attribute("aria-valuetext", re.compile(r"^3(\.0+)?$"), timeout=WAIT)
     epochs = page.locator(".st-key-epochs input")
-    expect(epochs).not_to_have_value("100", timeout=WAIT)
+    expect(epochs).to_have_value("10", timeout=WAIT)
     epochs.fill("3")
     after_run(page, lambda: epochs.press("Enter"))
     expect(epochs).to_have_value("3")
@@ -121,7 +121,7 @@ def test_3_train_a_short_run(page):
     train.click()
     expect(page.get_by_text("Training finished")).to_be_visible(timeout=180_000)
     badge = page.locator(MAIN).get_by_text("Training: weight decay").first
-    for setting in ("3 epochs", "lr 0.003", "batch 512", "12,000 train"):  # the trained model has the preset
+    for setting in ("weight decay 3", "3 epochs", "lr 0.003", "batch 1024", "full MNIST"):  # the preset's model
         expect(badge).to_contain_text(setting, timeout=WAIT)
     expect(page.locator(MAIN).get_by_text("Your trained model")).to_be_visible(timeout=WAIT)
     expect(page.locator('[data-testid="stVegaLiteChart"]').first).to_be_visible(timeout=WAIT)
@@ -158,7 +158,7 @@ def test_6_grid_slider_and_comparison(page):
     snap(page, "4b_eigenvectors_grid")
     page.get_by_role("tab", name="Compare").click()
     # the target and five weight decays side by side (checkpoints load on first use)
-    expect(page.locator(MAIN).get_by_text("weight decay 2 · |cos|")).to_be_visible(timeout=WAIT)
+    expect(page.locator(MAIN).get_by_text("weight decay 2 · |cos|").first).to_be_visible(timeout=WAIT)
     expect(page.locator(f'{MAIN} [data-testid="stImage"] img').nth(5)).to_be_visible(timeout=WAIT)
     wait_idle(page)
     assert_clean(page)
@@ -189,6 +189,6 @@ def test_7_explain_a_drawn_digit(page):
 def test_8_truncation(page):
     go_to(page, "Truncation")
     expect(page.locator('[data-testid="stVegaLiteChart"]').first).to_be_visible(timeout=WAIT)
-    expect(metric_value(page, "Full model")).to_have_text(re.compile(r"%$"), timeout=WAIT)
+    expect(metric_value(page, "Full model (k = all)")).to_have_text(re.compile(r"%$"), timeout=WAIT)
     assert_clean(page)
     snap(page, "6_truncation")

@@ -1,7 +1,7 @@
 """A small classroom in a real browser: 3 students take the main path at once on one server.
 
-Runs bench/classroom_load.py's scenario at a smaller size (3 sessions from one chromium, 2 epochs on
-the quick preset's slice, one seed each so every session really trains) and checks that every
+Runs bench/classroom_load.py's scenario at a smaller size (3 sessions from one chromium, 2 epochs of
+the quick preset, one seed each so every session really trains) and checks that every
 session got through Home -> Label -> Train -> Eigenvectors with no error element, and that a
 session costs the server little memory: the dataset and the models are shared, not copied per
 session. The sessions join one after another, so the RSS growth of each join (Home rendered) and

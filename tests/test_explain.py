@@ -193,3 +193,24 @@ def test_misclassified_indices_chunks_and_extremes():
 def test_direction_outputs_rejects_unknown():
     with pytest.raises(ValueError):
         direction_outputs(random_model(0, 4), torch.rand(2, 784), "up")
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), direction=st.sampled_from(DIRECTIONS), scale=st.floats(0.0, 1.0))
+def test_the_error_is_within_the_rounding_bound_it_reports(seed, direction, scale):
+    """What the page says about |Σ − model| is computed: within the float64 bound on any input, and a
+    result pushed off by more than the bound is called a bug."""
+    model = random_model(seed)
+    x = scale * torch.rand(784, generator=torch.Generator().manual_seed(seed))
+    e = explain(model, x, direction)
+    assert abs(e.error) <= e.rounding_bound and "exact, up to rounding" in e.exactness()
+    broken = Explanation(
+        e.eigen,
+        e.projections,
+        e.contributions,
+        e.quadratic,
+        e.linear,
+        e.constant,
+        e.model_output + 10 * e.rounding_bound + 1e-9,
+    )
+    assert "bug" in broken.exactness()

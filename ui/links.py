@@ -15,7 +15,7 @@ from typing import Any
 import streamlit as st
 
 from core.config import MAX_D_HIDDEN, N_TEST_MNIST, N_TRAIN_MNIST, Config
-from core.directions import DIRECTIONS
+from core.directions import DIRECTIONS, VIEWS
 from core.grid import GRID_THRESHOLDS, GRID_WEIGHT_DECAYS
 from core.urlstate import (
     RESERVED,
@@ -44,7 +44,8 @@ PARAMS: tuple[Param, ...] = (
     Param("direction", "direction", choice({name: name for name in DIRECTIONS})),
     Param("k", "top_k", integer(1, state.TOP_K_MAX)),
     Param("eig", "eig_index", integer(0, MAX_D_HIDDEN)),  # at most MAX_D_HIDDEN + 1 eigenvectors
-    Param("view", "eig_view", choice(state.EIGEN_VIEWS), fmt_choice(state.EIGEN_VIEWS)),
+    Param("tab", "eig_tab", choice(state.EIGEN_TABS), fmt_choice(state.EIGEN_TABS)),
+    Param("view", "eig_matrix", choice({name: name for name in VIEWS})),
     Param("grid_t", "grid_threshold", one_of(GRID_THRESHOLDS), fmt_number),
     Param("grid_wd", "grid_weight_decay", one_of(GRID_WEIGHT_DECAYS), fmt_number),
     Param("image", "explain_index", integer(0, N_TEST_MNIST - 1)),

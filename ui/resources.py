@@ -174,12 +174,16 @@ def truncation(model_id: str, _trained: TrainedModel) -> TruncationCurves:
 
 
 @st.cache_resource(max_entries=128, show_spinner=False)
-def eigen(model_id: str, _trained: TrainedModel, direction: Direction, view: View = "augmented") -> Eigen:
-    """core.eigen.decompose, once per model, direction and view for the whole server (~0.4 MB at H = 64)."""
+def eigen(model_id: str, _trained: TrainedModel, direction: Direction, view: View) -> Eigen:
+    """core.eigen.decompose, once per model, direction and view for the whole server (~0.4 MB at H = 64).
+
+    `view` has no default on purpose: st.cache_resource keys on the arguments as passed, so a default
+    left out in one call and spelt out in another would compute the same decomposition twice.
+    """
     return decompose(_trained.model, direction, view)
 
 
-def top(trained: TrainedModel, direction: Direction, view: View = "augmented") -> TopEigenvector:
+def top(trained: TrainedModel, direction: Direction, view: View) -> TopEigenvector:
     """The direction's top eigenvector as an image, with its |cos| to the model's target."""
     return top_eigenvector(
         eigen(trained.model_id, trained, direction, view), mnist().train_x[trained.config.target_index]

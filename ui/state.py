@@ -42,14 +42,15 @@ WIDGET_DEFAULTS: dict[str, Any] = {
     "eig_index": 0,  # Eigenvectors page (direction: Explain too)
     "grid_threshold": DEFAULTS.threshold,
     "grid_weight_decay": DEFAULTS.weight_decay,  # instant grid sliders
-    "eig_view": "Eigenvectors",  # Eigenvectors page tab: one of EIGEN_VIEWS
+    "eig_tab": "Eigenvectors",  # Eigenvectors page tab: one of EIGEN_TABS
+    "eig_matrix": "bias_free",  # Eigenvectors page: which view of the matrix (core.directions.VIEWS)
     "explain_source": "test",
     "explain_index": 0,
     "explain_top": 6,
     "explain_resize": False,  # Explain page
 }
 TOP_K_MAX = 8  # Eigenvectors page: eigenvectors shown at each end of the spectrum
-EIGEN_VIEWS = {"eigenvectors": "Eigenvectors", "compare": "Compare weight decays"}  # URL word -> tab label
+EIGEN_TABS = {"eigenvectors": "Eigenvectors", "compare": "Compare weight decays"}  # URL word -> tab label
 RUN_KEY = "training_run"  # not a widget: this session's ui.models.TrainingRun while it trains
 
 Kind = Literal["success", "info", "warning", "error"]

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
-from core.directions import DIRECTIONS
+from core.directions import DIRECTIONS, VIEWS
 from ui import state
 
 
@@ -105,6 +106,12 @@ def model_sidebar() -> None:
         )
 
 
+@st.cache_data(show_spinner=False)
+def science_notes() -> str:
+    """docs/science.md, the lab's notes on the paper's claims and on what the app shows (our own text)."""
+    return (Path(__file__).resolve().parent.parent / "docs" / "science.md").read_text()
+
+
 def source(function: Callable[..., Any]) -> None:
     """The source code of one core function, as the page runs it."""
     st.code(inspect.getsource(function), language="python")
@@ -153,4 +160,18 @@ def direction_picker(label: str, key: str) -> str:
         key=key,
         persist_state="session",
         help=f"Which output the quadratic form computes. {described}.",
+    )
+
+
+def view_picker(key: str) -> str:
+    """A segmented control over core.directions.VIEWS: the bias-free block or the whole augmented matrix."""
+    described = "; ".join(f"**{v.label}**: {v.description}" for v in VIEWS.values())
+    return st.segmented_control(
+        "View of the matrix",
+        list(VIEWS),
+        format_func=lambda name: VIEWS[name].label,
+        required=True,
+        key=key,
+        persist_state="session",
+        help=f"Which matrix the spectrum below decomposes. {described}.",
     )

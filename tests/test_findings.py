@@ -1,0 +1,168 @@
+"""core.findings: every sentence the app states about a model, rendered for the 15 precomputed models
+and for models trained on two other targets, and checked against numbers computed independently
+here (numpy, from the paper's definitions), not by the code that wrote the sentence."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from core import findings
+from core.checkpoint import load_checkpoint
+from core.config import Config
+from core.eigen import decompose
+from core.grid import GRID_THRESHOLDS, GRID_WEIGHT_DECAYS, grid_config, grid_path
+from core.labels import make_splits
+from core.train import fit
+from core.truncation import truncation_curves
+
+TOLERANCE = 0.005
+
+
+def independent(model, target_uint8) -> dict:
+    """The paper's construction written out in numpy: B of True − False, its hidden block, |cos| of the tops."""
+    W_e = model.W_e.detach().double().numpy()
+    H = W_e.shape[0]
+    aug = lambda W, b: np.block([[W, b[:, None]], [np.zeros((1, H)), np.ones((1, 1))]])  # noqa: E731
+    Wl = aug(model.W_l.detach().double().numpy(), model.b_l.detach().double().numpy())
+    Wr = aug(model.W_r.detach().double().numpy(), model.b_r.detach().double().numpy())
+    Wu = np.hstack([model.W_u.detach().double().numpy(), np.ones((2, 1))])
+    B = np.einsum("ch,hi,hj->cij", Wu, Wl, Wr)
+    B = 0.5 * (B + B.transpose(0, 2, 1))
+    tmf = B[1] - B[0]
+    W_e_aug = np.block([[W_e, np.zeros((H, 1))], [np.zeros((1, 784)), np.ones((1, 1))]])
+    t = target_uint8.numpy().reshape(784) / 255.0
+    t = t - t.mean()
+
+    def top_cos(matrix):
+        values, vectors = np.linalg.eigh(matrix)
+        v = vectors[:, -1]  # the largest eigenvalue's
+        pixels = (v @ W_e_aug[: len(v)])[:784]
+        return values, abs(pixels @ t) / (np.linalg.norm(pixels) * np.linalg.norm(t))
+
+    values, cos = top_cos(tmf)
+    free_values, free_cos = top_cos(tmf[:-1, :-1])
+    return {
+        "values": values,
+        "cos": cos,
+        "free_values": free_values,
+        "free_cos": free_cos,
+        "b": np.linalg.norm(tmf[:-1, -1]),
+        "c": tmf[-1, -1],
+    }
+
+
+def words_for(cos: float) -> str:
+    return "is the target" if cos >= 0.8 else "resembles the target" if cos >= 0.5 else "does not look like"
+
+
+def grid_models():
+    for t in GRID_THRESHOLDS:
+        for wd in GRID_WEIGHT_DECAYS:
+            model, config, history = load_checkpoint(grid_path(t, wd).read_bytes())
+            assert config == grid_config(t, wd)
+            yield f"grid t{t} wd{wd}", model, config, history
+
+
+@pytest.fixture(scope="module")
+def models(mnist):
+    """The 15 grid models, plus two other targets (a 0 and a 4, the first of each in MNIST) trained briefly."""
+    out = list(grid_models())
+    for digit in (0, 4):
+        index = int((mnist.train_y == digit).nonzero()[0])
+        config = Config(target_index=index, epochs=4, batch_size=1024, lr=3e-3)
+        model, history = fit(config, make_splits(mnist, config))
+        out.append((f"target #{index} (a {digit})", model, config, history))
+    return out
+
+
+def test_target_and_pair_findings_say_what_the_numbers_say(models, mnist):
+    for name, model, config, _ in models:
+        target = mnist.train_x[config.target_index]
+        truth = independent(model, target)
+        aug, free = decompose(model, "true_minus_false"), decompose(model, "true_minus_false", "bias_free")
+        finding = findings.target_finding(aug, free, target, "True − False")
+        text = " ".join(finding.sentences())
+        free_sentence, aug_sentence = finding.sentences()[:2]
+        assert f"|cos| {truth['free_cos']:.2f}" in free_sentence, name
+        assert words_for(truth["free_cos"]) in free_sentence, name
+        assert f"|cos| {truth['cos']:.2f}" in aug_sentence, name
+        assert words_for(truth["cos"]) in aug_sentence, name
+        assert ("The biases mix into it" in text) == (truth["cos"] < truth["free_cos"] - 0.05), name
+
+        pair = findings.bias_pair(aug)
+        sentence = pair.sentences()[0]
+        root = np.sqrt(truth["c"] ** 2 + 4 * truth["b"] ** 2)
+        for predicted in ((truth["c"] + root) / 2, (truth["c"] - root) / 2):
+            assert f"{predicted:+.3f}".replace("-", "−") in sentence, name
+        measured = [
+            float(x.replace("−", "-"))
+            for x in re.findall(r"spectrum has ([+−][\d.]+) \(#\d+\) and ([+−][\d.]+)", sentence)[0]
+        ]
+        assert measured[0] > 0 > measured[1], f"{name}: one positive, one negative"
+        assert min(abs(truth["values"] - measured[0])) < 1e-3 and min(abs(truth["values"] - measured[1])) < 1e-3
+        largest = int(np.argmax(abs(truth["values"])))  # ascending order here
+        in_pair = any(abs(truth["values"][largest] - m) < 1e-3 for m in measured)
+        assert ("is a member of this pair" in " ".join(pair.sentences())) == in_pair, name
+
+
+def test_weight_decay_findings_per_threshold(models, mnist):
+    by_threshold: dict[float, list] = {}
+    for name, model, config, history in models:
+        if not name.startswith("grid"):
+            continue
+        truth = independent(model, mnist.train_x[config.target_index])
+        row = findings.DecayRow(config.weight_decay, truth["cos"], truth["free_cos"], truth["b"], history[-1].val_acc)
+        by_threshold.setdefault(config.threshold, []).append(row)
+    assert sorted(by_threshold) == list(GRID_THRESHOLDS)
+    for threshold, rows in by_threshold.items():
+        sentences = findings.weight_decay_finding(rows).sentences()
+        first, last = min(rows, key=lambda r: r.weight_decay), max(rows, key=lambda r: r.weight_decay)
+        assert f"{first.augmented_cos:.2f} → {last.augmented_cos:.2f}" in sentences[0], threshold
+        assert f"{first.bias_free_cos:.2f} → {last.bias_free_cos:.2f}" in sentences[0], threshold
+        d_aug, d_free = last.augmented_cos - first.augmented_cos, last.bias_free_cos - first.bias_free_cos
+        says_biases = any("mainly by shrinking the biases" in s for s in sentences)
+        assert says_biases == (d_aug > 0.05 and abs(d_free) < d_aug / 2 and last.b_norm < first.b_norm), threshold
+
+
+def test_truncation_findings(models, mnist):
+    for name, model, config, _ in models:
+        splits = make_splits(mnist, config.replace(n_test=2000))  # 2000 test images: enough to check the words
+        curves = truncation_curves(model, splits.test_x, splits.test_y)
+        sentences = findings.truncation_finding(curves, TOLERANCE).sentences()
+        truth = independent(model, mnist.train_x[config.target_index])
+        largest = truth["values"][int(np.argmax(abs(truth["values"])))]
+        answer = "true" if largest > 0 else "false"
+        share = float(splits.test_y.double().mean()) if answer == "true" else 1 - float(splits.test_y.double().mean())
+        assert f"answers {answer} for every image" in sentences[0], name
+        assert f"{share:.1%}" in sentences[0] and abs(curves.true_minus_false[1] - share) < 1e-12, name
+        diff = curves.class_logits[1] - curves.true_minus_false[1]
+        expected = "about the same" if abs(diff) < 0.005 else ("better" if diff > 0 else "worse")
+        assert expected in sentences[1], name
+        # the "sufficient" claim, recomputed by hand from the bias-free block
+        h = (splits.test_x.reshape(-1, 784).double() / 255) @ model.W_e.detach().double().T
+        free = decompose(model, "true_minus_false", "bias_free")
+        B = decompose(model, "true_minus_false").matrix
+        out = free.eigenvalues[0] * (h @ free.vectors[0]) ** 2 + 2 * h @ B[:-1, -1] + B[-1, -1]
+        accuracy = float(((out > 0).long() == splits.test_y).double().mean())
+        assert f"gives {accuracy:.1%} against" in sentences[2], name
+        assert ("sufficient here, as §4.3 says" in sentences[2]) == (accuracy >= curves.full_model - TOLERANCE), name
+
+
+def test_figure_code_finding(models, mnist):
+    for name, model, config, _ in models:
+        target = mnist.train_x[config.target_index]
+        class_1 = decompose(model, "true")
+        sentence = findings.figure_code_finding(class_1, target).sentences()[0]
+        t = target.double().reshape(784) / 255
+        t = t - t.mean()
+        second = class_1.pixel_vectors[1, :784]
+        cos = float(abs(second @ t) / (second.norm() * t.norm()))
+        assert f"has |cos| {cos:.2f}: {findings.match_words(cos)}" in sentence, name
+        assert f"{float(class_1.vectors[0, -1] ** 2):.0%} of its weight" in sentence, name
+    with pytest.raises(ValueError):
+        findings.figure_code_finding(decompose(models[0][1], "false"), mnist.train_x[6])
+    assert torch.is_tensor(class_1.vectors)
