@@ -67,25 +67,21 @@ with st.container(border=True):
         )
 
 H = trained.config.d_hidden
-st.session_state.top_k = min(st.session_state.top_k, H + 1)  # another model may be smaller
-st.session_state.eig_index = min(st.session_state.eig_index, H)
 eigen_tab, compare_tab = st.tabs(list(state.EIGEN_TABS.values()), key="eig_tab", on_change="rerun")
 
 with eigen_tab:
     if eigen_tab.open:  # only the open tab runs, so a slider move redraws one view
         controls = st.columns([3, 3, 2], vertical_alignment="bottom")
         with controls[0]:
-            direction = widgets.direction_picker("Interaction matrix", "direction")
+            direction = widgets.direction_picker("Interaction matrix", "direction", "eig_direction")
         with controls[1]:
             view = widgets.view_picker("eig_matrix")
         augmented = resources.eigen(trained.model_id, trained, direction, "augmented")
         bias_free = resources.eigen(trained.model_id, trained, direction, "bias_free")
         eigen = bias_free if view == "bias_free" else augmented
         n = len(eigen.eigenvalues)  # H (bias-free) or H + 1 (augmented)
-        st.session_state.eig_index = min(st.session_state.eig_index, n - 1)
-        k = controls[2].slider(
-            "Eigenvectors shown at each end", 1, min(state.TOP_K_MAX, n), key="top_k", persist_state="session"
-        )
+        with controls[2]:
+            k = widgets.bounded_slider("Eigenvectors shown at each end", 1, min(state.TOP_K_MAX, n), "top_k")
         target = resources.mnist().train_x[trained.config.target_index]
         found = findings.target_finding(augmented, bias_free, target, DIRECTIONS[direction].name)
 
@@ -169,12 +165,8 @@ with eigen_tab:
         st.subheader("Browse every eigenvector")
         browse_column, heatmap_column = st.columns([1, 2])
         with browse_column:
-            index = st.slider(
-                f"Eigenvector index of the {VIEWS[view].label.lower()} (0 = largest eigenvalue)",
-                0,
-                n - 1,
-                key="eig_index",
-                persist_state="session",
+            index = widgets.bounded_slider(
+                f"Eigenvector index of the {VIEWS[view].label.lower()} (0 = largest eigenvalue)", 0, n - 1, "eig_index"
             )
             st.metric("Eigenvalue λ", f"{eigen.eigenvalues[index]:.4f}")
             st.metric("|cos| with the centred target", f"{cosines[index]:.2f}")

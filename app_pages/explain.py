@@ -36,7 +36,7 @@ if digit is None:
     split_column.info("The explanation appears here once there is an image to explain.", icon=":material/info:")
 else:
     with split_column:
-        direction = widgets.direction_picker("Output to explain", "direction")
+        direction = widgets.direction_picker("Output to explain", "direction", "explain_direction")
         output = DIRECTIONS[direction].output
         e = explain(
             trained.model, digit.pixels, direction, resources.eigen(trained.model_id, trained, direction, "augmented")
@@ -67,7 +67,7 @@ else:
 
 if digit is not None:
     st.subheader("The largest contributions")
-    shown = st.slider("Eigenvectors shown", 1, min(12, H + 1), key="explain_top", persist_state="session")
+    shown = widgets.bounded_slider("Eigenvectors shown", 1, min(12, H + 1), "explain_top")
     top = largest_contributions(e, shown)
     images = oriented_images(e, top.indices)
     bar_column, image_column = st.columns([1, 1], vertical_alignment="center")

@@ -49,9 +49,10 @@ PAGES = {  # page -> (widget kind, key) pairs it must show
         ("button", "stop"),
         ("download_button", "download_metrics"),
     ],
-    "app_pages/tensor.py": [("segmented_control", "tensor_direction"), ("number_input", "proof_offset")],
+    "app_pages/tensor.py": [("segmented_control", "tensor_direction_picker"), ("number_input", "proof_offset")],
     "app_pages/eigenvectors.py": [
-        ("segmented_control", "direction"),
+        ("segmented_control", "eig_direction"),
+        ("segmented_control", "eig_matrix"),
         ("slider", "top_k"),
         ("slider", "eig_index"),
         ("select_slider", "grid_threshold"),
@@ -61,7 +62,7 @@ PAGES = {  # page -> (widget kind, key) pairs it must show
         ("segmented_control", "explain_source"),
         ("number_input", "explain_index"),
         ("button", "explain_misclassified"),
-        ("segmented_control", "direction"),
+        ("segmented_control", "explain_direction"),
         ("slider", "explain_top"),
     ],
     "app_pages/truncation.py": [("metric", None)],
@@ -218,7 +219,7 @@ def test_tensor_page_proves_the_identity():
 @pytest.mark.parametrize("direction", DIRECTIONS)
 def test_eigenvectors_page_shows_images_for_each_direction(direction):
     at = open_page("app_pages/eigenvectors.py")
-    at.segmented_control(key="direction").set_value(direction).run()
+    at.segmented_control(key="eig_direction").set_value(direction).run()
     assert_clean(at)
     k = at.slider(key="top_k").value
     rows = [image for image in at.image if len(image.value) > 1]

@@ -63,7 +63,7 @@ def test_a_test_image_is_explained_exactly():
     assert row.captions[0] == "the input" and row.captions[1].startswith("#"), "the input beside its eigenvectors"
     assert any("Large contributions cancel" in i.value for i in at.info)
 
-    at.segmented_control(key="direction").set_value("true").run()
+    at.segmented_control(key="explain_direction").set_value("true").run()
     assert model_output(at) == pytest.approx(
         explain(seed.model, resources.mnist().test_x[0], "true").model_output, abs=1e-4
     )

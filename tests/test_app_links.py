@@ -42,7 +42,7 @@ def test_a_link_opens_the_same_view():
     at = open_link(query, "app_pages/eigenvectors.py")
     assert_clean(at)
     assert not warnings(at)
-    assert at.segmented_control(key="direction").value == "true"
+    assert at.segmented_control(key="eig_direction").value == "true"
     assert (at.slider(key="top_k").value, at.slider(key="eig_index").value) == (5, 7)
     assert (at.select_slider(key="grid_threshold").value, at.select_slider(key="grid_weight_decay").value) == (0.5, 0.1)
     assert at.session_state["active"].config == grid_config(0.5, 0.1)
@@ -64,7 +64,7 @@ def test_the_url_follows_the_settings_across_pages():
     at.slider(key="threshold").set_value(0.3).run()
     assert at.query_params["threshold"] == "0.3"
     at.switch_page("app_pages/eigenvectors.py").run()  # a page switch clears the URL; the app writes it back
-    at.segmented_control(key="direction").set_value("false").run()
+    at.segmented_control(key="eig_direction").set_value("false").run()
     assert dict(at.query_params) == {"threshold": "0.3", "direction": "false"}
 
 
@@ -94,7 +94,7 @@ def test_garbage_falls_back_to_defaults_with_a_notice_naming_each_parameter():
     ):
         assert name in text, f"the notice names {name}"
     assert "Using the default 0.4" in text and "Using the pretrained model" in text
-    assert at.segmented_control(key="direction").value == "true_minus_false"
+    assert at.segmented_control(key="eig_direction").value == "true_minus_false"
     assert at.slider(key="eig_index").value == 0
     assert at.session_state["threshold"] == 0.4 and at.session_state["target_index"] == 6
     assert "Pretrained seed checkpoint" in badge(at)
@@ -163,7 +163,7 @@ def test_a_reload_keeps_an_uploaded_model_in_its_own_slot():
 
 def test_links_are_read_once_per_session():
     at = open_link({"direction": "false"}, "app_pages/eigenvectors.py")
-    at.segmented_control(key="direction").set_value("true").run()
+    at.segmented_control(key="eig_direction").set_value("true").run()
     at.run()
-    assert at.segmented_control(key="direction").value == "true", "the student's later choice wins"
+    assert at.segmented_control(key="eig_direction").value == "true", "the student's later choice wins"
     assert at.query_params["direction"] == "true"

@@ -399,7 +399,7 @@ def test_query_parameters_that_are_garbage():
     }, "valid values applied, every bad one at its default"
     assert eigen_page_drawn(at), "the page works"
     assert dict(at.query_params) == {"model": config_id(grid), "threshold": "0.3", "grid_t": "0.5", "grid_wd": "0.1"}
-    at.segmented_control(key="direction").set_value("true").run()
+    at.segmented_control(key="eig_direction").set_value("true").run()
     assert_clean(at)
     assert at.query_params["direction"] == "true"
 
@@ -431,7 +431,7 @@ def test_bad_checkpoint_upload(kind):
     with pytest.raises(CheckpointError, match=re.escape(reason)):
         load_checkpoint(data)
     at = on_grid_model(open_page(HOME))
-    at.segmented_control(key="direction").set_value("true").run()
+    at.segmented_control(key="eig_direction").set_value("true").run()
     assert at.sidebar.file_uploader(key="upload").allowed_type == [".safetensors"]
     model, before = active_model(at), settings(at)
 
@@ -521,7 +521,7 @@ def test_bad_image_upload(kind):
     at = on_grid_model(open_page(HOME))
     at.switch_page(EXPLAIN).run()
     at.number_input(key="explain_index").set_value(42).run()
-    at.segmented_control(key="direction").set_value("true").run()
+    at.segmented_control(key="explain_direction").set_value("true").run()
     at.segmented_control(key="explain_source").set_value("upload").run()
     assert at.file_uploader(key="explain_upload").allowed_type == [".png"]
     model, before = active_model(at), settings(at)

@@ -55,6 +55,7 @@ def page():
 
 
 WAIT = 60_000  # ms: generous for a loaded 2-core CI machine; a step that holds returns at once
+expect.set_options(timeout=WAIT)  # every expect below, also those that name no timeout
 MAIN = '[data-testid="stMain"]'
 
 
@@ -76,7 +77,7 @@ def slider(page, key: str):
 
 
 def test_1_home(page):
-    expect(page.locator(MAIN).get_by_role("heading", name="Bilinear Eigen Lab", level=1)).to_be_visible()
+    expect(page.locator(MAIN).get_by_role("heading", name="Bilinear Eigen Lab", level=1)).to_be_visible(timeout=WAIT)
     expect(page.locator(MAIN).get_by_text("Pretrained seed checkpoint")).to_be_visible(timeout=WAIT)
     assert_clean(page)
     snap(page, "0_home")

@@ -149,16 +149,30 @@ def class_balance(labels: Any, problem: str | None) -> bool:
     return refused
 
 
-def direction_picker(label: str, key: str) -> str:
-    """A segmented control over core.tensor.DIRECTIONS: short names, the full ones in its help."""
+def _keep(state_key: str, widget_key: str) -> None:
+    """on_change: copy a page's widget value into the state key it stands for."""
+    st.session_state[state_key] = st.session_state[widget_key]
+
+
+def direction_picker(label: str, key: str, widget_key: str | None = None) -> str:
+    """A segmented control over core.directions.DIRECTIONS: short names, the full ones in its help.
+
+    `key` holds the choice in st.session_state (and the URL). Pages that share one choice (Eigenvectors
+    and Explain share "direction") each draw their own widget, `widget_key`, seeded from `key` on every
+    run and copied back on change: two different widgets bound to one key lose its value when a session
+    starts on one page and moves to the other.
+    """
+    widget_key = widget_key or f"{key}_picker"
+    st.session_state[widget_key] = st.session_state[key]
     described = "; ".join(f"**{d.label}**: {d.description}" for d in DIRECTIONS.values())
     return st.segmented_control(
         label,
         list(DIRECTIONS),
         format_func=lambda name: DIRECTIONS[name].label,
         required=True,
-        key=key,
-        persist_state="session",
+        key=widget_key,
+        on_change=_keep,
+        args=(key, widget_key),
         help=f"Which output the quadratic form computes. {described}.",
     )
 
@@ -175,3 +189,19 @@ def view_picker(key: str) -> str:
         persist_state="session",
         help=f"Which matrix the spectrum below decomposes. {described}.",
     )
+
+
+def bounded_slider(label: str, low: int, high: int, key: str, **kwargs: Any) -> int:
+    """An integer slider whose range follows the model on screen.
+
+    The student's value (st.session_state[key]) is clamped into [low, high] first, so a smaller
+    model never meets a value above its maximum; when the range is one value, a caption says so
+    (a slider cannot have equal ends) and the value is kept as it is.
+    """
+    ss = st.session_state
+    value = min(max(int(ss.get(key, low)), low), high)
+    if low == high:
+        st.caption(f"{label}: {low} (the only choice for this model)")
+        return low
+    ss[key] = value
+    return st.slider(label, low, high, key=key, persist_state="session", **kwargs)

@@ -1,0 +1,35 @@
+"""Every page works as the first page of a session (a shared link, a reload) and after any other page.
+
+A session that started on Eigenvectors and moved to Explain once lost the direction both pages
+share ("KeyError: None"), because two different widgets were bound to one session-state key. Here
+every ordered pair of pages runs in a fresh session, with the first page opened plainly and with a
+link carrying its own query parameters.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.test_app import PAGES, assert_clean
+from tests.test_app_links import open_link
+
+LINKS = {  # page -> a query string a teacher might share for it
+    "app_pages/home.py": {"model": "0123456789ab"},  # an unknown model: a notice, then the pretrained one
+    "app_pages/label.py": {"target": "7", "threshold": "0.3", "inverse": "false"},
+    "app_pages/train.py": {"threshold": "0.5"},
+    "app_pages/tensor.py": {"grid_t": "0.3", "grid_wd": "0"},
+    "app_pages/eigenvectors.py": {"direction": "false", "view": "augmented", "k": "2", "eig": "64", "tab": "compare"},
+    "app_pages/explain.py": {"direction": "true", "image": "5"},
+    "app_pages/truncation.py": {"grid_t": "0.5", "grid_wd": "2"},
+}
+
+
+@pytest.mark.parametrize("first", list(PAGES))
+def test_every_page_after_every_other_in_a_fresh_session(first):
+    for query in ({}, LINKS[first]):
+        for second in PAGES:
+            at = open_link(query, first)
+            assert_clean(at)
+            at.switch_page(second).run()
+            assert_clean(at)
+            assert not at.exception, f"{first}?{query} -> {second}"
