@@ -59,12 +59,43 @@ def _metadata(data: bytes) -> dict[str, str]:
     return header.get("__metadata__") or {}
 
 
+def _is_pickle(data: bytes) -> bool:
+    """A pickle (protocol 2-5) or torch.save zip, and not a safetensors file that merely starts alike.
+
+    A safetensors file starts with its header's length (8 bytes, little-endian) and then '{': a header
+    of 640 bytes begins b"\\x80\\x02", like a pickle, so the magic bytes alone would refuse a good file.
+    """
+    if len(data) >= 9:
+        (header_len,) = struct.unpack("<Q", data[:8])
+        if header_len <= len(data) - 8 and data[8:9] == b"{":
+            return False
+    return data[:2] in (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05") or data[:4] == b"PK\x03\x04"
+
+
+def _history(text: str, config: Config) -> list[EpochMetrics]:
+    """The per-epoch records, each valid and all consistent with the config: epochs 1, 2, … of its plan."""
+    try:
+        records = json.loads(text)
+        if not isinstance(records, list):
+            raise ValueError("it is not a list")
+        history = [EpochMetrics.from_dict(record) for record in records]
+    except (TypeError, ValueError) as e:  # JSONDecodeError is a ValueError
+        raise CheckpointError(f"the checkpoint's training history is invalid: {e}") from e
+    for expected, m in enumerate(history, 1):
+        if m.epoch != expected or m.epochs != config.epochs:
+            raise CheckpointError(
+                f"the checkpoint's training history is invalid: record {expected} is epoch {m.epoch} of {m.epochs}, "
+                f"expected epoch {expected} of {config.epochs}"
+            )
+    return history
+
+
 def load_checkpoint(data: bytes, max_bytes: int = MAX_BYTES) -> tuple[BilinearMLP, Config, list[EpochMetrics]]:
     """Validate and load checkpoint bytes; raises CheckpointError with a user-facing reason."""
     if len(data) > max_bytes:
         mb = 1024 * 1024  # the limit is 20 * 2**20 bytes: say "20 MB", not "21 MB" (20.97e6 bytes)
         raise CheckpointError(f"file is {len(data) / mb:.1f} MB; a checkpoint is at most {max_bytes / mb:.0f} MB")
-    if data[:2] in (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05") or data[:4] == b"PK\x03\x04":
+    if _is_pickle(data):
         raise CheckpointError(
             "this is a pickle / torch.save file; only .safetensors checkpoints are "
             "accepted, because unpickling an uploaded file can run arbitrary code"
@@ -78,9 +109,9 @@ def load_checkpoint(data: bytes, max_bytes: int = MAX_BYTES) -> tuple[BilinearML
         )
     try:
         config = Config.from_dict(json.loads(metadata["config"]))
-        history = [EpochMetrics(**m) for m in json.loads(metadata.get("history", "[]"))]
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"the checkpoint's config is invalid: {e}") from e
+    history = _history(metadata.get("history", "[]"), config)
     try:
         tensors = st_load(data)
     except (SafetensorError, ValueError, RuntimeError) as e:

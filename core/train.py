@@ -17,7 +17,8 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -47,6 +48,28 @@ class EpochMetrics:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Any) -> EpochMetrics:
+        """One epoch's record from untrusted JSON (a checkpoint's metadata): exact keys, strict types,
+        finite numbers in their ranges; ValueError with a one-line reason otherwise."""
+        names = [f.name for f in fields(cls)]
+        if not isinstance(values, dict) or sorted(values) != sorted(names):
+            raise ValueError(f"an epoch record must have exactly the keys {names}")
+        for name in ("epoch", "epochs"):
+            value = values[name]
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 1000:
+                raise ValueError(f"{name} must be a whole number from 1 to 1000, got {value!r}"[:160])
+        for name in ("train_loss", "train_acc", "val_loss", "val_acc", "seconds", "lr"):
+            value = values[name]
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}"[:160])
+        for name in ("train_acc", "val_acc"):
+            if values[name] > 1:
+                raise ValueError(f"{name} is an accuracy, at most 1, got {values[name]!r}")
+        if values["epoch"] > values["epochs"]:
+            raise ValueError(f"epoch {values['epoch']} is past the planned {values['epochs']}")
+        return cls(**{name: values[name] for name in names})
 
 
 class ExactNoisyEmbed(torch.autograd.Function):

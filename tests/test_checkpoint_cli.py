@@ -2,10 +2,14 @@
 
 import dataclasses
 import json
+import math
 import pickle
+import re
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from safetensors.torch import save as st_save
 
 from core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -149,3 +153,96 @@ def test_cli_flags_are_the_config_fields_and_presets_are_the_apps():
     assert parse_args(["--noise-sampler", "kornia"])[0].noise_sampler == "kornia"
     for f in dataclasses.fields(Config):
         assert f.metadata["help"], f"{f.name} has its help text in one place"
+
+
+GOOD_EPOCH = {
+    "epoch": 1,
+    "epochs": 2,
+    "train_loss": 0.5,
+    "train_acc": 0.8,
+    "val_loss": 0.4,
+    "val_acc": 0.9,
+    "seconds": 1.0,
+    "lr": 1e-3,
+}
+
+
+def _with_metadata(config: dict, history) -> bytes:
+    """A checkpoint whose tensors are valid, with the given (maybe lying) metadata."""
+    model = new_model(Config(d_hidden=8, epochs=2))
+    tensors = {name: t.detach().contiguous() for name, t in model.state_dict().items()}
+    return st_save(
+        tensors,
+        metadata={"format": "bilinear-eigen-lab/1", "config": json.dumps(config), "history": json.dumps(history)},
+    )
+
+
+@pytest.mark.parametrize(
+    "config_changes, history, reason",
+    [
+        ({"target_index": 6.5}, [], "target_index must be a whole number"),
+        ({"target_index": True}, [], "target_index must be a whole number"),
+        ({"threshold": "0.4"}, [], "threshold must be a finite number"),
+        ({}, [{**GOOD_EPOCH, "val_acc": "abc"}], "val_acc must be a finite number"),
+        ({}, [{**GOOD_EPOCH, "val_acc": float("inf")}], "val_acc must be a finite number"),
+        ({}, [{**GOOD_EPOCH, "val_acc": 1.5}], "val_acc is an accuracy"),
+        ({}, [{**GOOD_EPOCH, "epoch": 2}], "record 1 is epoch 2 of 2"),
+        ({}, [{**GOOD_EPOCH, "epochs": 40}], "record 1 is epoch 1 of 40, expected epoch 1 of 2"),
+        ({}, [{**GOOD_EPOCH, "extra": 1}], "must have exactly the keys"),
+        ({}, {"epoch": 1}, "it is not a list"),
+    ],
+)
+def test_metadata_that_lies_is_rejected(config_changes, history, reason):
+    data = _with_metadata({**Config(d_hidden=8, epochs=2).to_dict(), **config_changes}, history)
+    with pytest.raises(CheckpointError, match=re.escape(reason)):
+        load_checkpoint(data)
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-10, 10**6) | st.floats(allow_nan=True) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    field=st.sampled_from(sorted(Config().to_dict())),
+    value=JSON,
+    epoch_field=st.sampled_from(sorted(GOOD_EPOCH)),
+    epoch_value=JSON,
+)
+def test_any_metadata_is_either_rejected_or_valid(field, value, epoch_field, epoch_value):
+    """Whatever JSON a file carries in one config field and one epoch field: a CheckpointError with a
+    reason, or a model whose config passes Config's own rules and whose history is finite and consistent."""
+    config = {**Config(d_hidden=8, epochs=2).to_dict(), field: value}
+    history = [{**GOOD_EPOCH, epoch_field: epoch_value}]
+    try:
+        _, loaded, epochs = load_checkpoint(_with_metadata(config, history))
+    except CheckpointError as error:
+        assert str(error)
+        return
+    assert loaded == Config.from_dict(loaded.to_dict()) and loaded.d_hidden == 8
+    for m in epochs:
+        assert all(math.isfinite(v) for v in m.to_dict().values()) and m.epochs == loaded.epochs
+
+
+def test_a_checkpoint_whose_header_length_looks_like_a_pickle_still_loads():
+    """A 640-byte header starts the file with b"\\x80\\x02", a pickle's first two bytes: it is still ours."""
+    model = new_model(Config(d_hidden=8))
+    data = b""
+    for pad in range(400):
+        data = st_save(
+            {name: t.detach().contiguous() for name, t in model.state_dict().items()},
+            metadata={
+                "format": "bilinear-eigen-lab/1",
+                "config": json.dumps(Config(d_hidden=8).to_dict()),
+                "history": "[]",
+                "pad": "x" * pad,
+            },
+        )
+        if data[:2] == b"\x80\x02":
+            break
+    assert data[:2] == b"\x80\x02", "found a padding that gives the header 640 + 65536 k bytes"
+    _, config, _ = load_checkpoint(data)
+    assert config == Config(d_hidden=8)
