@@ -13,6 +13,7 @@ import os
 import streamlit as st
 import torch
 
+from core.text import literal
 from ui import links, state, widgets
 
 log = logging.getLogger("bilinear_eigen_lab")
@@ -28,8 +29,8 @@ def shield(part: str, function) -> None:
     except Exception as error:
         log.exception("%s failed", part)
         st.error(
-            f"Something went wrong on this page ({type(error).__name__}: {error}). Your settings and model "
-            "are kept; change a setting or reload the page to try again.",
+            f"Something went wrong on this page ({type(error).__name__}: {literal(str(error), 120)}). "
+            "Your settings and model are kept; change a setting or reload the page to try again.",
             icon=":material/error:",
         )
 

@@ -16,6 +16,7 @@ from safetensors.torch import save as st_save
 
 from core.config import Config
 from core.model import D_INPUT, BilinearMLP
+from core.text import literal
 from core.train import EpochMetrics
 
 FORMAT = "bilinear-eigen-lab/1"
@@ -105,7 +106,8 @@ def load_checkpoint(data: bytes, max_bytes: int = MAX_BYTES) -> tuple[BilinearML
     metadata = _metadata(data)
     if metadata.get("format") != FORMAT:
         raise CheckpointError(
-            f"not a Bilinear Eigen Lab checkpoint (metadata format is {metadata.get('format')!r}, expected {FORMAT!r})"
+            f"not a Bilinear Eigen Lab checkpoint (metadata format is {literal(metadata.get('format'))}, "
+            f"expected {literal(FORMAT)})"
         )
     try:
         config = Config.from_dict(json.loads(metadata["config"]))

@@ -10,6 +10,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from core.text import literal
+
 N_TRAIN_MNIST = 60_000
 N_TEST_MNIST = 10_000
 MAX_D_HIDDEN = 1024  # widest model the app offers: its (1025, 1025) eigendecomposition takes ~1 s
@@ -68,7 +70,7 @@ class Config:
         if not 0 <= self.seed < 2**32:
             raise ValueError(f"seed must be between 0 and 2**32 - 1, got {self.seed}")
         if self.noise_sampler not in ("fast", "kornia"):
-            raise ValueError(f"noise sampler must be 'fast' or 'kornia', got {self.noise_sampler!r}")
+            raise ValueError(f"noise sampler must be 'fast' or 'kornia', got {literal(self.noise_sampler)}")
         if self.n_train is not None and not 1 <= self.n_train <= N_TRAIN_MNIST:
             raise ValueError(f"n_train must be between 1 and {N_TRAIN_MNIST}, got {self.n_train}")
         if self.n_test is not None and not 1 <= self.n_test <= N_TEST_MNIST:
@@ -119,7 +121,7 @@ def _check_type(name: str, value: Any, annotation: str) -> None:
     else:  # Literal[...] of strings
         ok = isinstance(value, str)
     if not ok:
-        raise ValueError(f"{name} must be {_TYPE_WORDS.get(base, 'text')}, got {value!r}"[:200])
+        raise ValueError(f"{name} must be {_TYPE_WORDS.get(base, 'text')}, got {literal(value)}")
 
 
 _TYPE_WORDS = {"bool": "true or false", "int": "a whole number", "float": "a finite number"}

@@ -33,6 +33,8 @@ import warnings
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from core.text import literal
+
 MNIST_SIZE = 28  # output side
 BOX = 20  # MNIST's size-normalised bounding box side
 CENTRE = 14.0  # target centre of mass (row, col) in pixel-index coordinates
@@ -157,9 +159,12 @@ def _decode_png(data: bytes) -> Image.Image:
             "not a PNG image: the file could not be read as a picture (upload a .png, e.g. a screenshot of a digit)"
         ) from e
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ImageError(f"image is too large to decode safely ({e})") from e
+        raise ImageError(
+            f"image is too large to decode safely (it declares more than {MAX_UPLOAD_PIXELS / 1e6:.0f} megapixels, "
+            "or compresses suspiciously well)"
+        ) from e
     except (OSError, SyntaxError, ValueError, EOFError) as e:  # truncated / corrupt PNG data
-        raise ImageError(f"the PNG file is damaged and could not be decoded ({e})") from e
+        raise ImageError(f"the PNG file is damaged and could not be decoded ({literal(str(e), 80)})") from e
     return img
 
 

@@ -29,6 +29,7 @@ from core.config import Config
 from core.data import to_float
 from core.labels import Splits
 from core.model import BilinearMLP
+from core.text import literal
 
 
 class TrainingDiverged(RuntimeError):
@@ -59,14 +60,14 @@ class EpochMetrics:
         for name in ("epoch", "epochs"):
             value = values[name]
             if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 1000:
-                raise ValueError(f"{name} must be a whole number from 1 to 1000, got {value!r}"[:160])
+                raise ValueError(f"{name} must be a whole number from 1 to 1000, got {literal(value)}")
         for name in ("train_loss", "train_acc", "val_loss", "val_acc", "seconds", "lr"):
             value = values[name]
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
-                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}"[:160])
+                raise ValueError(f"{name} must be a finite number >= 0, got {literal(value)}")
         for name in ("train_acc", "val_acc"):
             if values[name] > 1:
-                raise ValueError(f"{name} is an accuracy, at most 1, got {values[name]!r}")
+                raise ValueError(f"{name} is an accuracy, at most 1, got {literal(values[name])}")
         if values["epoch"] > values["epochs"]:
             raise ValueError(f"epoch {values['epoch']} is past the planned {values['epochs']}")
         return cls(**{name: values[name] for name in names})

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.config import Config
+from core.text import literal
 
 ID_HEX = 12  # hex digits of a model id: 48 bits, no collision in any classroom
 MODEL_ID = re.compile(rf"^(?:[pu]-)?[0-9a-f]{{{ID_HEX}}}$")  # canonical, p- (partial run), u- (upload)
@@ -175,7 +176,7 @@ def parse_query(query: Mapping[str, str], params: Sequence[Param], defaults: Map
             continue
         param = by_name.get(name)
         if param is None:
-            problems.append(f"The link's parameter `{_clip(name)}` is unknown and was ignored.")
+            problems.append(f"The link's parameter {literal(name, 40)} is unknown and was ignored.")
             continue
         try:
             values[param.key] = param.parse(str(text))
@@ -185,7 +186,7 @@ def parse_query(query: Mapping[str, str], params: Sequence[Param], defaults: Map
                 f"the default {param.format(default)}" if default is not None else "the default"
             )
             problems.append(
-                f"The link's `{name}={_clip(str(text))}` was ignored: {name} {error}. Using {fallback} instead."
+                f"The link's {literal(f'{name}={text}', 50)} was ignored: {name} {error}. Using {fallback} instead."
             )
     return Parsed(values, problems)
 
@@ -208,9 +209,3 @@ def _text(param: Param, value: Any) -> str | None:
         return param.format(value)
     except (KeyError, TypeError, ValueError):
         return None
-
-
-def _clip(text: str, limit: int = 40) -> str:
-    """Untrusted text shortened for a message (and without backticks, which would break markdown)."""
-    text = text.replace("`", "'")
-    return text if len(text) <= limit else text[:limit] + "…"

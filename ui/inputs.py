@@ -18,6 +18,7 @@ import streamlit as st
 
 from core.config import N_TEST_MNIST
 from core.digits import MAX_UPLOAD_BYTES, ImageError, load_upload, preprocess_drawing
+from core.text import literal
 from ui import models, resources
 from ui.state import notify
 
@@ -114,10 +115,10 @@ def upload_digit() -> Digit | None:
             raise ImageError(record["error"])
         pixels = load_upload(record["data"], resize=st.session_state.explain_resize)
     except ImageError as error:
-        st.error(f"Can't use {record['name']}: {error}.", icon=":material/image_not_supported:")
+        st.error(f"Can't use {literal(record['name'])}: {error}.", icon=":material/image_not_supported:")
         return None
     resized = " (resized like MNIST)" if st.session_state.explain_resize else ""
-    return Digit(pixels, f"{record['name']}{resized}", None)
+    return Digit(pixels, f"{literal(record['name'], markdown=False)}{resized}", None)
 
 
 # --- drawings ------------------------------------------------------------------------------

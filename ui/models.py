@@ -22,6 +22,7 @@ from core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from core.config import Config
 from core.grid import grid_config, is_on_grid
 from core.model import BilinearMLP
+from core.text import literal
 from core.train import EpochMetrics, TrainingDiverged, new_model, train
 from ui import resources
 from ui.registry import TrainedModel
@@ -75,7 +76,7 @@ def restore(model_id: str) -> bool:
     if found is None:
         notify(
             "warning",
-            f"The model in this link (`model={model_id}`) is no longer on this server: the server "
+            f"The model in this link ({literal('model=' + model_id)}) is no longer on this server: the server "
             "restarted, or dropped it to make room. Showing the pretrained model instead; load "
             "your .safetensors file from the sidebar, or train it again, to get it back.",
         )
@@ -314,11 +315,15 @@ def load_upload(key: str) -> None:
     try:
         model, config, history = load_checkpoint(upload.getvalue())
     except CheckpointError as e:
-        notify("error", f"Could not load {upload.name}: {e}. Your current model is kept.")
+        notify("error", f"Could not load {literal(upload.name)}: {e}. Your current model is kept.")
         return
     except Exception as e:  # a bug or an unforeseen file: still a message, never a traceback
         log.exception("loading the uploaded checkpoint %s failed", upload.name)
-        notify("error", f"Could not load {upload.name} ({type(e).__name__}: {e}). Your current model is kept.")
+        notify(
+            "error",
+            f"Could not load {literal(upload.name)} ({type(e).__name__}: {literal(str(e), 120)}). "
+            "Your current model is kept.",
+        )
         return
     set_active(TrainedModel(model, config, tuple(history), "uploaded"))
-    notify("success", f"Loaded {upload.name}: it is now your active model, on every page.")
+    notify("success", f"Loaded {literal(upload.name)}: it is now your active model, on every page.")
