@@ -40,7 +40,7 @@ def shield(part: str, function) -> None:
 # torch's default 2 threads wait for each other; a 3-epoch quick-preset training took 8-23 s with
 # 2 threads under load and 0.22 s with 1 (bench/memory.py, bench/classroom_load.py).
 torch.set_num_threads(int(os.environ.get("BILINEAR_LAB_TORCH_THREADS", "1")))
-st.set_page_config(page_title="Bilinear Eigen Lab", page_icon=":material/biotech:", layout="wide")
+st.set_page_config(page_title="Bilinear Eigen Lab", page_icon="🔬", layout="wide")
 state.init()
 shield("reading the link", links.restore)  # once per session: a link or a reload brings its settings and model
 page = st.navigation(

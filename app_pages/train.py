@@ -119,34 +119,31 @@ if config is not None:
     refused = widgets.class_balance(splits.train_y, class_balance_problem(splits.train_y))
     existing = resources.registry().get(config)  # finds the precomputed grid models too
     if existing is not None and not refused:
-        if existing.origin == "grid":
-            st.info(
-                "These settings are one of the 15 precomputed checkpoints (threshold × weight decay, "
-                "everything else at the paper's values), so **Train** will load it at once.",
-                icon=":material/bolt:",
-            )
-        else:
-            st.info(
-                "These exact settings were already trained on this server (training is deterministic), "
-                "so **Train** will load that model at once.",
-                icon=":material/bolt:",
-            )
+        st.info(models.describe_existing(existing), icon=":material/bolt:")
 
 with st.container(horizontal=True):
     clicked = st.button("Train", type="primary", icon=":material/play_arrow:", key="train_button", disabled=refused)
+    again = existing is not None and st.button(
+        "Train again anyway",
+        icon=":material/replay:",
+        key="train_again",
+        disabled=refused,
+        help="Train these settings from scratch and watch the curves; training is deterministic per seed, "
+        "so the result is the same model.",
+    )
     st.button(
         "Stop training",
         icon=":material/stop:",
         key="stop",
-        disabled=not clicked,
+        disabled=not (clicked or again),
         help="Stops within a moment; the model keeps what it has learnt so far.",
     )
 progress = st.empty()
 loss_column, accuracy_column = st.columns(2)
 loss_chart, accuracy_chart = loss_column.empty(), accuracy_column.empty()
 
-if clicked and not refused:
-    for step in models.train_or_load(config):
+if (clicked or again) and not refused:
+    for step in models.train_or_load(config, again=again):
         progress.progress(step.fraction, text=step.text)
         loss_chart.altair_chart(charts.training_curve(step.history, "loss"), width="stretch")
         accuracy_chart.altair_chart(charts.training_curve(step.history, "accuracy"), width="stretch")
@@ -160,7 +157,7 @@ if trained is not None and trained.history:
     accuracy_chart.altair_chart(charts.training_curve(trained.history, "accuracy"), width="stretch")
 
 st.subheader("Keep your model")
-stem = models.file_stem(trained.config) if trained is not None else "bilinear-eigen-lab"
+stem = models.file_stem(trained) if trained is not None else "bilinear-eigen-lab"
 st.download_button(
     "Training metrics (CSV)",
     data=lambda: models.history_csv(trained),

@@ -54,6 +54,15 @@ def labels_from_similarities(sims: Similarities, threshold: float, include_inver
     return positive.long()
 
 
+def _percent(fraction: float) -> str:
+    """A share that never rounds a non-empty class away: 0.0017 % stays visible, 99.9983 % is not 100 %."""
+    for digits in range(1, 8):
+        text = f"{fraction * 100:.{digits}f}"
+        if 0 < fraction < 1 and float(text) not in (0.0, 100.0):
+            return text + " %"
+    return f"{fraction * 100:.1f} %"
+
+
 def class_balance_problem(labels: Int[Tensor, " n"], min_fraction: float = 0.05) -> str | None:
     """A plain-language reason why training on these labels is meaningless, or None if fine."""
     n = len(labels)
@@ -65,12 +74,13 @@ def class_balance_problem(labels: Int[Tensor, " n"], min_fraction: float = 0.05)
             "accuracy by always answering the same thing and learns nothing about the target. "
             "Move the threshold to put some images in each class."
         )
-    fraction = min(n_pos, n - n_pos) / n
+    n_minority = min(n_pos, n - n_pos)
+    fraction = n_minority / n
     if fraction < min_fraction:
         which = "true" if n_pos < n - n_pos else "false"
         return (
-            f"Only {fraction:.1%} of images are labelled {which}: a model that always answers the "
-            f"other class already scores {1 - fraction:.1%}, so accuracy says little. "
+            f"Only {n_minority:,} of {n:,} images ({_percent(fraction)}) are labelled {which}: a model that always "
+            f"answers the other class already scores {_percent(1 - fraction)}, so accuracy says little. "
             "Consider moving the threshold."
         )
     return None

@@ -172,6 +172,14 @@ def test_training_on_a_slice_becomes_the_active_model():
     assert "already trained on this server" in other.info[0].value
     other.button(key="train_button").click().run()
     assert other.session_state["active"] is trained
+    assert "Your active model was trained with exactly these settings" in other.info[0].value, "says what Train does"
+
+    # a teacher who wants to show the training itself trains it again: a real run, the same model
+    other.button(key="train_again").click().run()
+    assert_clean(other)
+    assert "Training finished" in other.success[0].value
+    assert other.session_state["active"] is trained, "deterministic: the registry's model, shared"
+    assert len(other.get("vega_lite_chart")) == 2
 
 
 def test_bad_config_keeps_the_pretrained_model():
@@ -199,10 +207,10 @@ def test_upload_a_checkpoint_and_reject_garbage():
     seed = resources.seed_model()
     data = save_checkpoint(seed.model, seed.config.replace(seed=5), list(seed.history))
     at.file_uploader(key="upload").upload("mine.safetensors", data).run()
-    assert "Loaded mine.safetensors" in at.success[0].value
+    assert "Loaded `mine.safetensors`" in at.success[0].value
     assert "Your uploaded model" in badge(at) and "seed 5" in badge_caption(at)
     at.file_uploader(key="upload").clear().upload("bad.safetensors", b"\x80\x04 not a checkpoint").run()
-    assert "Could not load bad.safetensors" in at.error[0].value
+    assert "Could not load `bad.safetensors`" in at.error[0].value
     assert at.session_state["active"].origin == "uploaded", "the previous model is kept"
 
 

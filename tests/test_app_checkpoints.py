@@ -80,7 +80,7 @@ def test_the_download_is_the_active_model():
     assert config == active.config and len(history) == len(active.history)
     for name, tensor in active.model.state_dict().items():
         assert torch.equal(model.state_dict()[name], tensor)
-    assert models.file_stem(config).endswith("wd0.1_noise0.1_100ep_seed42")
+    assert models.file_stem(at.session_state["active"]).endswith("wd0.1_noise0.1_100ep_seed42")
 
 
 def test_a_good_upload_becomes_the_active_model_everywhere():
@@ -89,7 +89,7 @@ def test_a_good_upload_becomes_the_active_model_everywhere():
     data = save_checkpoint(seed.model, seed.config.replace(seed=5), list(seed.history))
     at.file_uploader(key="upload").upload("mine.safetensors", data).run()
     assert_clean(at)
-    assert "Loaded mine.safetensors" in at.success[0].value
+    assert "Loaded `mine.safetensors`" in at.success[0].value
     assert "Your uploaded model" in badge(at)
     at.switch_page("app_pages/truncation.py").run()
     assert_clean(at)
@@ -106,6 +106,6 @@ def test_a_bad_checkpoint_is_rejected_with_a_reason_and_the_model_is_kept(kind):
     assert not at.exception
     assert len(at.error) == 1, [e.value for e in at.error]
     message = at.error[0].value
-    assert f"Could not load {kind}.safetensors" in message and reason in message and "is kept" in message
+    assert f"Could not load `{kind}.safetensors`" in message and reason in message and "is kept" in message
     assert at.session_state["active"] is before
     assert "weight decay 2" in badge(at)

@@ -94,7 +94,7 @@ def test_random_misclassified_picks_a_mistake():
 def test_a_bad_upload_gets_a_clear_message(name, data, message):
     at = upload(open_page(EXPLAIN), name, data)
     assert not at.exception
-    assert len(at.error) == 1 and f"Can't use {name}" in at.error[0].value and message in at.error[0].value
+    assert len(at.error) == 1 and f"Can't use `{name}`" in at.error[0].value and message in at.error[0].value
     assert not at.metric, "no explanation of an unusable image"
 
 

@@ -14,7 +14,7 @@ from core.config import Config
 from core.grid import grid_config
 from core.urlstate import config_id
 from tests.test_app import APP, SMALL_RUN, TIMEOUT, assert_clean, badge, open_page, set_training
-from ui import resources
+from ui import models, resources
 
 
 def open_link(query: dict[str, str], page: str | None = None) -> AppTest:
@@ -104,7 +104,7 @@ def test_garbage_falls_back_to_defaults_with_a_notice_naming_each_parameter():
 def test_an_unknown_model_id_falls_back_to_the_pretrained_model():
     at = open_link({"model": "0123456789ab"}, "app_pages/tensor.py")
     assert_clean(at)
-    assert "no longer on this server" in warnings(at)[0] and "model=0123456789ab" in warnings(at)[0]
+    assert "This server has no model" in warnings(at)[0] and "`model=0123456789ab`" in warnings(at)[0]
     assert at.session_state["active"].origin == "pretrained"
 
 
@@ -128,7 +128,7 @@ def test_a_reload_keeps_the_trained_model():
         SMALL_RUN["n_train"],
         SMALL_RUN["batch_size"],
     ]
-    assert "already trained on this server" in reloaded.info[0].value
+    assert "Your active model was trained with exactly these settings" in reloaded.info[0].value
 
 
 def test_a_reload_keeps_a_stopped_run(interrupted_run):
@@ -144,6 +144,7 @@ def test_a_reload_keeps_a_stopped_run(interrupted_run):
     reloaded = open_link({"model": stopped.model_id}, "app_pages/tensor.py")
     assert reloaded.session_state["active"] is stopped
     assert "stopped after epoch 1 of 4" in badge(reloaded)
+    assert models.file_stem(stopped).endswith("_1ep_seed29"), "a download names the epochs it has, not the plan"
 
 
 def test_a_reload_keeps_an_uploaded_model_in_its_own_slot():

@@ -439,7 +439,7 @@ def test_bad_checkpoint_upload(kind):
     assert not at.exception
     assert len(at.error) == 1, [e.value for e in at.error]
     message = at.error[0].value
-    assert message.startswith("Could not load mine.safetensors: ") and reason in message
+    assert message.startswith("Could not load `mine.safetensors`: ") and reason in message
     assert message.endswith("Your current model is kept.")
     assert active_model(at) is model
     assert settings(at) == before
@@ -447,7 +447,7 @@ def test_bad_checkpoint_upload(kind):
     assert active_model(at) is model
 
     at.sidebar.file_uploader(key="upload").clear().upload("good.safetensors", good_checkpoint()).run()
-    assert "Loaded good.safetensors" in at.success[0].value, "a good file is still accepted afterwards"
+    assert "Loaded `good.safetensors`" in at.success[0].value, "a good file is still accepted afterwards"
 
 
 TRIPPED: list[str] = []
@@ -481,7 +481,7 @@ def test_checkpoint_that_is_a_pickle(writer, tmp_path):
     assert not at.exception
     assert len(at.error) == 1
     assert at.error[0].value == (
-        "Could not load model.safetensors: this is a pickle / torch.save file; only "
+        "Could not load `model.safetensors`: this is a pickle / torch.save file; only "
         ".safetensors checkpoints are accepted, because unpickling an uploaded file can "
         "run arbitrary code. Your current model is kept."
     )
@@ -529,7 +529,7 @@ def test_bad_image_upload(kind):
     at.file_uploader(key="explain_upload").upload(f"{kind}.png", data, "image/png").run()
     assert not at.exception
     assert len(at.error) == 1, [e.value for e in at.error]
-    assert at.error[0].value.startswith(f"Can't use {kind}.png: ") and reason in at.error[0].value
+    assert at.error[0].value.startswith(f"Can't use `{kind}.png`: ") and reason in at.error[0].value
     assert not at.metric, "no explanation of an unusable image"
     assert active_model(at) is model
     assert settings(at) == before

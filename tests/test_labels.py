@@ -79,4 +79,6 @@ def test_class_balance_messages():
     assert class_balance_problem(torch.tensor([0, 1] * 50)) is None
     assert "No image is labelled true" in class_balance_problem(torch.zeros(100, dtype=torch.long))
     assert "No image is labelled false" in class_balance_problem(torch.ones(100, dtype=torch.long))
-    assert "Only 2.0% of images are labelled true" in class_balance_problem(torch.tensor([1] * 2 + [0] * 98))
+    assert "Only 2 of 100 images (2.0 %) are labelled true" in class_balance_problem(torch.tensor([1] * 2 + [0] * 98))
+    one = class_balance_problem(torch.tensor([1] + [0] * 59_999))  # counted, never rounded away to "0.0 %"
+    assert "Only 1 of 60,000 images (0.002 %)" in one and "scores 99.998 %" in one

@@ -151,7 +151,7 @@ def drawn_digit() -> Digit | None:
         ss[DRAWING_SHOWN] = ss.get(DRAWING)
     st.caption(
         "Draw one digit with the mouse, large and centred. Each stroke updates the explanation; the "
-        "toolbar under the canvas undoes or clears."
+        "toolbar that appears when you point at the canvas undoes or clears."
     )
     try:
         result = st_canvas(

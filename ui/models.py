@@ -76,9 +76,9 @@ def restore(model_id: str) -> bool:
     if found is None:
         notify(
             "warning",
-            f"The model in this link ({literal('model=' + model_id)}) is no longer on this server: the server "
-            "restarted, or dropped it to make room. Showing the pretrained model instead; load "
-            "your .safetensors file from the sidebar, or train it again, to get it back.",
+            f"This server has no model {literal('model=' + model_id)}: the link may be mistyped or from another "
+            "server, or the server restarted or dropped the model to make room. Showing the pretrained model "
+            "instead; load your .safetensors file from the sidebar, or train it again, to get it back.",
         )
         return False
     st.session_state.active = found
@@ -244,11 +244,25 @@ def progress_text(m: EpochMetrics) -> str:
     )
 
 
-def train_or_load(config: Config, poll_seconds: float = 0.5) -> Iterator[Progress]:
+def describe_existing(existing: TrainedModel) -> str:
+    """What pressing Train will do for settings the server already has a model for."""
+    if st.session_state.get("active") is existing:
+        what = "Your active model was trained with exactly these settings, so **Train** keeps it."
+    elif existing.origin == "grid":
+        what = (
+            "These settings are one of the 15 precomputed checkpoints (threshold × weight decay, everything else "
+            "at the paper's values), so **Train** loads it at once."
+        )
+    else:
+        what = "These exact settings were already trained on this server, so **Train** loads that model at once."
+    return what + " **Train again anyway** trains it from scratch, to watch it learn (the same model comes out)."
+
+
+def train_or_load(config: Config, again: bool = False, poll_seconds: float = 0.5) -> Iterator[Progress]:
     """Press Train: give this student the model for `config`, yielding progress to draw.
 
     - Already on the server (a precomputed checkpoint, or trained before): made active at once,
-      nothing to draw.
+      nothing to draw; unless `again`, which trains it anyway (deterministic: the same model).
     - Being trained right now by another student: follow that run, a Progress every `poll_seconds`
       (so a Stop click, which interrupts at the page's next st call, is seen), then share its model.
     - Otherwise: train here, a Progress per epoch. The run sits in st.session_state before its first
@@ -256,7 +270,7 @@ def train_or_load(config: Config, poll_seconds: float = 0.5) -> Iterator[Progres
 
     The messages for the next render are queued with ui.state.notify; the page reruns afterwards.
     """
-    existing = resources.registry().get(config)  # finds the precomputed grid models too
+    existing = None if again else resources.registry().get(config)  # finds the precomputed grid models too
     if existing is not None:
         set_active(existing)
         notify(
@@ -289,11 +303,13 @@ def train_or_load(config: Config, poll_seconds: float = 0.5) -> Iterator[Progres
         end_training(run)
 
 
-def file_stem(config: Config) -> str:
-    """A download's file name (without extension) that says what the model was trained with."""
+def file_stem(trained: TrainedModel) -> str:
+    """A download's file name (without extension) that says what the model was trained with: a run
+    stopped after 4 of 40 epochs says 4ep."""
+    config = trained.config
     return (
         f"bilinear-eigen-lab_target{config.target_index}_tau{config.threshold:g}_wd{config.weight_decay:g}"
-        f"_noise{config.noise_std:g}_{config.epochs}ep_seed{config.seed}"
+        f"_noise{config.noise_std:g}_{trained.epochs_done}ep_seed{config.seed}"
     )
 
 

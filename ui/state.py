@@ -34,7 +34,7 @@ WIDGET_DEFAULTS: dict[str, Any] = {
     "use_slice": False,
     "n_train": 12_000,
     "n_test": 2_000,  # classroom option: train on a slice
-    "random_digit": 7,  # Label page: "random image of digit d"
+    "random_digit": 1,  # Label page: "random image of digit d" (the default target, #6, is a 1)
     "tensor_direction": "true",
     "proof_offset": 0,  # Tensor page
     "direction": "true_minus_false",

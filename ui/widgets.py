@@ -87,7 +87,7 @@ def model_sidebar() -> None:
             st.download_button(
                 "Download it (.safetensors)",
                 data=lambda: models.checkpoint_bytes(trained),
-                file_name=f"{models.file_stem(trained.config)}.safetensors",
+                file_name=f"{models.file_stem(trained)}.safetensors",
                 mime="application/octet-stream",
                 icon=":material/download:",
                 key="download_model",
