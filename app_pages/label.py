@@ -4,7 +4,7 @@ import streamlit as st
 
 from core.config import N_TRAIN_MNIST
 from core.labels import class_balance_problem, cosine_similarities, labels_from_similarities
-from ui import charts, resources, widgets
+from ui import charts, links, resources, widgets
 
 N_EXAMPLES = 10
 
@@ -26,72 +26,80 @@ def pick_random_target() -> None:
     st.session_state.target_index = resources.random_index_of_digit(st.session_state.random_digit)
 
 
-target_column, rule_column = st.columns([1, 2], gap="large")
-with target_column:
-    st.subheader("Target")
-    st.number_input(
-        "Training image #",
-        0,
-        N_TRAIN_MNIST - 1,
-        step=1,
-        key="target_index",
-        persist_state="session",
-        help="Index into the 60 000 MNIST training images; the paper's seed uses #6, a 1.",
-    )
-    digit_column, button_column = st.columns([2, 3], vertical_alignment="bottom")
-    digit_column.selectbox("Or pick a digit", range(10), key="random_digit", persist_state="session")
-    button_column.button(
-        "Random image",
-        icon=":material/casino:",
-        key="random_target",
-        width="stretch",
-        on_click=pick_random_target,
-        help="A random training image of the chosen digit.",
-    )
-    index = st.session_state.target_index
-    st.image(
-        charts.digit_image(mnist.train_x[index], scale=8),
-        caption=f"Training image #{index}, a handwritten {int(mnist.train_y[index])}",
-    )
-
-with rule_column:
-    st.subheader("Rule")
-    st.slider(
-        "Threshold τ",
-        0.0,
-        1.0,
-        step=0.01,
-        key="threshold",
-        persist_state="session",
-        help="An image is labelled true when its cosine similarity exceeds τ.",
-    )
-    st.toggle(
-        "Also label images that look like the inverse, 1 − target", key="include_inverse", persist_state="session"
-    )
-    threshold, include_inverse = st.session_state.threshold, st.session_state.include_inverse
-    sims = resources.similarities(index)
-    train_labels = labels_from_similarities(sims.train, threshold, include_inverse)
-    test_labels = labels_from_similarities(sims.test, threshold, include_inverse)
-    st.altair_chart(
-        charts.similarity_histogram(sims.train.to_target, sims.train.to_inverse, threshold, include_inverse),
-        width="stretch",
-    )
-    splits = (("training", train_labels), ("test", test_labels))
-    for column, (split, split_labels) in zip(st.columns(2), splits, strict=True):
-        value, detail = widgets.fraction_true(split_labels)
-        column.metric(f"Labelled true, {split} set", value, help=detail)
-
-widgets.class_balance(train_labels, class_balance_problem(train_labels))
-
-st.subheader("Examples from the training set")
-st.caption("Captions: cosine similarity with the target · with its inverse.")
-for value, title in ((1, "Labelled true"), (0, "Labelled false")):
-    indices = resources.first_with_label(train_labels, value, N_EXAMPLES)
-    st.markdown(f"**{title}**" + ("" if indices else ": no image"))
-    if indices:
-        widgets.image_row(
-            [charts.digit_image(mnist.train_x[i], scale=3) for i in indices],
-            [f"{sims.train.to_target[i]:.2f} · {sims.train.to_inverse[i]:.2f}" for i in indices],
+@st.fragment
+def labelling() -> None:
+    """Everything the target, the threshold and the inverse toggle change. A slider step reruns only this
+    fragment (not the page's intro, badge and sidebar), so a burst of arrow presses never queues."""
+    target_column, rule_column = st.columns([1, 2], gap="large")
+    with target_column:
+        st.subheader("Target")
+        st.number_input(
+            "Training image #",
+            0,
+            N_TRAIN_MNIST - 1,
+            step=1,
+            key="target_index",
+            persist_state="session",
+            help="Index into the 60 000 MNIST training images; the paper's seed uses #6, a 1.",
         )
+        digit_column, button_column = st.columns([2, 3], vertical_alignment="bottom")
+        digit_column.selectbox("Or pick a digit", range(10), key="random_digit", persist_state="session")
+        button_column.button(
+            "Random image",
+            icon=":material/casino:",
+            key="random_target",
+            width="stretch",
+            on_click=pick_random_target,
+            help="A random training image of the chosen digit.",
+        )
+        index = st.session_state.target_index
+        st.image(
+            charts.digit_image(mnist.train_x[index], scale=8),
+            caption=f"Training image #{index}, a handwritten {int(mnist.train_y[index])}",
+        )
+
+    with rule_column:
+        st.subheader("Rule")
+        st.slider(
+            "Threshold τ",
+            0.0,
+            1.0,
+            step=0.01,
+            key="threshold",
+            persist_state="session",
+            help="An image is labelled true when its cosine similarity exceeds τ.",
+        )
+        st.toggle(
+            "Also label images that look like the inverse, 1 − target", key="include_inverse", persist_state="session"
+        )
+        threshold, include_inverse = st.session_state.threshold, st.session_state.include_inverse
+        sims = resources.similarities(index)
+        train_labels = labels_from_similarities(sims.train, threshold, include_inverse)
+        test_labels = labels_from_similarities(sims.test, threshold, include_inverse)
+        st.altair_chart(
+            charts.similarity_histogram(sims.train.to_target, sims.train.to_inverse, threshold, include_inverse),
+            width="stretch",
+        )
+        splits = (("training", train_labels), ("test", test_labels))
+        for column, (split, split_labels) in zip(st.columns(2), splits, strict=True):
+            value, detail = widgets.fraction_true(split_labels)
+            column.metric(f"Labelled true, {split} set", value, help=detail)
+
+    widgets.class_balance(train_labels, class_balance_problem(train_labels))
+
+    st.subheader("Examples from the training set")
+    st.caption("Captions: cosine similarity with the target · with its inverse.")
+    for value, title in ((1, "Labelled true"), (0, "Labelled false")):
+        indices = resources.first_with_label(train_labels, value, N_EXAMPLES)
+        st.markdown(f"**{title}**" + ("" if indices else ": no image"))
+        if indices:
+            widgets.image_row(
+                [charts.digit_image(mnist.train_x[i], scale=3) for i in indices],
+                [f"{sims.train.to_target[i]:.2f} · {sims.train.to_inverse[i]:.2f}" for i in indices],
+            )
+    links.write()  # the address follows the settings, on a partial rerun too
+
+
+labelling()
 
 widgets.code_expander(cosine_similarities, labels_from_similarities, class_balance_problem)

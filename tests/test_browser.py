@@ -93,10 +93,12 @@ def test_2_label_threshold_changes_the_fraction(page):
         threshold.press("ArrowRight")  # 0.40 -> 0.45
     expect(threshold).to_have_attribute("aria-valuetext", "0.45")
     expect(fraction).not_to_have_text("46.2%", timeout=WAIT)  # the server relabelled
+    expect(page).to_have_url(re.compile(r"threshold=0\.45"))  # the partial rerun keeps the address in step
     for _ in range(5):
         threshold.press("ArrowLeft")  # back to the seed's 0.40
     expect(threshold).to_have_attribute("aria-valuetext", "0.40")
     expect(fraction).to_have_text("46.2%", timeout=WAIT)
+    expect(page).not_to_have_url(re.compile(r"threshold="))  # back at the default: left out of the link
     wait_idle(page)
     assert_clean(page)
     snap(page, "1_label")
