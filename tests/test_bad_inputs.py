@@ -271,6 +271,28 @@ def test_stop_pressed_mid_epoch(mnist, stop_in_epoch):
     assert active_model(at).origin == "trained" and active_model(at).epochs_done == 5
 
 
+def test_a_model_loaded_during_training_wins_with_one_message(interrupted_run):
+    """Uploading a checkpoint interrupts the training script run; the upload's callback runs first.
+    The upload stays the active model, and the stopped run says what became of it, once."""
+    at = on_grid_model(open_page(HOME))
+    at.switch_page(TRAIN).run()
+    before = active_model(at)
+    run = interrupted_run(Config(n_train=2048, n_test=500, batch_size=512, epochs=5, seed=61))
+    run.replaces = before  # as models.start_training records it
+    at.session_state["training_run"] = run
+    at.sidebar.file_uploader(key="upload").upload("mine.safetensors", good_checkpoint()).run()
+    assert_clean(at)
+    kept = active_model(at)
+    assert kept.origin == "uploaded" and kept is not before
+    assert [s.value for s in at.success] == ["Loaded `mine.safetensors`: it is now your active model, on every page."]
+    assert [i.value for i in at.info if i.value.startswith("Training")] == [
+        "Training stopped because you chose another model, which stays your active model. "
+        "The unfinished run (1 of 5 epochs) was discarded."
+    ]
+    assert not at.warning, "no second outcome announced"
+    assert "training_run" not in at.session_state
+
+
 # --- 3 · no model, no data ----------------------------------------------------------------
 
 

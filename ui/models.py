@@ -131,6 +131,7 @@ class TrainingRun:
         self.history: list[EpochMetrics] = []
         self.stop_requested = threading.Event()  # set by the run that interrupts this one
         self.left_loop = threading.Event()  # set by the training thread when it stops training
+        self.replaces: TrainedModel | None = None  # the session's active model when the run started
         self._lock, self._closed = threading.Lock(), False
 
     def _close(self) -> bool:
@@ -170,6 +171,21 @@ class TrainingRun:
         self.left_loop.wait(timeout)
         if not self._close():
             return
+        if self.replaces is not None and st.session_state.get("active") is not self.replaces:
+            # the student chose another model meanwhile (an upload's callback ran before this): one outcome
+            complete = len(self.history) == self.config.epochs
+            if complete:
+                resources.registry().add(TrainedModel(self.model, self.config, tuple(self.history), "trained"))
+            notify(
+                "info",
+                "Training stopped because you chose another model, which stays your active model. "
+                + (
+                    "The run had finished: Train loads it at once."
+                    if complete
+                    else f"The unfinished run ({len(self.history)} of {self.config.epochs} epochs) was discarded."
+                ),
+            )
+            return
         if not self.history:
             notify("info", "Training stopped before the first epoch finished; your previous model is kept.")
             return
@@ -192,6 +208,7 @@ def start_training(config: Config) -> tuple[TrainingRun, TrainingRun | None]:
     runs and in the server's trainings in flight; or (run, other) when another session is already
     training exactly this config: then wait for `other` (see `wait_for`) instead of training."""
     run = TrainingRun(config)
+    run.replaces = st.session_state.get("active")
     other = resources.trainings_in_flight().claim(config, run)
     if other is None:
         st.session_state[RUN_KEY] = run
