@@ -88,24 +88,35 @@ with eigen_tab:
         st.subheader("Where is the target?")
         columns = st.columns(4)
         free_top, aug_top = top_eigenvector(bias_free, target), top_eigenvector(augmented, target)
+        digit = int(resources.mnist().train_y[trained.config.target_index])
         columns[0].image(
             charts.digit_image(target, scale=6),
+            output_format="PNG",
             caption=f"Target: training image #{trained.config.target_index}",
+            alt=f"The target: MNIST training image #{trained.config.target_index}, a handwritten {digit}",
             width=168,
         )
         columns[1].image(
             charts.diverging_image(free_top.image, scale=6),
+            output_format="PNG",
             caption=f"Top of the bias-free block · λ {free_top.eigenvalue:+.3f} · |cos| {free_top.cos:.2f}",
+            alt=f"Top eigenvector of the bias-free {DIRECTIONS[direction].name} block as a 28×28 image "
+            f"({widgets.DIVERGING}): eigenvalue {free_top.eigenvalue:+.3f}, |cos| with the target {free_top.cos:.2f}",
             width=168,
         )
         columns[2].image(
             charts.diverging_image(aug_top.image, scale=6),
+            output_format="PNG",
             caption=f"Top of the bias-augmented B · λ {aug_top.eigenvalue:+.3f} · |cos| {aug_top.cos:.2f}",
+            alt=f"Top eigenvector of the bias-augmented {DIRECTIONS[direction].name} matrix as a 28×28 image "
+            f"({widgets.DIVERGING}): eigenvalue {aug_top.eigenvalue:+.3f}, |cos| with the target {aug_top.cos:.2f}",
             width=168,
         )
         columns[3].image(
             charts.diverging_image(linear_term_image(augmented, trained.model.W_e), scale=6),
+            output_format="PNG",
             caption="Linear term 2·W_eᵀ B[:-1, -1]: what the biases add",
+            alt=f"The biases' linear term as a 28×28 image of pixel weights ({widgets.DIVERGING})",
             width=168,
         )
         st.markdown("\n".join(f"- {sentence}" for sentence in found.sentences()))
@@ -122,12 +133,23 @@ with eigen_tab:
         def eigen_captions(indices: list[int]) -> list[str]:
             return [f"#{i} · λ {eigen.eigenvalues[i]:.3f} · |cos| {cosines[i]:.2f}" for i in indices]
 
+        def eigen_alts(indices: list[int]) -> list[str]:
+            return [
+                f"Eigenvector {i} of the {VIEWS[view].label.lower()} of {DIRECTIONS[direction].name} as a 28×28 "
+                f"image ({widgets.DIVERGING}): eigenvalue {eigen.eigenvalues[i]:.3f}, |cos| with the target "
+                f"{cosines[i]:.2f}"
+                for i in indices
+            ]
+
         for side, indices in (("top", list(range(k))), ("bottom", [n - 1 - i for i in range(k)])):
             chart_column, image_column = st.columns([2, 3], vertical_alignment="center")
             chart_column.altair_chart(charts.eigenspectrum(eigen.eigenvalues, k, side), width="stretch")
             with image_column:
                 widgets.image_row(
-                    [charts.diverging_image(images[i], scale=4) for i in indices], eigen_captions(indices), width=124
+                    [charts.diverging_image(images[i], scale=4) for i in indices],
+                    eigen_captions(indices),
+                    eigen_alts(indices),
+                    width=124,
                 )
         st.caption(
             f"{VIEWS[view].description}. Top: the largest eigenvalues; bottom: the most negative. Red < 0 < blue, "
@@ -151,11 +173,17 @@ with eigen_tab:
             pair_columns = st.columns([1, 1, 3], vertical_alignment="center")
             pair_columns[0].image(
                 charts.diverging_image(augmented.images()[0], scale=4),
+                output_format="PNG",
                 caption=f"Class 1, #0 · |cos| {code.top_cos:.2f} (dropped)",
+                alt=f"Class 1's top eigenvector ({widgets.DIVERGING}), which the figure code drops: "
+                f"|cos| with the target {code.top_cos:.2f}",
             )
             pair_columns[1].image(
                 charts.diverging_image(augmented.images()[1], scale=4),
+                output_format="PNG",
                 caption=f"Class 1, #1 · λ {code.next_eigenvalue:+.3f} · |cos| {code.next_cos:.2f}",
+                alt=f"Class 1's second eigenvector ({widgets.DIVERGING}): eigenvalue {code.next_eigenvalue:+.3f}, "
+                f"|cos| with the target {code.next_cos:.2f}",
             )
             pair_columns[2].markdown(
                 "The paper's text decomposes True − False; the script behind its Figure 6 decomposes class 1 and "
@@ -199,12 +227,24 @@ with compare_tab:
                 )
         for view_name, pick in (("bias_free", 2), ("augmented", 1)):
             target_column, row_column = st.columns([1, 5], vertical_alignment="center")
-            target_column.image(charts.digit_image(target, scale=4), caption=f"Target #{target_index}", width=112)
+            target_column.image(
+                charts.digit_image(target, scale=4),
+                output_format="PNG",
+                caption=f"Target #{target_index}",
+                alt=f"The target, MNIST training image #{target_index}",
+                width=112,
+            )
             with row_column:
                 st.markdown(f"**{VIEWS[view_name].label}**")
                 widgets.image_row(
                     [charts.diverging_image(row[pick].image, scale=4) for row in shown],
                     [f"weight decay {row[0].config.weight_decay:g} · |cos| {row[pick].cos:.2f}" for row in shown],
+                    [
+                        f"Top True − False eigenvector of the {VIEWS[view_name].label.lower()}, precomputed model with "
+                        f"weight decay {row[0].config.weight_decay:g} ({widgets.DIVERGING}): |cos| with the target "
+                        f"{row[pick].cos:.2f}"
+                        for row in shown
+                    ],
                     width=112,
                 )
         if len(shown) < len(GRID_WEIGHT_DECAYS):

@@ -29,7 +29,13 @@ with input_column:
         verdict = f"the model says **{'true' if margin > 0 else 'false'}** (logit₁ − logit₀ = {margin:+.3f})"
         if digit.label is not None:
             verdict += " ✓" if (margin > 0) == bool(digit.label) else " ✗, a mistake"
-        st.image(charts.digit_image(digit.pixels, scale=6), caption=digit.caption, width=168)
+        st.image(
+            charts.digit_image(digit.pixels, scale=6),
+            output_format="PNG",
+            caption=digit.caption,
+            alt=f"The input, as the model sees it at 28×28 pixels: {digit.caption}",
+            width=168,
+        )
         st.markdown(f"What the model sees, 28×28: {verdict}.")
 
 if digit is None:
@@ -87,6 +93,12 @@ if digit is not None:
             [charts.digit_image(digit.pixels, scale=3)] + [charts.diverging_image(image, scale=3) for image in images],
             ["the input"]
             + [f"#{i} · λ {e.eigenvalues[i]:+.3f} · {c:+.2f}" for i, c in zip(top.indices, top.values, strict=True)],
+            ["The input digit, 28×28"]
+            + [
+                f"Eigenvector {i} ({widgets.DIVERGING}, flipped towards this input): eigenvalue "
+                f"{e.eigenvalues[i]:+.3f}, contributes {c:+.2f} to {output}"
+                for i, c in zip(top.indices, top.values, strict=True)
+            ],
             width=84,
         )
         st.caption(

@@ -55,7 +55,9 @@ def labelling() -> None:
         index = st.session_state.target_index
         st.image(
             charts.digit_image(mnist.train_x[index], scale=8),
+            output_format="PNG",
             caption=f"Training image #{index}, a handwritten {int(mnist.train_y[index])}",
+            alt=f"The target: MNIST training image #{index}, a handwritten {int(mnist.train_y[index])}",
         )
 
     with rule_column:
@@ -96,6 +98,11 @@ def labelling() -> None:
             widgets.image_row(
                 [charts.digit_image(mnist.train_x[i], scale=3) for i in indices],
                 [f"{sims.train.to_target[i]:.2f} · {sims.train.to_inverse[i]:.2f}" for i in indices],
+                [
+                    f"Training image #{i}, a handwritten {int(mnist.train_y[i])}, {title.lower()}: cosine "
+                    f"{sims.train.to_target[i]:.2f} with the target, {sims.train.to_inverse[i]:.2f} with its inverse"
+                    for i in indices
+                ],
             )
     links.write()  # the address follows the settings, on a partial rerun too
 

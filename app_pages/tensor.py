@@ -91,6 +91,11 @@ st.metric(
 widgets.image_row(
     [charts.digit_image(image, scale=2) for image in images[:SHOWN]],
     [f"test #{start + i}" for i in range(SHOWN)],
+    [
+        f"Test image #{start + i}, a handwritten {int(mnist.test_y[start + i])}, labelled "
+        f"{'true' if labels[i] else 'false'}"
+        for i in range(SHOWN)
+    ],
     width=56,
 )
 table = logit_check(trained.model, to_float(images[:SHOWN]).double(), labels[:SHOWN])

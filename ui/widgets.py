@@ -125,9 +125,14 @@ def code_expander(*functions: Callable[..., Any]) -> None:
             st.code(inspect.getsource(function), language="python")
 
 
-def image_row(images: Sequence[Any], captions: Sequence[str] | None = None, width: int = 84) -> None:
-    """Small images side by side (PIL images from ui.charts)."""
-    st.image(list(images), caption=list(captions) if captions else None, width=width)
+def image_row(images: Sequence[Any], captions: Sequence[str], alts: Sequence[str], width: int = 84) -> None:
+    """Small images side by side (PIL images from ui.charts), each with a caption and a text alternative
+    that says what it shows, with the numbers, for a screen reader."""
+    # PNG everywhere: JPEG (Streamlit's "auto" for RGB) smears the edges of upscaled 28×28 pixels
+    st.image(list(images), caption=list(captions), alt=list(alts), width=width, output_format="PNG")
+
+
+DIVERGING = "red negative, white zero, blue positive"  # how every eigenvector image is coloured (alt texts)
 
 
 def fraction_true(labels: Any) -> tuple[str, str]:
