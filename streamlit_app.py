@@ -43,6 +43,7 @@ torch.set_num_threads(int(os.environ.get("BILINEAR_LAB_TORCH_THREADS", "1")))
 st.set_page_config(page_title="Bilinear Eigen Lab", page_icon="🔬", layout="wide")
 state.init()
 shield("reading the link", links.restore)  # once per session: a link or a reload brings its settings and model
+widgets.styles()
 page = st.navigation(
     {
         "Bilinear Eigen Lab": [st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True)],
@@ -59,6 +60,7 @@ page = st.navigation(
     }
 )
 shield("writing the link", links.write)  # the URL follows every setting, also across page switches
+widgets.projector_toggle()
 shield(f"page {page.title}", page.run)
 shield("the sidebar", widgets.model_sidebar)  # after the page: its text is on screen before torch loads
 shield("writing the link", links.write)  # the page may have changed the model

@@ -86,7 +86,7 @@ with eigen_tab:
         found = findings.target_finding(augmented, bias_free, target, DIRECTIONS[direction].name)
 
         st.subheader("Where is the target?")
-        columns = st.columns(4)
+        columns = widgets.cells(4)
         free_top, aug_top = top_eigenvector(bias_free, target), top_eigenvector(augmented, target)
         digit = int(resources.mnist().train_y[trained.config.target_index])
         columns[0].image(
@@ -94,7 +94,7 @@ with eigen_tab:
             output_format="PNG",
             caption=f"Target: training image #{trained.config.target_index}",
             alt=f"The target: MNIST training image #{trained.config.target_index}, a handwritten {digit}",
-            width=168,
+            width=widgets.px(168),
         )
         columns[1].image(
             charts.diverging_image(free_top.image, scale=6),
@@ -102,7 +102,7 @@ with eigen_tab:
             caption=f"Top of the bias-free block · λ {free_top.eigenvalue:+.3f} · |cos| {free_top.cos:.2f}",
             alt=f"Top eigenvector of the bias-free {DIRECTIONS[direction].name} block as a 28×28 image "
             f"({widgets.DIVERGING}): eigenvalue {free_top.eigenvalue:+.3f}, |cos| with the target {free_top.cos:.2f}",
-            width=168,
+            width=widgets.px(168),
         )
         columns[2].image(
             charts.diverging_image(aug_top.image, scale=6),
@@ -110,14 +110,14 @@ with eigen_tab:
             caption=f"Top of the bias-augmented B · λ {aug_top.eigenvalue:+.3f} · |cos| {aug_top.cos:.2f}",
             alt=f"Top eigenvector of the bias-augmented {DIRECTIONS[direction].name} matrix as a 28×28 image "
             f"({widgets.DIVERGING}): eigenvalue {aug_top.eigenvalue:+.3f}, |cos| with the target {aug_top.cos:.2f}",
-            width=168,
+            width=widgets.px(168),
         )
         columns[3].image(
             charts.diverging_image(linear_term_image(augmented, trained.model.W_e), scale=6),
             output_format="PNG",
             caption="Linear term 2·W_eᵀ B[:-1, -1]: what the biases add",
             alt=f"The biases' linear term as a 28×28 image of pixel weights ({widgets.DIVERGING})",
-            width=168,
+            width=widgets.px(168),
         )
         st.markdown("\n".join(f"- {sentence}" for sentence in found.sentences()))
         st.caption(
@@ -143,7 +143,9 @@ with eigen_tab:
 
         for side, indices in (("top", list(range(k))), ("bottom", [n - 1 - i for i in range(k)])):
             chart_column, image_column = st.columns([2, 3], vertical_alignment="center")
-            chart_column.altair_chart(charts.eigenspectrum(eigen.eigenvalues, k, side), width="stretch")
+            chart_column.altair_chart(
+                widgets.projected(charts.eigenspectrum(eigen.eigenvalues, k, side)), width="stretch"
+            )
             with image_column:
                 widgets.image_row(
                     [charts.diverging_image(images[i], scale=4) for i in indices],
@@ -177,6 +179,7 @@ with eigen_tab:
                 caption=f"Class 1, #0 · |cos| {code.top_cos:.2f} (dropped)",
                 alt=f"Class 1's top eigenvector ({widgets.DIVERGING}), which the figure code drops: "
                 f"|cos| with the target {code.top_cos:.2f}",
+                width=widgets.px(112),
             )
             pair_columns[1].image(
                 charts.diverging_image(augmented.images()[1], scale=4),
@@ -184,6 +187,7 @@ with eigen_tab:
                 caption=f"Class 1, #1 · λ {code.next_eigenvalue:+.3f} · |cos| {code.next_cos:.2f}",
                 alt=f"Class 1's second eigenvector ({widgets.DIVERGING}): eigenvalue {code.next_eigenvalue:+.3f}, "
                 f"|cos| with the target {code.next_cos:.2f}",
+                width=widgets.px(112),
             )
             pair_columns[2].markdown(
                 "The paper's text decomposes True − False; the script behind its Figure 6 decomposes class 1 and "
@@ -199,7 +203,8 @@ with eigen_tab:
             st.metric("Eigenvalue λ", f"{eigen.eigenvalues[index]:.4f}")
             st.metric("|cos| with the centred target", f"{cosines[index]:.2f}")
         heatmap_column.altair_chart(
-            charts.pixel_heatmap(images[index], f"Eigenvector #{index} in pixel space (hover me)"), width="content"
+            widgets.projected(charts.pixel_heatmap(images[index], f"Eigenvector #{index} in pixel space (hover me)")),
+            width="content",
         )
 
 with compare_tab:
@@ -232,7 +237,7 @@ with compare_tab:
                 output_format="PNG",
                 caption=f"Target #{target_index}",
                 alt=f"The target, MNIST training image #{target_index}",
-                width=112,
+                width=widgets.px(112),
             )
             with row_column:
                 st.markdown(f"**{VIEWS[view_name].label}**")
@@ -266,7 +271,10 @@ with compare_tab:
             "**|cos| with the target across the whole grid** (bias-augmented True − False), from "
             "`checkpoints/grid/index.json` (written when the grid was trained):"
         )
-        st.altair_chart(charts.cos_vs_weight_decay(list(resources.grid_index().values()), threshold), width="stretch")
+        st.altair_chart(
+            widgets.projected(charts.cos_vs_weight_decay(list(resources.grid_index().values()), threshold)),
+            width="stretch",
+        )
 
 widgets.code_expander(
     decompose,

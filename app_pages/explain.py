@@ -34,7 +34,7 @@ with input_column:
             output_format="PNG",
             caption=digit.caption,
             alt=f"The input, as the model sees it at 28×28 pixels: {digit.caption}",
-            width=168,
+            width=widgets.px(168),
         )
         st.markdown(f"What the model sees, 28×28: {verdict}.")
 
@@ -78,13 +78,15 @@ if digit is not None:
     images = oriented_images(e, top.indices)
     bar_column, image_column = st.columns([1, 1], vertical_alignment="center")
     bar_column.altair_chart(
-        charts.contribution_bars(
-            top.indices,
-            e.contributions,
-            e.eigenvalues,
-            e.projections,
-            rest=e.total - float(top.values.sum()),
-            n_rest=H + 1 - shown,
+        widgets.projected(
+            charts.contribution_bars(
+                top.indices,
+                e.contributions,
+                e.eigenvalues,
+                e.projections,
+                rest=e.total - float(top.values.sum()),
+                n_rest=H + 1 - shown,
+            )
         ),
         width="stretch",
     )

@@ -58,6 +58,7 @@ def labelling() -> None:
             output_format="PNG",
             caption=f"Training image #{index}, a handwritten {int(mnist.train_y[index])}",
             alt=f"The target: MNIST training image #{index}, a handwritten {int(mnist.train_y[index])}",
+            width=widgets.px(224),
         )
 
     with rule_column:
@@ -79,7 +80,9 @@ def labelling() -> None:
         train_labels = labels_from_similarities(sims.train, threshold, include_inverse)
         test_labels = labels_from_similarities(sims.test, threshold, include_inverse)
         st.altair_chart(
-            charts.similarity_histogram(sims.train.to_target, sims.train.to_inverse, threshold, include_inverse),
+            widgets.projected(
+                charts.similarity_histogram(sims.train.to_target, sims.train.to_inverse, threshold, include_inverse)
+            ),
             width="stretch",
         )
         splits = (("training", train_labels), ("test", test_labels))

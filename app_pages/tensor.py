@@ -50,7 +50,9 @@ st.latex(
 )
 heatmaps = ((aug.W_l, "W_l′ (last column: b_l)"), (aug.W_r, "W_r′ (last column: b_r)"))
 for column, (matrix, name) in zip(st.columns(2), heatmaps, strict=True):
-    column.altair_chart(charts.matrix_heatmap(matrix, name, "hidden unit (out)", "hidden unit (in)"), width="content")
+    column.altair_chart(
+        widgets.projected(charts.matrix_heatmap(matrix, name, "hidden unit (out)", "hidden unit (in)")), width="content"
+    )
 
 st.subheader("2 · Contract them into one interaction matrix per class")
 st.latex(
@@ -64,8 +66,14 @@ st.markdown(
 widgets.source(interaction_matrices)
 direction = widgets.direction_picker("Show B for", "tensor_direction")
 st.altair_chart(
-    charts.matrix_heatmap(
-        tensor.direction(direction), f"B: {DIRECTIONS[direction].description}", "hidden unit", "hidden unit", size=440
+    widgets.projected(
+        charts.matrix_heatmap(
+            tensor.direction(direction),
+            f"B: {DIRECTIONS[direction].description}",
+            "hidden unit",
+            "hidden unit",
+            size=440,
+        )
     ),
     width="content",
 )

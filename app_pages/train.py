@@ -145,16 +145,16 @@ loss_chart, accuracy_chart = loss_column.empty(), accuracy_column.empty()
 if (clicked or again) and not refused:
     for step in models.train_or_load(config, again=again):
         progress.progress(step.fraction, text=step.text)
-        loss_chart.altair_chart(charts.training_curve(step.history, "loss"), width="stretch")
-        accuracy_chart.altair_chart(charts.training_curve(step.history, "accuracy"), width="stretch")
+        loss_chart.altair_chart(widgets.projected(charts.training_curve(step.history, "loss")), width="stretch")
+        accuracy_chart.altair_chart(widgets.projected(charts.training_curve(step.history, "accuracy")), width="stretch")
     st.rerun()
 
 trained = models.current()  # None only while there is no model yet (no shipped checkpoint on this server)
 if trained is not None and trained.history:
     epochs = f"{trained.epochs_done} epoch" + ("s" if trained.epochs_done > 1 else "")
     progress.caption(f"Training curves of the active model ({epochs}, {trained.history[-1].seconds:.0f} s).")
-    loss_chart.altair_chart(charts.training_curve(trained.history, "loss"), width="stretch")
-    accuracy_chart.altair_chart(charts.training_curve(trained.history, "accuracy"), width="stretch")
+    loss_chart.altair_chart(widgets.projected(charts.training_curve(trained.history, "loss")), width="stretch")
+    accuracy_chart.altair_chart(widgets.projected(charts.training_curve(trained.history, "accuracy")), width="stretch")
 
 st.subheader("Keep your model")
 stem = models.file_stem(trained) if trained is not None else "bilinear-eigen-lab"

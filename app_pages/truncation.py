@@ -27,8 +27,12 @@ n_all = int(curves.k[-1])
 
 st.subheader("Accuracy against the number of eigenvectors kept")
 st.altair_chart(
-    charts.truncation_curve(
-        curves.k, {"class_logits": curves.class_logits, "true_minus_false": curves.true_minus_false}, curves.full_model
+    widgets.projected(
+        charts.truncation_curve(
+            curves.k,
+            {"class_logits": curves.class_logits, "true_minus_false": curves.true_minus_false},
+            curves.full_model,
+        )
     ),
     width="stretch",
 )

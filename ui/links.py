@@ -49,6 +49,7 @@ PARAMS: tuple[Param, ...] = (
     Param("grid_t", "grid_threshold", one_of(GRID_THRESHOLDS), fmt_number),
     Param("grid_wd", "grid_weight_decay", one_of(GRID_WEIGHT_DECAYS), fmt_number),
     Param("image", "explain_index", integer(0, N_TEST_MNIST - 1)),
+    Param("projector", "projector", boolean, fmt_bool),
     Param("model", MODEL_KEY, model_id, fallback="the pretrained model"),
 )
 DEFAULTS: dict[str, Any] = {**state.WIDGET_DEFAULTS, MODEL_KEY: config_id(Config())}  # the shipped seed model

@@ -44,6 +44,7 @@ WIDGET_DEFAULTS: dict[str, Any] = {
     "grid_weight_decay": DEFAULTS.weight_decay,  # instant grid sliders
     "eig_tab": "Eigenvectors",  # Eigenvectors page tab: one of EIGEN_TABS
     "eig_matrix": "bias_free",  # Eigenvectors page: which view of the matrix (core.directions.VIEWS)
+    "projector": False,  # sidebar: larger type and images for a classroom projector
     "explain_source": "test",
     "explain_index": 0,
     "explain_top": 6,

@@ -129,7 +129,7 @@ def image_row(images: Sequence[Any], captions: Sequence[str], alts: Sequence[str
     """Small images side by side (PIL images from ui.charts), each with a caption and a text alternative
     that says what it shows, with the numbers, for a screen reader."""
     # PNG everywhere: JPEG (Streamlit's "auto" for RGB) smears the edges of upscaled 28×28 pixels
-    st.image(list(images), caption=list(captions), alt=list(alts), width=width, output_format="PNG")
+    st.image(list(images), caption=list(captions), alt=list(alts), width=px(width), output_format="PNG")
 
 
 DIVERGING = "red negative, white zero, blue positive"  # how every eigenvector image is coloured (alt texts)
@@ -210,3 +210,65 @@ def bounded_slider(label: str, low: int, high: int, key: str, **kwargs: Any) -> 
         return low
     ss[key] = value
     return st.slider(label, low, high, key=key, persist_state="session", **kwargs)
+
+
+# --- readable on a projector, by every student -------------------------------------------------
+
+# Captions default to the text colour at opacity 0.6, #787f89 on white (4.0:1); #475569 at full
+# opacity is 7.6:1 on white and 6.9:1 on the sidebar's #f1f5f9 (WCAG 2.1 AA asks 4.5:1). A wide
+# formula's KaTeX box scrolls sideways, a scroll region no keyboard can reach: it is shown whole
+# instead, and so is a long line of code (wrapped).
+STYLE = """
+[data-testid="stCaptionContainer"] { color: #475569 !important; opacity: 1 !important; }
+.katex-display { overflow: visible !important; }
+pre { white-space: pre-wrap !important; overflow: visible !important; overflow-wrap: anywhere; }
+"""
+# Projector mode: larger type everywhere (Streamlit sizes text in rem), for the back row.
+PROJECTOR_STYLE = """
+html { font-size: 22px !important; }
+"""
+PROJECTOR_SCALE = 2  # images twice as large: a 28×28 eigenvector at 8 screen pixels per pixel or more
+
+
+def styles() -> None:
+    """The app's style sheet (contrast fixes, and projector mode when on), once per script run."""
+    css = STYLE + (PROJECTOR_STYLE if st.session_state.get("projector") else "")
+    st.html(f"<style>{css}</style>")
+
+
+def projector_toggle() -> None:
+    """The sidebar switch for projector mode (kept in the URL as projector=true)."""
+    st.sidebar.toggle(
+        "Projector mode",
+        key="projector",
+        persist_state="session",
+        help="Larger type, images twice the size and thicker chart lines, so the back row of a classroom can read "
+        "a 28×28 eigenvector. Kept in the address, so a shared link opens in projector mode too.",
+    )
+
+
+def px(width: int) -> int:
+    """An image width, doubled in projector mode."""
+    return width * PROJECTOR_SCALE if st.session_state.get("projector") else width
+
+
+def cells(n: int) -> list[Any]:
+    """n side-by-side places for images: one row, or rows of two in projector mode (twice the width)."""
+    if not st.session_state.get("projector"):
+        return list(st.columns(n))
+    return [cell for _ in range(0, n, 2) for cell in st.columns(2)][:n]
+
+
+def projected(chart: Any) -> Any:
+    """An Altair chart as drawn: in projector mode with larger labels and thicker lines and points."""
+    if not st.session_state.get("projector"):
+        return chart
+    return (
+        chart.configure_axis(labelFontSize=18, titleFontSize=20)
+        .configure_legend(labelFontSize=18, titleFontSize=20)
+        .configure_title(fontSize=22)
+        .configure_line(strokeWidth=5)
+        .configure_rule(strokeWidth=4)
+        .configure_point(size=200)
+        .configure_circle(size=200)
+    )
