@@ -86,39 +86,32 @@ with eigen_tab:
         found = findings.target_finding(augmented, bias_free, target, DIRECTIONS[direction].name)
 
         st.subheader("Where is the target?")
-        columns = widgets.cells(4)
         free_top, aug_top = top_eigenvector(bias_free, target), top_eigenvector(augmented, target)
         digit = int(resources.mnist().train_y[trained.config.target_index])
-        columns[0].image(
-            charts.digit_image(target, scale=6),
-            output_format="PNG",
-            caption=f"Target: training image #{trained.config.target_index}",
-            alt=f"The target: MNIST training image #{trained.config.target_index}, a handwritten {digit}",
-            width=widgets.px(168),
-        )
-        columns[1].image(
-            charts.diverging_image(free_top.image, scale=6),
-            output_format="PNG",
-            caption=f"Top of the bias-free block · λ {free_top.eigenvalue:+.3f} · |cos| {free_top.cos:.2f}",
-            alt=f"Top eigenvector of the bias-free {DIRECTIONS[direction].name} block as a 28×28 image "
-            f"({widgets.DIVERGING}): eigenvalue {free_top.eigenvalue:+.3f}, |cos| with the target {free_top.cos:.2f}",
-            width=widgets.px(168),
-        )
-        columns[2].image(
-            charts.diverging_image(aug_top.image, scale=6),
-            output_format="PNG",
-            caption=f"Top of the bias-augmented B · λ {aug_top.eigenvalue:+.3f} · |cos| {aug_top.cos:.2f}",
-            alt=f"Top eigenvector of the bias-augmented {DIRECTIONS[direction].name} matrix as a 28×28 image "
-            f"({widgets.DIVERGING}): eigenvalue {aug_top.eigenvalue:+.3f}, |cos| with the target {aug_top.cos:.2f}",
-            width=widgets.px(168),
-        )
-        columns[3].image(
-            charts.diverging_image(linear_term_image(augmented, trained.model.W_e), scale=6),
-            output_format="PNG",
-            caption="Linear term 2·W_eᵀ B[:-1, -1]: what the biases add",
-            alt=f"The biases' linear term as a 28×28 image of pixel weights ({widgets.DIVERGING})",
-            width=widgets.px(168),
-        )
+        name = DIRECTIONS[direction].name
+        shown = [  # (image, caption, what a screen reader hears)
+            (
+                charts.digit_image(target, scale=6),
+                f"Target: training image #{trained.config.target_index}",
+                f"The target: MNIST training image #{trained.config.target_index}, a handwritten {digit}",
+            ),
+            *(
+                (
+                    charts.diverging_image(top.image, scale=6),
+                    f"Top of the {where} · λ {top.eigenvalue:+.3f} · |cos| {top.cos:.2f}",
+                    f"Top eigenvector of the {where} of {name} as a 28×28 image ({widgets.DIVERGING}): eigenvalue "
+                    f"{top.eigenvalue:+.3f}, |cos| with the target {top.cos:.2f}",
+                )
+                for top, where in ((free_top, "bias-free block"), (aug_top, "bias-augmented B"))
+            ),
+            (
+                charts.diverging_image(linear_term_image(augmented, trained.model.W_e), scale=6),
+                "Linear term 2·W_eᵀ B[:-1, -1]: what the biases add",
+                f"The biases' linear term as a 28×28 image of pixel weights ({widgets.DIVERGING})",
+            ),
+        ]
+        for cell, (image, caption, alt) in zip(widgets.cells(len(shown)), shown, strict=True):
+            cell.image(image, output_format="PNG", caption=caption, alt=alt, width=widgets.px(168))
         st.markdown("\n".join(f"- {sentence}" for sentence in found.sentences()))
         st.caption(
             "“Top” means the largest (most positive) eigenvalue, everywhere in this lab. |cos| is taken with the "

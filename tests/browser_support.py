@@ -78,6 +78,16 @@ def streamlit_server(
                 process.kill()
 
 
+def require_chromium() -> None:
+    """Skip a browser test where Debian's chromium is missing; in CI (which installs it) fail instead."""
+    import pytest
+
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium")
+        pytest.skip(f"{CHROMIUM} is not installed (run `make test` as root to install it)")
+
+
 def wait_until_healthy(url: str, process: subprocess.Popen, timeout: float) -> float:
     """Poll /_stcore/health until it answers ok; returns the seconds waited."""
     start = time.perf_counter()

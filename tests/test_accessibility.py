@@ -7,14 +7,12 @@ below, which holds only Streamlit's own markup that the app cannot change.
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser_support import CHROMIUM, after_run, go_to, launch_chromium, streamlit_server, wait_idle
+from tests.browser_support import after_run, go_to, launch_chromium, require_chromium, streamlit_server, wait_idle
 
 pytestmark = pytest.mark.browser
 WAIT = 60_000
@@ -37,10 +35,7 @@ IN_NAV = "t => { const e = document.querySelector(t); return !!(e && e.closest('
 
 @pytest.fixture(scope="module")
 def browser_page(tmp_path_factory):
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium")
-        pytest.skip(f"{CHROMIUM} is not installed")
+    require_chromium()
     from playwright.sync_api import sync_playwright
 
     expect.set_options(timeout=WAIT)

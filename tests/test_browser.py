@@ -19,12 +19,12 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser_support import (
-    CHROMIUM,
     ROOT,
     after_run,
     error_texts,
     go_to,
     launch_chromium,
+    require_chromium,
     streamlit_server,
     wait_idle,
 )
@@ -35,10 +35,7 @@ SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR", ROOT / "artifacts" / "screen
 
 @pytest.fixture(scope="module")
 def page():
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium")
-        pytest.skip(f"{CHROMIUM} is not installed (run `make test` as root to install it)")
+    require_chromium()
     from playwright.sync_api import sync_playwright
 
     if SCREENSHOTS.exists():

@@ -12,12 +12,9 @@ per-session copy of MNIST (55 MB as uint8, 188 MB as float) would break the Labe
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
-from tests.browser_support import CHROMIUM
+from tests.browser_support import require_chromium
 
 pytestmark = pytest.mark.browser
 MB = 2**20
@@ -27,10 +24,7 @@ MAX_RSS_PER_LABEL_VISIT = 40 * MB  # below one uint8 copy of MNIST
 
 @pytest.fixture(scope="module")
 def classroom(tmp_path_factory):
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium")
-        pytest.skip(f"{CHROMIUM} is not installed (run `make test` as root to install it)")
+    require_chromium()
     from bench.classroom_load import report, run
 
     result = run(n_sessions=3, epochs=2, teacher=False, log_dir=tmp_path_factory.mktemp("classroom"), timeout=120)
