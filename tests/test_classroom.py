@@ -1,6 +1,6 @@
 """A small classroom in a real browser: 3 students take the main path at once on one server.
 
-Runs bench/classroom_load.py's scenario at a smaller size (3 sessions from one chromium, 2 epochs of
+Runs bench/classroom_load.py's scenario at a smaller size (3 sessions from one chromium, 1 epoch of
 the quick preset, one seed each so every session really trains) and checks that every
 session got through Home -> Label -> Train -> Eigenvectors with no error element, and that a
 session costs the server little memory: the dataset and the models are shared, not copied per
@@ -27,7 +27,7 @@ def classroom(tmp_path_factory):
     require_chromium()
     from bench.classroom_load import report, run
 
-    result = run(n_sessions=3, epochs=2, teacher=False, log_dir=tmp_path_factory.mktemp("classroom"), timeout=120)
+    result = run(n_sessions=3, epochs=1, teacher=False, log_dir=tmp_path_factory.mktemp("classroom"), timeout=120)
     report(result)  # shown by pytest on failure (-ra) or with -s
     return result
 
