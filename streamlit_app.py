@@ -35,11 +35,13 @@ def shield(part: str, function) -> None:
         )
 
 
-# Process-wide start-up, once per server (a no-op on every later run). One intra-op thread per
+# Process-wide start-up: set once per server (later runs find it set). One intra-op thread per
 # computation: on a shared 2-core server, concurrent trainings (or any other busy process) make
 # torch's default 2 threads wait for each other; a 3-epoch quick-preset training took 8-23 s with
 # 2 threads under load and 0.22 s with 1 (bench/memory.py, bench/classroom_load.py).
-torch.set_num_threads(int(os.environ.get("BILINEAR_LAB_TORCH_THREADS", "1")))
+THREADS = int(os.environ.get("BILINEAR_LAB_TORCH_THREADS", "1"))
+if torch.get_num_threads() != THREADS:
+    torch.set_num_threads(THREADS)
 st.set_page_config(page_title="Bilinear Eigen Lab", page_icon="🔬", layout="wide")
 state.init()
 shield("reading the link", links.restore)  # once per session: a link or a reload brings its settings and model
