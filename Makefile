@@ -5,6 +5,9 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
+# requirements.txt asks PyTorch's CPU page first (--find-links); where it is unreachable, pip's 5 retries
+# cost ~8 s before it falls back to PyPI: one retry is enough to ride out a blip.
+export PIP_RETRIES ?= 1
 
 .PHONY: run test test-fast lint format bench chromium clean
 
@@ -33,8 +36,14 @@ format: $(VENV)/.dev
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+# Two pytest processes side by side on the 2 cores: the browser tests (a server and chromium each,
+# mostly waiting) and everything else; the browser log is printed after the rest's.
 test: lint chromium
-	$(PY) -m pytest
+	@mkdir -p artifacts
+	$(PY) -m pytest -m browser -p no:cacheprovider > artifacts/test-browser.log 2>&1 & browser=$$!; \
+	$(PY) -m pytest -m "not browser"; rest=$$?; \
+	wait $$browser; browser=$$?; echo "--- the browser tests (artifacts/test-browser.log) ---"; \
+	cat artifacts/test-browser.log; exit $$(( rest || browser ))
 
 test-fast: lint
 	$(PY) -m pytest -m "not browser"

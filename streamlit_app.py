@@ -64,5 +64,6 @@ page = st.navigation(
 shield("writing the link", links.write)  # the URL follows every setting, also across page switches
 widgets.projector_toggle()
 shield(f"page {page.title}", page.run)
-shield("the sidebar", widgets.model_sidebar)  # after the page: its text is on screen before torch loads
+# after the page: its text is on screen before torch loads; Train draws the run's progress itself
+shield("the sidebar", lambda: widgets.model_sidebar(badge=page.url_path != "train"))
 shield("writing the link", links.write)  # the page may have changed the model

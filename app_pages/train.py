@@ -8,9 +8,6 @@ from core.labels import class_balance_problem, labels_from_similarities
 from core.train import new_model, train
 from ui import charts, models, resources, state, widgets
 
-D_HIDDEN_OPTIONS = [4, 8, 16, 32, 64, 128, 256, 512, 1024]
-LR_OPTIONS = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0]
-
 widgets.page_intro(
     "Train",
     ":material/model_training:",
@@ -23,8 +20,9 @@ widgets.page_intro(
 widgets.model_badge(needs_model=False)
 
 
-# A run that trains locks the settings until it ends: touching a widget would interrupt training.
-settings = {"persist_state": "session", "disabled": bool(st.session_state.get("train_button"))}
+# The run this student follows locks the settings until it ends: they describe that run.
+following = models.followed()
+settings = {"persist_state": "session", "disabled": following is not None}
 st.subheader("Settings")
 label_column, link_column = st.columns([3, 1], vertical_alignment="center")
 label_column.markdown(f"**Labels** (set in step 1): {state.describe_labels(state.label_config())}")
@@ -52,17 +50,17 @@ columns[1].slider(
 columns[2].number_input(
     "Epochs",
     1,
-    1000,
+    state.MAX_EPOCHS,
     step=1,
     key="epochs",
     **settings,
     help="Full passes over the training images; the paper uses 100.",
 )
-columns[3].select_slider("Hidden width d_hidden", D_HIDDEN_OPTIONS, key="d_hidden", **settings)
+columns[3].select_slider("Hidden width d_hidden", state.D_HIDDEN_OPTIONS, key="d_hidden", **settings)
 
 with st.expander("Advanced and classroom options", icon=":material/tune:"):
     columns = st.columns(3)
-    columns[0].select_slider("Learning rate", LR_OPTIONS, format_func="{:g}".format, key="lr", **settings)
+    columns[0].select_slider("Learning rate", state.LR_OPTIONS, format_func="{:g}".format, key="lr", **settings)
     columns[1].number_input(
         "Batch size",
         1,
@@ -122,39 +120,64 @@ if config is not None:
         st.info(models.describe_existing(existing), icon=":material/bolt:")
 
 with st.container(horizontal=True):
-    clicked = st.button("Train", type="primary", icon=":material/play_arrow:", key="train_button", disabled=refused)
-    again = existing is not None and st.button(
-        "Train again anyway",
-        icon=":material/replay:",
-        key="train_again",
-        disabled=refused,
-        help="Train these settings from scratch and watch the curves; training is deterministic per seed, "
-        "so the result is the same model.",
+    st.button(
+        "Train",
+        type="primary",
+        icon=":material/play_arrow:",
+        key="train_button",
+        disabled=refused or following is not None,
+        on_click=models.train_or_load,
+        args=(config,),
     )
+    if existing is not None:
+        st.button(
+            "Train again anyway",
+            icon=":material/replay:",
+            key="train_again",
+            disabled=refused or following is not None,
+            on_click=models.train_or_load,
+            args=(config,),
+            kwargs={"again": True},
+            help="Train these settings from scratch and watch the curves; training is deterministic per seed, "
+            "so the result is the same model.",
+        )
     st.button(
         "Stop training",
         icon=":material/stop:",
         key="stop",
-        disabled=not (clicked or again),
-        help="Stops within a moment; the model keeps what it has learnt so far.",
+        disabled=following is None,
+        on_click=models.stop,
+        help="Stops within a moment; your model is the one at the end of the last finished epoch.",
     )
-progress = st.empty()
-loss_column, accuracy_column = st.columns(2)
-loss_chart, accuracy_chart = loss_column.empty(), accuracy_column.empty()
 
-if (clicked or again) and not refused:
-    for step in models.train_or_load(config, again=again):
-        progress.progress(step.fraction, text=step.text)
-        loss_chart.altair_chart(widgets.projected(charts.training_curve(step.history, "loss")), width="stretch")
-        accuracy_chart.altair_chart(widgets.projected(charts.training_curve(step.history, "accuracy")), width="stretch")
-    st.rerun()
+
+@st.fragment(run_every=0.5)
+def live_progress() -> None:
+    """The followed run, redrawn twice a second; the whole page reruns when it ends."""
+    job = models.followed()
+    if job is None or models.settle():
+        st.rerun()
+    step = models.progress(job)
+    st.progress(step.fraction, text=step.text)
+    if step.history:
+        columns = st.columns(2)
+        for column, metric in zip(columns, ("loss", "accuracy"), strict=True):
+            column.altair_chart(widgets.projected(charts.training_curve(step.history, metric)), width="stretch")
+    st.caption(
+        "The run belongs to the server: you can look at other pages meanwhile (the sidebar shows its progress) "
+        "or reload; it becomes your active model when it finishes."
+    )
+
 
 trained = models.current()  # None only while there is no model yet (no shipped checkpoint on this server)
-if trained is not None and trained.history:
+if following is not None:
+    live_progress()
+elif trained is not None and trained.history:  # the active model's curves
     epochs = f"{trained.epochs_done} epoch" + ("s" if trained.epochs_done > 1 else "")
-    progress.caption(f"Training curves of the active model ({epochs}, {trained.history[-1].seconds:.0f} s).")
-    loss_chart.altair_chart(widgets.projected(charts.training_curve(trained.history, "loss")), width="stretch")
-    accuracy_chart.altair_chart(widgets.projected(charts.training_curve(trained.history, "accuracy")), width="stretch")
+    st.caption(f"Training curves of the active model ({epochs}, {trained.history[-1].seconds:.0f} s).")
+    columns = st.columns(2)
+    for column, metric in zip(columns, ("loss", "accuracy"), strict=True):
+        column.altair_chart(widgets.projected(charts.training_curve(trained.history, metric)), width="stretch")
 
 st.subheader("Keep your model")
 stem = models.file_stem(trained) if trained is not None else "bilinear-eigen-lab"

@@ -96,8 +96,18 @@ def load_from_dir(root: Path) -> MNIST:
     )
 
 
+class TorchvisionUnavailable(ImportError):
+    """torchvision is not installed, or does not import beside this torch build."""
+
+
 def _download_with_torchvision(cache_dir: Path) -> MNIST:
-    from torchvision.datasets import MNIST as TorchvisionMNIST  # only on this rare path
+    try:  # only on this rare path; requirements.txt leaves torchvision out (see its comment)
+        from torchvision.datasets import MNIST as TorchvisionMNIST
+    except (ImportError, RuntimeError) as e:  # PyPI's torchvision beside the CPU torch: "operator ... does not exist"
+        raise TorchvisionUnavailable(
+            f"torchvision is not available here ({type(e).__name__}: {e}); the app's requirements leave it out, "
+            "since PyPI's torchvision does not import beside PyTorch's CPU-only build"
+        ) from e
 
     train = TorchvisionMNIST(str(cache_dir), train=True, download=True)
     test = TorchvisionMNIST(str(cache_dir), train=False, download=True)
@@ -121,7 +131,13 @@ def load_mnist(root: Path | None = None, cache_dir: Path | None = None) -> MNIST
         return load_from_dir(root)
     try:
         return _download_with_torchvision(cache_dir)
-    except Exception as e:  # network down, no torchvision, disk full: all mean the same to a user
+    except TorchvisionUnavailable as e:
+        raise MNISTError(
+            f"MNIST not found: {root} lacks {', '.join(missing)}, and it cannot be downloaded: {e}. Fix: copy the "
+            f"four MNIST .gz files into {root} (or set BILINEAR_LAB_MNIST_DIR to a folder holding them), or "
+            "`pip install torchvision` matching your torch build to download them once."
+        ) from e
+    except Exception as e:  # network down, disk full: all mean the same to a user
         raise MNISTError(
             f"MNIST not found: {root} lacks {', '.join(missing)}, and downloading it with torchvision "
             f"into {cache_dir} failed ({type(e).__name__}: {e}). Fix: copy the four MNIST .gz files "

@@ -41,10 +41,15 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def streamlit_server(
-    log_path: Path, timeout: float = 60.0, script: str | Path = "streamlit_app.py"
+    log_path: Path, timeout: float = 60.0, script: str | Path = "streamlit_app.py", model_store: str | None = None
 ) -> Iterator[tuple[str, subprocess.Popen]]:
-    """Run `streamlit run streamlit_app.py` (or another `script`) headless on a free port; yields (url, process)."""
+    """Run `streamlit run streamlit_app.py` (or another `script`) headless on a free port; yields (url, process).
+
+    The server stores trained models at `model_store` (an fsspec URL; default: a fresh directory beside
+    its log): a server here is a new server, and another test's models must not turn its trainings
+    into loads; a restart benchmark passes the same store to the second server."""
     port = free_port()
+    env = {**os.environ, "BILINEAR_LAB_MODEL_STORE": model_store or str(log_path.parent / f"model-store-{port}")}
     with open(log_path, "w") as log:
         process = subprocess.Popen(
             [
@@ -63,6 +68,7 @@ def streamlit_server(
                 "false",
             ],
             cwd=ROOT,
+            env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )

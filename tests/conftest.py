@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import itertools
+import os
+import tempfile
+import threading
+
 import pytest
 
 from core.config import Config, preset
 from core.data import MNIST, load_mnist
 from core.labels import make_splits
-from core.train import fit, train
+from core.train import fit, new_model, train
+
+# Every test session (and the app servers the browser tests start) stores trained models in a fresh
+# directory: a model trained by an earlier run must not turn a training into a load.
+os.environ.setdefault("BILINEAR_LAB_MODEL_STORE", tempfile.mkdtemp(prefix="bilinear-lab-store-"))
 
 
 @pytest.fixture(scope="session")
@@ -33,16 +42,51 @@ def small_run(mnist, small_config):
 
 
 @pytest.fixture(scope="session")
-def interrupted_run(mnist):
-    """Make a Train-page run as Stop leaves it: one real epoch finished out of `config.epochs`."""
+def running_job(mnist):
+    """Make a server training job as a Stop finds it: one real epoch finished out of `config.epochs`,
+    followed by the session whose token is `token` (put both in an AppTest's session state)."""
 
-    def make(config: Config):
-        from ui.models import TrainingRun  # imports streamlit: only the app tests need it
+    def make(config: Config, token: str = "student"):
+        from ui.jobs import TrainingJob  # imports the UI layer: only the app tests need it
 
-        run = TrainingRun(config)
         splits = make_splits(mnist, config)
-        run.history.append(next(train(run.model, splits, config)))
-        run.left_loop.set()  # the training loop has been left, as after the interrupted script run
-        return run
+        job = TrainingJob(config, splits, {token})
+        model = new_model(config)
+        job.state = "running"
+        job.record(model, next(train(model, splits, config)))
+        return job
 
     return make
+
+
+class TrainingGate:
+    """A trainer for the server's pool that holds at one `should_stop` poll (1 = before the first
+    batch; core.train polls before every batch) until the test releases it."""
+
+    def __init__(self) -> None:
+        self.hold_at = 1
+        self.held, self.release = threading.Event(), threading.Event()
+
+    def trainer(self, model, splits, config, should_stop):
+        polls = itertools.count(1)
+
+        def poll() -> bool:
+            if next(polls) == self.hold_at and not self.release.is_set():
+                self.held.set()
+                self.release.wait(60)
+            return should_stop()
+
+        yield from train(model, splits, config, should_stop=poll)
+
+
+@pytest.fixture
+def training_gate(monkeypatch):
+    """The app's training pool, rebuilt for this test with a TrainingGate's trainer."""
+    from ui import resources
+
+    gate = TrainingGate()
+    resources.training_pool.clear()
+    monkeypatch.setattr(resources, "train", gate.trainer)
+    yield gate
+    gate.release.set()
+    resources.training_pool.clear()

@@ -7,7 +7,6 @@ registry) is shared by all of them, as by the students of one class on one serve
 from __future__ import annotations
 
 import re
-import threading
 from pathlib import Path
 
 import pytest
@@ -17,10 +16,8 @@ from core.checkpoint import save_checkpoint
 from core.config import Config
 from core.eigen import decompose, top_eigenvector
 from core.tensor import DIRECTIONS
-from core.train import train
+from core.urlstate import config_id
 from ui import resources
-from ui.models import TrainingRun
-from ui.resources import TrainedModel
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 TIMEOUT = 120  # seconds per script run: the first one loads MNIST and torch
@@ -98,6 +95,16 @@ def set_training(at: AppTest, **values) -> AppTest:
     return at.run()
 
 
+def press_train(at: AppTest, key: str = "train_button", timeout: float = 120) -> AppTest:
+    """Press Train (or Train again) and, like a student watching the page, rerun once the server's run ends."""
+    at.button(key=key).click().run()
+    if "training_job" in at.session_state:  # AppTest's session state has no .get
+        job = at.session_state["training_job"]
+        assert job.done.wait(timeout), f"the training run did not end within {timeout} s"
+        at.run()
+    return at
+
+
 def assert_clean(at: AppTest) -> None:
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
@@ -151,7 +158,14 @@ def test_training_on_a_slice_becomes_the_active_model():
     at = open_page("app_pages/train.py")
     set_training(at, **SMALL_RUN, seed=7)
     at.button(key="train_button").click().run()
+    job = at.session_state["training_job"]  # the server trains it; the page follows the run
+    assert at.button(key="train_button").disabled and not at.button(key="stop").disabled
+    assert at.slider(key="weight_decay").disabled, "the settings describe the run until it ends"
+    assert at.query_params["training"] == config_id(job.config), "a reload follows the run again"
+    assert job.done.wait(120)
+    at.run()
     assert_clean(at)
+    assert "training" not in at.query_params
     assert "Training finished" in at.success[0].value
     assert "Your trained model" in badge(at)
     trained = at.session_state["active"]
@@ -170,12 +184,12 @@ def test_training_on_a_slice_becomes_the_active_model():
     other = open_page("app_pages/train.py")
     set_training(other, **SMALL_RUN, seed=7)
     assert "already trained on this server" in other.info[0].value
-    other.button(key="train_button").click().run()
+    press_train(other)
     assert other.session_state["active"] is trained
     assert "Your active model was trained with exactly these settings" in other.info[0].value, "says what Train does"
 
     # a teacher who wants to show the training itself trains it again: a real run, the same model
-    other.button(key="train_again").click().run()
+    press_train(other, "train_again")
     assert_clean(other)
     assert "Training finished" in other.success[0].value
     assert other.session_state["active"] is trained, "deterministic: the registry's model, shared"
@@ -190,16 +204,19 @@ def test_bad_config_keeps_the_pretrained_model():
     assert at.session_state["active"].origin == "pretrained"
 
 
-def test_an_interrupted_run_keeps_its_finished_epochs(interrupted_run):
+def test_stop_keeps_the_model_of_the_last_finished_epoch(running_job):
     at = open_page("app_pages/train.py")
-    at.session_state["training_run"] = interrupted_run(  # what the Train page leaves behind when Stop interrupts it
-        Config(epochs=5, n_train=2048, n_test=500, batch_size=512, seed=11)
-    )
+    job = running_job(Config(epochs=5, n_train=2048, n_test=500, batch_size=512, seed=11))
+    at.session_state["_session_token"], at.session_state["training_job"] = "student", job  # as Train leaves them
     at.run()
-    assert "Training stopped during epoch 2 of 5" in at.warning[0].value
+    assert at.get("progress"), "the page follows the run"
+    at.button(key="stop").click().run()
+    assert job.stop_requested.is_set(), "nobody else follows it: the server stops training it"
+    assert "Training stopped after epoch 1 of 5" in at.warning[0].value
     assert "stopped after epoch 1 of 5" in badge(at)
-    assert at.session_state["active"].origin == "stopped"
-    assert "training_run" not in at.session_state
+    kept = at.session_state["active"]
+    assert (kept.origin, kept.history) == ("stopped", job.history)
+    assert "training_job" not in at.session_state
 
 
 def test_upload_a_checkpoint_and_reject_garbage():
@@ -271,44 +288,23 @@ def test_registry_shares_the_first_model_and_keeps_the_pinned_one():
     assert not any(p.requires_grad for p in seed.model.parameters()), "shared models are read-only"
 
 
-class WatchedEvent(threading.Event):
-    """An Event that also records that somebody started waiting on it."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.waited_on = threading.Event()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        self.waited_on.set()
-        return super().wait(timeout)
-
-
-def test_the_same_settings_at_the_same_time_are_trained_once(mnist):
+def test_the_same_settings_at_the_same_time_are_trained_once(training_gate):
     """A second student who presses Train on settings another student is training right now
     follows that run and gets its model: the server does not train it twice."""
-    at = open_page("app_pages/train.py")
-    set_training(at, **SMALL_RUN, seed=31)
-    config = Config(**SMALL_RUN, seed=31)  # what the Train page's widgets now describe
-    other = TrainingRun(config)  # another session's run, already in flight
-    other.left_loop = WatchedEvent()
-    assert resources.trainings_in_flight().claim(config, other) is None
-
-    def the_other_session() -> None:
-        splits = resources.splits(config)
-        other.history.extend(train(other.model, splits, config))
-        other.left_loop.waited_on.wait(60)  # finish only once this session is waiting for it
-        resources.registry().add(TrainedModel(other.model, config, tuple(other.history), "trained"))
-        other.left_loop.set()
-        resources.trainings_in_flight().release(config, other)
-
-    thread = threading.Thread(target=the_other_session)
-    thread.start()
-    at.button(key="train_button").click().run()
-    thread.join(60)
-    assert_clean(at)
-    assert "Another student trained exactly these settings" in at.success[0].value
-    assert at.session_state["active"].model is other.model, "the other run's model, not a second training"
-    assert "training_run" not in at.session_state
+    first, second = open_page("app_pages/train.py"), open_page("app_pages/train.py")
+    for at in (first, second):
+        set_training(at, **SMALL_RUN, seed=31)
+        at.button(key="train_button").click().run()  # the first run is held before its first batch
+    job = first.session_state["training_job"]
+    assert second.session_state["training_job"] is job and job.config == Config(**SMALL_RUN, seed=31)
+    assert job.followers == {first.session_state["_session_token"], second.session_state["_session_token"]}
+    training_gate.release.set()
+    assert job.done.wait(120)
+    for at in (first, second):
+        at.run()
+        assert_clean(at)
+        assert "Training finished" in at.success[0].value
+    assert first.session_state["active"] is second.session_state["active"] is job.result
 
 
 def test_each_models_decomposition_is_computed_once_for_the_server(monkeypatch):

@@ -7,13 +7,15 @@ first one's URL is that reload.
 
 from __future__ import annotations
 
+import pytest
+import torch
 from streamlit.testing.v1 import AppTest
 
 from core.checkpoint import save_checkpoint
 from core.config import Config
 from core.grid import grid_config
 from core.urlstate import config_id
-from tests.test_app import APP, SMALL_RUN, TIMEOUT, assert_clean, badge, open_page, set_training
+from tests.test_app import APP, SMALL_RUN, TIMEOUT, assert_clean, badge, open_page, press_train, set_training
 from ui import models, resources
 
 
@@ -111,7 +113,7 @@ def test_an_unknown_model_id_falls_back_to_the_pretrained_model():
 def test_a_reload_keeps_the_trained_model():
     at = open_page("app_pages/train.py")
     set_training(at, **SMALL_RUN, seed=23)
-    at.button(key="train_button").click().run()
+    press_train(at)
     trained = at.session_state["active"]
     assert trained.origin == "trained" and at.query_params["model"] == trained.model_id == config_id(trained.config)
 
@@ -131,11 +133,12 @@ def test_a_reload_keeps_the_trained_model():
     assert "Your active model was trained with exactly these settings" in reloaded.info[0].value
 
 
-def test_a_reload_keeps_a_stopped_run(interrupted_run):
+def test_a_reload_keeps_a_stopped_run(running_job):
     at = open_page("app_pages/train.py")
     config = Config(epochs=4, n_train=2048, n_test=500, batch_size=512, seed=29)
-    at.session_state["training_run"] = interrupted_run(config)  # as the Stop button leaves it
+    at.session_state["_session_token"], at.session_state["training_job"] = "student", running_job(config)
     at.run()
+    at.button(key="stop").click().run()
     stopped = at.session_state["active"]
     assert stopped.origin == "stopped" and stopped.model_id.startswith("p-")
     assert at.query_params["model"] == stopped.model_id
@@ -145,6 +148,46 @@ def test_a_reload_keeps_a_stopped_run(interrupted_run):
     assert reloaded.session_state["active"] is stopped
     assert "stopped after epoch 1 of 4" in badge(reloaded)
     assert models.file_stem(stopped).endswith("_1ep_seed29"), "a download names the epochs it has, not the plan"
+
+
+def test_a_reload_follows_the_training_run_again(training_gate):
+    """Training belongs to the server: a reload (a new session, the same URL) follows the run again,
+    with its settings on the Train page, and gets its model when it ends."""
+    at = open_page("app_pages/train.py")
+    set_training(at, **SMALL_RUN, seed=37)
+    at.slider(key="weight_decay").set_value(2.5).run()
+    at.button(key="train_button").click().run()
+    job = at.session_state["training_job"]
+    link = dict(at.query_params)
+    assert link["training"] == config_id(job.config) and link["wd"] == "2.5" and link["seed"] == "37"
+
+    reloaded = open_link(link, "app_pages/eigenvectors.py")  # the student reloads on another page
+    assert_clean(reloaded)
+    assert reloaded.session_state["training_job"] is job
+    assert reloaded.sidebar.get("progress"), "a progress badge in the sidebar"
+    reloaded.switch_page("app_pages/train.py").run()
+    assert reloaded.slider(key="weight_decay").value == 2.5 and reloaded.number_input(key="seed").value == 37
+    assert reloaded.button(key="train_button").disabled and not reloaded.button(key="stop").disabled
+
+    training_gate.release.set()
+    assert job.done.wait(120)
+    reloaded.run()
+    assert_clean(reloaded)
+    assert "Training finished" in reloaded.success[0].value
+    assert reloaded.session_state["active"] is job.result and "training" not in reloaded.query_params
+
+    # the run is over: the same link now opens the model it became
+    late = open_link(link, "app_pages/tensor.py")
+    assert late.session_state["active"] is job.result
+    assert "finished while the page was away" in late.success[0].value
+
+
+def test_training_settings_in_a_link_come_back_and_bad_ones_are_named():
+    at = open_link({"wd": "3", "epochs": "10", "lr": "0.003", "batch": "1024", "width": "7"}, "app_pages/train.py")
+    assert at.slider(key="weight_decay").value == 3.0 and at.number_input(key="epochs").value == 10
+    assert at.select_slider(key="lr").value == 0.003 and at.number_input(key="batch_size").value == 1024
+    assert at.select_slider(key="d_hidden").value == 64, "width=7 is not offered: the default stays"
+    assert any("width=7" in w and "must be one of" in w for w in warnings(at))
 
 
 def test_a_reload_keeps_an_uploaded_model_in_its_own_slot():
@@ -168,3 +211,66 @@ def test_links_are_read_once_per_session():
     at.run()
     assert at.segmented_control(key="eig_direction").value == "true", "the student's later choice wins"
     assert at.query_params["direction"] == "true"
+
+
+@pytest.fixture
+def restart(monkeypatch, tmp_path):
+    """Simulate a server restart: every in-memory cache of models goes; `restart(wipe_store=True)` also
+    starts with an empty model store (a new container)."""
+
+    def forget_everything(wipe_store: bool = False) -> None:
+        if wipe_store:
+            monkeypatch.setenv("BILINEAR_LAB_MODEL_STORE", str(tmp_path / "fresh-store"))
+        for cache in (resources.registry, resources.slots, resources.training_pool, resources.model_store):
+            cache.clear()
+
+    yield forget_everything
+    monkeypatch.undo()
+    for cache in (resources.registry, resources.slots, resources.training_pool, resources.model_store):
+        cache.clear()
+
+
+def test_a_trained_and_a_stopped_model_survive_a_restart(restart, running_job):
+    at = open_page("app_pages/train.py")
+    set_training(at, **SMALL_RUN, seed=53)
+    press_train(at)
+    trained, trained_link = at.session_state["active"], dict(at.query_params)
+    at.session_state["_session_token"] = "student"
+    at.session_state["training_job"] = running_job(Config(epochs=4, n_train=2048, n_test=500, batch_size=512, seed=57))
+    at.run()
+    at.button(key="stop").click().run()
+    stopped, stopped_link = at.session_state["active"], dict(at.query_params)
+    assert stopped.origin == "stopped"
+
+    restart()
+    for before, link in ((trained, trained_link), (stopped, stopped_link)):
+        reloaded = open_link(link, "app_pages/eigenvectors.py")
+        assert_clean(reloaded)
+        assert not warnings(reloaded)
+        found = reloaded.session_state["active"]
+        assert found is not before, "read back from the store, not from memory"
+        assert (found.model_id, found.origin, found.history) == (before.model_id, before.origin, before.history)
+        for name, tensor in before.model.state_dict().items():
+            assert torch.equal(found.model.state_dict()[name], tensor), name
+    assert resources.registry().get(trained.config).model_id == trained.model_id, "Train loads it at once"
+
+
+def test_a_link_whose_model_is_gone_offers_to_retrain_it(restart):
+    at = open_page("app_pages/train.py")
+    set_training(at, **SMALL_RUN, seed=59)
+    at.slider(key="weight_decay").set_value(1.5).run()
+    press_train(at)
+    link = dict(at.query_params)
+
+    restart(wipe_store=True)
+    reloaded = open_link(link, "app_pages/home.py")
+    assert not reloaded.exception
+    assert "is not on this server any more" in warnings(reloaded)[0] and "Retrain it" in warnings(reloaded)[0]
+    assert reloaded.session_state["active"].origin == "pretrained"
+    assert reloaded.button(key="retrain").label.startswith("Retrain it (about ")
+    press_train(reloaded, "retrain")
+    assert_clean(reloaded)
+    assert "Training finished" in reloaded.success[0].value
+    assert reloaded.session_state["active"].model_id == link["model"], "deterministic: the same model again"
+    assert reloaded.query_params["model"] == link["model"]
+    assert not [b for b in reloaded.button if b.key == "retrain"], "the offer is gone once the model is back"

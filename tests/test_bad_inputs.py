@@ -14,10 +14,8 @@ that take a resource away (the shipped checkpoint, MNIST) clear those caches and
 from __future__ import annotations
 
 import io
-import itertools
 import pickle
 import re
-import threading
 
 import numpy as np
 import pytest
@@ -31,10 +29,9 @@ from core.grid import grid_config
 from core.labels import make_splits
 from core.train import TrainingDiverged, new_model, train
 from core.urlstate import config_id
-from tests.test_app import SMALL_RUN, assert_clean, badge, open_page, percentages, set_training
+from tests.test_app import SMALL_RUN, assert_clean, badge, open_page, percentages, press_train, set_training
 from tests.test_app_links import open_link, warnings
 from ui import resources, state
-from ui.models import TrainingRun
 
 HOME, LABEL, TRAIN = "app_pages/home.py", "app_pages/label.py", "app_pages/train.py"
 TENSOR, EIGEN, EXPLAIN, TRUNCATION = (
@@ -198,7 +195,7 @@ def test_learning_rate_that_makes_the_loss_non_finite(mnist):
     at.select_slider(key="lr").set_value(1.0)
     at.slider(key="weight_decay").set_value(5.0).run()
     model, before = active_model(at), settings(at)
-    at.button(key="train_button").click().run()
+    press_train(at)
     assert not at.exception
     assert len(at.error) == 1
     message = at.error[0].value
@@ -209,97 +206,77 @@ def test_learning_rate_that_makes_the_loss_non_finite(mnist):
     ), message
     assert active_model(at) is model
     assert settings(at) == before
-    assert "training_run" not in at.session_state, "the failed run is gone"
+    assert "training_job" not in at.session_state, "the failed run is gone"
     assert_eigenvectors_work(at)
     assert active_model(at) is model
 
 
 @pytest.mark.parametrize("stop_in_epoch", [1, 3])
-def test_stop_pressed_mid_epoch(mnist, stop_in_epoch):
-    """The page's training loop runs in its own thread, as in a real session, and is held in the
-    middle of epoch `stop_in_epoch` (batch 2 of 4) until the rerun that Stop causes (ui.state.init)
-    asks it to stop."""
+def test_stop_pressed_mid_epoch(training_gate, stop_in_epoch):
+    """The server's run is held in the middle of epoch `stop_in_epoch` (batch 2 of 4) when the
+    student presses Stop: the student keeps the model of the last finished epoch, the run stops."""
     at = on_grid_model(open_page(HOME))
     at.switch_page(TRAIN).run()
     seed = 43 + stop_in_epoch  # a config no other test trains, so the last step trains it for real
     set_training(at, n_train=2048, n_test=500, batch_size=512, epochs=5, seed=seed)
     model, before = active_model(at), settings(at)
-    config = Config(n_train=2048, n_test=500, batch_size=512, epochs=5, seed=seed)  # what those widgets say
-    run = TrainingRun(config)
-    splits = make_splits(mnist, config)
-    polls, hold_at, held = itertools.count(1), (stop_in_epoch - 1) * 4 + 2, threading.Event()
-
-    def should_stop() -> bool:  # polled by core.train before every batch
-        if next(polls) == hold_at:
-            held.set()
-            run.stop_requested.wait(60)  # still mid-epoch when the student presses Stop
-        return run.stop_requested.is_set()
-
-    def page_loop() -> None:  # app_pages/train.py's loop, without the drawing
-        try:
-            for metrics in train(run.model, splits, config, should_stop=should_stop):
-                run.history.append(metrics)
-            run.finish()
-        finally:
-            run.left_loop.set()
-
-    thread = threading.Thread(target=page_loop)
-    thread.start()
-    assert held.wait(120)
-    at.session_state["training_run"] = run  # models.start_training put it there before the first epoch
-    at.run()  # the rerun the Stop button triggers
-    thread.join(60)
-    assert not thread.is_alive() and run.stop_requested.is_set()
+    training_gate.hold_at = (stop_in_epoch - 1) * 4 + 2
+    at.button(key="train_button").click().run()
+    job = at.session_state["training_job"]
+    assert training_gate.held.wait(120)
+    at.button(key="stop").click().run()
+    assert job.stop_requested.is_set()
+    training_gate.release.set()
+    assert job.done.wait(60) and job.state == "stopped" and job.result is None
     assert not at.exception and not at.error
-    assert "training_run" not in at.session_state
+    assert "training_job" not in at.session_state
     if stop_in_epoch == 1:
         assert at.info[0].value == "Training stopped before the first epoch finished; your previous model is kept."
         assert active_model(at) is model
     else:
         assert at.warning[0].value.startswith(
-            f"Training stopped during epoch {stop_in_epoch} of 5. Your model keeps what it has learnt"
+            f"Training stopped after epoch {stop_in_epoch - 1} of 5. Your model is the one at the end of that epoch"
         )
         kept = active_model(at)
-        assert (kept.origin, kept.epochs_done, kept.history) == ("stopped", stop_in_epoch - 1, tuple(run.history))
-        assert kept.model is not run.model, "a copy, never shared with the training thread"
+        assert (kept.origin, kept.epochs_done, kept.history) == ("stopped", stop_in_epoch - 1, job.history)
         assert f"stopped after epoch {stop_in_epoch - 1} of 5" in badge(at)
     assert settings(at) == before
 
-    at.button(key="train_button").click().run()  # the same settings train to the end afterwards
+    press_train(at)  # the same settings train to the end afterwards
     assert_clean(at)
     assert "Training finished" in at.success[0].value
     assert active_model(at).origin == "trained" and active_model(at).epochs_done == 5
 
 
-def test_a_model_loaded_during_training_wins_with_one_message(interrupted_run):
-    """Uploading a checkpoint interrupts the training script run; the upload's callback runs first.
-    The upload stays the active model, and the stopped run says what became of it, once."""
+def test_a_model_loaded_during_training_wins_with_one_message(running_job):
+    """Uploading a checkpoint while the student's run trains: the upload is the active model, the
+    student stops following the run, and one message says both."""
     at = on_grid_model(open_page(HOME))
     at.switch_page(TRAIN).run()
     before = active_model(at)
-    run = interrupted_run(Config(n_train=2048, n_test=500, batch_size=512, epochs=5, seed=61))
-    run.replaces = before  # as models.start_training records it
-    at.session_state["training_run"] = run
+    job = running_job(Config(n_train=2048, n_test=500, batch_size=512, epochs=5, seed=61))
+    at.session_state["_session_token"], at.session_state["training_job"] = "student", job
     at.sidebar.file_uploader(key="upload").upload("mine.safetensors", good_checkpoint()).run()
     assert_clean(at)
     kept = active_model(at)
     assert kept.origin == "uploaded" and kept is not before
-    assert [s.value for s in at.success] == ["Loaded `mine.safetensors`: it is now your active model, on every page."]
-    assert [i.value for i in at.info if i.value.startswith("Training")] == [
-        "Training stopped because you chose another model, which stays your active model. "
-        "The unfinished run (1 of 5 epochs) was discarded."
+    assert [s.value for s in at.success] == [
+        "Loaded `mine.safetensors`: it is now your active model, on every page. You no longer follow the "
+        "training run you started (it stops unless another student follows it)."
     ]
-    assert not at.warning, "no second outcome announced"
-    assert "training_run" not in at.session_state
+    assert not at.warning and not [i for i in at.info if "raining" in i.value], "no second outcome announced"
+    assert "training_job" not in at.session_state and job.stop_requested.is_set()
 
 
 # --- 3 · no model, no data ----------------------------------------------------------------
 
 
 @pytest.fixture(params=["missing", "truncated"])
-def no_shipped_checkpoint(request, tmp_path):
+def no_shipped_checkpoint(request, tmp_path, monkeypatch):
     """A server whose checkpoints/seed-default.safetensors is missing or truncated, from its start:
-    the cached seed model and registry are dropped, and rebuilt from the real file afterwards."""
+    the cached seed model and registry (and the model store) are dropped, and rebuilt afterwards."""
+    monkeypatch.setenv("BILINEAR_LAB_MODEL_STORE", str(tmp_path / "model-store"))  # a new server, a new disk
+    resources.model_store.clear()
     path = tmp_path / "seed-default.safetensors"
     if request.param == "truncated":
         data = resources.SEED_CHECKPOINT.read_bytes()
@@ -312,8 +289,9 @@ def no_shipped_checkpoint(request, tmp_path):
         yield request.param
     finally:
         resources.SEED_CHECKPOINT = original
-        resources.seed_model.clear()
-        resources.registry.clear()
+        monkeypatch.undo()
+        for cache in (resources.seed_model, resources.registry, resources.model_store):
+            cache.clear()
 
 
 def test_page_opened_before_any_model_exists(no_shipped_checkpoint):
@@ -342,7 +320,7 @@ def test_page_opened_before_any_model_exists(no_shipped_checkpoint):
     assert_clean(at)
     assert not at.button(key="train_button").disabled, "step 2 works without a model"
     set_training(at, **SMALL_RUN, seed=47)
-    at.button(key="train_button").click().run()
+    press_train(at)
     assert_clean(at)
     assert "Training finished" in at.success[0].value
     assert active_model(at).origin == "trained" and active_model(at).config.threshold == 0.35

@@ -79,6 +79,28 @@ def test_missing_files_and_no_network_give_one_clear_error(tmp_path, monkeypatch
     assert "cache" in message and "network unreachable" in message and "Fix:" in message
 
 
+@pytest.mark.parametrize("broken", ["not installed", "does not import"])
+def test_missing_files_without_torchvision_say_so(tmp_path, monkeypatch, broken):
+    """requirements.txt leaves torchvision out (the CPU torch build): the fallback says it is unavailable."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_torchvision(name, *args, **kwargs):
+        if name.startswith("torchvision"):
+            if broken == "not installed":
+                raise ModuleNotFoundError("No module named 'torchvision'")
+            raise RuntimeError("operator torchvision::nms does not exist")  # PyPI's torchvision beside CPU torch
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_torchvision)
+    with pytest.raises(MNISTError) as info:
+        load_mnist(root=tmp_path / "nowhere", cache_dir=tmp_path / "cache")
+    message = str(info.value)
+    assert "torchvision is not available here" in message and "cannot be downloaded" in message
+    assert "train-images-idx3-ubyte.gz" in message and "Fix:" in message and "BILINEAR_LAB_MNIST_DIR" in message
+
+
 def test_missing_files_fall_back_to_download(tmp_path, monkeypatch, mnist):
     calls = []
     monkeypatch.setattr(data, "_download_with_torchvision", lambda cache_dir: calls.append(cache_dir) or mnist)

@@ -6,6 +6,7 @@ query values go into st.session_state (the widgets read them from there), each b
 its default in place with a warning naming it, and `model=<id>` makes that model active if the
 server still has it (ui.resources.find_model). `write()` then mirrors the current values into
 the URL on every run; values equal to their default are left out. Parsing is core.urlstate.
+While the student's training run goes on, `training=<id>` names it, so a reload follows it again.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from core.urlstate import (
 from ui import state
 
 MODEL_KEY = "_link_model"  # not a widget: the active model's id, read from / written to `model=`
+JOB_LINK_KEY = "_link_training"  # not a widget: the id of the Config being trained for this session
 READ_KEY = "_link_read"  # set once the session has read its URL
 PARAMS: tuple[Param, ...] = (
     Param("target", "target_index", integer(0, N_TRAIN_MNIST - 1)),
@@ -50,7 +52,19 @@ PARAMS: tuple[Param, ...] = (
     Param("grid_wd", "grid_weight_decay", one_of(GRID_WEIGHT_DECAYS), fmt_number),
     Param("image", "explain_index", integer(0, N_TEST_MNIST - 1)),
     Param("projector", "projector", boolean, fmt_bool),
+    # the Train page's settings (the ranges of its widgets), so a reload or a link keeps them
+    Param("wd", "weight_decay", number(0.0, 5.0, 1), fmt_number),
+    Param("noise", "noise_std", number(0.0, 1.0, 2), fmt_number),
+    Param("epochs", "epochs", integer(1, state.MAX_EPOCHS)),
+    Param("width", "d_hidden", one_of(state.D_HIDDEN_OPTIONS)),
+    Param("lr", "lr", one_of(state.LR_OPTIONS), fmt_number),
+    Param("batch", "batch_size", integer(1, N_TRAIN_MNIST)),
+    Param("seed", "seed", integer(0, 2**32 - 1)),
+    Param("slice", "use_slice", boolean, fmt_bool),
+    Param("n_train", "n_train", integer(1, N_TRAIN_MNIST)),
+    Param("n_test", "n_test", integer(1, N_TEST_MNIST)),
     Param("model", MODEL_KEY, model_id, fallback="the pretrained model"),
+    Param("training", JOB_LINK_KEY, model_id, fallback="no training run"),
 )
 DEFAULTS: dict[str, Any] = {**state.WIDGET_DEFAULTS, MODEL_KEY: config_id(Config())}  # the shipped seed model
 GRID_KEYS = ("grid_threshold", "grid_weight_decay")
@@ -64,13 +78,16 @@ def restore() -> None:
     ss[READ_KEY] = True
     parsed = parse_query(st.query_params.to_dict(), PARAMS, DEFAULTS)
     requested = parsed.values.pop(MODEL_KEY, None)
+    training = parsed.values.pop(JOB_LINK_KEY, None)
     ss.update(parsed.values)
     for problem in parsed.problems:
         state.notify("warning", problem)
-    if requested is None and not any(key in parsed.values for key in GRID_KEYS):
+    if requested is None and training is None and not any(key in parsed.values for key in GRID_KEYS):
         return
     from ui import models  # torch loads only when a link names a model
 
+    if training is not None and models.reattach(training):
+        return  # the run (or the model it became) wins over the model the link showed meanwhile
     if requested is not None:
         if requested != DEFAULTS[MODEL_KEY]:
             models.restore(requested)
@@ -84,6 +101,8 @@ def current_query() -> dict[str, str]:
     values = {param.key: ss[param.key] for param in PARAMS if param.key in ss}
     active = ss.get("active")
     values[MODEL_KEY] = active.model_id if active is not None else DEFAULTS[MODEL_KEY]
+    job = ss.get(state.JOB_KEY)
+    values[JOB_LINK_KEY] = config_id(job.config) if job is not None else None
     query = to_query(values, PARAMS, DEFAULTS)
     if any(name in query for name in ("grid_t", "grid_wd")):
         # grid settings alone would mean "load that grid model" (see restore): say which model is shown

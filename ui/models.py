@@ -1,18 +1,17 @@
-"""The student's active model, and the training run that may replace it (st.session_state).
+"""The student's active model, and the training job that may replace it (st.session_state).
 
 The active model starts as the shipped checkpoint, so the Tensor and Eigenvectors pages work at
-once. A training run lives in st.session_state *before* its first epoch, so when the script run is
-interrupted (Stop, or leaving the page) the next run finds it and keeps what it has learnt.
-Every active model has an id (ui.resources) that ui.links puts in the URL: a reload, which
-starts a new session, finds the model again with `restore`.
+once. Pressing Train hands the Config to the server's training pool (ui.jobs): the run belongs to
+the server, so the student can look at other pages (the sidebar shows its progress) or reload
+(the URL's `training=<id>` reattaches) while it trains; `settle`, called on every script run, makes
+its model active when it ends. Every active model has an id (ui.resources) that ui.links puts in
+the URL: a reload, which starts a new session, finds the model again with `restore`.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
-import threading
-from collections.abc import Iterator
+import uuid
 from dataclasses import dataclass
 
 import pandas as pd
@@ -21,14 +20,16 @@ import streamlit as st
 from core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from core.config import Config
 from core.grid import grid_config, is_on_grid
-from core.model import BilinearMLP
 from core.text import literal
-from core.train import EpochMetrics, TrainingDiverged, new_model, train
+from core.train import EpochMetrics
+from core.urlstate import config_id
 from ui import resources
+from ui.jobs import TrainingJob, estimate_seconds
 from ui.registry import TrainedModel
-from ui.state import RUN_KEY, Unavailable, notify, training_widgets
+from ui.state import JOB_KEY, TOKEN_KEY, Unavailable, config_from_widgets, notify, training_widgets
 
 log = logging.getLogger("bilinear_eigen_lab")
+MISSING_KEY = "_missing_model"  # not a widget: a linked model id the server lacks but the link's settings train
 
 
 class NoModel(Unavailable):
@@ -71,9 +72,24 @@ def set_active(trained: TrainedModel) -> None:
 
 
 def restore(model_id: str) -> bool:
-    """A new session opened with `model=<id>` in its URL: make that model active if the server has it."""
+    """A new session opened with `model=<id>` in its URL: make that model active if the server has it.
+
+    If not, and the link's settings (restored before this) train to exactly that id, offer to retrain it
+    (`retrain_offer`): training is deterministic per Config, so the same model comes back.
+    """
     found = resources.find_model(model_id)
     if found is None:
+        offer = _settings_that_train(model_id)
+        if offer is not None:
+            st.session_state[MISSING_KEY] = model_id
+            notify(
+                "warning",
+                f"The model {literal('model=' + model_id)} is not on this server any more (it restarted, or dropped "
+                "the model to make room). The link's settings are back, and they train exactly that model: press "
+                f"**Retrain it** in the sidebar (about {estimate(offer):.0f} s). Showing the pretrained model "
+                "meanwhile.",
+            )
+            return False
         notify(
             "warning",
             f"This server has no model {literal('model=' + model_id)}: the link may be mistyped or from another "
@@ -85,6 +101,40 @@ def restore(model_id: str) -> bool:
     if found.origin in ("trained", "stopped"):  # the student's own run: its settings back on the Train page
         st.session_state.update(training_widgets(found.config))
     return True
+
+
+def _settings_that_train(model_id: str) -> Config | None:
+    try:
+        config = config_from_widgets()
+    except ValueError:
+        return None
+    return config if config_id(config) == model_id else None
+
+
+def estimate(config: Config) -> float:
+    """Seconds `config` takes to train alone on this server (from what it has measured so far)."""
+    return estimate_seconds(config, resources.training_pool().seconds_per_image_epoch)
+
+
+def retrain_offer() -> Config | None:
+    """The settings of a linked model that is gone, while they still describe it and nothing replaced it."""
+    missing = st.session_state.get(MISSING_KEY)
+    if missing is None or followed() is not None:
+        return None
+    active_model = current()
+    config = _settings_that_train(missing)
+    if config is None or (active_model is not None and active_model.model_id == missing):
+        st.session_state.pop(MISSING_KEY, None)
+        return None
+    return config
+
+
+def retrain() -> None:
+    """The sidebar's Retrain button: train the gone model's settings again (ui.jobs)."""
+    config = retrain_offer()
+    st.session_state.pop(MISSING_KEY, None)
+    if config is not None:
+        train_or_load(config)
 
 
 def use_grid_point() -> None:
@@ -105,6 +155,9 @@ def use_grid_point() -> None:
         )
         return
     set_active(trained)
+    left = leave_for_another_model()
+    if left:
+        notify("info", f"The precomputed model is now your active model.{left}")
 
 
 def grid_point(trained: TrainedModel) -> tuple[float, float] | None:
@@ -116,141 +169,163 @@ def grid_point(trained: TrainedModel) -> tuple[float, float] | None:
     return snapped.threshold, snapped.weight_decay
 
 
-class TrainingRun:
-    """A model being trained by this session; the session alone owns it until the run is closed.
+def _token() -> str:
+    """This session's anonymous token: how the training pool knows who follows a job."""
+    return st.session_state.setdefault(TOKEN_KEY, uuid.uuid4().hex)
 
-    Streamlit's fast reruns start the next script run *while* the interrupted one still finishes
-    its current batch in another thread. So the next run asks this one to stop (`core.train`
-    polls `stop_requested` between batches), waits until it has left its training loop, and only
-    then keeps a copy of the model. Exactly one of finish / fail / keep_interrupted closes a run.
+
+def followed() -> TrainingJob | None:
+    """The training job this session follows (queued or running on the server), if any."""
+    return st.session_state.get(JOB_KEY)
+
+
+def _leave(job: TrainingJob) -> None:
+    resources.training_pool().leave(job, _token())
+    if st.session_state.get(JOB_KEY) is job:
+        del st.session_state[JOB_KEY]
+
+
+def leave_for_another_model() -> str:
+    """The student chose another model (an upload, a grid point) while following a run: one outcome,
+    the chosen model; the sentence to add to that choice's message ('' when nothing was followed)."""
+    job = followed()
+    if job is None:
+        return ""
+    _leave(job)
+    return " You no longer follow the training run you started (it stops unless another student follows it)."
+
+
+def train_or_load(config: Config, again: bool = False) -> None:
+    """Press Train: give this student the model for `config`.
+
+    - Already on the server (a precomputed checkpoint, or trained before): made active at once;
+      unless `again`, which trains it anyway (deterministic: the same model comes out).
+    - Otherwise the server's training pool trains it (or this session joins the job already
+      training exactly `config`); `settle` makes the model active when the job ends, on whatever
+      page the student is then.
     """
-
-    def __init__(self, config: Config) -> None:
-        self.config = config
-        self.model: BilinearMLP = new_model(config)
-        self.history: list[EpochMetrics] = []
-        self.stop_requested = threading.Event()  # set by the run that interrupts this one
-        self.left_loop = threading.Event()  # set by the training thread when it stops training
-        self.replaces: TrainedModel | None = None  # the session's active model when the run started
-        self._lock, self._closed = threading.Lock(), False
-
-    def _close(self) -> bool:
-        """Claim the right to decide what becomes of this run (True once, then False)."""
-        with self._lock:
-            closed, self._closed = self._closed, True
-            return not closed
-
-    def _forget(self) -> None:
-        if st.session_state.get(RUN_KEY) is self:
-            del st.session_state[RUN_KEY]
-
-    def _publish(self) -> None:
-        trained = resources.registry().add(TrainedModel(self.model, self.config, tuple(self.history), "trained"))
-        set_active(trained)
+    existing = None if again else resources.registry().get(config)  # finds the precomputed grid models too
+    previous = followed()
+    if existing is not None:
+        if previous is not None:
+            _leave(previous)
+        set_active(existing)
         notify(
             "success",
-            f"Training finished: validation accuracy {trained.history[-1].val_acc:.1%}. This is now "
-            "your active model; see what it learnt in steps 3 and 4.",
+            "Loaded the precomputed checkpoint for these settings."
+            if existing.origin == "grid"
+            else "Loaded the model trained earlier with exactly these settings.",
         )
-
-    def finish(self) -> None:
-        """Training completed: publish the model server-wide and make it the active model."""
-        if not self.stop_requested.is_set() and self._close():
-            self._forget()
-            self._publish()
-
-    def fail(self, message: str) -> None:
-        """Training failed (e.g. diverged): discard the model, keep the previous one."""
-        if self._close():
-            self._forget()
-            notify("error", f"{message} Your previous model is kept.")
-
-    def keep_interrupted(self, timeout: float = 120.0) -> None:
-        """Called by the next script run: stop this one and keep the epochs it finished."""
-        self.stop_requested.set()
-        self.left_loop.wait(timeout)
-        if not self._close():
-            return
-        if self.replaces is not None and st.session_state.get("active") is not self.replaces:
-            # the student chose another model meanwhile (an upload's callback ran before this): one outcome
-            complete = len(self.history) == self.config.epochs
-            if complete:
-                resources.registry().add(TrainedModel(self.model, self.config, tuple(self.history), "trained"))
-            notify(
-                "info",
-                "Training stopped because you chose another model, which stays your active model. "
-                + (
-                    "The run had finished: Train loads it at once."
-                    if complete
-                    else f"The unfinished run ({len(self.history)} of {self.config.epochs} epochs) was discarded."
-                ),
-            )
-            return
-        if not self.history:
-            notify("info", "Training stopped before the first epoch finished; your previous model is kept.")
-            return
-        if len(self.history) == self.config.epochs:  # interrupted after the last epoch: it is complete
-            self._publish()
-            return
-        # A copy, so the kept model is never shared with a training thread that might still run.
-        set_active(TrainedModel(copy.deepcopy(self.model), self.config, tuple(self.history), "stopped"))
-        last = self.history[-1]
-        notify(
-            "warning",
-            f"Training stopped during epoch {last.epoch + 1} of {last.epochs}. Your model keeps what it "
-            f"has learnt (validation accuracy {last.val_acc:.1%} after epoch {last.epoch}) and is now "
-            "the active model.",
-        )
+        return
+    job = resources.training_pool().submit(config, resources.splits(config), _token())
+    if previous is not None and previous is not job:  # one run per student: the new one replaces it
+        _leave(previous)
+    st.session_state[JOB_KEY] = job
 
 
-def start_training(config: Config) -> tuple[TrainingRun, TrainingRun | None]:
-    """(run, None): a fresh model for `config`, registered in the session before the first epoch
-    runs and in the server's trainings in flight; or (run, other) when another session is already
-    training exactly this config: then wait for `other` (see `wait_for`) instead of training."""
-    run = TrainingRun(config)
-    run.replaces = st.session_state.get("active")
-    other = resources.trainings_in_flight().claim(config, run)
-    if other is None:
-        st.session_state[RUN_KEY] = run
-    return run, other
+def follow(job: TrainingJob) -> bool:
+    """Follow a job in flight (a reloaded page reattaching to its run); False if it has ended."""
+    if not resources.training_pool().follow(job, _token()):
+        return False
+    st.session_state[JOB_KEY] = job
+    return True
 
 
-def end_training(run: TrainingRun) -> None:
-    """The training loop is over (finished, failed or interrupted): let waiting sessions go on."""
-    run.left_loop.set()
-    resources.trainings_in_flight().release(run.config, run)
+def reattach(job_id: str) -> bool:
+    """A reload (or a link) with `training=<id>`: follow that run again, or take the model it became.
 
-
-def adopt_shared(other: TrainingRun) -> None:
-    """Another session's run with our exact settings has ended: use its model if it finished."""
-    trained = resources.registry().get(other.config)
+    The run's settings come back on the Train page; False (with a message) if the server has neither.
+    """
+    job = next((j for j in resources.training_pool().in_flight() if config_id(j.config) == job_id), None)
+    if job is not None and follow(job):
+        st.session_state.update(training_widgets(job.config))
+        return True
+    trained = resources.registry().by_id(job_id)  # a finished run's id is its model's id
     if trained is not None:
         set_active(trained)
+        st.session_state.update(training_widgets(trained.config))
+        notify("success", "Your training run finished while the page was away: it is now your active model.")
+        return True
+    notify(
+        "warning",
+        f"The training run {literal('training=' + job_id)} is no longer on this server (it stopped, or the server "
+        "restarted). Your settings are back on the Train page: press Train to train them again.",
+    )
+    return False
+
+
+def stop() -> None:
+    """Stop button: stop following; keep the model as it was after the last finished epoch."""
+    job = followed()
+    if job is None:
+        return
+    _leave(job)
+    kept = job.model_so_far()
+    if kept is None:
+        notify("info", "Training stopped before the first epoch finished; your previous model is kept.")
+        return
+    if kept.origin == "trained":  # stopped after the last epoch: it is the complete model
+        set_active(resources.registry().add(kept))
+        notify("success", f"Training finished: validation accuracy {kept.history[-1].val_acc:.1%}.")
+        return
+    set_active(kept)
+    last = kept.history[-1]
+    notify(
+        "warning",
+        f"Training stopped after epoch {last.epoch} of {last.epochs}. Your model is the one at the end of that "
+        f"epoch (validation accuracy {last.val_acc:.1%}) and is now the active model.",
+    )
+
+
+def settle() -> bool:
+    """If the followed job has ended, act on its outcome (new active model, or a message); True then."""
+    job = followed()
+    if job is None or not job.done.is_set():
+        return False
+    del st.session_state[JOB_KEY]
+    if job.state == "finished" and job.result is not None:
+        set_active(job.result)
         notify(
             "success",
-            f"Another student trained exactly these settings at the same time, so you share their "
-            f"model (validation accuracy {trained.history[-1].val_acc:.1%}). It is now your active "
-            "model.",
+            f"Training finished: validation accuracy {job.result.history[-1].val_acc:.1%}. This is now "
+            "your active model; see what it learnt in steps 3 and 4.",
         )
-    else:
-        notify(
-            "info",
-            "The other student's run with these settings stopped before the end, so there is no model "
-            "to share. Press **Train** to train these settings yourself.",
-        )
+    elif job.state == "failed":
+        notify("error", f"{job.error} Your previous model is kept.")
+    else:  # stopped by everyone else who followed it, before this session noticed
+        notify("info", "The training run stopped before the end; your previous model is kept.")
+    return True
 
 
 @dataclass(frozen=True)
 class Progress:
-    """What the Train page draws while a run goes on."""
+    """What the Train page and the sidebar badge draw while the followed job goes on."""
 
     history: tuple[EpochMetrics, ...]  # the epochs finished so far
     epochs: int  # planned
     text: str  # one line for the progress bar
+    queued: bool
 
     @property
     def fraction(self) -> float:
         return self.history[-1].epoch / self.epochs if self.history else 0.0
+
+
+def progress(job: TrainingJob) -> Progress:
+    """The followed job's state in words: its queue position, or its epoch and accuracy."""
+    pool = resources.training_pool()
+    history, epochs = job.history, job.config.epochs
+    if job.state == "queued":
+        running, queued = pool.status()
+        text = (
+            f"Waiting for a free trainer: {running} run(s) are training on this server's {pool.workers} core(s); "
+            f"yours is number {pool.position(job)} of {queued} in the queue and starts in about "
+            f"{pool.seconds_to_start(job):.0f} s."
+        )
+        return Progress(history, epochs, text, queued=True)
+    if not history:
+        return Progress(history, epochs, f"Epoch 1 / {epochs} is running…", queued=False)
+    return Progress(history, epochs, progress_text(history[-1]), queued=False)
 
 
 def progress_text(m: EpochMetrics) -> str:
@@ -273,51 +348,6 @@ def describe_existing(existing: TrainedModel) -> str:
     else:
         what = "These exact settings were already trained on this server, so **Train** loads that model at once."
     return what + " **Train again anyway** trains it from scratch, to watch it learn (the same model comes out)."
-
-
-def train_or_load(config: Config, again: bool = False, poll_seconds: float = 0.5) -> Iterator[Progress]:
-    """Press Train: give this student the model for `config`, yielding progress to draw.
-
-    - Already on the server (a precomputed checkpoint, or trained before): made active at once,
-      nothing to draw; unless `again`, which trains it anyway (deterministic: the same model).
-    - Being trained right now by another student: follow that run, a Progress every `poll_seconds`
-      (so a Stop click, which interrupts at the page's next st call, is seen), then share its model.
-    - Otherwise: train here, a Progress per epoch. The run sits in st.session_state before its first
-      epoch, so a Stop (or leaving the page) keeps what it learnt (TrainingRun.keep_interrupted).
-
-    The messages for the next render are queued with ui.state.notify; the page reruns afterwards.
-    """
-    existing = None if again else resources.registry().get(config)  # finds the precomputed grid models too
-    if existing is not None:
-        set_active(existing)
-        notify(
-            "success",
-            "Loaded the precomputed checkpoint for these settings."
-            if existing.origin == "grid"
-            else "Loaded the model trained earlier with exactly these settings.",
-        )
-        return
-    run, other = start_training(config)
-    if other is not None:  # another student is training exactly these settings: follow their run
-        while not other.left_loop.wait(poll_seconds):
-            history = tuple(other.history)
-            yield Progress(
-                history,
-                config.epochs,
-                "Another student is training exactly these settings right now: "
-                f"epoch {len(history)} / {config.epochs}. Their model becomes yours when it finishes.",
-            )
-        adopt_shared(other)
-        return
-    try:
-        for metrics in train(run.model, resources.splits(config), config, should_stop=run.stop_requested.is_set):
-            run.history.append(metrics)
-            yield Progress(tuple(run.history), config.epochs, progress_text(metrics))
-        run.finish()
-    except TrainingDiverged as error:
-        run.fail(str(error))
-    finally:  # also when the page's script run is interrupted (the generator is closed)
-        end_training(run)
 
 
 def file_stem(trained: TrainedModel) -> str:
@@ -359,4 +389,5 @@ def load_upload(key: str) -> None:
         )
         return
     set_active(TrainedModel(model, config, tuple(history), "uploaded"))
-    notify("success", f"Loaded {literal(upload.name)}: it is now your active model, on every page.")
+    left = leave_for_another_model()
+    notify("success", f"Loaded {literal(upload.name)}: it is now your active model, on every page.{left}")

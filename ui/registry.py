@@ -4,24 +4,32 @@ Every model has an id (core.urlstate), so a link or a reload can find it again:
 - the registry holds canonical models, one per Config (the shipped seed, the 15 precomputed grid
   checkpoints, loaded lazily, and every model trained to completion), id = hash of the Config;
 - the slots hold models no Config determines (stopped runs, uploaded files, which are untrusted
-  and so never become the canonical model for their Config), id = p-/u- + hash of the content;
-- the trainings in flight let a second student with the same settings follow the first one's run.
+  and so never become the canonical model for their Config), id = p-/u- + hash of the content.
+
+Both write what was trained here (finished and stopped runs, not the shipped or uploaded files) to a
+`core.store.ModelStore` when they have one, and look there for an id they lack: a model survives a
+restart of the server, and replicas sharing one bucket find each other's models.
 
 Whatever these hold is read-only: never train, modify or move a model obtained here.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
+from core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from core.config import Config
 from core.model import BilinearMLP
+from core.store import ModelStore
 from core.train import EpochMetrics
 from core.urlstate import PREFIXES, config_id, content_id
+
+log = logging.getLogger("bilinear_eigen_lab")
 
 Origin = Literal["pretrained", "grid", "trained", "stopped", "uploaded"]
 
@@ -60,6 +68,33 @@ class TrainedModel:
         return sum(p.numel() * p.element_size() for p in self.model.parameters())
 
 
+def save(store: ModelStore | None, trained: TrainedModel) -> None:
+    """Write a model trained on this server to the store (a failed write costs a retraining later, no more)."""
+    if store is None or trained.origin not in ("trained", "stopped"):
+        return
+    try:
+        store.put(trained.model_id, save_checkpoint(trained.model, trained.config, list(trained.history)))
+    except Exception:  # disk full, bucket unreachable: the model still lives in memory
+        log.exception("could not write model %s to the store %s", trained.model_id, store.url)
+
+
+def load(store: ModelStore | None, model_id: str, origin: Origin) -> TrainedModel | None:
+    """The stored model with this id, checked: its content (or config) must give back the same id."""
+    data = store.get(model_id) if store is not None else None
+    if data is None:
+        return None
+    try:
+        model, config, history = load_checkpoint(data)
+    except CheckpointError:
+        log.exception("the store's model %s is unusable", model_id)
+        return None
+    trained = TrainedModel(model, config, tuple(history), origin)
+    if trained.model_id != model_id or (origin == "trained" and len(history) != config.epochs):
+        log.warning("the store's model %s holds another model (%s): ignored", model_id, trained.model_id)
+        return None
+    return trained
+
+
 class ModelRegistry:
     """Models trained to completion, keyed by their frozen (hashable) Config, shared by all sessions.
 
@@ -75,6 +110,7 @@ class ModelRegistry:
         max_models: int = 64,
         loader: Callable[[Config], TrainedModel | None] | None = None,
         lazy_ids: Mapping[str, Config] | None = None,
+        store: ModelStore | None = None,
     ) -> None:
         self._lock = threading.Lock()
         self._models: OrderedDict[Config, TrainedModel] = OrderedDict()
@@ -82,7 +118,7 @@ class ModelRegistry:
         if pinned is not None:  # None: the shipped checkpoint is missing, the registry still works
             self._models[pinned.config], self._ids[pinned.model_id] = pinned, pinned.config
         self._pinned, self._max = (pinned.config if pinned is not None else None), max_models
-        self._loader, self._lazy_ids = loader, dict(lazy_ids or {})
+        self._loader, self._lazy_ids, self._store = loader, dict(lazy_ids or {}), store
 
     def get(self, config: Config) -> TrainedModel | None:
         with self._lock:
@@ -91,6 +127,10 @@ class ModelRegistry:
             loaded = self._loader(config)  # outside the lock: it may read a file
             if loaded is not None:
                 found = self.add(loaded)
+        if found is None:  # trained here before a restart, or by a replica sharing the store
+            stored = load(self._store, config_id(config), "trained")
+            if stored is not None and stored.config == config:
+                found = self.add(stored)
         return found
 
     def by_id(self, model_id: str) -> TrainedModel | None:
@@ -99,7 +139,10 @@ class ModelRegistry:
             config = self._ids.get(model_id)
         if config is None:
             config = self._lazy_ids.get(model_id)
-        return self.get(config) if config is not None else None
+        if config is not None:
+            return self.get(config)
+        stored = load(self._store, model_id, "trained")  # trained here before a restart, or by a replica
+        return self.add(stored) if stored is not None else None
 
     def add(self, trained: TrainedModel) -> TrainedModel:
         """Register a finished model; if another session got there first, return theirs."""
@@ -109,7 +152,9 @@ class ModelRegistry:
             while len(self._models) > self._max:
                 oldest = next(c for c in self._models if c != self._pinned)
                 self._ids.pop(self._models.pop(oldest).model_id, None)
-            return existing
+        if existing is trained:
+            save(self._store, trained)
+        return existing
 
     def __len__(self) -> int:
         with self._lock:
@@ -124,12 +169,13 @@ class ModelSlots:
     (a d_hidden=1024 model is ~11 MB); a session holding one keeps its own reference.
     """
 
-    def __init__(self, max_models: int = 48, max_bytes: int = 200 * 2**20) -> None:
+    def __init__(self, max_models: int = 48, max_bytes: int = 200 * 2**20, store: ModelStore | None = None) -> None:
         self._lock = threading.Lock()
         self._models: OrderedDict[str, TrainedModel] = OrderedDict()
-        self._max_models, self._max_bytes = max_models, max_bytes
+        self._max_models, self._max_bytes, self._store = max_models, max_bytes, store
 
     def add(self, trained: TrainedModel) -> TrainedModel:
+        save(self._store, trained)  # a stopped run; an upload is not written (its owner has the file)
         with self._lock:
             existing = self._models.setdefault(trained.model_id, trained)
             self._models.move_to_end(trained.model_id)
@@ -144,28 +190,12 @@ class ModelSlots:
             found = self._models.get(model_id)
             if found is not None:
                 self._models.move_to_end(model_id)
-            return found
+                return found
+        if model_id.startswith(PREFIXES["stopped"]):
+            stored = load(self._store, model_id, "stopped")
+            return self.add(stored) if stored is not None else None
+        return None
 
     def __len__(self) -> int:
         with self._lock:
             return len(self._models)
-
-
-class TrainingsInFlight:
-    """Trainings under way on this server, by Config: a second student who asks for exactly the
-    same settings waits for the first one's run instead of training it again on the shared cores."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._runs: dict[Config, Any] = {}
-
-    def claim(self, config: Config, run: Any) -> Any | None:
-        """Register `run` as the one training `config`; returns the run already doing so, if any."""
-        with self._lock:
-            other = self._runs.setdefault(config, run)
-            return None if other is run else other
-
-    def release(self, config: Config, run: Any) -> None:
-        with self._lock:
-            if self._runs.get(config) is run:
-                del self._runs[config]

@@ -8,6 +8,7 @@ model stores themselves are ui.registry; the caches here are what a page asks fo
 from __future__ import annotations
 
 import logging
+import os
 import random
 from pathlib import Path
 from typing import Any
@@ -22,10 +23,13 @@ from core.eigen import Eigen, TopEigenvector, View, decompose, top_eigenvector
 from core.explain import misclassified_indices
 from core.grid import grid_checkpoint, grid_config, grid_points, is_on_grid, load_index
 from core.labels import Splits, TargetSimilarities, labels_for, make_splits, target_similarities
+from core.store import ModelStore, default_store_url
 from core.tensor import Direction
+from core.train import train
 from core.truncation import TruncationCurves, truncation_curves
 from core.urlstate import config_id
-from ui.registry import ModelRegistry, ModelSlots, TrainedModel, TrainingsInFlight
+from ui.jobs import TrainingPool
+from ui.registry import ModelRegistry, ModelSlots, TrainedModel
 from ui.state import Unavailable
 
 SEED_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "seed-default.safetensors"
@@ -83,23 +87,33 @@ def load_grid_model(config: Config) -> TrainedModel | None:
 
 
 @st.cache_resource
+def model_store() -> ModelStore:
+    """Where trained models outlive a restart: BILINEAR_LAB_MODEL_STORE (any fsspec URL), else a local cache
+    directory (core.store.default_store_url); at most BILINEAR_LAB_MODEL_STORE_MB megabytes (default 512)."""
+    url = default_store_url()
+    log.info("models are stored in %s", url)
+    return ModelStore(url, max_bytes=int(os.environ.get("BILINEAR_LAB_MODEL_STORE_MB", "512")) * 2**20)
+
+
+@st.cache_resource
 def registry() -> ModelRegistry:
     """The server-wide registry of trained models: the shipped checkpoint, and the precomputed grid
     (loaded on first request, so a grid slider or an on-grid Train click is instant)."""
     lazy_ids = {config_id(grid_config(t, wd)): grid_config(t, wd) for t, wd in grid_points()}
-    return ModelRegistry(seed_model_or_none(), loader=load_grid_model, lazy_ids=lazy_ids)
+    return ModelRegistry(seed_model_or_none(), loader=load_grid_model, lazy_ids=lazy_ids, store=model_store())
 
 
 @st.cache_resource
-def trainings_in_flight() -> TrainingsInFlight:
-    """The server-wide table of trainings under way."""
-    return TrainingsInFlight()
+def training_pool() -> TrainingPool:
+    """The server's trainings: at most one per core at once (BILINEAR_LAB_TRAINING_WORKERS), the rest queued."""
+    workers = int(os.environ.get("BILINEAR_LAB_TRAINING_WORKERS", "0")) or None
+    return TrainingPool(train, registry().add, workers=workers)
 
 
 @st.cache_resource
 def slots() -> ModelSlots:
     """The server-wide store of stopped runs and uploaded models, by id."""
-    return ModelSlots()
+    return ModelSlots(store=model_store())
 
 
 def find_model(model_id: str) -> TrainedModel | None:

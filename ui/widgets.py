@@ -68,13 +68,41 @@ def model_badge(note: str = "", needs_model: bool = True) -> None:
         )
 
 
-def model_sidebar() -> None:
-    """The sidebar's "Your model" section, on every page: download the active model, load one back."""
+@st.fragment(run_every=1.0)
+def training_badge() -> None:
+    """The sidebar's progress of the student's training run, on the other pages; reruns the app when it ends."""
+    from ui import models
+
+    job = models.followed()
+    if job is None or models.settle():
+        st.rerun()  # the run ended: every page redraws with the new model (or the message)
+    step = models.progress(job)
+    status = "Queued for training" if step.queued else f"Training: epoch {len(step.history)} / {step.epochs}"
+    st.progress(step.fraction, text=status)
+    st.page_link("app_pages/train.py", label="Watch it train", icon=":material/model_training:")
+
+
+def model_sidebar(badge: bool = True) -> None:
+    """The sidebar's "Your model" section, on every page: download the active model, load one back,
+    and (`badge`, on pages other than Train) the progress of the student's training run."""
     from ui import models  # after the page: torch is loaded by now
 
     trained = models.current()  # None: no model yet (the shipped checkpoint is missing on this server)
     with st.sidebar:
         st.subheader("Your model", divider="gray")
+        if badge and models.followed() is not None:
+            training_badge()
+        retrain = models.retrain_offer()
+        if retrain is not None:
+            st.button(
+                f"Retrain it (about {models.estimate(retrain):.0f} s)",
+                type="primary",
+                icon=":material/replay:",
+                key="retrain",
+                on_click=models.retrain,
+                help="The model your link names is gone from this server; its settings are back, and training "
+                "is deterministic per seed, so this trains exactly that model again.",
+            )
         if trained is None:
             st.caption("No model yet: train one in step 2, or load one you saved below.")
         else:

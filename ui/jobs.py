@@ -1,0 +1,237 @@
+"""Trainings owned by the server, not by a page: a bounded pool that trains each Config once.
+
+A student's Train press submits a job. The job belongs to the server, so leaving the Train page or
+reloading does not stop it: the sessions *follow* it (a Train page, a sidebar badge) and take its
+model when it ends. A second student who asks for exactly the same settings follows the same job
+(training is deterministic per Config). Stop detaches one follower, who keeps the model as it was
+at the end of the last finished epoch; the job itself stops only when no follower is left.
+
+At most `workers` jobs train at once (default: one per core); the rest wait in order, each with
+its position and an estimated start, and a queued job can be stopped. The worker threads lower
+their own CPU priority (Linux `nice`, inherited by torch's threads they start), so page scripts,
+which a student waits for, run first on a busy server.
+
+No Streamlit here: ui.models connects sessions to jobs, tests drive the pool directly.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import copy
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Literal
+
+import torch
+
+from core.config import Config
+from core.labels import Splits
+from core.model import BilinearMLP
+from core.train import EpochMetrics, TrainingDiverged, new_model
+from ui.registry import TrainedModel
+
+log = logging.getLogger("bilinear_eigen_lab")
+JobState = Literal["queued", "running", "finished", "stopped", "failed"]
+Trainer = Callable[[BilinearMLP, Splits, Config, Callable[[], bool]], Iterator[EpochMetrics]]
+NICE = 10  # training threads' CPU priority relative to the page scripts (0 = equal, 19 = lowest)
+# Seconds per training image per epoch at d_hidden 64, alone on one core of this 2-core AMD EPYC
+# (quick preset: 60,000 images x 10 epochs in about 9 s); replaced by what this server measures.
+DEFAULT_SECONDS_PER_IMAGE_EPOCH = 1.5e-5
+
+
+class TrainingJob:
+    """One Config being trained (or waiting to be) for the sessions that follow it."""
+
+    def __init__(self, config: Config, splits: Splits, followers: set[str]) -> None:
+        self.config, self.splits = config, splits
+        self.followers = followers  # session tokens; guarded by the pool's lock
+        self.state: JobState = "queued"
+        self.history: tuple[EpochMetrics, ...] = ()  # replaced (never mutated) after every epoch
+        self.result: TrainedModel | None = None  # when finished: the server's model for this Config
+        self.error = ""  # when failed: why, for the student
+        self.stop_requested = threading.Event()
+        self.done = threading.Event()  # set once the job is finished, stopped or failed
+        self.queued_at, self.started_at = time.monotonic(), 0.0
+        self._snapshot: tuple[dict[str, torch.Tensor], tuple[EpochMetrics, ...]] | None = None
+        self._lock = threading.Lock()
+
+    def record(self, model: BilinearMLP, metrics: EpochMetrics) -> None:
+        """An epoch finished: keep its weights and history (what a Stop hands out)."""
+        weights = {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
+        with self._lock:
+            self.history = (*self.history, metrics)
+            self._snapshot = (weights, self.history)
+
+    def model_so_far(self) -> TrainedModel | None:
+        """The model at the end of the last finished epoch (a fresh copy), or None before the first."""
+        with self._lock:
+            snapshot = self._snapshot
+        if snapshot is None:
+            return None
+        weights, history = snapshot
+        model = new_model(self.config)
+        model.load_state_dict(copy.deepcopy(weights))
+        origin = "trained" if len(history) == self.config.epochs else "stopped"
+        return TrainedModel(model, self.config, history, origin)
+
+    @property
+    def finished_epochs(self) -> int:
+        return len(self.history)
+
+    def seconds_left(self, seconds_per_image_epoch: float) -> float:
+        """Estimated training time still to go (the whole run while queued)."""
+        if self.history:
+            last = self.history[-1]
+            return last.seconds / last.epoch * (last.epochs - last.epoch)
+        return estimate_seconds(self.config, seconds_per_image_epoch)
+
+
+def estimate_seconds(config: Config, seconds_per_image_epoch: float) -> float:
+    """Training time of `config` alone, from a measured rate (the cost grows with images and width)."""
+    images = config.n_train or 60_000
+    return seconds_per_image_epoch * images * config.epochs * max(1.0, config.d_hidden / 64)
+
+
+def _lower_priority(nice: int) -> None:
+    """Make this thread (and the threads it starts) yield the CPU to the page scripts (Linux)."""
+    with contextlib.suppress(AttributeError, OSError):  # not Linux, or not allowed: run at normal priority
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+
+
+class TrainingPool:
+    """Jobs by Config, at most `workers` training at once, the others queued in order."""
+
+    def __init__(
+        self,
+        trainer: Trainer,
+        publish: Callable[[TrainedModel], TrainedModel],
+        workers: int | None = None,
+        nice: int = NICE,
+    ) -> None:
+        self._trainer, self._publish = trainer, publish  # publish: e.g. the registry's add
+        self.workers = max(1, workers or os.cpu_count() or 1)
+        self._nice = nice
+        self._lock = threading.Condition()
+        self._jobs: dict[Config, TrainingJob] = {}  # queued or running
+        self._queue: collections.deque[TrainingJob] = collections.deque()
+        self._threads: list[threading.Thread] = []
+        self.seconds_per_image_epoch = DEFAULT_SECONDS_PER_IMAGE_EPOCH
+
+    # --- what sessions call -----------------------------------------------------------------
+
+    def submit(self, config: Config, splits: Splits, follower: str) -> TrainingJob:
+        """Train `config` for `follower`; joins the job already queued or running for it, if any."""
+        with self._lock:
+            job = self._jobs.get(config)
+            if job is not None and not job.stop_requested.is_set():  # a stopping job cannot be joined
+                job.followers.add(follower)
+                return job
+            job = TrainingJob(config, splits, {follower})
+            self._jobs[config] = job
+            self._queue.append(job)
+            if len(self._threads) < self.workers:
+                thread = threading.Thread(target=self._work, name=f"training-{len(self._threads)}", daemon=True)
+                self._threads.append(thread)
+                thread.start()
+            self._lock.notify()
+            return job
+
+    def find(self, config: Config) -> TrainingJob | None:
+        """The job queued or running for `config`, if any."""
+        with self._lock:
+            return self._jobs.get(config)
+
+    def in_flight(self) -> list[TrainingJob]:
+        """The jobs queued or running, oldest first."""
+        with self._lock:
+            return list(self._jobs.values())
+
+    def follow(self, job: TrainingJob, follower: str) -> bool:
+        """Attach `follower` to a job still in flight (a reload reattaches); False if it has ended."""
+        with self._lock:
+            if job.stop_requested.is_set() or self._jobs.get(job.config) is not job:
+                return False
+            job.followers.add(follower)
+            return True
+
+    def leave(self, job: TrainingJob, follower: str) -> None:
+        """`follower` stops following; the job stops (or leaves the queue) when nobody follows it."""
+        with self._lock:
+            job.followers.discard(follower)
+            if job.followers or job.done.is_set():
+                return
+            job.stop_requested.set()
+            if job in self._queue:  # never started: it ends here
+                self._queue.remove(job)
+                self._end(job, "stopped")
+
+    def position(self, job: TrainingJob) -> int:
+        """1 for the next job to start, 2 after it...; 0 when not queued."""
+        with self._lock:
+            return next((i for i, queued in enumerate(self._queue, 1) if queued is job), 0)
+
+    def seconds_to_start(self, job: TrainingJob) -> float:
+        """Estimated wait before a queued job starts: the work ahead of it shared by the workers."""
+        with self._lock:
+            running = [j for j in self._jobs.values() if j.state == "running"]
+            ahead = list(self._queue)[: max(0, list(self._queue).index(job))] if job in self._queue else None
+            rate = self.seconds_per_image_epoch
+        if ahead is None:
+            return 0.0
+        # Greedy list scheduling: each job starts on the worker that frees up first.
+        free_at = sorted(j.seconds_left(rate) for j in running) + [0.0] * (self.workers - len(running))
+        for queued in ahead:
+            free_at.sort()
+            free_at[0] += queued.seconds_left(rate)
+        return min(free_at)
+
+    def status(self) -> tuple[int, int]:
+        """(running, queued) jobs on this server."""
+        with self._lock:
+            return sum(j.state == "running" for j in self._jobs.values()), len(self._queue)
+
+    # --- the worker threads -----------------------------------------------------------------
+
+    def _end(self, job: TrainingJob, state: JobState) -> None:
+        """Under the lock: the job is over; the next session asking for its Config starts afresh."""
+        job.state = state
+        if self._jobs.get(job.config) is job:
+            del self._jobs[job.config]
+        job.done.set()
+
+    def _work(self) -> None:
+        _lower_priority(self._nice)
+        while True:
+            with self._lock:
+                while not self._queue:
+                    self._lock.wait()
+                job = self._queue.popleft()
+                job.state, job.started_at = "running", time.monotonic()
+            state = self._train(job)
+            with self._lock:
+                self._end(job, state)
+
+    def _train(self, job: TrainingJob) -> JobState:
+        config = job.config
+        try:
+            model = new_model(config)
+            for metrics in self._trainer(model, job.splits, config, job.stop_requested.is_set):
+                job.record(model, metrics)
+        except TrainingDiverged as error:
+            job.error = str(error)
+            return "failed"
+        except Exception as error:  # a bug: the followers get a message, the log the traceback
+            log.exception("training %s failed", config)
+            job.error = f"Training failed ({type(error).__name__}: {error})."
+            return "failed"
+        if len(job.history) < config.epochs:
+            return "stopped"  # every follower left (Stop): the run ends where it was
+        job.result = self._publish(TrainedModel(model, config, job.history, "trained"))
+        seconds = job.history[-1].seconds
+        images = (config.n_train or 60_000) * config.epochs * max(1.0, config.d_hidden / 64)
+        self.seconds_per_image_epoch = seconds / images  # the next estimates use this server's speed
+        return "finished"
