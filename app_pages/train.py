@@ -6,7 +6,7 @@ from core.checkpoint import load_checkpoint, save_checkpoint
 from core.config import N_TEST_MNIST, N_TRAIN_MNIST, Config, preset
 from core.labels import class_balance_problem, labels_from_similarities
 from core.train import new_model, train
-from ui import charts, models, resources, state, widgets
+from ui import charts, figures, models, resources, state, widgets
 
 D_HIDDEN_OPTIONS = [4, 8, 16, 32, 64, 128, 256, 512, 1024]
 LR_OPTIONS = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0]
@@ -153,8 +153,16 @@ trained = models.current()  # None only while there is no model yet (no shipped 
 if trained is not None and trained.history:
     epochs = f"{trained.epochs_done} epoch" + ("s" if trained.epochs_done > 1 else "")
     progress.caption(f"Training curves of the active model ({epochs}, {trained.history[-1].seconds:.0f} s).")
-    loss_chart.altair_chart(widgets.projected(charts.training_curve(trained.history, "loss")), width="stretch")
-    accuracy_chart.altair_chart(widgets.projected(charts.training_curve(trained.history, "accuracy")), width="stretch")
+    for column, place, metric in ((loss_column, loss_chart, "loss"), (accuracy_column, accuracy_chart, "accuracy")):
+        figure = figures.chart(
+            charts.training_curve(trained.history, metric),
+            f"training_{metric}",
+            f"Training and validation {'cross-entropy loss' if metric == 'loss' else 'accuracy'} per epoch",
+            figures.Settings.of(trained),
+        )
+        place.altair_chart(widgets.projected(figure.chart), width="stretch")
+        with column:
+            widgets.downloads(f"train_{metric}", [figure])
 
 st.subheader("Keep your model")
 stem = models.file_stem(trained) if trained is not None else "bilinear-eigen-lab"

@@ -24,7 +24,7 @@ from core.grid import grid_config, is_on_grid
 from core.model import BilinearMLP
 from core.text import literal
 from core.train import EpochMetrics, TrainingDiverged, new_model, train
-from ui import resources
+from ui import figures, resources
 from ui.registry import TrainedModel
 from ui.state import RUN_KEY, Unavailable, notify, training_widgets
 
@@ -322,12 +322,8 @@ def train_or_load(config: Config, again: bool = False, poll_seconds: float = 0.5
 
 def file_stem(trained: TrainedModel) -> str:
     """A download's file name (without extension) that says what the model was trained with: a run
-    stopped after 4 of 40 epochs says 4ep."""
-    config = trained.config
-    return (
-        f"bilinear-eigen-lab_target{config.target_index}_tau{config.threshold:g}_wd{config.weight_decay:g}"
-        f"_noise{config.noise_std:g}_{trained.epochs_done}ep_seed{config.seed}"
-    )
+    stopped after 4 of 40 epochs says 4ep (the figures' downloads use the same, ui.figures.file_stem)."""
+    return figures.file_stem(trained.config, trained.epochs_done)
 
 
 def history_csv(trained: TrainedModel) -> str:

@@ -25,6 +25,7 @@ from core.labels import Splits, TargetSimilarities, labels_for, make_splits, tar
 from core.tensor import Direction
 from core.truncation import TruncationCurves, truncation_curves
 from core.urlstate import config_id
+from ui.figures import ExportCache
 from ui.registry import ModelRegistry, ModelSlots, TrainedModel, TrainingsInFlight
 from ui.state import Unavailable
 
@@ -188,3 +189,9 @@ def top(trained: TrainedModel, direction: Direction, view: View) -> TopEigenvect
     return top_eigenvector(
         eigen(trained.model_id, trained, direction, view), mnist().train_x[trained.config.target_index]
     )
+
+
+@st.cache_resource
+def figure_exports() -> ExportCache:
+    """The server's PNG/SVG exports of figures (ui.figures), the last few shared by every session."""
+    return ExportCache()
