@@ -123,9 +123,8 @@ class Settings:
         return settings_caption(self.config, self.history, self.varying)
 
     def stem(self) -> str:
-        if self.history is None:
-            return file_stem(self.config, None, self.varying)
-        return file_stem(self.config, self.history[-1].epoch if self.history else self.config.epochs, self.varying)
+        done = None if self.history is None else (self.history[-1].epoch if self.history else self.config.epochs)
+        return file_stem(self.config, done, self.varying)
 
 
 @dataclass(frozen=True, eq=False)
@@ -250,7 +249,7 @@ def _wrap(text: str, width: int, size: int, bold: bool = False) -> list[str]:
 
 def _layout(figure: Figure) -> _Layout:
     margin, side = 16, 28 * CELL
-    values = np.asarray(charts._array(figure.pixels)).reshape(28, 28)
+    values = charts._array(figure.pixels).reshape(28, 28)  # float64, from numpy or a tensor
     if figure.colours == "digit":  # white ink on black, 0..255, as charts.digit_image
         grey = np.clip(values, 0, 255).round().astype(np.uint8)
         rgb = np.repeat(grey[..., None], 3, axis=-1)
