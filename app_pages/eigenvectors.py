@@ -10,7 +10,7 @@ from core import findings
 from core.directions import DIRECTIONS, VIEWS
 from core.eigen import cos_with_centered_target, decompose, linear_term_image, top_eigenvector
 from core.grid import GRID_THRESHOLDS, GRID_WEIGHT_DECAYS, grid_config, load_index
-from ui import charts, models, resources, state, widgets
+from ui import charts, figures, models, resources, state, widgets
 
 widgets.page_intro(
     "Eigenvectors",
@@ -67,6 +67,7 @@ with st.container(border=True):
         )
 
 H = trained.config.d_hidden
+settings = figures.Settings.of(trained)  # what every figure's download states
 eigen_tab, compare_tab = st.tabs(list(state.EIGEN_TABS.values()), key="eig_tab", on_change="rerun")
 
 with eigen_tab:
@@ -89,29 +90,44 @@ with eigen_tab:
         free_top, aug_top = top_eigenvector(bias_free, target), top_eigenvector(augmented, target)
         digit = int(resources.mnist().train_y[trained.config.target_index])
         name = DIRECTIONS[direction].name
-        shown = [  # (image, caption, what a screen reader hears)
-            (
-                charts.digit_image(target, scale=6),
+        shown = [  # (pixels, file name, caption, what a screen reader hears)
+            figures.pixels(
+                target,
+                "target",
                 f"Target: training image #{trained.config.target_index}",
                 f"The target: MNIST training image #{trained.config.target_index}, a handwritten {digit}",
+                settings,
+                colours="digit",
+                scale=6,
             ),
             *(
-                (
-                    charts.diverging_image(top.image, scale=6),
+                figures.pixels(
+                    top.image,
+                    f"top_eigenvector_{view_name}_{direction}",
                     f"Top of the {where} · λ {top.eigenvalue:+.3f} · |cos| {top.cos:.2f}",
                     f"Top eigenvector of the {where} of {name} as a 28×28 image ({widgets.DIVERGING}): eigenvalue "
                     f"{top.eigenvalue:+.3f}, |cos| with the target {top.cos:.2f}",
+                    settings,
+                    scale=6,
                 )
-                for top, where in ((free_top, "bias-free block"), (aug_top, "bias-augmented B"))
+                for top, where, view_name in (
+                    (free_top, "bias-free block", "bias_free"),
+                    (aug_top, "bias-augmented B", "augmented"),
+                )
             ),
-            (
-                charts.diverging_image(linear_term_image(augmented, trained.model.W_e), scale=6),
+            figures.pixels(
+                linear_term_image(augmented, trained.model.W_e),
+                f"linear_term_{direction}",
                 "Linear term 2·W_eᵀ B[:-1, -1]: what the biases add",
                 f"The biases' linear term as a 28×28 image of pixel weights ({widgets.DIVERGING})",
+                settings,
+                scale=6,
             ),
         ]
-        for cell, (image, caption, alt) in zip(widgets.cells(len(shown)), shown, strict=True):
-            cell.image(image, output_format="PNG", caption=caption, alt=alt, width=widgets.px(168))
+        for cell, figure in zip(widgets.cells(len(shown)), shown, strict=True):
+            with cell:
+                widgets.image(figure, width=168)
+        widgets.downloads("eig_where", shown)
         st.markdown("\n".join(f"- {sentence}" for sentence in found.sentences()))
         st.caption(
             "“Top” means the largest (most positive) eigenvalue, everywhere in this lab. |cos| is taken with the "
@@ -136,15 +152,25 @@ with eigen_tab:
 
         for side, indices in (("top", list(range(k))), ("bottom", [n - 1 - i for i in range(k)])):
             chart_column, image_column = st.columns([2, 3], vertical_alignment="center")
-            chart_column.altair_chart(
-                widgets.projected(charts.eigenspectrum(eigen.eigenvalues, k, side)), width="stretch"
-            )
+            with chart_column:
+                widgets.chart(
+                    figures.chart(
+                        charts.eigenspectrum(eigen.eigenvalues, k, side),
+                        f"spectrum_{side}_{view}_{direction}",
+                        f"{'Largest' if side == 'top' else 'Most negative'} eigenvalues of the "
+                        f"{VIEWS[view].label.lower()} of {DIRECTIONS[direction].name}",
+                        settings,
+                    ),
+                    f"eig_spectrum_{side}",
+                )
             with image_column:
                 widgets.image_row(
-                    [charts.diverging_image(images[i], scale=4) for i in indices],
-                    eigen_captions(indices),
-                    eigen_alts(indices),
+                    [
+                        figures.pixels(images[i], f"eigenvector{i}_{view}_{direction}", caption, alt, settings)
+                        for i, caption, alt in zip(indices, eigen_captions(indices), eigen_alts(indices), strict=True)
+                    ],
                     width=124,
+                    key=f"eig_images_{side}",
                 )
         st.caption(
             f"{VIEWS[view].description}. Top: the largest eigenvalues; bottom: the most negative. Red < 0 < blue, "
@@ -165,27 +191,34 @@ with eigen_tab:
         if direction == "true":
             st.subheader("The authors' figure code: class 1 without its top eigenpair")
             code = findings.figure_code_finding(augmented, target)
+            pair = [
+                figures.pixels(
+                    augmented.images()[0],
+                    "eigenvector0_augmented_true",
+                    f"Class 1, #0 · |cos| {code.top_cos:.2f} (dropped)",
+                    f"Class 1's top eigenvector ({widgets.DIVERGING}), which the figure code drops: "
+                    f"|cos| with the target {code.top_cos:.2f}",
+                    settings,
+                ),
+                figures.pixels(
+                    augmented.images()[1],
+                    "eigenvector1_augmented_true",
+                    f"Class 1, #1 · λ {code.next_eigenvalue:+.3f} · |cos| {code.next_cos:.2f}",
+                    f"Class 1's second eigenvector ({widgets.DIVERGING}): eigenvalue {code.next_eigenvalue:+.3f}, "
+                    f"|cos| with the target {code.next_cos:.2f}",
+                    settings,
+                ),
+            ]
             pair_columns = st.columns([1, 1, 3], vertical_alignment="center")
-            pair_columns[0].image(
-                charts.diverging_image(augmented.images()[0], scale=4),
-                output_format="PNG",
-                caption=f"Class 1, #0 · |cos| {code.top_cos:.2f} (dropped)",
-                alt=f"Class 1's top eigenvector ({widgets.DIVERGING}), which the figure code drops: "
-                f"|cos| with the target {code.top_cos:.2f}",
-                width=widgets.px(112),
-            )
-            pair_columns[1].image(
-                charts.diverging_image(augmented.images()[1], scale=4),
-                output_format="PNG",
-                caption=f"Class 1, #1 · λ {code.next_eigenvalue:+.3f} · |cos| {code.next_cos:.2f}",
-                alt=f"Class 1's second eigenvector ({widgets.DIVERGING}): eigenvalue {code.next_eigenvalue:+.3f}, "
-                f"|cos| with the target {code.next_cos:.2f}",
-                width=widgets.px(112),
-            )
-            pair_columns[2].markdown(
-                "The paper's text decomposes True − False; the script behind its Figure 6 decomposes class 1 and "
-                "skips the top eigenpair. " + " ".join(code.sentences())
-            )
+            for column, figure in zip(pair_columns[:2], pair, strict=True):
+                with column:
+                    widgets.image(figure, width=112)
+            with pair_columns[2]:
+                st.markdown(
+                    "The paper's text decomposes True − False; the script behind its Figure 6 decomposes class 1 "
+                    "and skips the top eigenpair. " + " ".join(code.sentences())
+                )
+                widgets.downloads("eig_class1_pair", pair)
 
         st.subheader("Browse every eigenvector")
         browse_column, heatmap_column = st.columns([1, 2])
@@ -195,10 +228,19 @@ with eigen_tab:
             )
             st.metric("Eigenvalue λ", f"{eigen.eigenvalues[index]:.4f}")
             st.metric("|cos| with the centred target", f"{cosines[index]:.2f}")
-        heatmap_column.altair_chart(
-            widgets.projected(charts.pixel_heatmap(images[index], f"Eigenvector #{index} in pixel space (hover me)")),
-            width="content",
-        )
+        with heatmap_column:
+            widgets.chart(
+                figures.chart(
+                    charts.pixel_heatmap(images[index], f"Eigenvector #{index} in pixel space (hover me)"),
+                    f"eigenvector{index}_{view}_{direction}_heatmap",
+                    f"Eigenvector #{index} of the {VIEWS[view].label.lower()} of {DIRECTIONS[direction].name} "
+                    f"in pixel space: eigenvalue {eigen.eigenvalues[index]:.4f}, |cos| with the target "
+                    f"{cosines[index]:.2f}",
+                    settings,
+                ),
+                "eig_browse",
+                width="content",
+            )
 
 with compare_tab:
     if compare_tab.open:
@@ -223,28 +265,35 @@ with compare_tab:
                         ).bias_vector,
                     )
                 )
+        grid_labels = figures.Settings(grid_config(threshold, state.DEFAULTS.weight_decay))  # the grid's labels
+        target_figure = figures.pixels(
+            target,
+            "target",
+            f"Target #{target_index}",
+            f"The target, MNIST training image #{target_index}",
+            grid_labels,
+            colours="digit",
+        )
         for view_name, pick in (("bias_free", 2), ("augmented", 1)):
+            row_figures = [
+                figures.pixels(
+                    row[pick].image,
+                    f"top_eigenvector_{view_name}_true_minus_false",
+                    f"weight decay {row[0].config.weight_decay:g} · |cos| {row[pick].cos:.2f}",
+                    f"Top True − False eigenvector of the {VIEWS[view_name].label.lower()}, precomputed model with "
+                    f"weight decay {row[0].config.weight_decay:g} ({widgets.DIVERGING}): |cos| with the target "
+                    f"{row[pick].cos:.2f}",
+                    figures.Settings.of(row[0]),
+                )
+                for row in shown
+            ]
             target_column, row_column = st.columns([1, 5], vertical_alignment="center")
-            target_column.image(
-                charts.digit_image(target, scale=4),
-                output_format="PNG",
-                caption=f"Target #{target_index}",
-                alt=f"The target, MNIST training image #{target_index}",
-                width=widgets.px(112),
-            )
+            with target_column:
+                widgets.image(target_figure, width=112)
             with row_column:
                 st.markdown(f"**{VIEWS[view_name].label}**")
-                widgets.image_row(
-                    [charts.diverging_image(row[pick].image, scale=4) for row in shown],
-                    [f"weight decay {row[0].config.weight_decay:g} · |cos| {row[pick].cos:.2f}" for row in shown],
-                    [
-                        f"Top True − False eigenvector of the {VIEWS[view_name].label.lower()}, precomputed model with "
-                        f"weight decay {row[0].config.weight_decay:g} ({widgets.DIVERGING}): |cos| with the target "
-                        f"{row[pick].cos:.2f}"
-                        for row in shown
-                    ],
-                    width=112,
-                )
+                widgets.image_row(row_figures, width=112)
+                widgets.downloads(f"eig_compare_{view_name}", [target_figure, *row_figures])
         if len(shown) < len(GRID_WEIGHT_DECAYS):
             st.warning(
                 f"{len(GRID_WEIGHT_DECAYS) - len(shown)} precomputed checkpoints are missing on this server.",
@@ -264,9 +313,17 @@ with compare_tab:
             "**|cos| with the target across the whole grid** (bias-augmented True − False), from "
             "`checkpoints/grid/index.json` (written when the grid was trained):"
         )
-        st.altair_chart(
-            widgets.projected(charts.cos_vs_weight_decay(list(resources.grid_index().values()), threshold)),
-            width="stretch",
+        widgets.chart(
+            figures.chart(
+                charts.cos_vs_weight_decay(list(resources.grid_index().values()), threshold),
+                "grid_cos_vs_weight_decay",
+                "|cos| of the top True − False eigenvector (bias-augmented) with the target, across the precomputed "
+                f"grid; τ = {threshold:.2f} drawn thicker",
+                figures.Settings(
+                    grid_config(threshold, state.DEFAULTS.weight_decay), (), varying=("threshold", "weight_decay")
+                ),
+            ),
+            "eig_compare_grid",
         )
 
 widgets.code_expander(

@@ -5,7 +5,7 @@ import streamlit as st
 from core.digits import load_upload, preprocess_drawing
 from core.directions import DIRECTIONS
 from core.explain import cancellation, explain, largest_contributions, margin, misclassified_indices, oriented_images
-from ui import charts, inputs, models, resources, widgets
+from ui import charts, figures, inputs, models, resources, widgets
 
 widgets.page_intro(
     "Explain one input",
@@ -20,6 +20,7 @@ widgets.page_intro(
 widgets.model_badge()
 trained = models.active()
 H = trained.config.d_hidden
+settings = figures.Settings.of(trained)  # what every figure's download states
 
 input_column, split_column = st.columns([2, 3], gap="large")
 with input_column:
@@ -29,14 +30,18 @@ with input_column:
         verdict = f"the model says **{'true' if margin > 0 else 'false'}** (logit₁ − logit₀ = {margin:+.3f})"
         if digit.label is not None:
             verdict += " ✓" if (margin > 0) == bool(digit.label) else " ✗, a mistake"
-        st.image(
-            charts.digit_image(digit.pixels, scale=6),
-            output_format="PNG",
-            caption=digit.caption,
-            alt=f"The input, as the model sees it at 28×28 pixels: {digit.caption}",
-            width=widgets.px(168),
+        the_input = figures.pixels(
+            digit.pixels,
+            "input",
+            digit.caption,
+            f"The input, as the model sees it at 28×28 pixels: {digit.caption}",
+            settings,
+            colours="digit",
+            scale=6,
         )
+        widgets.image(the_input, width=168)
         st.markdown(f"What the model sees, 28×28: {verdict}.")
+        widgets.downloads("explain_input", [the_input])
 
 if digit is None:
     split_column.info("The explanation appears here once there is an image to explain.", icon=":material/info:")
@@ -77,31 +82,41 @@ if digit is not None:
     top = largest_contributions(e, shown)
     images = oriented_images(e, top.indices)
     bar_column, image_column = st.columns([1, 1], vertical_alignment="center")
-    bar_column.altair_chart(
-        widgets.projected(
-            charts.contribution_bars(
-                top.indices,
-                e.contributions,
-                e.eigenvalues,
-                e.projections,
-                rest=e.total - float(top.values.sum()),
-                n_rest=H + 1 - shown,
-            )
-        ),
-        width="stretch",
-    )
+    with bar_column:
+        widgets.chart(
+            figures.chart(
+                charts.contribution_bars(
+                    top.indices,
+                    e.contributions,
+                    e.eigenvalues,
+                    e.projections,
+                    rest=e.total - float(top.values.sum()),
+                    n_rest=H + 1 - shown,
+                ),
+                f"contributions_{direction}",
+                f"The largest eigenvector contributions to {output} for one input ({digit.caption}): "
+                f"{e.model_output:.4f} in all",
+                settings,
+            ),
+            "explain_contributions",
+        )
     with image_column:
         widgets.image_row(
-            [charts.digit_image(digit.pixels, scale=3)] + [charts.diverging_image(image, scale=3) for image in images],
-            ["the input"]
-            + [f"#{i} · λ {e.eigenvalues[i]:+.3f} · {c:+.2f}" for i, c in zip(top.indices, top.values, strict=True)],
-            ["The input digit, 28×28"]
+            [figures.pixels(digit.pixels, "input", "the input", "The input digit, 28×28", settings, "digit", 3)]
             + [
-                f"Eigenvector {i} ({widgets.DIVERGING}, flipped towards this input): eigenvalue "
-                f"{e.eigenvalues[i]:+.3f}, contributes {c:+.2f} to {output}"
-                for i, c in zip(top.indices, top.values, strict=True)
+                figures.pixels(
+                    image,
+                    f"eigenvector{i}_augmented_{direction}_flipped",
+                    f"#{i} · λ {e.eigenvalues[i]:+.3f} · {c:+.2f}",
+                    f"Eigenvector {i} ({widgets.DIVERGING}, flipped towards this input): eigenvalue "
+                    f"{e.eigenvalues[i]:+.3f}, contributes {c:+.2f} to {output}",
+                    settings,
+                    scale=3,
+                )
+                for i, c, image in zip(top.indices, top.values, images, strict=True)
             ],
             width=84,
+            key="explain_images",
         )
         st.caption(
             "Each eigenvector as an image (red < 0 < blue), flipped so that this input's projection on it "

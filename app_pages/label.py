@@ -4,7 +4,7 @@ import streamlit as st
 
 from core.config import N_TRAIN_MNIST
 from core.labels import class_balance_problem, cosine_similarities, labels_from_similarities
-from ui import charts, links, resources, widgets
+from ui import charts, figures, links, resources, state, widgets
 
 N_EXAMPLES = 10
 
@@ -53,13 +53,18 @@ def labelling() -> None:
             help="A random training image of the chosen digit.",
         )
         index = st.session_state.target_index
-        st.image(
-            charts.digit_image(mnist.train_x[index], scale=8),
-            output_format="PNG",
-            caption=f"Training image #{index}, a handwritten {int(mnist.train_y[index])}",
-            alt=f"The target: MNIST training image #{index}, a handwritten {int(mnist.train_y[index])}",
-            width=widgets.px(224),
+        labels = figures.Settings(state.label_config())  # what the figures of this page are made with
+        target = figures.pixels(
+            mnist.train_x[index],
+            "target",
+            f"Training image #{index}, a handwritten {int(mnist.train_y[index])}",
+            f"The target: MNIST training image #{index}, a handwritten {int(mnist.train_y[index])}",
+            labels,
+            colours="digit",
+            scale=8,
         )
+        widgets.image(target, width=224)
+        widgets.downloads("label_target", [target])
 
     with rule_column:
         st.subheader("Rule")
@@ -79,11 +84,14 @@ def labelling() -> None:
         sims = resources.similarities(index)
         train_labels = labels_from_similarities(sims.train, threshold, include_inverse)
         test_labels = labels_from_similarities(sims.test, threshold, include_inverse)
-        st.altair_chart(
-            widgets.projected(
-                charts.similarity_histogram(sims.train.to_target, sims.train.to_inverse, threshold, include_inverse)
+        widgets.chart(
+            figures.chart(
+                charts.similarity_histogram(sims.train.to_target, sims.train.to_inverse, threshold, include_inverse),
+                "similarity_histogram",
+                "Cosine similarity of the 60 000 training images with the target and with its inverse",
+                labels,
             ),
-            width="stretch",
+            "label_histogram",
         )
         splits = (("training", train_labels), ("test", test_labels))
         for column, (split, split_labels) in zip(st.columns(2), splits, strict=True):
@@ -99,13 +107,21 @@ def labelling() -> None:
         st.markdown(f"**{title}**" + ("" if indices else ": no image"))
         if indices:
             widgets.image_row(
-                [charts.digit_image(mnist.train_x[i], scale=3) for i in indices],
-                [f"{sims.train.to_target[i]:.2f} · {sims.train.to_inverse[i]:.2f}" for i in indices],
                 [
-                    f"Training image #{i}, a handwritten {int(mnist.train_y[i])}, {title.lower()}: cosine "
-                    f"{sims.train.to_target[i]:.2f} with the target, {sims.train.to_inverse[i]:.2f} with its inverse"
+                    figures.pixels(
+                        mnist.train_x[i],
+                        f"train{i}_labelled_{title.split()[-1]}",
+                        f"{sims.train.to_target[i]:.2f} · {sims.train.to_inverse[i]:.2f}",
+                        f"Training image #{i}, a handwritten {int(mnist.train_y[i])}, {title.lower()}: cosine "
+                        f"{sims.train.to_target[i]:.2f} with the target, {sims.train.to_inverse[i]:.2f} with its "
+                        "inverse",
+                        labels,
+                        colours="digit",
+                        scale=3,
+                    )
                     for i in indices
                 ],
+                key=f"label_examples_{value}",
             )
     links.write()  # the address follows the settings, on a partial rerun too
 

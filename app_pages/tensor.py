@@ -13,7 +13,7 @@ from core.tensor import (
     quadratic_form,
     reconstruction_error,
 )
-from ui import charts, models, resources, widgets
+from ui import charts, figures, models, resources, widgets
 
 BATCH = 256  # test images in the live check
 SHOWN = 6  # of which the table lists the first few
@@ -29,6 +29,7 @@ widgets.page_intro(
 widgets.model_badge()
 trained = models.active()
 tensor = interaction_tensor(trained.model)  # the bias-augmented weights and every B_a, float64
+settings = figures.Settings.of(trained)  # what every figure's download states
 aug = tensor.weights
 H = trained.config.d_hidden
 
@@ -48,11 +49,19 @@ st.latex(
     r"\qquad (W_l' \tilde h) \odot (W_r' \tilde h) = "
     r"\begin{bmatrix} (W_l h + b_l) \odot (W_r h + b_r) \\ 1 \end{bmatrix}"
 )
-heatmaps = ((aug.W_l, "W_l′ (last column: b_l)"), (aug.W_r, "W_r′ (last column: b_r)"))
-for column, (matrix, name) in zip(st.columns(2), heatmaps, strict=True):
-    column.altair_chart(
-        widgets.projected(charts.matrix_heatmap(matrix, name, "hidden unit (out)", "hidden unit (in)")), width="content"
-    )
+heatmaps = ((aug.W_l, "W_l′ (last column: b_l)", "W_l"), (aug.W_r, "W_r′ (last column: b_r)", "W_r"))
+for column, (matrix, title, name) in zip(st.columns(2), heatmaps, strict=True):
+    with column:
+        widgets.chart(
+            figures.chart(
+                charts.matrix_heatmap(matrix, title, "hidden unit (out)", "hidden unit (in)"),
+                f"{name}_augmented",
+                None,  # the chart's title, which says when only a block of a large matrix is shown
+                settings,
+            ),
+            f"tensor_{name}",
+            width="content",
+        )
 
 st.subheader("2 · Contract them into one interaction matrix per class")
 st.latex(
@@ -65,16 +74,20 @@ st.markdown(
 )
 widgets.source(interaction_matrices)
 direction = widgets.direction_picker("Show B for", "tensor_direction")
-st.altair_chart(
-    widgets.projected(
+widgets.chart(
+    figures.chart(
         charts.matrix_heatmap(
             tensor.direction(direction),
             f"B: {DIRECTIONS[direction].description}",
             "hidden unit",
             "hidden unit",
             size=440,
-        )
+        ),
+        f"B_{direction}",
+        None,
+        settings,
     ),
+    "tensor_B",
     width="content",
 )
 
@@ -97,14 +110,21 @@ st.metric(
     help="Computed in float64; anything near 1e-12 is rounding, so the identity is exact.",
 )
 widgets.image_row(
-    [charts.digit_image(image, scale=2) for image in images[:SHOWN]],
-    [f"test #{start + i}" for i in range(SHOWN)],
     [
-        f"Test image #{start + i}, a handwritten {int(mnist.test_y[start + i])}, labelled "
-        f"{'true' if labels[i] else 'false'}"
+        figures.pixels(
+            images[i],
+            f"test{start + i}",
+            f"test #{start + i}",
+            f"Test image #{start + i}, a handwritten {int(mnist.test_y[start + i])}, labelled "
+            f"{'true' if labels[i] else 'false'}",
+            settings,
+            colours="digit",
+            scale=2,
+        )
         for i in range(SHOWN)
     ],
     width=56,
+    key="tensor_test_images",
 )
 table = logit_check(trained.model, to_float(images[:SHOWN]).double(), labels[:SHOWN])
 st.dataframe(

@@ -6,7 +6,7 @@ from core.checkpoint import load_checkpoint, save_checkpoint
 from core.config import N_TEST_MNIST, N_TRAIN_MNIST, Config, preset
 from core.labels import class_balance_problem, labels_from_similarities
 from core.train import new_model, train
-from ui import charts, models, resources, state, widgets
+from ui import charts, figures, models, resources, state, widgets
 
 widgets.page_intro(
     "Train",
@@ -175,9 +175,16 @@ if following is not None:
 elif trained is not None and trained.history:  # the active model's curves
     epochs = f"{trained.epochs_done} epoch" + ("s" if trained.epochs_done > 1 else "")
     st.caption(f"Training curves of the active model ({epochs}, {trained.history[-1].seconds:.0f} s).")
-    columns = st.columns(2)
-    for column, metric in zip(columns, ("loss", "accuracy"), strict=True):
-        column.altair_chart(widgets.projected(charts.training_curve(trained.history, metric)), width="stretch")
+    for column, metric in zip(st.columns(2), ("loss", "accuracy"), strict=True):
+        figure = figures.chart(
+            charts.training_curve(trained.history, metric),
+            f"training_{metric}",
+            f"Training and validation {'cross-entropy loss' if metric == 'loss' else 'accuracy'} per epoch",
+            figures.Settings.of(trained),
+        )
+        column.altair_chart(widgets.projected(figure.chart), width="stretch")
+        with column:
+            widgets.downloads(f"train_{metric}", [figure])
 
 st.subheader("Keep your model")
 stem = models.file_stem(trained) if trained is not None else "bilinear-eigen-lab"

@@ -5,7 +5,7 @@ import streamlit as st
 
 from core import findings
 from core.truncation import cumulative_forms, hidden_augmented, order_by_magnitude, smallest_k_within, truncation_curves
-from ui import charts, models, resources, widgets
+from ui import charts, figures, models, resources, widgets
 
 TOLERANCE = 0.005  # "as good as the full model": within half a percentage point
 
@@ -26,15 +26,18 @@ curves = resources.truncation(trained.model_id, trained)  # cached per model id
 n_all = int(curves.k[-1])
 
 st.subheader("Accuracy against the number of eigenvectors kept")
-st.altair_chart(
-    widgets.projected(
+widgets.chart(
+    figures.chart(
         charts.truncation_curve(
             curves.k,
             {"class_logits": curves.class_logits, "true_minus_false": curves.true_minus_false},
             curves.full_model,
-        )
+        ),
+        "truncation_curve",
+        f"Test accuracy with only the top-k eigenvectors kept (largest |λ| first), {curves.n_images:,} test images",
+        figures.Settings.of(trained),
     ),
-    width="stretch",
+    "truncation_curve",
 )
 st.caption(
     f"Blue: B₀ and B₁ (one per class) each keep their own top-k; predict the larger truncated logit. "

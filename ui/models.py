@@ -23,7 +23,7 @@ from core.grid import grid_config, is_on_grid
 from core.text import literal
 from core.train import EpochMetrics
 from core.urlstate import config_id
-from ui import resources
+from ui import figures, resources
 from ui.jobs import TrainingJob, estimate_seconds
 from ui.registry import TrainedModel
 from ui.state import JOB_KEY, TOKEN_KEY, Unavailable, config_from_widgets, notify, training_widgets
@@ -352,12 +352,8 @@ def describe_existing(existing: TrainedModel) -> str:
 
 def file_stem(trained: TrainedModel) -> str:
     """A download's file name (without extension) that says what the model was trained with: a run
-    stopped after 4 of 40 epochs says 4ep."""
-    config = trained.config
-    return (
-        f"bilinear-eigen-lab_target{config.target_index}_tau{config.threshold:g}_wd{config.weight_decay:g}"
-        f"_noise{config.noise_std:g}_{trained.epochs_done}ep_seed{config.seed}"
-    )
+    stopped after 4 of 40 epochs says 4ep (the figures' downloads use the same, ui.figures.file_stem)."""
+    return figures.file_stem(trained.config, trained.epochs_done)
 
 
 def history_csv(trained: TrainedModel) -> str:

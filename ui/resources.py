@@ -28,6 +28,7 @@ from core.tensor import Direction
 from core.train import train
 from core.truncation import TruncationCurves, truncation_curves
 from core.urlstate import config_id
+from ui.figures import ExportCache
 from ui.jobs import TrainingPool
 from ui.registry import ModelRegistry, ModelSlots, TrainedModel
 from ui.state import Unavailable
@@ -202,3 +203,9 @@ def top(trained: TrainedModel, direction: Direction, view: View) -> TopEigenvect
     return top_eigenvector(
         eigen(trained.model_id, trained, direction, view), mnist().train_x[trained.config.target_index]
     )
+
+
+@st.cache_resource
+def figure_exports() -> ExportCache:
+    """The server's PNG/SVG exports of figures (ui.figures), the last few shared by every session."""
+    return ExportCache()

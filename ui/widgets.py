@@ -1,16 +1,21 @@
-"""The pieces every page repeats: its opening, the model badge and the "code this page ran" expander."""
+"""The pieces every page repeats: its opening, the model badge, the "code this page ran" expander, and
+its figures with their "Download" popovers (PNG and SVG for slides)."""
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
 from core.directions import DIRECTIONS, VIEWS
 from ui import state
+
+if TYPE_CHECKING:
+    from ui.figures import Figure
 
 
 def page_intro(title: str, icon: str, what_and_why: str, formula: str | None = None) -> None:
@@ -153,11 +158,75 @@ def code_expander(*functions: Callable[..., Any]) -> None:
             st.code(inspect.getsource(function), language="python")
 
 
-def image_row(images: Sequence[Any], captions: Sequence[str], alts: Sequence[str], width: int = 84) -> None:
-    """Small images side by side (PIL images from ui.charts), each with a caption and a text alternative
-    that says what it shows, with the numbers, for a screen reader."""
+def image_row(figures: Sequence[Figure], width: int = 84, key: str | None = None) -> None:
+    """Small images side by side (pixel figures from ui.figures), each with its caption (the figure's
+    title) and a text alternative that says what it shows, with the numbers, for a screen reader (its
+    description); then, with a `key`, one popover to download them."""
     # PNG everywhere: JPEG (Streamlit's "auto" for RGB) smears the edges of upscaled 28×28 pixels
-    st.image(list(images), caption=list(captions), alt=list(alts), width=px(width), output_format="PNG")
+    st.image(
+        [figure.screen() for figure in figures],
+        caption=[figure.title for figure in figures],
+        alt=[figure.description for figure in figures],
+        width=px(width),
+        output_format="PNG",
+    )
+    if key:
+        downloads(key, figures)
+
+
+def image(figure: Figure, width: int) -> None:
+    """One pixel figure with its caption and alt text, as image_row (no popover: pages group them)."""
+    st.image(figure.screen(), caption=figure.title, alt=figure.description, width=px(width), output_format="PNG")
+
+
+def chart(figure: Figure, key: str, width: Any = "stretch") -> None:
+    """An Altair chart figure as drawn (projector mode too), and its "Download" popover under it."""
+    st.altair_chart(projected(figure.chart), width=width)
+    downloads(key, [figure])
+
+
+def downloads(key: str, figures: Sequence[Figure]) -> None:
+    """A small "Download" popover offering each figure as PNG and as SVG, for a teacher's slides; each
+    file carries a caption of the model's settings (ui.figures) and its name says what it shows.
+
+    Nothing is rendered on a page's run. The popover's buttons exist only while it is open (opening it
+    reruns the page, `on_change="rerun"`), and each button's `data` is a callable that Streamlit calls
+    when it is pressed, on a thread of its own; the server keeps the last exports
+    (ui.resources.figure_exports), so a class downloading one figure renders it once. Widget keys:
+    `download_<key>` (the popover), `download_<key>_<i>_<png|svg>` (the i-th figure's buttons).
+    """
+    from ui import resources
+    from ui.figures import MIME
+
+    if not figures:
+        return
+    popover = st.popover(
+        "Download figure" if len(figures) == 1 else f"Download these {len(figures)} figures",
+        icon=":material/download:",
+        type="tertiary",
+        key=f"download_{key}",
+        on_change="rerun",
+        help="For slides: PNG, or SVG (vector graphics, sharp at any size), with a caption stating the "
+        "model's settings.",
+    )
+    if not popover.open:
+        return
+    exports = resources.figure_exports()
+    with popover:
+        for i, figure in enumerate(figures):
+            st.text(figure.title)  # plain text: an uploaded file's name is never interpreted
+            with st.container(horizontal=True):
+                for fmt, label in (("png", "PNG"), ("svg", "SVG")):
+                    st.download_button(
+                        label,
+                        data=partial(exports.get, figure, fmt),
+                        file_name=figure.file_name(fmt),
+                        mime=MIME[fmt],
+                        key=f"download_{key}_{i}_{fmt}",
+                        on_click="ignore",
+                        icon=":material/image:" if fmt == "png" else ":material/polyline:",
+                        help=f"Saves `{figure.file_name(fmt)}`",
+                    )
 
 
 DIVERGING = "red negative, white zero, blue positive"  # how every eigenvector image is coloured (alt texts)
