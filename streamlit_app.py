@@ -42,7 +42,10 @@ def shield(part: str, function) -> None:
 THREADS = int(os.environ.get("BILINEAR_LAB_TORCH_THREADS", "1"))
 if torch.get_num_threads() != THREADS:
     torch.set_num_threads(THREADS)
-st.set_page_config(page_title="Bilinear Eigen Lab", page_icon="🔬", layout="wide")
+# The icon is a file of the repository (MNIST image #6, the paper's target, in the figures' blue): an
+# emoji icon makes the browser fetch an image from a CDN, which fails offline.
+ICON = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets", "favicon.png")
+st.set_page_config(page_title="Bilinear Eigen Lab", page_icon=ICON, layout="wide")
 state.init()
 shield("reading the link", links.restore)  # once per session: a link or a reload brings its settings and model
 widgets.styles()

@@ -29,6 +29,7 @@ from ui.registry import TrainedModel
 from ui.state import JOB_KEY, TOKEN_KEY, Unavailable, config_from_widgets, notify, training_widgets
 
 log = logging.getLogger("bilinear_eigen_lab")
+REJECTED_KEY = "_uploads_rejected"  # not a widget: how many files the sidebar uploader refused
 MISSING_KEY = "_missing_model"  # not a widget: a linked model id the server lacks but the link's settings train
 
 
@@ -366,6 +367,12 @@ def checkpoint_bytes(trained: TrainedModel) -> bytes:
     return save_checkpoint(trained.model, trained.config, list(trained.history))
 
 
+def upload_key() -> str:
+    """The sidebar uploader's key: "upload", then a new one after each rejected file (an empty field)."""
+    rejected = st.session_state.get(REJECTED_KEY, 0)
+    return "upload" if rejected == 0 else f"upload-{rejected}"
+
+
 def load_upload(key: str) -> None:
     """file_uploader callback: validate an uploaded checkpoint and make it the active model."""
     upload = st.session_state.get(key)
@@ -374,9 +381,11 @@ def load_upload(key: str) -> None:
     try:
         model, config, history = load_checkpoint(upload.getvalue())
     except CheckpointError as e:
+        st.session_state[REJECTED_KEY] = st.session_state.get(REJECTED_KEY, 0) + 1
         notify("error", f"Could not load {literal(upload.name)}: {e}. Your current model is kept.")
         return
     except Exception as e:  # a bug or an unforeseen file: still a message, never a traceback
+        st.session_state[REJECTED_KEY] = st.session_state.get(REJECTED_KEY, 0) + 1
         log.exception("loading the uploaded checkpoint %s failed", upload.name)
         notify(
             "error",

@@ -127,13 +127,15 @@ def model_sidebar(badge: bool = True) -> None:
                 on_click="ignore",
                 width="stretch",
             )
+        # Any file type: a .pt (a pickle) then gets the app's own reason, not the browser's bare refusal.
+        # A rejected file gets a new, empty field (a new key), so it is not listed as if it were loaded.
+        key = models.upload_key()
         st.file_uploader(
-            "Load a model you saved",
-            type=["safetensors"],
-            key="upload",
+            "Load a model you saved (.safetensors)",
+            key=key,
             on_change=models.load_upload,
-            args=("upload",),
-            help="Only .safetensors files saved by this app (never pickle files): every tensor's "
+            args=(key,),
+            help="Only .safetensors files saved by this app (never pickle or .pt files): every tensor's "
             "name, shape, dtype and value is checked before use. A rejected file leaves your "
             "current model in place.",
         )
