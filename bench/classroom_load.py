@@ -15,6 +15,22 @@ from one headless chromium (one browser context each, all driven by one asyncio 
            concurrently; with --same-config all use one seed, and the shared registry then decides
            who trains) -> click Train -> "Training finished" -> Eigenvectors.
 
+           Then Tensor (a page switch while other sessions still train or queue), and once every
+           session is through, Explain, all at once (a page switch after the trainings).
+
+Every page switch is timed in the page: from the click on the sidebar link (a capture listener
+takes the click's own time) to the new page's h1 heading and its first content element being
+visible, then painted (two animation frames later); the script run is still waited for, as
+before. Each switch is put in a phase of the class's timeline: before the first student pressed
+Train, while trainings run or queue, after the last one finished. Each training is timed from the
+Train click (in the page) to "Training finished", with its wait in the queue (until the progress
+shows its first epoch; the first "Waiting for a free trainer" text gives its position and the
+server's estimate) and its own training seconds: the last epoch's `seconds` in the checkpoint the
+server wrote to its model store (the value the Train page's caption rounds). The teacher trains
+twice alone, the second time warm: that run is the "alone" baseline of the ratios.
+`--memory-cap MIB` runs the server in a memory cgroup (v2 memory.max or v1
+memory.limit_in_bytes) and reports its failcnt / OOM counters.
+
 Every session must end with no exception or st.error element on any page it visited. The
 server's RSS (psutil: the streamlit process and its children, if any) is read before any session,
 after each join (Home rendered), after each session's Label page, after each training, and at the
@@ -31,14 +47,17 @@ only indicative; the memory numbers are what this script is for.
     .venv/bin/python bench/classroom_load.py --sessions 4 --same-config --json artifacts/classroom.json
     .venv/bin/python bench/classroom_load.py --no-teacher         # a cold server meets the class at once
     .venv/bin/python bench/classroom_load.py --env OMP_NUM_THREADS=1 --env MALLOC_MMAP_THRESHOLD_=4194304
+    .venv/bin/python bench/classroom_load.py --sessions 30 --memory-cap 2700 --json artifacts/classroom30.json
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import re
+import statistics
 import sys
 import tempfile
 import time
@@ -50,10 +69,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plai
 from bench.common import write_json
 from tests.browser_support import (
     NO_THROTTLING_ARGS,
+    RUN_DONE_JS,
+    RUN_MARK_JS,
+    RUN_OBSERVER_JS,
     RssSampler,
     after_run_async,
     error_texts_async,
-    go_to_async,
     launch_chromium,
     server_rss,
     streamlit_server,
@@ -63,6 +84,85 @@ from tests.browser_support import (
 MB = 2**20
 TITLE = "Bilinear Eigen Lab"
 FINISHED = re.compile("Training finished|Loaded the model trained earlier|Loaded the precomputed checkpoint")
+CURVES_CAPTION = re.compile(r"Training curves of the active model \((\d+) epochs?, (\d+) s\)")
+PHASES = ("before", "during", "after")  # page switches: before the first Train click, while trainings run/queue, after
+TARGET = {"switch_p95": 3.0, "ratio_max": 5.0, "peak_rss": 1.5 * 2**30}
+
+# Armed before a sidebar click: a capture listener keeps the click's own time, and an observer resolves
+# window.__switch.done once the main area shows an h1 containing `heading` and, after it, a first
+# non-empty element (neither stale), to ms after the click: heading, content, painted (2 frames later).
+SWITCH_ARM_JS = """([heading, timeoutMs]) => {
+    const s = window.__switch = {t0: performance.now(), click: null, times: {}};
+    const onClick = () => { if (s.click === null) s.click = performance.now(); };
+    document.addEventListener('click', onClick, true);
+    const visible = el => el && el.getClientRects().length > 0 && getComputedStyle(el).visibility !== 'hidden';
+    const fresh = el => el && !el.closest('[data-stale="true"]');
+    const check = () => {
+        const now = performance.now(), main = document.querySelector('[data-testid="stMain"]');
+        const h1 = main && [...main.querySelectorAll('h1')]
+            .find(h => h.textContent.includes(heading) && visible(h) && fresh(h));
+        if (!h1) return false;
+        if (s.times.heading === undefined) s.times.heading = now;
+        const box = h1.closest('[data-testid="stElementContainer"]');
+        let next = box && box.nextElementSibling;
+        while (next && !(next.textContent.trim() && visible(next))) next = next.nextElementSibling;
+        if (!next || !fresh(next)) return false;
+        s.times.content = now;
+        return true;
+    };
+    s.done = new Promise((resolve, reject) => {
+        let over = false, observer = null, timer = null;
+        const end = () => { over = true; observer.disconnect(); clearInterval(timer);
+            document.removeEventListener('click', onClick, true); };
+        const tick = () => {
+            if (over) return;
+            if (check()) {
+                end();
+                requestAnimationFrame(() => requestAnimationFrame(() => {
+                    const t = s.click === null ? s.t0 : s.click;
+                    resolve({heading: s.times.heading - t, content: s.times.content - t, painted: performance.now() - t,
+                             click: t, mark_to_click: t - s.t0});
+                }));
+            } else if (performance.now() - s.t0 > timeoutMs) {
+                end();
+                reject(new Error('no h1 "' + heading + '" with content within ' + timeoutMs + ' ms'));
+            }
+        };
+        observer = new MutationObserver(tick);
+        observer.observe(document.body, {childList: true, subtree: true, attributes: true, characterData: true});
+        timer = setInterval(tick, 50);
+    });
+    s.done.catch(() => {});
+}"""
+SWITCH_DONE_JS = "() => window.__switch.done.then(r => ({...r, runs_t0: window.__runs.t0}))"
+# Armed before the Train click: watches the main area's text every 100 ms (the progress fragment redraws
+# every 500 ms) for the queue message, the first epoch's progress and "Training finished"; page times in ms.
+TRAIN_ARM_JS = r"""() => {
+    const w = window.__train = {t0: performance.now(), click: null, waiting_first: null, waiting_last: null,
+                                waiting_text: null, epoch_first: null, finished: null};
+    const onClick = () => { if (w.click === null) w.click = performance.now(); };
+    document.addEventListener('click', onClick, true);
+    const timer = setInterval(() => {
+        const main = document.querySelector('[data-testid="stMain"]');
+        if (!main) return;
+        const text = main.textContent, now = performance.now();
+        const waiting = text.match(/Waiting for a free trainer:.*? in the queue and starts in about \d+ s\./);
+        if (waiting) {
+            if (w.waiting_first === null) { w.waiting_first = now; w.waiting_text = waiting[0]; }
+            w.waiting_last = now;
+        }
+        if (w.epoch_first === null && /Epoch \d+ \/ \d+/.test(text)) w.epoch_first = now;
+        if (text.includes('Training finished') || text.includes('Loaded the')) {
+            w.finished = now;
+            clearInterval(timer);
+            document.removeEventListener('click', onClick, true);
+        }
+    }, 100);
+}"""
+TRAIN_READ_JS = "() => window.__train"
+QUEUE_TEXT = re.compile(
+    r"(\d+) run\(s\) are training .* number (\d+) of (\d+) in the queue and starts in about (\d+) s"
+)
 
 
 @dataclass
@@ -73,6 +173,8 @@ class Session:
     outcome: str = ""  # "trained" or "reused" (the registry already had the model), or what failed
     errors: list[str] = field(default_factory=list)  # error elements seen, "page: text"
     completed: bool = False
+    switches: list[dict] = field(default_factory=list)  # one per sidebar page switch, see switch_to
+    trainings: list[dict] = field(default_factory=list)  # one per Train press, see train_and_wait
 
 
 class Recorder:
@@ -81,10 +183,144 @@ class Recorder:
     def __init__(self, pid: int) -> None:
         self.pid, self.start, self.events = pid, time.perf_counter(), []
 
+    def now(self) -> float:
+        """Seconds since the start (the driver's clock, shared by all sessions)."""
+        return time.perf_counter() - self.start
+
     def mark(self, session: int | None, event: str) -> int:
         rss = server_rss(self.pid)
-        self.events.append({"t": time.perf_counter() - self.start, "session": session, "event": event, "rss": rss})
+        self.events.append({"t": self.now(), "session": session, "event": event, "rss": rss})
         return rss
+
+
+class MemoryCap:
+    """A memory cgroup of `mib` MiB for the server: cgroup v2 (memory.max) where its memory controller is
+    available, else v1 (memory.limit_in_bytes); `problem` says why neither worked (the run goes on uncapped).
+    Charges do not move with a process (recent kernels dropped v1's move_charge_at_immigrate), so the
+    server goes in right after it starts; its children follow. `counters()` reads the limit hits and OOM kills."""
+
+    def __init__(self, mib: int) -> None:
+        self.mib, self.limit = mib, mib * MB
+        self.path: Path | None = None
+        self.version = 0
+        self.problem = ""
+        self.pid: int | None = None
+        self.before: dict = {}
+
+    def __enter__(self) -> MemoryCap:
+        name, tried = f"classroom-load-{os.getpid()}", []
+        for root in (Path("/sys/fs/cgroup"), Path("/sys/fs/cgroup/unified")):
+            controllers = root / "cgroup.controllers"
+            if not controllers.exists() or "memory" not in controllers.read_text().split():
+                continue
+            try:
+                with contextlib.suppress(OSError):  # may already be enabled, or not ours to change
+                    (root / "cgroup.subtree_control").write_text("+memory")
+                (root / name).mkdir()
+                self.path, self.version = root / name, 2
+                (self.path / "memory.max").write_text(str(self.limit))
+                with contextlib.suppress(OSError):
+                    (self.path / "memory.swap.max").write_text("0")
+                break
+            except OSError as error:
+                tried.append(f"v2 {root}: {error}")
+                self._remove()
+        v1 = Path("/sys/fs/cgroup/memory")
+        if self.path is None and (v1 / "memory.limit_in_bytes").exists():
+            try:
+                (v1 / name).mkdir()
+                self.path, self.version = v1 / name, 1
+                (self.path / "memory.limit_in_bytes").write_text(str(self.limit))
+            except OSError as error:
+                tried.append(f"v1 {v1}: {error}")
+                self._remove()
+        if self.path is None:
+            self.problem = "; ".join(tried) or "no cgroup memory controller (v2 or v1) found"
+        else:
+            self.before = self.counters()
+        return self
+
+    def add(self, process) -> None:
+        """Put `process` (a Popen) into the cgroup; on failure say why and go on without the cap."""
+        if self.path is None:
+            return
+        try:
+            (self.path / "cgroup.procs").write_text(str(process.pid))
+            if str(process.pid) not in (self.path / "cgroup.procs").read_text().split():
+                raise OSError(f"pid {process.pid} is not in {self.path}/cgroup.procs")
+            self.pid = process.pid
+        except OSError as error:
+            self.problem = f"could not put the server into {self.path}: {error}"
+            print(f"memory cap: {self.problem}; running without it", file=sys.stderr)
+
+    def _read(self, name: str) -> str:
+        try:
+            return (self.path / name).read_text()
+        except (OSError, TypeError):
+            return ""
+
+    def _pairs(self, name: str) -> dict[str, int]:
+        pairs = (line.split() for line in self._read(name).splitlines())
+        return {p[0]: int(p[1]) for p in pairs if len(p) == 2 and p[1].lstrip("-").isdigit()}
+
+    def _int(self, name: str) -> int | None:
+        text = self._read(name).strip()
+        return int(text) if text.isdigit() else None
+
+    def counters(self) -> dict:
+        if self.version == 1:
+            oom, stat = self._pairs("memory.oom_control"), self._pairs("memory.stat")
+            return {
+                "failcnt": self._int("memory.failcnt"),
+                "max_usage": self._int("memory.max_usage_in_bytes"),
+                "usage": self._int("memory.usage_in_bytes"),
+                "oom_kill": oom.get("oom_kill"),
+                "under_oom": oom.get("under_oom"),
+                "rss": stat.get("total_rss"),
+                "cache": stat.get("total_cache"),
+            }
+        if self.version == 2:
+            events = self._pairs("memory.events")
+            return {
+                "max": events.get("max"),
+                "oom": events.get("oom"),
+                "oom_kill": events.get("oom_kill"),
+                "max_usage": self._int("memory.peak"),
+                "usage": self._int("memory.current"),
+            }
+        return {}
+
+    def report(self) -> dict:
+        """What the cgroup saw: its counters before and after, and which of them rose."""
+        after = self.counters()
+        counted = ("failcnt", "oom_kill", "under_oom") if self.version == 1 else ("max", "oom", "oom_kill")
+        rose = {
+            k: after[k] - (self.before.get(k) or 0) for k in counted if (after.get(k) or 0) > (self.before.get(k) or 0)
+        }
+        return {
+            "mib": self.mib,
+            "version": self.version,
+            "path": str(self.path) if self.path else None,
+            "applied": self.pid is not None,
+            "problem": self.problem,
+            "before": self.before,
+            "after": after,
+            "rose": rose,
+        }
+
+    def _remove(self) -> None:
+        if self.path is None:
+            return
+        for _ in range(50):  # the server's exit may take a moment to leave the cgroup
+            try:
+                self.path.rmdir()
+                break
+            except OSError:
+                time.sleep(0.1)
+        self.path, self.version = None, 0
+
+    def __exit__(self, *exc) -> None:
+        self._remove()
 
 
 async def check_errors(page, session: Session, where: str) -> None:
@@ -95,6 +331,82 @@ def failed(session: Session, error: Exception) -> None:
     first_line = str(error).splitlines()[0] if str(error) else ""
     session.outcome = session.outcome or f"failed: {type(error).__name__}"
     session.errors.append(f"driver: {type(error).__name__}: {first_line}")
+
+
+async def switch_to(
+    page, session: Session, recorder: Recorder, step: str, link: str, heading: str, timeout: float
+) -> float:
+    """Click `link` in the sidebar navigation and time, in the page, the click to the new page's h1
+    (containing `heading`) and its first content element visible and painted; then wait for the script run
+    to finish (as go_to_async does). Records a switch in `session.switches`; returns the driver's wall seconds."""
+    await page.evaluate(RUN_OBSERVER_JS)
+    await page.evaluate(RUN_MARK_JS)
+    await page.evaluate(SWITCH_ARM_JS, [heading, timeout * 1000])
+    start = recorder.now()
+    await page.locator('[data-testid="stSidebarNav"] a', has_text=link).first.click()
+    shown = await page.evaluate(SWITCH_DONE_JS)
+    run = await page.evaluate(RUN_DONE_JS, ["", timeout * 1000, 10_000])
+    await wait_idle_async(page, timeout)
+    end = recorder.now()
+    session.switches.append(
+        {
+            "step": step,
+            "start": start,  # driver clock, seconds since the bench started (for the phases)
+            "end": end,
+            "heading": shown["heading"] / 1000,  # page clock, seconds after the click
+            "content": shown["content"] / 1000,
+            "shown": shown["painted"] / 1000,  # heading and first content painted: the switch time
+            "run_done": None if run is None else (run["end"] + shown["runs_t0"] - shown["click"]) / 1000,
+            "wall": end - start,  # driver: click sent -> run finished and idle
+        }
+    )
+    return end - start
+
+
+async def train_and_wait(page, session: Session, recorder: Recorder, timeout: float, what: str = "") -> dict:
+    """Press Train and wait for "Training finished" (or a load); record what the page showed on the way."""
+    await page.evaluate(TRAIN_ARM_JS)
+    clicked = recorder.now()
+    await page.get_by_role("button", name="Train", exact=True).click()
+    message = page.get_by_text(FINISHED).first
+    await message.wait_for(timeout=timeout * 1000)
+    finished = recorder.now()
+    outcome = "trained" if "Training finished" in await message.inner_text() else "reused"
+    with contextlib.suppress(Exception):  # its 100 ms watch may not have seen the message yet
+        await page.wait_for_function("() => window.__train.finished !== null", timeout=5_000)
+    watched = await page.evaluate(TRAIN_READ_JS)
+    await wait_idle_async(page, timeout)
+    t0 = watched["click"] if watched["click"] is not None else watched["t0"]
+
+    def since_click(key: str) -> float | None:
+        return None if watched[key] is None else (watched[key] - t0) / 1000
+
+    queue = QUEUE_TEXT.search(watched["waiting_text"] or "")
+    caption = None
+    with contextlib.suppress(Exception):  # the curves' caption, rounded to whole seconds
+        text = await page.get_by_text(CURVES_CAPTION).first.inner_text(timeout=10_000)
+        caption = int(CURVES_CAPTION.search(text).group(2))
+    training = {
+        "what": what,
+        "seed": session.seed,
+        "outcome": outcome,
+        "clicked_at": clicked,  # driver clock
+        "finished_at": finished,
+        "wall": since_click("finished") or finished - clicked,  # page: click -> "Training finished" seen
+        "queued": watched["waiting_first"] is not None,
+        "queue_wait": since_click("epoch_first"),  # click -> the first epoch's progress shown
+        "waiting_last_seen": since_click("waiting_last"),
+        "queue_text": watched["waiting_text"],
+        "queue_running": int(queue.group(1)) if queue else None,
+        "queue_position": int(queue.group(2)) if queue else None,
+        "queue_length": int(queue.group(3)) if queue else None,
+        "queue_estimate": int(queue.group(4)) if queue else None,
+        "caption_seconds": caption,
+        "own_seconds": None,  # filled in from the model store once the server is gone
+        "epoch_seconds": None,
+    }
+    session.trainings.append(training)
+    return training
 
 
 async def join(browser, url: str, session: Session, recorder: Recorder, timeout: float, prefix: str = ""):
@@ -109,9 +421,7 @@ async def join(browser, url: str, session: Session, recorder: Recorder, timeout:
         session.seconds["join"] = time.perf_counter() - start
         await check_errors(page, session, "Home")
         recorder.mark(session.index, prefix + "joined")
-        start = time.perf_counter()
-        await go_to_async(page, "Label", timeout)
-        session.seconds["label"] = time.perf_counter() - start
+        session.seconds["label"] = await switch_to(page, session, recorder, "Home→Label", "Label", "Label", timeout)
         await check_errors(page, session, "Label")
         recorder.mark(session.index, prefix + "labelled")
     except Exception as error:  # a timeout or a missing element: this session failed, the others go on
@@ -120,50 +430,88 @@ async def join(browser, url: str, session: Session, recorder: Recorder, timeout:
     return page
 
 
+async def set_number(page, key: str, value: int, timeout: float) -> None:
+    box = page.locator(f".st-key-{key} input")
+    if await box.input_value() == str(value):  # unchanged: Enter would start no run to wait for
+        return
+    await box.fill(str(value))
+    await after_run_async(page, lambda: box.press("Enter"), timeout)
+
+
+async def set_up_training(
+    page, session: Session, recorder: Recorder, epochs: int, timeout: float, step: str, seed: int | None = None
+) -> None:
+    """Switch to Train, apply the quick preset, set the epochs and the seed (default: the session's)."""
+    await switch_to(page, session, recorder, step, "Train", "Train", timeout)
+    await page.get_by_text("Advanced and classroom options").click()
+    await after_run_async(page, page.get_by_role("button", name="Quick classroom preset").click, timeout)
+    await set_number(page, "epochs", epochs, timeout)
+    await set_number(page, "seed", session.seed if seed is None else seed, timeout)
+
+
 async def main_path(page, session: Session, recorder: Recorder, epochs: int, timeout: float, prefix: str = "") -> None:
-    """Train (quick preset, epochs, seed, Train) -> Eigenvectors, timing each step."""
+    """Train (quick preset, epochs, seed, Train) -> Eigenvectors -> Tensor, timing each step."""
 
     async def step(name: str, coroutine) -> None:
         start = time.perf_counter()
         await coroutine
         session.seconds[name] = time.perf_counter() - start
 
-    async def set_number(key: str, value: int) -> None:
-        box = page.locator(f".st-key-{key} input")
-        await box.fill(str(value))
-        await after_run_async(page, lambda: box.press("Enter"), timeout)
-
-    async def set_up_training() -> None:
-        await go_to_async(page, "Train", timeout)
-        await page.get_by_text("Advanced and classroom options").click()
-        await after_run_async(page, page.get_by_role("button", name="Quick classroom preset").click, timeout)
-        await set_number("epochs", epochs)
-        await set_number("seed", session.seed)
-
     async def train() -> None:
-        await page.get_by_role("button", name="Train", exact=True).click()
-        message = page.get_by_text(FINISHED).first
-        await message.wait_for(timeout=timeout * 1000)
-        session.outcome = "trained" if "Training finished" in await message.inner_text() else "reused"
-        await wait_idle_async(page, timeout)
+        what = "teacher alone, first (cold server)" if prefix else "student"
+        session.outcome = (await train_and_wait(page, session, recorder, timeout, what))["outcome"]
 
     start = time.perf_counter()
     if page is not None:
         try:
-            await step("train_setup", set_up_training())
+            await step("train_setup", set_up_training(page, session, recorder, epochs, timeout, "Label→Train"))
             await step("training", train())
             await check_errors(page, session, "Train")
             recorder.mark(session.index, prefix + "trained")
-            await step("eigenvectors", go_to_async(page, "Eigenvectors", timeout))
+            await step(
+                "eigenvectors",
+                switch_to(page, session, recorder, "Train→Eigenvectors", "Eigenvectors", "Eigenvectors", timeout),
+            )
             images = await page.locator('[data-testid="stImage"]').count()
             if images < 3:
                 session.errors.append(f"Eigenvectors: only {images} images")
             await check_errors(page, session, "Eigenvectors")
+            await step("tensor", switch_to(page, session, recorder, "Eigenvectors→Tensor", "Tensor", "Tensor", timeout))
+            await check_errors(page, session, "Tensor")
             session.completed = not session.errors
         except Exception as error:
             failed(session, error)
     session.seconds["path"] = time.perf_counter() - start
     session.seconds["total"] = sum(session.seconds.get(k, 0.0) for k in ("join", "label", "path"))
+
+
+async def train_alone_again(page, session: Session, recorder: Recorder, epochs: int, timeout: float) -> None:
+    """The teacher, still alone, trains once more with the next seed: the warm baseline of the ratios."""
+    if page is None or not session.completed:
+        return
+    try:
+        warm = Session(session.index, session.seed - 1)
+        await set_up_training(page, session, recorder, epochs, timeout, "Tensor→Train", seed=warm.seed)
+        session.trainings.append(await train_and_wait(page, warm, recorder, timeout, "teacher alone, warm"))
+        await check_errors(page, session, "Train")
+        session.completed = not session.errors
+    except Exception as error:
+        failed(session, error)
+
+
+async def after_trainings(page, session: Session, recorder: Recorder, timeout: float) -> None:
+    """Every training is over: switch to Explain (all sessions at once)."""
+    if page is None or not session.completed:
+        return
+    try:
+        start = time.perf_counter()
+        await switch_to(page, session, recorder, "Tensor→Explain", "Explain", "Explain one input", timeout)
+        session.seconds["explain"] = time.perf_counter() - start
+        await check_errors(page, session, "Explain")
+        session.completed = not session.errors
+    except Exception as error:
+        failed(session, error)
+        session.completed = False
 
 
 def model_bytes() -> int:
@@ -187,10 +535,12 @@ async def classroom(
             if teacher is not None:
                 page = await join(browser, url, teacher, recorder, timeout, prefix="teacher ")
                 await main_path(page, teacher, recorder, epochs, timeout, prefix="teacher ")
+                await train_alone_again(page, teacher, recorder, epochs, timeout)
                 if page is not None:
                     await page.context.close()
                 await asyncio.sleep(1)
                 recorder.mark(None, "teacher done")
+            teacher_peak = sampler.peak
             sampler.reset()
             pages = []
             for session in sessions:  # one after another, so each join's cost can be read off
@@ -205,9 +555,21 @@ async def classroom(
             recorder.mark(None, "all done")
             await asyncio.sleep(3)  # let Streamlit finish its bookkeeping of the last runs
             recorder.mark(None, "3 s later")
+            await asyncio.gather(
+                *(
+                    after_trainings(page, session, recorder, timeout)
+                    for page, session in zip(pages, sessions, strict=True)
+                )
+            )
+            recorder.mark(None, "all on Explain")
             await browser.close()
         peak = sampler.peak
-    return {"events": recorder.events, "peak_rss": peak, "peak_rss_while_joining": joined_peak}
+    return {
+        "events": recorder.events,
+        "peak_rss": peak,
+        "peak_rss_while_joining": joined_peak,
+        "peak_rss_teacher": teacher_peak,
+    }
 
 
 def analyse(events: list[dict], sessions: list[Session]) -> dict[str, float]:
@@ -251,6 +613,105 @@ def analyse(events: list[dict], sessions: list[Session]) -> dict[str, float]:
     return result
 
 
+def fill_own_seconds(log_dir: Path, sessions: list[Session]) -> None:
+    """Each training's own seconds: the last epoch's wall time since its training started, from the
+    checkpoint the server wrote to its model store (a directory beside the log), by seed and epochs."""
+    from core.checkpoint import load_checkpoint
+
+    stored = {}
+    for path in log_dir.glob("model-store-*/*.safetensors"):
+        with contextlib.suppress(Exception):
+            _, config, history = load_checkpoint(path.read_bytes())
+            if history:
+                stored[config.seed, config.epochs] = [m.seconds for m in history]
+    for session in sessions:
+        for training in session.trainings:
+            epochs = next((v for (seed, _), v in stored.items() if seed == training["seed"]), None)
+            if epochs is not None:
+                training["own_seconds"], training["epoch_seconds"] = epochs[-1], epochs
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (0-100), linear between the closest ranks (numpy's default)."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    position = (len(ordered) - 1) * q / 100
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def spread(values: list[float]) -> dict:
+    values = [v for v in values if v is not None]
+    if not values:
+        return {"n": 0}
+    return {
+        "n": len(values),
+        "median": statistics.median(values),
+        "p95": percentile(values, 95),
+        "max": max(values),
+        "min": min(values),
+    }
+
+
+def switching(sessions: list[Session], teacher: Session | None) -> dict:
+    """Page-switch times (click -> heading and first content painted), overall, per phase and per step.
+
+    Phases by the driver's clock: "before" ended before the first student pressed Train, "after" started
+    once the last student's training had finished, "during" is everything else."""
+    trainings = [t for s in sessions for t in s.trainings]
+    first_click = min((t["clicked_at"] for t in trainings), default=float("inf"))
+    last_finish = max((t["finished_at"] for t in trainings), default=float("-inf"))
+    switches = [sw for s in sessions for sw in s.switches]
+    for sw in switches:
+        sw["phase"] = "before" if sw["end"] <= first_click else "after" if sw["start"] >= last_finish else "during"
+    steps = list(dict.fromkeys(sw["step"] for sw in switches))
+    return {
+        "all": spread([sw["shown"] for sw in switches]),
+        "heading_all": spread([sw["heading"] for sw in switches]),
+        "run_done_all": spread([sw["run_done"] for sw in switches]),
+        "phases": {phase: spread([sw["shown"] for sw in switches if sw["phase"] == phase]) for phase in PHASES},
+        "steps": {step: spread([sw["shown"] for sw in switches if sw["step"] == step]) for step in steps},
+        "step_phases": {
+            step: {phase: sum(sw["step"] == step and sw["phase"] == phase for sw in switches) for phase in PHASES}
+            for step in steps
+        },
+        "teacher": spread([sw["shown"] for sw in teacher.switches]) if teacher else {"n": 0},
+        "first_train_click": first_click if trainings else None,
+        "last_training_finished": last_finish if trainings else None,
+    }
+
+
+def training_summary(sessions: list[Session], teacher: Session | None) -> dict:
+    """Trainings: wall (click -> finished), queue wait, own seconds, and own seconds / the teacher's warm run alone."""
+    alone = teacher.trainings[-1]["own_seconds"] if teacher and teacher.trainings else None
+    trainings = [t for s in sessions for t in s.trainings if t["outcome"] == "trained"]
+    for t in trainings:
+        own = t["own_seconds"]
+        t["ratio"] = own / alone if own and alone else None
+        t["after_training"] = (  # the training's end -> "Training finished" seen: the page's lag
+            t["wall"] - t["queue_wait"] - own if own and t["queue_wait"] is not None else None
+        )
+    return {
+        "alone_seconds": alone,
+        "alone_runs": [
+            {k: t[k] for k in ("what", "seed", "own_seconds", "wall", "queue_wait", "caption_seconds")}
+            for t in (teacher.trainings if teacher else [])
+        ],
+        "trained": len(trainings),
+        "queued": sum(t["queued"] for t in trainings),
+        "wall": spread([t["wall"] for t in trainings]),
+        "queue_wait": spread([t["queue_wait"] for t in trainings]),
+        "own_seconds": spread([t["own_seconds"] for t in trainings]),
+        "ratio": spread([t["ratio"] for t in trainings]),
+        "after_training": spread([t["after_training"] for t in trainings]),
+        "queue_estimate_first": spread([t["queue_estimate"] for t in trainings if t["queued"]]),
+        "missing_own_seconds": sum(t["own_seconds"] is None for t in trainings),
+        "missing_queue_wait": sum(t["queue_wait"] is None for t in trainings),
+    }
+
+
 def run(
     n_sessions: int = 8,
     epochs: int = 3,
@@ -260,8 +721,11 @@ def run(
     log_dir: Path | None = None,
     timeout: float = 300.0,
     env: dict[str, str] | None = None,
+    memory_cap: int | None = None,
 ) -> dict:
-    """Start a server, run the classroom, return everything measured (used by tests/test_classroom.py)."""
+    """Start a server, run the classroom, return everything measured (used by tests/test_classroom.py).
+
+    `memory_cap` (MiB): run the server in a memory cgroup of that size (MemoryCap)."""
     log_dir = log_dir or Path(tempfile.mkdtemp(prefix="classroom_"))
     log_dir.mkdir(parents=True, exist_ok=True)
     sessions = [Session(i, seed_base if same_config else seed_base + i) for i in range(n_sessions)]
@@ -269,18 +733,34 @@ def run(
     start, load_before = time.perf_counter(), os.getloadavg()[0]
     saved = {key: os.environ.get(key) for key in env or {}}
     os.environ.update(env or {})  # the server inherits this process's environment
+    cap = MemoryCap(memory_cap) if memory_cap else None
     try:
-        with streamlit_server(log_dir / "streamlit.log", timeout=120) as (url, process):
-            measured = asyncio.run(classroom(url, process.pid, sessions, epochs, timeout, teacher_session))
+        with contextlib.ExitStack() as stack:
+            if cap is not None:
+                stack.enter_context(cap)
+                if cap.problem:
+                    print(f"memory cap: {cap.problem}; running without it", file=sys.stderr)
+            on_start = cap.add if cap is not None else None
+            with streamlit_server(log_dir / "streamlit.log", timeout=120, on_start=on_start) as (url, process):
+                measured = asyncio.run(classroom(url, process.pid, sessions, epochs, timeout, teacher_session))
+                server_exit = process.poll()  # None: the server was still running at the end
+            if cap is not None:
+                time.sleep(0.5)  # the cgroup's counters after the server's exit
+                memory_cgroup = cap.report()
     finally:
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+    fill_own_seconds(log_dir, [*sessions, *([teacher_session] if teacher_session else [])])
     return {
         "sessions": [asdict(s) for s in sessions],
         "teacher": asdict(teacher_session) if teacher_session else None,
+        "switching": switching(sessions, teacher_session),
+        "training": training_summary(sessions, teacher_session),
+        "memory_cgroup": memory_cgroup if cap is not None else None,
+        "server_exit_code": server_exit,
         "config": {
             "sessions": n_sessions,
             "epochs": epochs,
@@ -288,6 +768,7 @@ def run(
             "seed_base": seed_base,
             "teacher": teacher,
             "env": env or {},
+            "memory_cap_mib": memory_cap,
         },
         "increments": analyse(measured["events"], sessions),
         "model_bytes": model_bytes(),
@@ -363,12 +844,95 @@ def report(result: dict) -> None:
         )
         line("per student's Label visit, mean", "per_label", f"max {inc['max_label'] / MB:+.1f}")
         line(
-            "per student, concurrent training + Eigenvectors",
+            "per student, concurrent training + Eigenvectors + Tensor",
             "per_student_concurrent",
             f"(its weights alone: {result['model_bytes'] / 1024:.0f} KB){one_time}",
         )
         line("per student, everything", "per_student_total", one_time.strip())
     line("final", "final", signed=False)
+    report_responsiveness(result)
+
+
+def seconds(stats: dict, keys: tuple[str, ...] = ("median", "p95", "max")) -> str:
+    if not stats.get("n"):
+        return "none"
+    return ", ".join(f"{key} {stats[key]:.2f}" for key in keys) + f" s (n = {stats['n']})"
+
+
+def report_responsiveness(result: dict) -> None:
+    """Page switches, trainings and the queue, the memory cap, and the class target."""
+    c, sw, tr = result["config"], result.get("switching"), result.get("training")
+    if sw is None or tr is None:
+        return
+    print()
+    print("page switches: click on the sidebar link -> the page's h1 and first content element painted (in the page)")
+    print(f"  {'all students':<40} {seconds(sw['all'])}")
+    if sw["first_train_click"] is not None:
+        print(
+            f"  phases (driver clock): before = ended before the first Train press ({sw['first_train_click']:.0f} s), "
+            f"after = started once the last training finished ({sw['last_training_finished']:.0f} s)"
+        )
+    for phase in PHASES:
+        print(f"  {phase + ' training':<40} {seconds(sw['phases'][phase])}")
+    for step, stats in sw["steps"].items():
+        phases = ", ".join(f"{n} {phase}" for phase, n in sw["step_phases"][step].items() if n)
+        print(f"  {step:<40} {seconds(stats)}  [{phases}]")
+    print(f"  {'h1 heading in the page (not yet painted)':<40} {seconds(sw['heading_all'])}")
+    print(f"  {'script run finished':<40} {seconds(sw['run_done_all'])}")
+    print(f"  {'teacher, alone':<40} {seconds(sw['teacher'])}")
+    print()
+    print("trainings: Train click -> 'Training finished' (wall), queue wait (click -> first epoch shown),")
+    print("own seconds (the run's last epoch, from the checkpoint the server stored), ratio = own / teacher's alone")
+    for run in tr["alone_runs"]:
+        own = "-" if run["own_seconds"] is None else f"{run['own_seconds']:.2f}"
+        print(f"  {run['what']:<40} seed {run['seed']}: own {own} s, wall {run['wall']:.2f} s")
+    print(f"  students who trained                     {tr['trained']} ({tr['queued']} saw the queue message)")
+    print(f"  {'wall, click -> finished':<40} {seconds(tr['wall'])}")
+    print(f"  {'queue wait':<40} {seconds(tr['queue_wait'])}")
+    print(f"  {'own training seconds':<40} {seconds(tr['own_seconds'])}")
+    print(f"  {'finished training -> message shown':<40} {seconds(tr['after_training'])}")
+    if tr["ratio"].get("n"):
+        r = tr["ratio"]
+        print(f"  {'own / alone':<40} median {r['median']:.2f}, p95 {r['p95']:.2f}, max {r['max']:.2f} (n = {r['n']})")
+    if tr["missing_own_seconds"] or tr["missing_queue_wait"]:
+        print(
+            f"  missing: own seconds of {tr['missing_own_seconds']}, queue wait of {tr['missing_queue_wait']} trainings"
+        )
+    print(f"  {'first queue estimate shown':<40} {seconds(tr['queue_estimate_first'])}")
+    print()
+    cap = result.get("memory_cgroup")
+    if cap is not None:
+        if cap["applied"]:
+            after = cap["after"]
+            usage = f"{after['max_usage'] / MB:.0f} MiB" if after.get("max_usage") else "?"
+            rose = ", ".join(f"{k} +{v}" for k, v in cap["rose"].items()) or "none rose"
+            print(
+                f"memory cap {cap['mib']} MiB (cgroup v{cap['version']}, {cap['path']}): the cgroup's peak usage "
+                f"(RSS + page cache) {usage}; limit hits / OOM counters: {rose} ({after})"
+            )
+        else:
+            print(f"memory cap {cap['mib']} MiB NOT applied: {cap['problem']}")
+    if result.get("server_exit_code") is not None:
+        print(f"the server had exited before the end, code {result['server_exit_code']}")
+    peak = max(result["peak_rss"], result.get("peak_rss_teacher", 0))
+    students = result["sessions"]
+    completed = sum(s["completed"] for s in students)
+    errors = sum(len(s["errors"]) for s in students)
+    ratio = tr["ratio"].get("max")
+    checks = [
+        (f"{completed}/{c['sessions']} completed", completed == c["sessions"]),
+        (f"{errors} error elements or driver errors", errors == 0),
+        (
+            f"p95 page switch {sw['all'].get('p95', float('nan')):.2f} s < {TARGET['switch_p95']:.0f} s",
+            sw["all"].get("p95", float("inf")) < TARGET["switch_p95"],
+        ),
+        (
+            f"max own / alone {ratio if ratio is not None else float('nan'):.2f} < {TARGET['ratio_max']:.0f}",
+            ratio is not None and ratio < TARGET["ratio_max"],
+        ),
+        (f"peak RSS {peak / MB:.0f} MiB < 1.5 GiB", peak < TARGET["peak_rss"]),
+    ]
+    print("target: " + "; ".join(f"{text}: {'met' if ok else 'NOT met'}" for text, ok in checks))
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -392,6 +956,13 @@ def main(argv: list[str] | None = None) -> dict:
         help="environment variable for the server, e.g. MALLOC_ARENA_MAX=2 (repeatable)",
     )
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds any one step may take")
+    parser.add_argument(
+        "--memory-cap",
+        type=int,
+        default=None,
+        metavar="MIB",
+        help="run the server in a memory cgroup with this limit (cgroup v2 or v1; root)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args(argv)
     env = dict(item.split("=", 1) for item in args.env)
@@ -403,6 +974,7 @@ def main(argv: list[str] | None = None) -> dict:
         teacher=not args.no_teacher,
         timeout=args.timeout,
         env=env,
+        memory_cap=args.memory_cap,
     )
     report(result)
     write_json(args.json, result)

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,13 +41,18 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def streamlit_server(
-    log_path: Path, timeout: float = 60.0, script: str | Path = "streamlit_app.py", model_store: str | None = None
+    log_path: Path,
+    timeout: float = 60.0,
+    script: str | Path = "streamlit_app.py",
+    model_store: str | None = None,
+    on_start: Callable[[subprocess.Popen], None] | None = None,
 ) -> Iterator[tuple[str, subprocess.Popen]]:
     """Run `streamlit run streamlit_app.py` (or another `script`) headless on a free port; yields (url, process).
 
     The server stores trained models at `model_store` (an fsspec URL; default: a fresh directory beside
     its log): a server here is a new server, and another test's models must not turn its trainings
-    into loads; a restart benchmark passes the same store to the second server."""
+    into loads; a restart benchmark passes the same store to the second server. `on_start(process)`
+    is called right after the process starts, before it is healthy (e.g. to put it into a cgroup)."""
     port = free_port()
     env = {**os.environ, "BILINEAR_LAB_MODEL_STORE": model_store or str(log_path.parent / f"model-store-{port}")}
     with open(log_path, "w") as log:
@@ -74,6 +79,8 @@ def streamlit_server(
         )
         url = f"http://127.0.0.1:{port}"
         try:
+            if on_start is not None:
+                on_start(process)
             wait_until_healthy(url, process, timeout)
             yield url, process
         finally:

@@ -298,6 +298,7 @@ def test_the_same_settings_at_the_same_time_are_trained_once(training_gate):
     job = first.session_state["training_job"]
     assert second.session_state["training_job"] is job and job.config == Config(**SMALL_RUN, seed=31)
     assert job.followers == {first.session_state["_session_token"], second.session_state["_session_token"]}
+    assert "shared with 1 other student" in second.get("progress")[0].proto.text
     training_gate.release.set()
     assert job.done.wait(120)
     for at in (first, second):

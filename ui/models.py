@@ -324,9 +324,11 @@ def progress(job: TrainingJob) -> Progress:
             f"{pool.seconds_to_start(job):.0f} s."
         )
         return Progress(history, epochs, text, queued=True)
+    others = len(job.followers) - 1  # a snapshot: another session may join or leave meanwhile
+    shared = f" · shared with {others} other student{'s' if others > 1 else ''}" if others > 0 else ""
     if not history:
-        return Progress(history, epochs, f"Epoch 1 / {epochs} is running…", queued=False)
-    return Progress(history, epochs, progress_text(history[-1]), queued=False)
+        return Progress(history, epochs, f"Epoch 1 / {epochs} is running…{shared}", queued=False)
+    return Progress(history, epochs, progress_text(history[-1]) + shared, queued=False)
 
 
 def progress_text(m: EpochMetrics) -> str:
