@@ -17,6 +17,10 @@ from core.train import fit, new_model, train
 # Every test session (and the app servers the browser tests start) stores trained models in a fresh
 # directory: a model trained by an earlier run must not turn a training into a load.
 os.environ.setdefault("BILINEAR_LAB_MODEL_STORE", tempfile.mkdtemp(prefix="bilinear-lab-store-"))
+# `make test` runs two pytest processes side by side on 2 cores: a training thread at a lower priority
+# (ui.jobs.NICE) would wait for the other process's tests, which no real server has beside it.
+# tests/test_jobs.py checks the priority itself.
+os.environ.setdefault("BILINEAR_LAB_TRAINING_NICE", "0")
 
 
 @pytest.fixture(scope="session")

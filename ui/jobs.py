@@ -8,8 +8,8 @@ at the end of the last finished epoch; the job itself stops only when no followe
 
 At most `workers` jobs train at once (default: one per core); the rest wait in order, each with
 its position and an estimated start, and a queued job can be stopped. The worker threads lower
-their own CPU priority (Linux `nice`, inherited by torch's threads they start), so page scripts,
-which a student waits for, run first on a busy server.
+their own CPU priority (Linux `nice` NICE, inherited by torch's threads they start), so page
+scripts, which a student waits for, run first on a busy server.
 
 No Streamlit here: ui.models connects sessions to jobs, tests drive the pool directly.
 """
@@ -37,7 +37,10 @@ from ui.registry import TrainedModel
 log = logging.getLogger("bilinear_eigen_lab")
 JobState = Literal["queued", "running", "finished", "stopped", "failed"]
 Trainer = Callable[[BilinearMLP, Splits, Config, Callable[[], bool]], Iterator[EpochMetrics]]
-NICE = 10  # training threads' CPU priority relative to the page scripts (0 = equal, 19 = lowest)
+# Training threads' CPU priority relative to the page scripts (0 = equal, 19 = lowest). At 5 a training
+# competing with a busy page script for one core gets about a quarter of it (Linux CFS weights 335 vs
+# 1024); at 10 only a tenth, which starved trainings 10-fold beside another busy process on 2 cores.
+NICE = 5
 # Seconds per training image per epoch at d_hidden 64, alone on one core of this 2-core AMD EPYC
 # (quick preset: 60,000 images x 10 epochs in about 9 s); replaced by what this server measures.
 DEFAULT_SECONDS_PER_IMAGE_EPOCH = 1.5e-5

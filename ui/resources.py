@@ -29,7 +29,7 @@ from core.train import train
 from core.truncation import TruncationCurves, truncation_curves
 from core.urlstate import config_id
 from ui.figures import ExportCache
-from ui.jobs import TrainingPool
+from ui.jobs import NICE, TrainingPool
 from ui.registry import ModelRegistry, ModelSlots, TrainedModel
 from ui.state import Unavailable
 
@@ -108,7 +108,8 @@ def registry() -> ModelRegistry:
 def training_pool() -> TrainingPool:
     """The server's trainings: at most one per core at once (BILINEAR_LAB_TRAINING_WORKERS), the rest queued."""
     workers = int(os.environ.get("BILINEAR_LAB_TRAINING_WORKERS", "0")) or None
-    return TrainingPool(train, registry().add, workers=workers)
+    nice = int(os.environ.get("BILINEAR_LAB_TRAINING_NICE", str(NICE)))
+    return TrainingPool(train, registry().add, workers=workers, nice=nice)
 
 
 @st.cache_resource
