@@ -151,18 +151,18 @@ with st.container(horizontal=True):
     )
 
 
-@st.fragment(run_every=0.5)
+@st.fragment(run_every=1.0)
 def live_progress() -> None:
-    """The followed run, redrawn twice a second; the whole page reruns when it ends."""
+    """The followed run, redrawn every second; the whole page reruns when it ends."""
     job = models.followed()
     if job is None or models.settle():
         st.rerun()
     step = models.progress(job)
     st.progress(step.fraction, text=step.text)
     if step.history:
-        columns = st.columns(2)
-        for column, metric in zip(columns, ("loss", "accuracy"), strict=True):
-            column.altair_chart(widgets.projected(charts.training_curve(step.history, metric)), width="stretch")
+        for column, metric in zip(st.columns(2), ("loss", "accuracy"), strict=True):
+            with column:
+                widgets.live_curve(step.history, metric)
     st.caption(
         "The run belongs to the server: you can look at other pages meanwhile (the sidebar shows its progress) "
         "or reload; it becomes your active model when it finishes."

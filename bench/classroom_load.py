@@ -177,6 +177,15 @@ class Session:
     trainings: list[dict] = field(default_factory=list)  # one per Train press, see train_and_wait
 
 
+PROGRESS = {"on": False, "start": time.perf_counter()}  # main() turns on progress lines on stderr
+
+
+def progress(session: Session | None, what: str) -> None:
+    if PROGRESS["on"]:
+        name = "" if session is None else "teacher " if session.index < 0 else f"session {session.index} "
+        print(f"[{time.perf_counter() - PROGRESS['start']:7.1f} s] {name}{what}", file=sys.stderr, flush=True)
+
+
 class Recorder:
     """The server's RSS at named moments, with the time since the start."""
 
@@ -190,6 +199,7 @@ class Recorder:
     def mark(self, session: int | None, event: str) -> int:
         rss = server_rss(self.pid)
         self.events.append({"t": self.now(), "session": session, "event": event, "rss": rss})
+        progress(None, f"{event}{'' if session is None else f' (session {session})'}: server RSS {rss / MB:.0f} MB")
         return rss
 
 
@@ -329,6 +339,7 @@ async def check_errors(page, session: Session, where: str) -> None:
 
 def failed(session: Session, error: Exception) -> None:
     first_line = str(error).splitlines()[0] if str(error) else ""
+    progress(session, f"FAILED: {type(error).__name__}: {first_line}")
     session.outcome = session.outcome or f"failed: {type(error).__name__}"
     session.errors.append(f"driver: {type(error).__name__}: {first_line}")
 
@@ -348,6 +359,7 @@ async def switch_to(
     run = await page.evaluate(RUN_DONE_JS, ["", timeout * 1000, 10_000])
     await wait_idle_async(page, timeout)
     end = recorder.now()
+    progress(session, f"{step}: shown {shown['painted'] / 1000:.2f} s, idle after {end - start:.2f} s")
     session.switches.append(
         {
             "step": step,
@@ -406,6 +418,9 @@ async def train_and_wait(page, session: Session, recorder: Recorder, timeout: fl
         "epoch_seconds": None,
     }
     session.trainings.append(training)
+    progress(
+        session, f"training {outcome}: {training['wall']:.1f} s after the click (queue wait {training['queue_wait']})"
+    )
     return training
 
 
@@ -965,6 +980,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args(argv)
+    PROGRESS.update(on=True, start=time.perf_counter())
     env = dict(item.split("=", 1) for item in args.env)
     result = run(
         args.sessions,

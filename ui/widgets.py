@@ -358,10 +358,28 @@ def cells(n: int) -> list[Any]:
     return [cell for _ in range(0, n, 2) for cell in st.columns(2)][:n]
 
 
+@st.cache_data(max_entries=256, show_spinner=False)
+def _live_curve_spec(history: tuple[Any, ...], metric: str, projector: bool) -> dict[str, Any]:
+    from ui import charts  # altair: only once a run is drawn
+
+    chart = charts.training_curve(history, metric)
+    return (_projected(chart) if projector else chart).to_dict()
+
+
+def live_curve(history: tuple[Any, ...], metric: str) -> None:
+    """A training curve that is redrawn twice a second while a run trains: its Vega-Lite spec is built
+    (and validated by Altair) once per epoch, not on every redraw, so the fragment stays light and the
+    training thread keeps the interpreter (the GIL) to itself."""
+    spec = _live_curve_spec(history, metric, bool(st.session_state.get("projector")))
+    st.vega_lite_chart(spec, width="stretch")
+
+
 def projected(chart: Any) -> Any:
     """An Altair chart as drawn: in projector mode with larger labels and thicker lines and points."""
-    if not st.session_state.get("projector"):
-        return chart
+    return _projected(chart) if st.session_state.get("projector") else chart
+
+
+def _projected(chart: Any) -> Any:
     return (
         chart.configure_axis(labelFontSize=18, titleFontSize=20)
         .configure_legend(labelFontSize=18, titleFontSize=20)
