@@ -62,6 +62,7 @@ page = st.navigation(
             st.Page("app_pages/explain.py", title="5 · Explain", icon=":material/manage_search:"),
             st.Page("app_pages/truncation.py", title="6 · Truncation", icon=":material/content_cut:"),
         ],
+        "The class": [st.Page("app_pages/class_board.py", title="7 · Class board", icon=":material/groups:")],
     }
 )
 shield("writing the link", links.write)  # the URL follows every setting, also across page switches

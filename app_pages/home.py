@@ -1,9 +1,10 @@
-"""Home: what the class will discover, the four steps (and two beyond the paper), and where this student is."""
+"""Home: what the class will discover, the four steps (two beyond the paper, the class board), the model the
+teacher pinned for the room (if any) and where this student is."""
 
 import streamlit as st
 
 from core.config import Config
-from ui import widgets
+from ui import board, widgets
 
 widgets.page_intro(
     "Bilinear Eigen Lab",
@@ -17,6 +18,7 @@ widgets.page_intro(
     r"\text{logit}_1(x) - \text{logit}_0(x) \;=\; \tilde x^\top B\, \tilde x "
     r"\;=\; \sum_i \lambda_i \,(u_i \cdot \tilde x)^2, \qquad \tilde x = [x, 1]",
 )
+board.pinned_card()  # the model the teacher pinned for the room, if any (a Use this model button)
 
 st.subheader("The four steps")
 steps = [
@@ -59,7 +61,15 @@ beyond = [
         "Keep only the top-k eigenvectors and watch how few the model needs to classify as well as before.",
     ),
 ]
-for heading, rows in ((None, steps), ("Beyond the paper", beyond)):
+the_class = [
+    (
+        "app_pages/class_board.py",
+        "7 · Class board",
+        ":material/groups:",
+        "Everyone's models side by side, live: who found the target in the weights, and with which settings.",
+    )
+]
+for heading, rows in ((None, steps), ("Beyond the paper", beyond), ("The class", the_class)):
     if heading:
         st.subheader(heading)
     for path, label, icon, description in rows:

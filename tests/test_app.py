@@ -15,6 +15,7 @@ from streamlit.testing.v1 import AppTest
 from core.checkpoint import save_checkpoint
 from core.config import Config
 from core.eigen import decompose, top_eigenvector
+from core.grid import grid_config
 from core.tensor import DIRECTIONS
 from core.urlstate import config_id
 from ui import resources
@@ -63,6 +64,7 @@ PAGES = {  # page -> (widget kind, key) pairs it must show
         ("slider", "explain_top"),
     ],
     "app_pages/truncation.py": [("metric", None)],
+    "app_pages/class_board.py": [("dataframe", None), ("button", f"board_use_{config_id(grid_config(0.3, 0.0))}")],
 }
 SIDEBAR = [("download_button", "download_model"), ("file_uploader", "upload")]  # on every page
 SMALL_RUN = {"n_train": 4096, "n_test": 1000, "batch_size": 512, "epochs": 2}

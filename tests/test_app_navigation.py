@@ -23,6 +23,7 @@ LINKS = {  # page -> a query string a teacher might share for it
     "app_pages/eigenvectors.py": {"direction": "false", "view": "augmented", "k": "2", "eig": "64", "tab": "compare"},
     "app_pages/explain.py": {"direction": "true", "image": "5"},
     "app_pages/truncation.py": {"grid_t": "0.5", "grid_wd": "2"},
+    "app_pages/class_board.py": {"projector": "true"},
 }
 
 

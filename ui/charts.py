@@ -423,3 +423,30 @@ def cos_vs_weight_decay(rows: Sequence[dict], selected_threshold: float | None =
         )
         .properties(height=260)
     )
+
+
+def board_scatter(points: Sequence[dict]) -> alt.LayerChart:
+    """The class board: every model's |cos| against its weight decay, coloured by its threshold; points
+    are core.board.points records, the class's models as dots, the precomputed grid as hollow squares."""
+    base = alt.Chart(pd.DataFrame(points)).encode(
+        x=alt.X("weight decay:Q", title="weight decay", scale=alt.Scale(zero=True)),
+        y=alt.Y("|cos|:Q", title="|cos(u₀, target − mean)|", scale=alt.Scale(domain=[0, 1])),
+        color=alt.Color(
+            "threshold:Q",
+            title="threshold τ",
+            scale=alt.Scale(range=[TARGET_COLOR, "#1b7837", INVERSE_COLOR]),
+            legend=alt.Legend(orient="top", format=".2f"),
+        ),
+        tooltip=[
+            alt.Tooltip("who:N"),
+            alt.Tooltip("when:N"),
+            alt.Tooltip("threshold:Q", title="threshold τ", format=".2f"),
+            alt.Tooltip("weight decay:Q", format="g"),
+            alt.Tooltip("|cos|:Q", format=".3f"),
+            alt.Tooltip("validation accuracy:Q", format=".1%"),
+            alt.Tooltip("settings:N"),
+        ],
+    )
+    grid = base.transform_filter("datum.kind == 'precomputed grid'").mark_square(size=90, filled=False, strokeWidth=2)
+    trained = base.transform_filter("datum.kind == 'trained in class'").mark_circle(size=130, opacity=0.9)
+    return alt.layer(grid, trained).properties(height=300)

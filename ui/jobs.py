@@ -49,9 +49,11 @@ DEFAULT_SECONDS_PER_IMAGE_EPOCH = 1.5e-5
 class TrainingJob:
     """One Config being trained (or waiting to be) for the sessions that follow it."""
 
-    def __init__(self, config: Config, splits: Splits, followers: set[str]) -> None:
+    def __init__(self, config: Config, splits: Splits, followers: set[str], trained_by: str = "") -> None:
         self.config, self.splits = config, splits
         self.followers = followers  # session tokens; guarded by the pool's lock
+        # the session that submitted it (the class board's nickname): given, or the only first follower
+        self.trained_by = trained_by or (next(iter(followers)) if len(followers) == 1 else "")
         self.state: JobState = "queued"
         self.history: tuple[EpochMetrics, ...] = ()  # replaced (never mutated) after every epoch
         self.result: TrainedModel | None = None  # when finished: the server's model for this Config
@@ -69,8 +71,9 @@ class TrainingJob:
             self.history = (*self.history, metrics)
             self._snapshot = (weights, self.history)
 
-    def model_so_far(self) -> TrainedModel | None:
-        """The model at the end of the last finished epoch (a fresh copy), or None before the first."""
+    def model_so_far(self, trained_by: str = "") -> TrainedModel | None:
+        """The model at the end of the last finished epoch (a fresh copy), or None before the first;
+        credited to `trained_by` (the student who stopped it), else to the job's submitter."""
         with self._lock:
             snapshot = self._snapshot
         if snapshot is None:
@@ -79,7 +82,7 @@ class TrainingJob:
         model = new_model(self.config)
         model.load_state_dict(copy.deepcopy(weights))
         origin = "trained" if len(history) == self.config.epochs else "stopped"
-        return TrainedModel(model, self.config, history, origin)
+        return TrainedModel(model, self.config, history, origin, trained_by=trained_by or self.trained_by)
 
     @property
     def finished_epochs(self) -> int:
@@ -133,7 +136,7 @@ class TrainingPool:
             if job is not None and not job.stop_requested.is_set():  # a stopping job cannot be joined
                 job.followers.add(follower)
                 return job
-            job = TrainingJob(config, splits, {follower})
+            job = TrainingJob(config, splits, {follower}, trained_by=follower)
             self._jobs[config] = job
             self._queue.append(job)
             if len(self._threads) < self.workers:
@@ -233,7 +236,7 @@ class TrainingPool:
             return "failed"
         if len(job.history) < config.epochs:
             return "stopped"  # every follower left (Stop): the run ends where it was
-        job.result = self._publish(TrainedModel(model, config, job.history, "trained"))
+        job.result = self._publish(TrainedModel(model, config, job.history, "trained", trained_by=job.trained_by))
         seconds = job.history[-1].seconds
         images = (config.n_train or 60_000) * config.epochs * max(1.0, config.d_hidden / 64)
         self.seconds_per_image_epoch = seconds / images  # the next estimates use this server's speed

@@ -261,7 +261,7 @@ def stop() -> None:
     if job is None:
         return
     _leave(job)
-    kept = job.model_so_far()
+    kept = job.model_so_far(trained_by=_token())  # on the class board under the name of who stopped it
     if kept is None:
         notify("info", "Training stopped before the first epoch finished; your previous model is kept.")
         return

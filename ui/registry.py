@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Literal
 
 from core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -53,6 +54,9 @@ class TrainedModel:
     history: tuple[EpochMetrics, ...]
     origin: Origin
     model_id: str = ""  # filled in from the content: see compute_model_id
+    # the session token of the student who trained it ("" when unknown: shipped, uploaded, or read back
+    # from the store after a restart); never shown, only hashed into a nickname (core.board.nickname)
+    trained_by: str = field(default="", compare=False, repr=False)
 
     def __post_init__(self) -> None:
         self.model.eval().requires_grad_(False)  # from here on the model is only read, maybe by many sessions
@@ -95,6 +99,20 @@ def load(store: ModelStore | None, model_id: str, origin: Origin) -> TrainedMode
     return trained
 
 
+@dataclass(frozen=True)
+class Listed:
+    """A model as a listing returns it: the model and when this server got it."""
+
+    trained: TrainedModel
+    added: float  # time.time() when it was added (a clock time for the class board)
+
+
+def newest_first(entries: Iterable[Listed], origins: Collection[str] | None) -> list[Listed]:
+    """The entries of the given origins (all when None), the most recently added first."""
+    kept = [e for e in entries if origins is None or e.trained.origin in origins]
+    return sorted(kept, key=lambda e: e.added, reverse=True)
+
+
 class ModelRegistry:
     """Models trained to completion, keyed by their frozen (hashable) Config, shared by all sessions.
 
@@ -115,8 +133,11 @@ class ModelRegistry:
         self._lock = threading.Lock()
         self._models: OrderedDict[Config, TrainedModel] = OrderedDict()
         self._ids: dict[str, Config] = {}
+        self._added: dict[Config, float] = {}  # when each model arrived (the class board's clock time)
+        self._revision = 0  # +1 whenever a model arrives or leaves: a board redraws only then
         if pinned is not None:  # None: the shipped checkpoint is missing, the registry still works
             self._models[pinned.config], self._ids[pinned.model_id] = pinned, pinned.config
+            self._added[pinned.config] = time.time()
         self._pinned, self._max = (pinned.config if pinned is not None else None), max_models
         self._loader, self._lazy_ids, self._store = loader, dict(lazy_ids or {}), store
 
@@ -149,12 +170,27 @@ class ModelRegistry:
         with self._lock:
             existing = self._models.setdefault(trained.config, trained)
             self._ids[existing.model_id] = existing.config
+            if existing is trained:
+                self._added[trained.config], self._revision = time.time(), self._revision + 1
             while len(self._models) > self._max:
                 oldest = next(c for c in self._models if c != self._pinned)
                 self._ids.pop(self._models.pop(oldest).model_id, None)
+                self._added.pop(oldest, None)
         if existing is trained:
             save(self._store, trained)
         return existing
+
+    def models(self, origins: Collection[Origin] | None = None) -> list[Listed]:
+        """The models held now (of the given origins), newest first, each with the time it arrived."""
+        with self._lock:
+            entries = [Listed(trained, self._added[config]) for config, trained in self._models.items()]
+        return newest_first(entries, origins)
+
+    @property
+    def revision(self) -> int:
+        """A number that changes whenever a model arrives or is dropped (and only then)."""
+        with self._lock:
+            return self._revision
 
     def __len__(self) -> int:
         with self._lock:
@@ -172,6 +208,8 @@ class ModelSlots:
     def __init__(self, max_models: int = 48, max_bytes: int = 200 * 2**20, store: ModelStore | None = None) -> None:
         self._lock = threading.Lock()
         self._models: OrderedDict[str, TrainedModel] = OrderedDict()
+        self._added: dict[str, float] = {}  # by id: when each model arrived (not when it was last used)
+        self._revision = 0  # +1 whenever a model arrives or leaves (not when one is merely used)
         self._max_models, self._max_bytes, self._store = max_models, max_bytes, store
 
     def add(self, trained: TrainedModel) -> TrainedModel:
@@ -179,11 +217,27 @@ class ModelSlots:
         with self._lock:
             existing = self._models.setdefault(trained.model_id, trained)
             self._models.move_to_end(trained.model_id)
+            if existing is trained:
+                self._added[trained.model_id], self._revision = time.time(), self._revision + 1
             while len(self._models) > 1 and (
                 len(self._models) > self._max_models or sum(m.n_bytes for m in self._models.values()) > self._max_bytes
             ):
-                self._models.popitem(last=False)
+                dropped, _ = self._models.popitem(last=False)
+                self._added.pop(dropped, None)
+                self._revision += 1
             return existing
+
+    def models(self, origins: Collection[Origin] | None = None) -> list[Listed]:
+        """The models held now (of the given origins), newest first, each with the time it arrived."""
+        with self._lock:
+            entries = [Listed(trained, self._added[model_id]) for model_id, trained in self._models.items()]
+        return newest_first(entries, origins)
+
+    @property
+    def revision(self) -> int:
+        """A number that changes whenever a model arrives or is dropped (and only then)."""
+        with self._lock:
+            return self._revision
 
     def get(self, model_id: str) -> TrainedModel | None:
         with self._lock:

@@ -206,6 +206,17 @@ def top(trained: TrainedModel, direction: Direction, view: View) -> TopEigenvect
     )
 
 
+@st.cache_resource(max_entries=256, show_spinner=False)
+def board_top(model_id: str, _trained: TrainedModel) -> TopEigenvector:
+    """The class board's number for a model: its top bias-augmented True − False eigenvector and |cos|,
+    once per model for the whole server (every session's board asks every few seconds; ~6 KB each).
+
+    Kept apart from `eigen` (128 entries, every page's views): a board of a class's models and the grid
+    must not push out, and then recompute, a decomposition a board shows.
+    """
+    return top(_trained, "true_minus_false", "augmented")
+
+
 @st.cache_resource
 def figure_exports() -> ExportCache:
     """The server's PNG/SVG exports of figures (ui.figures), the last few shared by every session."""

@@ -1,0 +1,173 @@
+"""7 · Class board: every model the room trained, live, beside the 15 precomputed ones; and the teacher's controls.
+
+What it draws comes from one call, ui.board.snapshot (core.board words each model); a fragment,
+ui.board.watch, reruns the page when another student's model arrives or the teacher changes the room.
+"""
+
+import streamlit as st
+
+from core.board import board_row, label, nickname, points, table
+from core.eigen import cos_with_centered_target, decompose, top_eigenvector
+from ui import board, charts, models, widgets
+from ui.state import TOKEN_KEY
+
+widgets.page_intro(
+    "Class board",
+    ":material/groups:",
+    "Every model trained on this server today, by anyone in the room, appears here within seconds, beside the 15 "
+    "precomputed ones: who trained it (an anonymous nickname), with which settings, and how much the top "
+    "eigenvector of its bias-augmented True − False matrix looks like the target. Together they answer Figure 6's "
+    "question for the whole class at once: which thresholds and weight decays put the target in the weights?",
+    r"|\cos(u_0,\, t - \bar t\,)| = \frac{|u_0 \cdot (t - \bar t\,)|}{\lVert u_0 \rVert\, \lVert t - \bar t \rVert},"
+    r" \qquad B v_0 = \lambda_{\max} v_0, \quad u_0 = W_e'^\top v_0",
+)
+widgets.model_badge()
+shown = board.snapshot()
+board.watch(shown.key)  # reruns this page when the board changes
+tz = board.timezone()
+active = models.current()
+active_id = active.model_id if active is not None else None
+mine = nickname(st.session_state[TOKEN_KEY]) if TOKEN_KEY in st.session_state else None
+st.caption(
+    (f"Your models appear here as **{mine}**. " if mine else "A model you train appears here under a nickname. ")
+    + "Nicknames are anonymous (an adjective and an animal drawn from your browser tab's random id) and change "
+    "when you reload the page; clock times are yours."
+)
+
+pinned = shown.pinned()
+if pinned is not None:
+    st.info(
+        f"Pinned for the class by the teacher: {label(pinned.row, tz)}. Every Home page offers it.",
+        icon=":material/push_pin:",
+    )
+
+st.subheader("Every model in the room")
+if not shown.entries:
+    st.info(
+        "No model trained in class yet"
+        + (f" since the teacher cleared the board ({shown.hidden} hidden)" if shown.hidden else "")
+        + ": when someone trains one on the Train page, it appears here by itself. Meanwhile the 15 precomputed "
+        "models are the backdrop.",
+        icon=":material/hourglass_empty:",
+    )
+elif shown.hidden:
+    st.caption(f"The teacher cleared {shown.hidden} earlier model(s) from the board.")
+st.dataframe(
+    table(board.rows(shown.all), tz, active_id, shown.room.pinned),
+    hide_index=True,
+    width="stretch",
+    column_config={
+        "threshold τ": st.column_config.NumberColumn(format="%.2f"),
+        "weight decay": st.column_config.NumberColumn(format="%g"),
+        "noise": st.column_config.NumberColumn(format="%g"),
+        "val acc": st.column_config.NumberColumn("validation accuracy", format="percent"),
+        "|cos|": st.column_config.ProgressColumn(
+            "|cos| with the target",
+            format="%.2f",
+            min_value=0.0,
+            max_value=1.0,
+            help="Of the top eigenvector of the bias-augmented True − False matrix with the mean-centred target.",
+        ),
+        "status": st.column_config.TextColumn(help="pinned: the model the teacher pinned; yours: your active model"),
+        "model": st.column_config.TextColumn("model id", help="The model's id: model=<id> in a link opens it."),
+    },
+)
+
+st.subheader("Weight decay against |cos|, every model of the room")
+st.altair_chart(widgets.projected(charts.board_scatter(points(board.rows(shown.all), tz))), width="stretch")
+st.caption(
+    "Dots: models trained in class; hollow squares: the 15 precomputed models. Colour: the threshold τ. Hover a "
+    "point for who trained it, when and with which settings."
+)
+
+
+def gallery(entries, per_row: int) -> None:
+    """Each model's top eigenvector, with a button that makes it the student's model."""
+    for start in range(0, len(entries), per_row):
+        for column, shown_entry in zip(st.columns(per_row), entries[start : start + per_row], strict=False):
+            with column:
+                widgets.image(board.thumbnail(shown_entry, tz), width=112)
+                if shown_entry.row.model_id == active_id:
+                    st.caption(":material/check: Your active model")
+                else:
+                    st.button(
+                        "Use this model",
+                        key=f"board_use_{shown_entry.row.model_id}",
+                        on_click=board.use,
+                        args=(shown_entry.row.model_id,),
+                        help="Make it your model on every page (Tensor, Eigenvectors, Explain, Truncation).",
+                    )
+
+
+per_row = 3 if st.session_state.get("projector") else 6
+st.subheader("Their top eigenvectors")
+st.caption(
+    f"Each image is the top True − False eigenvector (bias-augmented) as 28×28 pixels ({widgets.DIVERGING}), "
+    "flipped towards the target; under it, who trained it, τ, weight decay and |cos|."
+)
+gallery(shown.entries, per_row)
+with st.expander(f"The {len(shown.backdrop)} precomputed models (the backdrop)", icon=":material/bolt:"):
+    gallery(shown.backdrop, per_row)
+
+st.subheader("Teacher controls", divider="gray")
+if not board.controls_enabled():
+    st.info(
+        "The teacher controls (pin a model for the class, clear the board, show the answers) are off on this server: "
+        "no passcode is set. To turn them on, add a root-level key `teacher_passcode` (a passcode of your choice) "
+        "to the app's "
+        "**Secrets** (Streamlit Community Cloud: the app's Settings → Secrets), or set the environment variable "
+        f"`{board.PASSCODE_ENV}` on a server of your own; then reload this page.",
+        icon=":material/lock:",
+    )
+elif not board.is_teacher():
+    left, right = st.columns([3, 1], vertical_alignment="bottom")
+    left.text_input(
+        "Teacher passcode",
+        type="password",
+        key=board.PASSCODE_WIDGET,
+        on_change=board.unlock,
+        autocomplete="off",
+        help="Unlocks the controls in this browser tab only. Students do not need it.",
+    )
+    right.button("Unlock", key="teacher_unlock", icon=":material/lock_open:", on_click=board.unlock)
+else:
+    choices = shown.choices(tz)
+    left, right = st.columns([3, 1], vertical_alignment="bottom")
+    left.selectbox(
+        "Model to pin on every student's Home page",
+        list(choices),
+        format_func=choices.__getitem__,
+        key=board.PIN_CHOICE,
+    )
+    right.button("Pin it", key="teacher_pin", type="primary", icon=":material/push_pin:", on_click=board.pin)
+    with st.container(horizontal=True):
+        st.button(
+            "Unpin",
+            key="teacher_unpin",
+            icon=":material/remove_circle:",
+            on_click=board.unpin,
+            disabled=shown.room.pinned is None,
+        )
+        st.button(
+            "Clear the board",
+            key="teacher_clear",
+            icon=":material/layers_clear:",
+            on_click=board.clear,
+            disabled=not shown.entries,
+            help="Hides the models trained so far from the board. Nobody loses a model: whoever uses one keeps it.",
+        )
+        answers = shown.room.answers_visible
+        st.button(
+            "Hide the lesson's answers" if answers else "Show the lesson's answers",
+            key="teacher_answers",
+            icon=":material/visibility_off:" if answers else ":material/visibility:",
+            on_click=board.show_answers,
+            args=(not answers,),
+        )
+        st.button("Lock", key="teacher_lock", icon=":material/lock:", on_click=board.lock)
+    st.caption(
+        f"The lesson's answers are **{'visible' if answers else 'hidden'}** for the class. "
+        "These controls act on the whole room; they stay unlocked in this tab until you press Lock or reload."
+    )
+
+widgets.code_expander(nickname, board_row, decompose, top_eigenvector, cos_with_centered_target)

@@ -1,0 +1,351 @@
+"""The class board and the teacher's controls: every model of the room, live, and a passcode instead of accounts.
+
+The board gathers what the server holds (ui.registry: the models trained to the end, the stopped runs)
+and the 15 precomputed checkpoints as a backdrop into core.board rows, each with its top eigenvector,
+decomposed once per model for the whole server (ui.resources.board_top). The board page draws
+`snapshot()` and calls `watch(snapshot.key)`: a fragment that wakes every REFRESH_SECONDS, compares three
+revision numbers (registry, slots, room) with the ones the page drew, and reruns the page only when they
+differ. A model one student trains is thus on every other board within REFRESH_SECONDS and one page run,
+and a quiet board costs three lock reads per wake, no drawing.
+
+Teacher controls without accounts: a passcode from st.secrets["teacher_passcode"] or the environment
+variable BILINEAR_LAB_TEACHER_PASSCODE (neither set: no controls). A session that types it (compared by
+hmac.compare_digest; a wrong one waits WRONG_PASSCODE_DELAY) keeps a digest of it in st.session_state,
+never the passcode; every control's callback checks that digest against the current passcode before it
+changes the room (ui.classroom), so a control reached without the passcode changes nothing.
+
+torch loads (through ui.resources) only when a function needs a model: Home calls `pinned_card` before
+its text is on screen, and with nothing pinned that reads one number.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import streamlit as st
+
+from core.board import PRECOMPUTED, BoardRow, board_row, caption, describe, label, nickname
+from ui.classroom import ClassRoom, RoomState, passcode_digest, passcode_matches
+from ui.state import notify
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from ui.figures import Figure
+    from ui.registry import Listed, TrainedModel
+
+log = logging.getLogger("bilinear_eigen_lab")
+REFRESH_SECONDS = 2.0  # how often a board looks for new models (the goal: on every board within 5 s)
+PIN_REFRESH_SECONDS = 5.0  # how often a Home page looks for a newly pinned model
+WRONG_PASSCODE_DELAY = 1.0  # seconds a wrong passcode waits: guessing costs time
+PASSCODE_SECRET = "teacher_passcode"  # a root-level key of the app's secrets
+PASSCODE_ENV = "BILINEAR_LAB_TEACHER_PASSCODE"
+PASSCODE_WIDGET = "teacher_passcode"  # the password input; emptied as soon as it is read
+TEACHER_KEY = "_teacher"  # not a widget: ui.classroom.passcode_digest of the passcode this session unlocked with
+PIN_CHOICE = "teacher_pin_choice"  # the teacher's choice of the model to pin
+BOARD_ORIGINS = ("trained", "stopped")  # what the class trained here (not the shipped, grid or uploaded models)
+
+
+@st.cache_resource
+def classroom() -> ClassRoom:
+    """The room's shared state (pin, cleared models, answers shown), one per server."""
+    return ClassRoom()
+
+
+def answers_visible() -> bool:
+    """Whether the teacher has shown the lesson's answers to the class (a server-wide flag)."""
+    return classroom().answers_visible
+
+
+# --- the board ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One model on the board: its row of numbers, the model itself and its top eigenvector's image."""
+
+    row: BoardRow
+    trained: TrainedModel
+    image: Tensor  # (28, 28) the top eigenvector, flipped towards the target
+
+
+@dataclass(frozen=True)
+class Board:
+    """What one run of the board page draws."""
+
+    key: tuple[int, int, int]  # (registry, slots, room) revisions when it was gathered
+    entries: tuple[Entry, ...]  # the models trained in class, newest first, without the cleared ones
+    backdrop: tuple[Entry, ...]  # the precomputed grid, thresholds outermost
+    hidden: int  # models the teacher cleared from the board
+    room: RoomState
+
+    @property
+    def all(self) -> tuple[Entry, ...]:
+        return self.entries + self.backdrop
+
+    def choices(self, timezone: str | None = None) -> dict[str, str]:
+        """Model id -> one line naming it, for the teacher's pin."""
+        return {e.row.model_id: label(e.row, timezone) for e in self.all}
+
+    def pinned(self) -> Entry | None:
+        return next((e for e in self.all if e.row.model_id == self.room.pinned), None)
+
+
+def who(trained: TrainedModel) -> str:
+    """The name the board gives a model's trainer: a nickname, or PRECOMPUTED for the shipped models."""
+    return PRECOMPUTED if trained.origin in ("grid", "pretrained") else nickname(trained.trained_by)
+
+
+def entry(trained: TrainedModel, added: float | None) -> Entry:
+    """A model's board entry; its eigendecomposition is computed once per model id for the server."""
+    from ui import resources
+
+    top = resources.board_top(trained.model_id, trained)
+    row = board_row(
+        trained.model_id, trained.config, trained.history, trained.origin, who(trained), added, top.cos, top.eigenvalue
+    )
+    return Entry(row, trained, top.image)
+
+
+def _listed() -> list[Listed]:
+    """The models the class trained that the server holds now, newest first (each id once)."""
+    from ui import resources
+    from ui.registry import newest_first
+
+    both = [*resources.registry().models(BOARD_ORIGINS), *resources.slots().models(BOARD_ORIGINS)]
+    unique = {e.trained.model_id: e for e in both}
+    return newest_first(unique.values(), None)
+
+
+def _backdrop() -> list[TrainedModel]:
+    """The precomputed grid (read once per server). Taken from its own cache, not the registry: adding
+    them there could push the class's models out of it (and bump its revision on every board)."""
+    from core.grid import grid_points
+    from ui import resources
+
+    return [m for t, wd in grid_points() if (m := resources.grid_model(t, wd)) is not None]
+
+
+def revision(room: RoomState | None = None) -> tuple[int, int, int]:
+    """What a board depends on, as three numbers that change whenever it must be redrawn."""
+    from ui import resources
+
+    room = room or classroom().state()
+    return resources.registry().revision, resources.slots().revision, room.revision
+
+
+def snapshot() -> Board:
+    """Everything the board shows now. The revisions are read before the models: a model arriving
+    meanwhile is drawn now and makes `watch` redraw once more, never the reverse."""
+    room = classroom().state()
+    key = revision(room)
+    listed = _listed()
+    shown = [e for e in listed if e.trained.model_id not in room.hidden]
+    entries = tuple(entry(e.trained, e.added) for e in shown)
+    ids = {e.row.model_id for e in entries}
+    backdrop = tuple(entry(m, None) for m in _backdrop() if m.model_id not in ids)
+    return Board(key, entries, backdrop, len(listed) - len(shown), room)
+
+
+@st.fragment(run_every=REFRESH_SECONDS)
+def watch(drawn: tuple[int, int, int]) -> None:
+    """Wake every REFRESH_SECONDS; rerun the page only if the board changed since it was drawn."""
+    if revision() != drawn:
+        st.rerun()
+    st.caption(
+        f":material/sync: Live: this board looks for new models every {REFRESH_SECONDS:g} s and redraws "
+        "itself when there are some."
+    )
+
+
+def timezone() -> str | None:
+    """The browser's time zone name, if it sent one (clock times on the board are the student's own)."""
+    try:
+        return st.context.timezone
+    except Exception:  # no browser (AppTest, a bare script run)
+        return None
+
+
+def thumbnail(shown: Entry, tz: str | None, scale: int = 4) -> Figure:
+    """A model's top eigenvector as a figure: its caption says whose and |cos|, its alt text everything."""
+    from ui import figures, widgets
+
+    return figures.pixels(
+        shown.image,
+        f"board_top_eigenvector_{shown.row.model_id}",
+        caption(shown.row, tz),
+        describe(shown.row, tz, widgets.DIVERGING),
+        figures.Settings.of(shown.trained),
+        scale=scale,
+    )
+
+
+def use(model_id: str) -> None:
+    """The "Use this model" buttons (board, Home): make that model this student's active model, on every page."""
+    from ui import models, resources
+
+    trained = resources.find_model(model_id)
+    if trained is None:
+        notify("error", "That model is no longer on this server (it restarted, or made room). Your model is kept.")
+        return
+    models.set_active(trained)
+    left = models.leave_for_another_model()
+    whose = "The precomputed model" if who(trained) == PRECOMPUTED else f"The model {who(trained)} trained"
+    notify("success", f"{whose} is now your active model, on every page.{left}")
+
+
+# --- the teacher's controls ----------------------------------------------------------------------
+
+
+def teacher_passcode() -> str | None:
+    """The teacher's passcode: st.secrets["teacher_passcode"], else $BILINEAR_LAB_TEACHER_PASSCODE; None if neither."""
+    try:
+        value = st.secrets.get(PASSCODE_SECRET)
+    except (FileNotFoundError, KeyError):  # no secrets file at all (StreamlitSecretNotFoundError)
+        value = None
+    if value is None or value == "":
+        value = os.environ.get(PASSCODE_ENV)
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or value == "":
+        return None
+    return str(value)
+
+
+def controls_enabled() -> bool:
+    return teacher_passcode() is not None
+
+
+def is_teacher() -> bool:
+    """Whether this session unlocked the teacher controls with the server's current passcode."""
+    expected, unlocked = teacher_passcode(), st.session_state.get(TEACHER_KEY)
+    if expected is None or not isinstance(unlocked, str):
+        return False
+    return hmac.compare_digest(unlocked, passcode_digest(expected))
+
+
+def unlock() -> None:
+    """The passcode input and its Unlock button: unlock this session's teacher controls, or wait and say no."""
+    given = st.session_state.get(PASSCODE_WIDGET) or ""
+    st.session_state[PASSCODE_WIDGET] = ""  # the passcode does not stay in the session, nor go back to the browser
+    expected = teacher_passcode()
+    if expected is None or not given or is_teacher():
+        return
+    if passcode_matches(given, expected):
+        st.session_state[TEACHER_KEY] = passcode_digest(expected)
+        notify("success", "Teacher controls unlocked, in this browser tab only. **Lock** them before you leave.")
+        return
+    time.sleep(WRONG_PASSCODE_DELAY)  # each guess costs a second
+    log.warning("a wrong teacher passcode was typed on the class board")
+    notify("error", "That passcode is wrong: the teacher controls stay locked. Check it and try again.")
+
+
+def lock() -> None:
+    st.session_state.pop(TEACHER_KEY, None)
+
+
+def _teacher_only(action: str) -> bool:
+    """Every control re-checks the passcode: a student reaching one without it changes nothing."""
+    if is_teacher():
+        return True
+    log.warning("a session without the teacher passcode tried to %s", action)
+    notify("error", f"Only the teacher can {action}: unlock the teacher controls with the passcode first.")
+    return False
+
+
+def pin(model_id: str | None = None) -> None:
+    """Pin a model (default: the one chosen in PIN_CHOICE) on every student's Home page."""
+    if not _teacher_only("pin a model for the class"):
+        return
+    from ui import resources
+
+    model_id = model_id or st.session_state.get(PIN_CHOICE)
+    if not model_id or resources.find_model(model_id) is None:
+        notify("error", "That model is no longer on this server: nothing was pinned.")
+        return
+    classroom().pin(model_id)
+    notify("success", "Pinned: every student's Home page now offers this model, with a **Use this model** button.")
+
+
+def unpin() -> None:
+    if _teacher_only("unpin the class's model"):
+        classroom().unpin()
+
+
+def clear() -> None:
+    """Hide every model trained so far from the board (nobody's active model changes)."""
+    if _teacher_only("clear the board"):
+        hidden = [e.trained.model_id for e in _listed()]
+        classroom().clear(hidden)
+        notify("info", f"Cleared {len(hidden)} model(s) from the board; whoever uses one keeps it.")
+
+
+def show_answers(visible: bool) -> None:
+    if _teacher_only("show or hide the lesson's answers"):
+        classroom().show_answers(visible)
+
+
+# --- Home: the model the teacher pinned ------------------------------------------------------------
+
+
+@st.fragment(run_every=PIN_REFRESH_SECONDS)
+def watch_pin(drawn: str | None) -> None:
+    """Wake every PIN_REFRESH_SECONDS; rerun the page only if the teacher pinned another model."""
+    if classroom().state().pinned != drawn:
+        st.rerun()
+
+
+def pinned_entry(model_id: str) -> Entry | None:
+    """The pinned model's entry (also after the board was cleared), if the server still has it."""
+    from ui import resources
+
+    trained = resources.find_model(model_id)
+    if trained is None:
+        return None
+    added = next((e.added for e in _listed() if e.trained.model_id == model_id), None)
+    return entry(trained, added if who(trained) != PRECOMPUTED else None)
+
+
+def pinned_card(key: str = "home_use_pinned") -> None:
+    """Home: the model the teacher pinned for the room, with a "Use this model" button (nothing if none)."""
+    pinned = classroom().state().pinned
+    watch_pin(pinned)
+    if pinned is None:
+        return
+    from ui import models, widgets
+
+    shown = pinned_entry(pinned)
+    with st.container(border=True):
+        if shown is None:
+            st.markdown("**Your teacher pinned a model** that this server no longer has (it restarted).")
+            return
+        row, tz = shown.row, timezone()
+        whose = "the precomputed model" if row.precomputed else f"the model {row.who} trained"
+        st.markdown(f":material/push_pin: **Your teacher pinned {whose} for the class.**")
+        left, right = st.columns([1, 4], vertical_alignment="center")
+        with left:
+            widgets.image(thumbnail(shown, tz), width=112)
+        with right:
+            accuracy = f", validation accuracy {row.val_acc:.1%}" if row.val_acc is not None else ""
+            st.markdown(f"{row.settings}{accuracy}. Its top eigenvector has |cos| {row.cos:.2f} with the target.")
+            active = models.current()
+            if active is not None and active.model_id == row.model_id:
+                st.caption("It is your active model.")
+            else:
+                st.button(
+                    "Use this model",
+                    key=key,
+                    type="primary",
+                    icon=":material/check_circle:",
+                    on_click=use,
+                    args=(row.model_id,),
+                    help="Make it your model on every page (your own stays on the class board).",
+                )
+
+
+def rows(entries: Sequence[Entry]) -> list[BoardRow]:
+    return [e.row for e in entries]
