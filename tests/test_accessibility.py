@@ -25,6 +25,7 @@ PAGES = [  # (sidebar title, its heading)
     ("Eigenvectors", "Eigenvectors"),
     ("Explain", "Explain one input"),
     ("Truncation", "Truncation"),
+    ("Class board", "Class board"),
 ]
 TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 # Streamlit's sidebar navigation puts <div>s between its <ul> and <li>s (axe: list, listitem). Not ours
