@@ -333,6 +333,83 @@ class MemoryCap:
         self._remove()
 
 
+class CpuShares:
+    """CPU seconds (user + system) used during the run by the server, by chromium and Playwright's driver
+    (this process's other descendants), by this process, and by every other process on the machine; and
+    the other test runs (`pytest -m`) seen meanwhile. psutil, sampled every 2 s (a process that ends
+    between samples keeps what it had used at its last sample)."""
+
+    def __init__(self, server_pid: int, interval: float = 2.0) -> None:
+        import threading
+
+        self.server, self.interval = server_pid, interval
+        self.first: dict[int, tuple[str, float]] = {}  # pid -> (group, cpu seconds) at its first sample
+        self.last: dict[int, tuple[str, float]] = {}
+        self.others_running: list[tuple[float, str]] = []  # (seconds since the start, command line)
+        self.load: list[float] = []
+        self.start = time.perf_counter()
+        self.seconds = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> None:
+        import psutil
+
+        me = psutil.Process()
+        server = {self.server}
+        with contextlib.suppress(psutil.Error):
+            server |= {c.pid for c in psutil.Process(self.server).children(recursive=True)}
+        mine = {c.pid for c in me.children(recursive=True)} - server
+        for process in psutil.process_iter(["pid", "cmdline", "cpu_times"]):
+            info = process.info
+            if info["cpu_times"] is None:
+                continue
+            pid = info["pid"]
+            group = "server" if pid in server else "bench" if pid == me.pid else "chromium" if pid in mine else "other"
+            used = info["cpu_times"].user + info["cpu_times"].system
+            self.first.setdefault(pid, (group, used))
+            self.last[pid] = (group, used)
+            command = " ".join(info["cmdline"] or [])
+            if group == "other" and "pytest -m" in command:
+                self.others_running.append((time.perf_counter() - self.start, command[:120]))
+        self.load.append(os.getloadavg()[0])
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(Exception):
+                self._sample()
+            self._stop.wait(self.interval)
+
+    def stop(self) -> None:
+        if not self._stop.is_set():
+            self._stop.set()
+            self._thread.join()
+            with contextlib.suppress(Exception):
+                self._sample()
+            self.seconds = time.perf_counter() - self.start
+
+    def result(self) -> dict:
+        used = dict.fromkeys(("server", "chromium", "bench", "other"), 0.0)
+        for pid, (group, last) in self.last.items():
+            used[group] += last - self.first[pid][1]
+        return {
+            "wall": self.seconds,
+            "cpu_seconds": used,
+            "cores": os.cpu_count(),
+            "load_average_max": max(self.load, default=float("nan")),
+            "other_test_runs": sorted({command for _, command in self.others_running}),
+            "other_test_runs_seen_at": [t for t, _ in self.others_running][:1]
+            + [t for t, _ in self.others_running][-1:],
+        }
+
+    def __enter__(self) -> CpuShares:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
 async def check_errors(page, session: Session, where: str) -> None:
     session.errors += [f"{where}: {text}" for text in await error_texts_async(page)]
 
@@ -543,7 +620,7 @@ async def classroom(
     from playwright.async_api import async_playwright
 
     recorder = Recorder(pid)
-    with RssSampler(pid) as sampler:
+    with RssSampler(pid) as sampler, CpuShares(pid) as cpu:
         async with async_playwright() as playwright:
             browser = await launch_chromium(playwright, NO_THROTTLING_ARGS)
             recorder.mark(None, "server idle")
@@ -577,6 +654,7 @@ async def classroom(
                 )
             )
             recorder.mark(None, "all on Explain")
+            cpu.stop()  # before chromium's processes exit
             await browser.close()
         peak = sampler.peak
     return {
@@ -584,6 +662,7 @@ async def classroom(
         "peak_rss": peak,
         "peak_rss_while_joining": joined_peak,
         "peak_rss_teacher": teacher_peak,
+        "cpu": cpu.result(),
     }
 
 
@@ -769,11 +848,12 @@ def run(
             else:
                 os.environ[key] = value
     fill_own_seconds(log_dir, [*sessions, *([teacher_session] if teacher_session else [])])
+    switches, trainings = switching(sessions, teacher_session), training_summary(sessions, teacher_session)
     return {
-        "sessions": [asdict(s) for s in sessions],
+        "sessions": [asdict(s) for s in sessions],  # after the two above, which add phases and ratios
         "teacher": asdict(teacher_session) if teacher_session else None,
-        "switching": switching(sessions, teacher_session),
-        "training": training_summary(sessions, teacher_session),
+        "switching": switches,
+        "training": trainings,
         "memory_cgroup": memory_cgroup if cap is not None else None,
         "server_exit_code": server_exit,
         "config": {
@@ -915,6 +995,20 @@ def report_responsiveness(result: dict) -> None:
         )
     print(f"  {'first queue estimate shown':<40} {seconds(tr['queue_estimate_first'])}")
     print()
+    cpu = result.get("cpu")
+    if cpu:
+        used = cpu["cpu_seconds"]
+        total = cpu["wall"] * cpu["cores"]
+        print(
+            f"CPU over the {cpu['wall']:.0f} s of browser work ({total:.0f} core-seconds on {cpu['cores']} cores): "
+            + ", ".join(f"{group} {seconds:.0f} s ({seconds / total:.0%})" for group, seconds in used.items())
+            + f"; load average up to {cpu['load_average_max']:.1f}"
+        )
+        if cpu["other_test_runs"]:
+            first, last = cpu["other_test_runs_seen_at"]
+            print(f"  other test runs were running from {first:.0f} s to {last:.0f} s: {cpu['other_test_runs']}")
+        else:
+            print("  no other test run (pytest -m) was seen meanwhile")
     cap = result.get("memory_cgroup")
     if cap is not None:
         if cap["applied"]:

@@ -8,7 +8,7 @@ at the end of the last finished epoch; the job itself stops only when no followe
 
 At most `workers` jobs train at once (default: one per core); the rest wait in order, each with
 its position and an estimated start, and a queued job can be stopped. The worker threads lower
-their own CPU priority (Linux `nice` NICE, inherited by torch's threads they start), so page
+their own CPU priority (Linux `nice`, by NICE; inherited by torch's threads they start), so page
 scripts, which a student waits for, run first on a busy server.
 
 No Streamlit here: ui.models connects sessions to jobs, tests drive the pool directly.
