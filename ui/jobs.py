@@ -84,10 +84,6 @@ class TrainingJob:
         origin = "trained" if len(history) == self.config.epochs else "stopped"
         return TrainedModel(model, self.config, history, origin, trained_by=trained_by or self.trained_by)
 
-    @property
-    def finished_epochs(self) -> int:
-        return len(self.history)
-
     def seconds_left(self, seconds_per_image_epoch: float) -> float:
         """Estimated training time still to go (the whole run while queued)."""
         if self.history:
