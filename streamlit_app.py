@@ -14,7 +14,7 @@ import streamlit as st
 import torch
 
 from core.text import literal
-from ui import links, state, widgets
+from ui import lesson, links, state, widgets
 
 log = logging.getLogger("bilinear_eigen_lab")
 
@@ -23,6 +23,8 @@ def shield(part: str, function) -> None:
     """The last line of defence: a message for the student, the traceback for the log."""
     try:
         function()
+    except lesson.Pending:  # lesson mode: the page waits for the student's prediction, the rest still draws
+        pass
     except state.Unavailable as missing:  # no model yet, or no MNIST on this server: say what and how to fix it
         log.warning("%s: %s", part, missing)
         st.warning(str(missing), icon=":material/cloud_off:")
@@ -67,6 +69,7 @@ page = st.navigation(
 )
 shield("writing the link", links.write)  # the URL follows every setting, also across page switches
 widgets.projector_toggle()
+lesson.sidebar()
 shield(f"page {page.title}", page.run)
 # after the page: its text is on screen before torch loads; Train draws the run's progress itself
 shield("the sidebar", lambda: widgets.model_sidebar(badge=page.url_path != "train"))

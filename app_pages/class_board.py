@@ -8,6 +8,7 @@ import streamlit as st
 
 from core.board import board_row, label, nickname, points, table
 from core.eigen import cos_with_centered_target, decompose, top_eigenvector
+from core.lesson import STEPS, tally
 from ui import board, charts, models, widgets
 from ui.state import TOKEN_KEY
 
@@ -109,6 +110,25 @@ gallery(shown.entries, per_row)
 with st.expander(f"The {len(shown.backdrop)} precomputed models (the backdrop)", icon=":material/bolt:"):
     gallery(shown.backdrop, per_row)
 
+st.subheader("How the room predicted (lesson mode)")
+answers = shown.room.answers_visible
+st.caption(
+    "In lesson mode (the sidebar's switch) every step asks a question before it shows its result; each revealed "
+    "prediction is counted here, anonymously, one per browser tab and step. "
+    + (
+        "The teacher has shown the answers: the second bar counts the students for whom a choice was right (it "
+        "depends on each one's target and model)."
+        if answers
+        else "The right answers stay hidden until the teacher shows them."
+    )
+)
+for step in STEPS:
+    counted = tally(shown.room.votes, step)
+    st.markdown(f"**{step.title}:** {step.summary}")
+    if counted.n:
+        st.altair_chart(widgets.projected(charts.lesson_tally(counted, answers)), width="stretch")
+    st.caption(" ".join(counted.sentences(answers)))
+
 st.subheader("Teacher controls", divider="gray")
 if not board.controls_enabled():
     st.info(
@@ -156,13 +176,20 @@ else:
             disabled=not shown.entries,
             help="Hides the models trained so far from the board. Nobody loses a model: whoever uses one keeps it.",
         )
-        answers = shown.room.answers_visible
         st.button(
             "Hide the lesson's answers" if answers else "Show the lesson's answers",
             key="teacher_answers",
             icon=":material/visibility_off:" if answers else ":material/visibility:",
             on_click=board.show_answers,
             args=(not answers,),
+        )
+        st.button(
+            "Reset the lesson's tally",
+            key="teacher_clear_votes",
+            icon=":material/restart_alt:",
+            on_click=board.clear_votes,
+            disabled=not shown.room.votes,
+            help="Forgets every prediction counted so far (the students keep their own progress).",
         )
         st.button("Lock", key="teacher_lock", icon=":material/lock:", on_click=board.lock)
     st.caption(

@@ -10,7 +10,8 @@ from core import findings
 from core.directions import DIRECTIONS, VIEWS
 from core.eigen import cos_with_centered_target, decompose, linear_term_image, top_eigenvector
 from core.grid import GRID_THRESHOLDS, GRID_WEIGHT_DECAYS, grid_config, load_index
-from ui import charts, figures, models, resources, state, widgets
+from core.lesson import weight_decay_question
+from ui import charts, figures, lesson, models, resources, state, widgets
 
 widgets.page_intro(
     "Eigenvectors",
@@ -66,6 +67,10 @@ with st.container(border=True):
             "train live on the Train page."
         )
 
+lesson.gate(
+    weight_decay_question(resources.grid_index(), st.session_state.grid_threshold),
+    "the precomputed grid's index, checkpoints/grid/index.json, lacks this threshold",
+)
 H = trained.config.d_hidden
 settings = figures.Settings.of(trained)  # what every figure's download states
 eigen_tab, compare_tab = st.tabs(list(state.EIGEN_TABS.values()), key="eig_tab", on_change="rerun")
@@ -336,4 +341,5 @@ widgets.code_expander(
     linear_term_image,
     grid_config,
     load_index,
+    weight_decay_question,
 )

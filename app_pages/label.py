@@ -4,7 +4,8 @@ import streamlit as st
 
 from core.config import N_TRAIN_MNIST
 from core.labels import class_balance_problem, cosine_similarities, labels_from_similarities
-from ui import charts, figures, links, resources, state, widgets
+from core.lesson import balance_question
+from ui import charts, figures, lesson, links, resources, state, widgets
 
 N_EXAMPLES = 10
 
@@ -19,6 +20,16 @@ widgets.page_intro(
 )
 widgets.model_badge("The labels you choose here are used by the next model you train.", needs_model=False)
 mnist = resources.mnist()
+ss = st.session_state
+lesson.gate(
+    balance_question(
+        resources.similarities(ss.target_index).train,
+        ss.include_inverse,
+        ss.threshold,
+        ss.target_index,
+        int(mnist.train_y[ss.target_index]),
+    )
+)
 
 
 def pick_random_target() -> None:
@@ -128,4 +139,4 @@ def labelling() -> None:
 
 labelling()
 
-widgets.code_expander(cosine_similarities, labels_from_similarities, class_balance_problem)
+widgets.code_expander(cosine_similarities, labels_from_similarities, class_balance_problem, balance_question)

@@ -5,6 +5,7 @@ import streamlit as st
 from core.config import N_TEST_MNIST
 from core.data import to_float
 from core.directions import DIRECTIONS
+from core.lesson import tensor_question
 from core.tensor import (
     augment,
     interaction_matrices,
@@ -13,7 +14,7 @@ from core.tensor import (
     quadratic_form,
     reconstruction_error,
 )
-from ui import charts, figures, models, resources, widgets
+from ui import charts, figures, lesson, models, resources, widgets
 
 BATCH = 256  # test images in the live check
 SHOWN = 6  # of which the table lists the first few
@@ -32,6 +33,11 @@ tensor = interaction_tensor(trained.model)  # the bias-augmented weights and eve
 settings = figures.Settings.of(trained)  # what every figure's download states
 aug = tensor.weights
 H = trained.config.d_hidden
+mnist = resources.mnist()
+start = st.session_state.proof_offset  # the check's first test image (its input is drawn in section 3)
+images, labels = mnist.test_x[start : start + BATCH], resources.labels(trained.config)[1][start : start + BATCH]
+error = reconstruction_error(trained.model, to_float(images))
+lesson.gate(tensor_question(error, BATCH))
 
 st.subheader("1 · Fold the biases into the weights")
 st.markdown(
@@ -92,8 +98,7 @@ widgets.chart(
 )
 
 st.subheader("3 · Check: the quadratic form is the logit")
-mnist = resources.mnist()
-start = st.number_input(
+st.number_input(
     "First test image",
     0,
     N_TEST_MNIST - BATCH,
@@ -102,8 +107,6 @@ start = st.number_input(
     persist_state="session",
     help=f"The check runs on {BATCH} consecutive test images.",
 )
-images, labels = mnist.test_x[start : start + BATCH], resources.labels(trained.config)[1][start : start + BATCH]
-error = reconstruction_error(trained.model, to_float(images))
 st.metric(
     f"Largest |x̃ᵀW_e′ᵀB_aW_e′x̃ − (logit_a + 1)|, {BATCH} test images × 2 classes",
     f"{error:.1e}",
@@ -134,5 +137,11 @@ st.dataframe(
 )
 
 widgets.code_expander(
-    augment, interaction_matrices, interaction_tensor, quadratic_form, reconstruction_error, logit_check
+    augment,
+    interaction_matrices,
+    interaction_tensor,
+    quadratic_form,
+    reconstruction_error,
+    logit_check,
+    tensor_question,
 )

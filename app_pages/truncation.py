@@ -4,8 +4,9 @@ is enough (§4.3's)."""
 import streamlit as st
 
 from core import findings
+from core.lesson import truncation_question
 from core.truncation import cumulative_forms, hidden_augmented, order_by_magnitude, smallest_k_within, truncation_curves
-from ui import charts, figures, models, resources, widgets
+from ui import charts, figures, lesson, models, resources, widgets
 
 TOLERANCE = 0.005  # "as good as the full model": within half a percentage point
 
@@ -23,6 +24,7 @@ widgets.page_intro(
 widgets.model_badge()
 trained = models.active()
 curves = resources.truncation(trained.model_id, trained)  # cached per model id
+lesson.gate(truncation_question(curves, TOLERANCE))
 n_all = int(curves.k[-1])
 
 st.subheader("Accuracy against the number of eigenvectors kept")
@@ -83,5 +85,10 @@ st.caption(
 )
 
 widgets.code_expander(
-    truncation_curves, order_by_magnitude, hidden_augmented, cumulative_forms, findings.truncation_finding
+    truncation_curves,
+    order_by_magnitude,
+    hidden_augmented,
+    cumulative_forms,
+    findings.truncation_finding,
+    truncation_question,
 )

@@ -289,6 +289,13 @@ def show_answers(visible: bool) -> None:
         classroom().show_answers(visible)
 
 
+def clear_votes() -> None:
+    """Forget the room's lesson predictions (a new class, or a second run through the lesson)."""
+    if _teacher_only("reset the lesson's tally"):
+        classroom().clear_votes()
+        notify("info", "The lesson's tally is empty again; predictions revealed from now on are counted.")
+
+
 # --- Home: the model the teacher pinned ------------------------------------------------------------
 
 

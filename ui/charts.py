@@ -18,6 +18,7 @@ from numpy.typing import ArrayLike
 from PIL import Image
 
 if TYPE_CHECKING:
+    from core.lesson import Tally
     from core.train import EpochMetrics
 
 # ColorBrewer RdBu, 11 classes, from the most negative (dark red) to the most positive (dark blue)
@@ -457,4 +458,46 @@ def board_scatter(points: Sequence[dict]) -> alt.LayerChart:
         height=300,
         description="Scatter of every model on the board: weight decay against |cos| of its top eigenvector with "
         "the target, coloured by threshold; the same numbers are in the table above.",
+    )
+
+
+def lesson_tally(tally: Tally, answers: bool) -> alt.Chart:
+    """Lesson mode on the class board: how many students predicted each choice of one step. With `answers`,
+    a second bar per choice counts the students for whom it was the right answer (it depends on their screen)."""
+    rows = [
+        {"choice": choice, "order": i, "count": count, "what": "predicted"}
+        for i, (choice, count) in enumerate(zip(tally.step.choices, tally.predicted, strict=True))
+    ]
+    if answers:
+        rows += [
+            {"choice": choice, "order": i, "count": count, "what": "right answer"}
+            for i, (choice, count) in enumerate(zip(tally.step.choices, tally.right_for, strict=True))
+        ]
+    order = list(tally.step.choices)
+    return (
+        alt.Chart(pd.DataFrame(rows))
+        .mark_bar()
+        .encode(
+            x=alt.X("count:Q", title="students", axis=alt.Axis(tickMinStep=1)),
+            y=alt.Y("choice:N", title=None, sort=order, axis=alt.Axis(labelLimit=360)),
+            yOffset=alt.YOffset("what:N", sort=["predicted", "right answer"]),
+            color=alt.Color(
+                "what:N",
+                title=None,
+                scale=alt.Scale(domain=["predicted", "right answer"], range=[TARGET_COLOR, INVERSE_COLOR]),
+                legend=alt.Legend(orient="top") if answers else None,
+            ),
+            tooltip=[alt.Tooltip("choice:N"), alt.Tooltip("what:N"), alt.Tooltip("count:Q", title="students")],
+        )
+        .properties(
+            height=36 * len(order) * (2 if answers else 1),
+            description=f"Bar chart of the room's predictions for “{tally.step.summary}”: "
+            + "; ".join(f"{c}: {k}" for c, k in zip(tally.step.choices, tally.predicted, strict=True))
+            + (
+                ". Right answer on the students' screens: "
+                + "; ".join(f"{c}: {k}" for c, k in zip(tally.step.choices, tally.right_for, strict=True))
+                if answers
+                else ""
+            ),
+        )
     )

@@ -1,11 +1,12 @@
-"""The room's shared state: what the teacher pinned, cleared and revealed for everyone (no Streamlit here).
+"""The room's shared state: what the teacher pinned, cleared and revealed, and the lesson's votes (no Streamlit here).
 
 One `ClassRoom` per server (ui.board.classroom, st.cache_resource), read by every session's class board
 and Home page. It does not know about sessions or passcodes: ui.board changes it only for a session that
 unlocked the teacher controls (`passcode_matches`), and re-checks that in every callback.
 
 Every change replaces the frozen `RoomState` and bumps its revision, so a board compares one number to
-know whether it must redraw.
+know whether it must redraw. Lesson mode's predictions (core.lesson.Vote) are kept here too, one per
+session and step and at most MAX_VOTES, so the board can show how the room predicted.
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from core.lesson import Vote, record
+
+MAX_VOTES = 5_000  # the newest votes kept: a class of 30 casts about 120; a runaway script cannot grow the room
+
 
 @dataclass(frozen=True)
 class RoomState:
@@ -25,6 +30,7 @@ class RoomState:
     pinned: str | None = None  # the model id every student's Home page offers, if any
     hidden: frozenset[str] = frozenset()  # model ids cleared from the board (the models themselves stay)
     answers_visible: bool = False  # whether the lesson's answers are shown to the class
+    votes: tuple[Vote, ...] = ()  # lesson mode's revealed predictions, oldest first
     revision: int = 0  # +1 on every change
 
 
@@ -59,6 +65,13 @@ class ClassRoom:
 
     def show_answers(self, visible: bool) -> RoomState:
         return self._change(lambda _: {"answers_visible": bool(visible)})
+
+    def vote(self, vote: Vote) -> RoomState:
+        """Count a revealed prediction (replacing that session's earlier one for the step)."""
+        return self._change(lambda old: {"votes": record(old.votes, vote, MAX_VOTES)})
+
+    def clear_votes(self) -> RoomState:
+        return self._change(lambda _: {"votes": ()})
 
     @property
     def answers_visible(self) -> bool:

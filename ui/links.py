@@ -7,6 +7,8 @@ its default in place with a warning naming it, and `model=<id>` makes that model
 server still has it (ui.resources.find_model). `write()` then mirrors the current values into
 the URL on every run; values equal to their default are left out. Parsing is core.urlstate.
 While the student's training run goes on, `training=<id>` names it, so a reload follows it again.
+Lesson mode travels as `lesson=true` and the revealed steps with their predictions as
+`picked=label-1.eigenvectors-0` (core.lesson.parse_progress).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import streamlit as st
 from core.config import MAX_D_HIDDEN, N_TEST_MNIST, N_TRAIN_MNIST, Config
 from core.directions import DIRECTIONS, VIEWS
 from core.grid import GRID_THRESHOLDS, GRID_WEIGHT_DECAYS
+from core.lesson import format_progress, parse_progress
 from core.urlstate import (
     RESERVED,
     Param,
@@ -34,7 +37,7 @@ from core.urlstate import (
     parse_query,
     to_query,
 )
-from ui import state
+from ui import lesson, state
 
 MODEL_KEY = "_link_model"  # not a widget: the active model's id, read from / written to `model=`
 JOB_LINK_KEY = "_link_training"  # not a widget: the id of the Config being trained for this session
@@ -52,6 +55,8 @@ PARAMS: tuple[Param, ...] = (
     Param("grid_wd", "grid_weight_decay", one_of(GRID_WEIGHT_DECAYS), fmt_number),
     Param("image", "explain_index", integer(0, N_TEST_MNIST - 1)),
     Param("projector", "projector", boolean, fmt_bool),
+    Param("lesson", lesson.MODE_KEY, boolean, fmt_bool),
+    Param("picked", lesson.PROGRESS_KEY, parse_progress, format_progress, fallback="no answered step"),
     # the Train page's settings (the ranges of its widgets), so a reload or a link keeps them
     Param("wd", "weight_decay", number(0.0, 5.0, 1), fmt_number),
     Param("noise", "noise_std", number(0.0, 1.0, 2), fmt_number),
@@ -66,7 +71,11 @@ PARAMS: tuple[Param, ...] = (
     Param("model", MODEL_KEY, model_id, fallback="the pretrained model"),
     Param("training", JOB_LINK_KEY, model_id, fallback="no training run"),
 )
-DEFAULTS: dict[str, Any] = {**state.WIDGET_DEFAULTS, MODEL_KEY: config_id(Config())}  # the shipped seed model
+DEFAULTS: dict[str, Any] = {
+    **state.WIDGET_DEFAULTS,
+    MODEL_KEY: config_id(Config()),  # the shipped seed model
+    lesson.PROGRESS_KEY: (),  # no lesson step revealed
+}
 GRID_KEYS = ("grid_threshold", "grid_weight_decay")
 
 

@@ -45,6 +45,7 @@ WIDGET_DEFAULTS: dict[str, Any] = {
     "eig_tab": "Eigenvectors",  # Eigenvectors page tab: one of EIGEN_TABS
     "eig_matrix": "bias_free",  # Eigenvectors page: which view of the matrix (core.directions.VIEWS)
     "projector": False,  # sidebar: larger type and images for a classroom projector
+    "lesson": False,  # sidebar: lesson mode (ui.lesson), a question before each step's result
     "explain_source": "test",
     "explain_index": 0,
     "explain_top": 6,
