@@ -56,7 +56,7 @@ PARAMS: tuple[Param, ...] = (
     Param("image", "explain_index", integer(0, N_TEST_MNIST - 1)),
     Param("projector", "projector", boolean, fmt_bool),
     Param("lesson", lesson.MODE_KEY, boolean, fmt_bool),
-    Param("picked", lesson.PROGRESS_KEY, parse_progress, format_progress, fallback="no answered step"),
+    Param("picked", lesson.PROGRESS_KEY, parse_progress, format_progress, fallback="no revealed lesson step"),
     # the Train page's settings (the ranges of its widgets), so a reload or a link keeps them
     Param("wd", "weight_decay", number(0.0, 5.0, 1), fmt_number),
     Param("noise", "noise_std", number(0.0, 1.0, 2), fmt_number),
