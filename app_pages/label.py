@@ -4,7 +4,7 @@ import streamlit as st
 
 from core.config import N_TRAIN_MNIST
 from core.labels import class_balance_problem, cosine_similarities, labels_from_similarities
-from core.lesson import balance_question
+from core.lesson import Question, balance_question
 from ui import charts, figures, lesson, links, resources, state, widgets
 
 N_EXAMPLES = 10
@@ -20,16 +20,19 @@ widgets.page_intro(
 )
 widgets.model_badge("The labels you choose here are used by the next model you train.", needs_model=False)
 mnist = resources.mnist()
-ss = st.session_state
-lesson.gate(
-    balance_question(
-        resources.similarities(ss.target_index).train,
-        ss.include_inverse,
-        ss.threshold,
-        ss.target_index,
-        int(mnist.train_y[ss.target_index]),
+
+
+def lesson_question() -> Question:
+    """Lesson mode's question for the target and rule now set (core.lesson.balance_question)."""
+    ss = st.session_state
+    sims = resources.similarities(ss.target_index)
+    return balance_question(
+        sims.train, ss.include_inverse, ss.threshold, ss.target_index, int(mnist.train_y[ss.target_index])
     )
-)
+
+
+if lesson.active():  # (five labellings of 60 000 images: only in lesson mode, not on every slider step)
+    lesson.gate(lesson_question(), explain=False)  # the fragment explains: its widgets change the answer
 
 
 def pick_random_target() -> None:
@@ -41,6 +44,8 @@ def pick_random_target() -> None:
 def labelling() -> None:
     """Everything the target, the threshold and the inverse toggle change. A slider step reruns only this
     fragment (not the page's intro, badge and sidebar), so a burst of arrow presses never queues."""
+    if lesson.active():
+        lesson.explanation(lesson_question())
     target_column, rule_column = st.columns([1, 2], gap="large")
     with target_column:
         st.subheader("Target")

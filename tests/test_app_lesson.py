@@ -11,11 +11,11 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.grid import load_index
-from core.lesson import BY_ID, STEPS, weight_decay_question
+from core.lesson import BY_ID, STEPS, balance_question, weight_decay_question
 from tests.test_app import assert_clean, open_page
 from tests.test_app_board import BOARD, PASSCODE, has, unlocked_board
 from tests.test_app_links import open_link, warnings
-from ui import board
+from ui import board, resources
 
 EIGEN = "app_pages/eigenvectors.py"
 
@@ -158,3 +158,19 @@ def test_the_board_tallies_the_room_and_shows_answers_only_when_the_teacher_does
     student.run()
     assert "Nobody has revealed this step yet." in texts(student) and "3 prediction(s)" not in texts(student)
     assert not has(student, "button", "teacher_clear_votes"), "students have no such control"
+
+
+def test_the_label_steps_verdict_follows_the_target_and_threshold_on_screen():
+    at = predict(in_lesson("app_pages/label.py"), "label", 2)
+    assert at.slider(key="threshold") and at.metric, "the Label page's result"
+    for target in (6, 7):  # image #7 (a 3) is balanced at τ = 0.50, #6 (a 1) at τ = 0.40
+        at.number_input(key="target_index").set_value(target).run()
+        at.slider(key="threshold").set_value(0.3).run()
+        assert_clean(at)
+        sims = resources.similarities(target)
+        expected = balance_question(sims.train, True, 0.3, target, int(resources.mnist().train_y[target]))
+        shown = texts(at)
+        assert " ".join(expected.explanation) in shown, target
+        assert ("**Right**" in shown) == (expected.answer == 2), target
+        assert "your slider's τ = 0.30" in shown
+    assert len(board.classroom().state().votes) == 1, "changing the settings afterwards does not vote again"

@@ -87,38 +87,55 @@ def sidebar() -> None:
         )
 
 
-def gate(question: Question | None, missing: str = "") -> None:
-    """A step's question before its result; raises Pending until the student reveals it. Without lesson mode,
-    or without a question (`missing` says why: its evidence is not on this server), it draws nothing but that."""
+def gate(question: Question | None, missing: str = "", explain: bool = True) -> None:
+    """A step's question before its result; raises Pending until the student reveals it, then (`explain`)
+    draws the prediction's verdict and explanation. Without lesson mode, or without a question (`missing`
+    says why: its evidence is not on this server), it draws nothing but that.
+
+    A page whose result is a fragment passes explain=False and calls `explanation` inside the fragment: a
+    widget there reruns only the fragment, and the verdict must follow the settings it changes."""
     if not active():
         return
     if question is None:
         st.info(f"Lesson mode: this step has no question on this server ({missing}).", icon=":material/school:")
         return
     step = question.step
-    chosen = picks().get(step.id)
+    if step.id in picks():
+        if explain:
+            explanation(question)
+        return
     with st.container(border=True):
         st.markdown(f":material/school: **Lesson · {step.title}: predict first.** {question.prompt}")
-        if chosen is None:
-            st.radio(
-                "Your prediction",
-                range(len(step.choices)),
-                index=None,
-                format_func=step.choices.__getitem__,
-                key=choice_key(step.id),
-            )
-            st.button(
-                "Reveal",
-                key=f"lesson_reveal_{step.id}",
-                type="primary",
-                icon=":material/visibility:",
-                on_click=reveal,
-                args=(step.id, question.answer),
-                disabled=st.session_state.get(choice_key(step.id)) is None,
-                help="Shows this page's live result. Your prediction is then counted, anonymously, on the class board.",
-            )
-            st.caption("The page's result appears once you reveal it.")
-            raise Pending(step.id)
+        st.radio(
+            "Your prediction",
+            range(len(step.choices)),
+            index=None,
+            format_func=step.choices.__getitem__,
+            key=choice_key(step.id),
+        )
+        st.button(
+            "Reveal",
+            key=f"lesson_reveal_{step.id}",
+            type="primary",
+            icon=":material/visibility:",
+            on_click=reveal,
+            args=(step.id, question.answer),
+            disabled=st.session_state.get(choice_key(step.id)) is None,
+            help="Shows this page's live result. Your prediction is then counted, anonymously, on the class board.",
+        )
+        st.caption("The page's result appears once you reveal it.")
+        raise Pending(step.id)
+
+
+def explanation(question: Question) -> None:
+    """After Reveal: the prediction, whether it matches the answer for the settings now on screen, the two
+    computed sentences and a link to the next step (nothing outside lesson mode or before Reveal)."""
+    step = question.step
+    chosen = picks().get(step.id)
+    if not active() or chosen is None:
+        return
+    with st.container(border=True):
+        st.markdown(f":material/school: **Lesson · {step.title}.** {question.prompt}")
         right = step.choices[question.answer]
         st.markdown(
             f"You predicted **{step.choices[chosen]}**. "
