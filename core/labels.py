@@ -54,7 +54,7 @@ def labels_from_similarities(sims: Similarities, threshold: float, include_inver
     return positive.long()
 
 
-def _percent(fraction: float) -> str:
+def percent(fraction: float) -> str:
     """A share that never rounds a non-empty class away: 0.0017 % stays visible, 99.9983 % is not 100 %."""
     for digits in range(1, 8):
         text = f"{fraction * 100:.{digits}f}"
@@ -79,8 +79,8 @@ def class_balance_problem(labels: Int[Tensor, " n"], min_fraction: float = 0.05)
     if fraction < min_fraction:
         which = "true" if n_pos < n - n_pos else "false"
         return (
-            f"Only {n_minority:,} of {n:,} images ({_percent(fraction)}) are labelled {which}: a model that always "
-            f"answers the other class already scores {_percent(1 - fraction)}, so accuracy says little. "
+            f"Only {n_minority:,} of {n:,} images ({percent(fraction)}) are labelled {which}: a model that always "
+            f"answers the other class already scores {percent(1 - fraction)}, so accuracy says little. "
             "Consider moving the threshold."
         )
     return None

@@ -25,8 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.findings import IS_TARGET, RESEMBLES
-from core.labels import Similarities, labels_from_similarities
-from core.labels import _percent as percent  # the Label page's wording: a non-empty class never rounds to 0 or 100 %
+from core.labels import Similarities, labels_from_similarities, percent  # percent: the Label page's wording
 from core.truncation import TruncationCurves, smallest_k_within
 
 

@@ -46,7 +46,7 @@ def reveal(step_id: str, right: int) -> None:
     st.session_state[PROGRESS_KEY] = ordered({**picks(), step_id: chosen})
     from ui import board, models
 
-    board.classroom().vote(Vote(models._token(), step_id, chosen, right))
+    board.classroom().vote(Vote(models.session_token(), step_id, chosen, right))
 
 
 def start_over() -> None:

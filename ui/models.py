@@ -170,7 +170,7 @@ def grid_point(trained: TrainedModel) -> tuple[float, float] | None:
     return snapped.threshold, snapped.weight_decay
 
 
-def _token() -> str:
+def session_token() -> str:
     """This session's anonymous token: how the training pool knows who follows a job."""
     return st.session_state.setdefault(TOKEN_KEY, uuid.uuid4().hex)
 
@@ -181,7 +181,7 @@ def followed() -> TrainingJob | None:
 
 
 def _leave(job: TrainingJob) -> None:
-    resources.training_pool().leave(job, _token())
+    resources.training_pool().leave(job, session_token())
     if st.session_state.get(JOB_KEY) is job:
         del st.session_state[JOB_KEY]
 
@@ -218,7 +218,7 @@ def train_or_load(config: Config, again: bool = False) -> None:
             else "Loaded the model trained earlier with exactly these settings.",
         )
         return
-    job = resources.training_pool().submit(config, resources.splits(config), _token())
+    job = resources.training_pool().submit(config, resources.splits(config), session_token())
     if previous is not None and previous is not job:  # one run per student: the new one replaces it
         _leave(previous)
     st.session_state[JOB_KEY] = job
@@ -226,7 +226,7 @@ def train_or_load(config: Config, again: bool = False) -> None:
 
 def follow(job: TrainingJob) -> bool:
     """Follow a job in flight (a reloaded page reattaching to its run); False if it has ended."""
-    if not resources.training_pool().follow(job, _token()):
+    if not resources.training_pool().follow(job, session_token()):
         return False
     st.session_state[JOB_KEY] = job
     return True
@@ -261,7 +261,7 @@ def stop() -> None:
     if job is None:
         return
     _leave(job)
-    kept = job.model_so_far(trained_by=_token())  # on the class board under the name of who stopped it
+    kept = job.model_so_far(trained_by=session_token())  # on the class board under the name of who stopped it
     if kept is None:
         notify("info", "Training stopped before the first epoch finished; your previous model is kept.")
         return
