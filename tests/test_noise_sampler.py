@@ -1,4 +1,6 @@
-"""core.train.ExactNoisyEmbed has the same law as explicit pixel noise, checked statistically.
+"""core.train.NoisyEmbedding (as the autograd op ExactNoisyEmbed) has the law of explicit pixel noise.
+
+Checked statistically.
 
 The chain of equivalences the training loop relies on:
 
@@ -125,9 +127,10 @@ class DropNullSpace(ExactNoisyEmbed):
 
     @staticmethod
     def backward(ctx, delta: torch.Tensor):
-        x, W, L, xi = ctx.saved_tensors
+        e = ctx.embedding
+        x, W, L, xi = e.x, e.W, e.L, e.xi
         Q = _row_space_basis(W, L)
-        grad_W = delta.T @ x + ctx.sigma * (delta.T @ xi) @ Q.T  # (H, D)
+        grad_W = delta.T @ x + e.sigma * (delta.T @ xi) @ Q.T  # (H, D)
         return None, grad_W, None, None
 
 
@@ -136,14 +139,15 @@ class FreshXiInBackward(ExactNoisyEmbed):
 
     @staticmethod
     def backward(ctx, delta: torch.Tensor):
-        x, W, L, xi = ctx.saved_tensors
+        e = ctx.embedding
+        x, W, L, xi = e.x, e.W, e.L, e.xi
         Q = _row_space_basis(W, L)
-        xi = torch.randn(xi.shape, generator=ctx.generator, dtype=xi.dtype)  # (B, H), the bug
+        xi = torch.randn(xi.shape, generator=e.generator, dtype=xi.dtype)  # (B, H), the bug
         evals, evecs = torch.linalg.eigh(delta.T @ delta)  # (H,), (H, H)
         N = (evecs * evals.clamp_min(0).sqrt()) @ torch.randn(
-            Q.shape[1], Q.shape[0], generator=ctx.generator, dtype=delta.dtype
+            Q.shape[1], Q.shape[0], generator=e.generator, dtype=delta.dtype
         )  # (H, D)
-        grad_W = delta.T @ x + ctx.sigma * ((delta.T @ xi - N @ Q) @ Q.T + N)  # (H, D)
+        grad_W = delta.T @ x + e.sigma * ((delta.T @ xi - N @ Q) @ Q.T + N)  # (H, D)
         return None, grad_W, None, None
 
 

@@ -2,11 +2,25 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from core.config import Config
 from core.eigen import cos_with_centered_target, decompose
 from core.labels import make_splits
-from core.train import TrainingDiverged, fit, new_model, train
+from core.train import (
+    ExactNoisyEmbed,
+    FlatAdamW,
+    FlatWeights,
+    NoisyEmbedding,
+    PlainEmbedding,
+    StepBuffers,
+    TrainingDiverged,
+    cosine_lr,
+    fit,
+    new_model,
+    train,
+    train_step,
+)
 
 
 @pytest.fixture(scope="module")
@@ -74,3 +88,53 @@ def test_noise_free_training_runs(tiny):
     config, splits = tiny
     _, history = fit(config.replace(noise_std=0.0, epochs=1), splits)
     assert len(history) == 1
+
+
+@pytest.mark.parametrize("sigma", [0.0, 0.3])
+def test_the_hand_written_step_has_autograds_gradients(sigma):
+    """train_step's loss and every gradient equal autograd's on the model, for the same noise draws."""
+    model = new_model(Config(d_hidden=8))
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(32, 784, generator=g)  # (B, 784)
+    y = torch.randint(0, 2, (32,), generator=g)  # (B,)
+
+    weights = FlatWeights(model)
+    embedding = NoisyEmbedding(sigma, torch.Generator().manual_seed(1)) if sigma else PlainEmbedding()
+    loss, right = train_step(weights, x, y, embedding, StepBuffers(32, 8))
+
+    h = ExactNoisyEmbed.apply(x, model.W_e, sigma, torch.Generator().manual_seed(1)) if sigma else model.embed(x)
+    logits = model.from_hidden(h)  # (B, 2)
+    expected = F.cross_entropy(logits, y)
+    expected.backward()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    assert right.item() == (logits.argmax(-1) == y).sum().item()
+    for parameter, grad in zip(weights.parameters, weights._views(weights.grad), strict=True):
+        torch.testing.assert_close(grad, parameter.grad, rtol=1e-4, atol=1e-7)
+
+
+def test_flat_adamw_is_torchs_adamw():
+    """FlatAdamW on one flat tensor takes torch.optim.AdamW's steps (weight decay, bias correction, lr changes)."""
+    g = torch.Generator().manual_seed(0)
+    start = torch.randn(500, generator=g)
+    ours, theirs = start.clone(), start.clone().requires_grad_()
+    flat = FlatAdamW(ours, weight_decay=3.0)
+    reference = torch.optim.AdamW([theirs], lr=3e-3, weight_decay=3.0)
+    for lr in (3e-3, 3e-3, 2e-3, 1e-3, 5e-4):
+        grad = torch.randn(500, generator=g)
+        flat.step(grad, lr)
+        reference.param_groups[0]["lr"] = lr
+        theirs.grad = grad.clone()
+        reference.step()
+        torch.testing.assert_close(ours, theirs.detach(), rtol=1e-5, atol=1e-7)
+    assert not torch.equal(ours, start)
+
+
+@pytest.mark.parametrize("epochs", [1, 4, 10])
+def test_cosine_lr_is_torchs_schedule(epochs):
+    config = Config(epochs=epochs, lr=3e-3)
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=config.lr)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+    for epoch in range(1, epochs + 1):
+        assert cosine_lr(config, epoch) == pytest.approx(optimizer.param_groups[0]["lr"], rel=1e-9, abs=1e-15)
+        optimizer.step()
+        scheduler.step()
