@@ -363,7 +363,7 @@ def train(
                 return
             idx = order[b * config.batch_size : (b + 1) * config.batch_size]
             torch.index_select(train_pixels, 0, idx, out=batch_pixels)
-            torch.div(batch_pixels, 255.0, out=x)  # as core.data.to_float, in one pass
+            x.copy_(batch_pixels).div_(255.0)  # as core.data.to_float (torch.div(..., out=x) makes a temporary)
             y = splits.train_y[idx]  # (B,)
             loss, right = train_step(weights, x, y, embedding, buffers)
             optimizer.step(weights.grad, lr)
