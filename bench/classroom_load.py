@@ -34,9 +34,9 @@ memory.limit_in_bytes) and reports its failcnt / OOM counters.
 `--teacher-board` opens one more tab, the teacher's, on the Class board once the warm-up session
 is done and before the first student joins, and leaves it alone (no click, no reload) until the
 end: a projector showing the board through the whole lesson, whose fragment wakes every 2 s and
-reruns the page when a model arrives. An observer in that tab records every script run and when
-each model's tile first showed (the machine's clock), so the report adds: how many runs the tab
-saw and how many were redraws that brought new models (with their script seconds), and for each
+reruns the page when a model arrives. An observer in that tab records the script runs it shows and
+when each model's tile first showed (the machine's clock), so the report adds: how many runs the
+tab saw and how many were redraws that brought new models (with their script seconds), and for each
 student the seconds from their page showing "Training finished" to their model on the teacher's
 board (median and max; negative when the board was first), against the issue's goal of 5 s; the
 tab's error elements count with the students'. Its RSS is marked "board open", so the first join's
@@ -175,7 +175,7 @@ TRAIN_ARM_JS = r"""() => {
     }, 100);
 }"""
 TRAIN_READ_JS = "() => window.__train"
-# Installed in the teacher's board tab (--teacher-board): every script run of the tab (the board's fragment
+# Installed in the teacher's board tab (--teacher-board): each script run the tab shows (the board's fragment
 # waking every 2 s, and the page's reruns it asks for) as [start, end, models on the board], and when each
 # model's tile (its "Use this model" button, keyed by the model id) first showed; times are Date.now() (ms),
 # the machine's clock, comparable with the students' tabs (performance.timeOrigin + performance.now()).
@@ -858,7 +858,9 @@ def board_summary(board: dict | None, sessions: list[Session]) -> dict | None:
     """The teacher's board tab (--teacher-board): its script runs, its redraws, and for each student's model
     the seconds from that student's "Training finished" to the model's tile on the board (negative: the board
     showed it first). A redraw is a run after which the board held more models than before it; the other
-    runs are the fragment's quiet wakes (or a redraw with nothing new on it)."""
+    runs are the fragment's quiet wakes (or a redraw with nothing new on it). The browser asks for a wake
+    every 2 s, but a run whose start and end reach the page in one frame leaves no trace in the DOM, so
+    `runs` and `wake_interval` count the wakes the tab showed, not all of them."""
     if board is None:
         return None
     runs, redraws, before = board["runs"], [], None
@@ -1118,7 +1120,8 @@ def report_responsiveness(result: dict) -> None:
     if board is not None:
         print(
             f"the teacher's Class board tab, open {board['open_seconds']:.0f} s with no click or reload: "
-            f"{board['runs']} script runs (the fragment's wakes every 2 s and the redraws they asked for), "
+            f"{board['runs']} script runs seen (its fragment's wakes and the redraws they asked for; a wake shorter "
+            "than a frame may not show), "
             f"{board['redraws']} redraws with new models, {board['models_seen']} models seen"
         )
         print(f"  {'a redraw, script run':<40} {seconds(board['redraw_seconds'])}")
