@@ -31,6 +31,17 @@ twice alone, the second time warm: that run is the "alone" baseline of the ratio
 `--memory-cap MIB` runs the server in a memory cgroup (v2 memory.max or v1
 memory.limit_in_bytes) and reports its failcnt / OOM counters.
 
+`--teacher-board` opens one more tab, the teacher's, on the Class board once the warm-up session
+is done and before the first student joins, and leaves it alone (no click, no reload) until the
+end: a projector showing the board through the whole lesson, whose fragment wakes every 2 s and
+reruns the page when a model arrives. An observer in that tab records the script runs it shows and
+when each model's tile first showed (the machine's clock), so the report adds: how many runs the
+tab saw and how many were redraws that brought new models (with their script seconds), and for each
+student the seconds from their page showing "Training finished" to their model on the teacher's
+board (median and max; negative when the board was first), against the issue's goal of 5 s; the
+tab's error elements count with the students'. Its RSS is marked "board open", so the first join's
+increment stays the student's own.
+
 Every session must end with no exception or st.error element on any page it visited. The
 server's RSS (psutil: the streamlit process and its children, if any) is read before any session,
 after each join (Home rendered), after each session's Label page, after each training, and at the
@@ -48,6 +59,8 @@ only indicative; the memory numbers are what this script is for.
     .venv/bin/python bench/classroom_load.py --no-teacher         # a cold server meets the class at once
     .venv/bin/python bench/classroom_load.py --env OMP_NUM_THREADS=1 --env MALLOC_MMAP_THRESHOLD_=4194304
     .venv/bin/python bench/classroom_load.py --sessions 30 --memory-cap 2700 --json artifacts/classroom30.json
+    .venv/bin/python bench/classroom_load.py --sessions 3 --epochs 1 --teacher-board   # the board tab, small
+    .venv/bin/python bench/classroom_load.py --sessions 30 --teacher-board --memory-cap 2700 --json artifacts/cb30.json
 """
 
 from __future__ import annotations
@@ -55,6 +68,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import os
 import re
 import statistics
@@ -86,7 +100,7 @@ TITLE = "Bilinear Eigen Lab"
 FINISHED = re.compile("Training finished|Loaded the model trained earlier|Loaded the precomputed checkpoint")
 CURVES_CAPTION = re.compile(r"Training curves of the active model \((\d+) epochs?, (\d+) s\)")
 PHASES = ("before", "during", "after")  # page switches: before the first Train click, while trainings run/queue, after
-TARGET = {"switch_p95": 3.0, "ratio_max": 5.0, "peak_rss": 1.5 * 2**30}
+TARGET = {"switch_p95": 3.0, "ratio_max": 5.0, "peak_rss": 1.5 * 2**30, "board_max": 5.0}
 
 # Armed before a sidebar click: a capture listener keeps the click's own time, and an observer resolves
 # window.__switch.done once the main area shows an h1 containing `heading` and, after it, a first
@@ -138,8 +152,9 @@ SWITCH_DONE_JS = "() => window.__switch.done.then(r => ({...r, runs_t0: window._
 # Armed before the Train click: watches the main area's text every 100 ms (the progress fragment redraws
 # every 500 ms) for the queue message, the first epoch's progress and "Training finished"; page times in ms.
 TRAIN_ARM_JS = r"""() => {
-    const w = window.__train = {t0: performance.now(), click: null, waiting_first: null, waiting_last: null,
-                                waiting_text: null, epoch_first: null, finished: null};
+    const w = window.__train = {t0: performance.now(), origin: performance.timeOrigin, click: null,
+                                waiting_first: null, waiting_last: null, waiting_text: null, epoch_first: null,
+                                finished: null};
     const onClick = () => { if (w.click === null) w.click = performance.now(); };
     document.addEventListener('click', onClick, true);
     const timer = setInterval(() => {
@@ -160,6 +175,34 @@ TRAIN_ARM_JS = r"""() => {
     }, 100);
 }"""
 TRAIN_READ_JS = "() => window.__train"
+# Installed in the teacher's board tab (--teacher-board): each script run the tab shows (the board's fragment
+# waking every 2 s, and the page's reruns it asks for) as [start, end, models on the board], and when each
+# model's tile (its "Use this model" button, keyed by the model id) first showed; times are Date.now() (ms),
+# the machine's clock, comparable with the students' tabs (performance.timeOrigin + performance.now()).
+BOARD_WATCH_JS = r"""() => {
+    const b = window.__board = {opened: Date.now(), runs: [], first_seen: {}};
+    const app = document.querySelector('[data-testid="stApp"]');
+    const shown = () => [...document.querySelectorAll('[data-testid="stMain"] [class*="st-key-board_use_"]')]
+        .filter(e => !e.closest('[data-stale="true"]'))
+        .map(e => e.className.match(/st-key-board_use_(\S+)/)[1]);
+    const look = () => {
+        const now = Date.now();
+        for (const id of shown()) if (!(id in b.first_seen)) b.first_seen[id] = now;
+    };
+    let started = null;
+    new MutationObserver(records => records.forEach((record, i) => {  // a short run may be 2 records of one batch
+        const value = i + 1 < records.length ? records[i + 1].oldValue : app.getAttribute('data-test-script-state');
+        if (value === 'running' && started === null) started = Date.now();
+        if (value !== 'running' && started !== null) {
+            b.runs.push([started, Date.now(), shown().length]);
+            started = null;
+        }
+    })).observe(app, {attributes: true, attributeOldValue: true, attributeFilter: ['data-test-script-state']});
+    look();
+    setInterval(look, 100);
+}"""
+BOARD_READ_JS = "() => window.__board"
+MODEL_IN_URL = re.compile(r"[?&]model=([0-9a-z_-]+)")
 QUEUE_TEXT = re.compile(
     r"(\d+) run\(s\) are training .* number (\d+) of (\d+) in the queue and starts in about (\d+) s"
 )
@@ -471,6 +514,7 @@ async def train_and_wait(page, session: Session, recorder: Recorder, timeout: fl
         return None if watched[key] is None else (watched[key] - t0) / 1000
 
     queue = QUEUE_TEXT.search(watched["waiting_text"] or "")
+    model = MODEL_IN_URL.search(page.url)  # the model the page shows now: the run's
     caption = None
     with contextlib.suppress(Exception):  # the curves' caption, rounded to whole seconds
         text = await page.get_by_text(CURVES_CAPTION).first.inner_text(timeout=10_000)
@@ -481,6 +525,9 @@ async def train_and_wait(page, session: Session, recorder: Recorder, timeout: fl
         "outcome": outcome,
         "clicked_at": clicked,  # driver clock
         "finished_at": finished,
+        # the machine's clock (s) when the page showed "Training finished": compared with the teacher's board
+        "finished_clock": None if watched["finished"] is None else (watched["origin"] + watched["finished"]) / 1000,
+        "model_id": model.group(1) if model else None,
         "wall": since_click("finished") or finished - clicked,  # page: click -> "Training finished" seen
         "queued": watched["waiting_first"] is not None,
         "queue_wait": since_click("epoch_first"),  # click -> the first epoch's progress shown
@@ -606,6 +653,18 @@ async def after_trainings(page, session: Session, recorder: Recorder, timeout: f
         session.completed = False
 
 
+async def open_teacher_board(browser, url: str, timeout: float):
+    """The teacher's extra tab (--teacher-board): the Class board, open and watched (BOARD_WATCH_JS) for the
+    whole run, never clicked or reloaded: everything it shows comes from the board's own refresh."""
+    context = await browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = await context.new_page()
+    await page.goto(f"{url}/class_board")
+    await page.get_by_text("Live: this board looks for new models").wait_for(timeout=timeout * 1000)
+    await wait_idle_async(page, timeout)
+    await page.evaluate(BOARD_WATCH_JS)
+    return page
+
+
 def model_bytes() -> int:
     """Bytes of the quick preset's weights (d_hidden 64): parameters only, as float32."""
     from core.config import Config
@@ -615,7 +674,13 @@ def model_bytes() -> int:
 
 
 async def classroom(
-    url: str, pid: int, sessions: list[Session], epochs: int, timeout: float, teacher: Session | None
+    url: str,
+    pid: int,
+    sessions: list[Session],
+    epochs: int,
+    timeout: float,
+    teacher: Session | None,
+    teacher_board: bool = False,
 ) -> dict:
     from playwright.async_api import async_playwright
 
@@ -634,6 +699,9 @@ async def classroom(
                 recorder.mark(None, "teacher done")
             teacher_peak = sampler.peak
             sampler.reset()
+            board = await open_teacher_board(browser, url, timeout) if teacher_board else None
+            if board is not None:
+                recorder.mark(None, "board open")
             pages = []
             for session in sessions:  # one after another, so each join's cost can be read off
                 pages.append(await join(browser, url, session, recorder, timeout))
@@ -654,6 +722,13 @@ async def classroom(
                 )
             )
             recorder.mark(None, "all on Explain")
+            board_seen = None
+            if board is not None:
+                board_seen = {
+                    **await board.evaluate(BOARD_READ_JS),
+                    "closed": time.time() * 1000,
+                    "errors": await error_texts_async(board),
+                }
             cpu.stop()  # before chromium's processes exit
             await browser.close()
         peak = sampler.peak
@@ -663,6 +738,7 @@ async def classroom(
         "peak_rss_while_joining": joined_peak,
         "peak_rss_teacher": teacher_peak,
         "cpu": cpu.result(),
+        "board_tab": board_seen,
     }
 
 
@@ -682,11 +758,12 @@ def analyse(events: list[dict], sessions: list[Session]) -> dict[str, float]:
         return sum(values) / len(values) if values else float("nan")
 
     idle, teacher_done, final = at("server idle"), at("teacher done"), at("3 s later")
+    board_open = at("board open")  # --teacher-board: the board tab's cost is not the first join's
     joined = [at("joined", s.index) for s in sessions]
     labelled = [at("labelled", s.index) for s in sessions]
     if None in joined or None in labelled:  # a session failed to join: no per-session figures
         return {"idle": idle, "final": final}
-    before_join = [teacher_done or idle, *labelled[:-1]]
+    before_join = [board_open or teacher_done or idle, *labelled[:-1]]
     join_costs = [j - b for j, b in zip(joined, before_join, strict=True)]
     label_costs = [lab - j for lab, j in zip(labelled, joined, strict=True)]
     result = {"idle": idle, "final": final, "students": final - (teacher_done or idle)}
@@ -777,6 +854,43 @@ def switching(sessions: list[Session], teacher: Session | None) -> dict:
     }
 
 
+def board_summary(board: dict | None, sessions: list[Session]) -> dict | None:
+    """The teacher's board tab (--teacher-board): its script runs, its redraws, and for each student's model
+    the seconds from that student's "Training finished" to the model's tile on the board (negative: the board
+    showed it first). A redraw is a run after which the board held more models than before it; the other
+    runs are the fragment's quiet wakes (or a redraw with nothing new on it). The browser asks for a wake
+    every 2 s, but a run whose start and end reach the page in one frame leaves no trace in the DOM, so
+    `runs` and `wake_interval` count the wakes the tab showed, not all of them."""
+    if board is None:
+        return None
+    runs, redraws, before = board["runs"], [], None
+    for start, end, shown in runs:
+        if before is not None and shown > before:
+            redraws.append((end - start) / 1000)
+        before = shown
+    latencies, missing = [], []
+    for session in sessions:
+        for t in session.trainings:
+            seen = board["first_seen"].get(t["model_id"]) if t["model_id"] else None
+            if seen is None or t["finished_clock"] is None:
+                missing.append(session.index)
+                continue
+            t["on_teacher_board"] = seen / 1000 - t["finished_clock"]
+            latencies.append(t["on_teacher_board"])
+    return {
+        "open_seconds": (board["closed"] - board["opened"]) / 1000,
+        "runs": len(runs),
+        "redraws": len(redraws),
+        "redraw_seconds": spread(redraws),
+        "run_seconds": spread([(end - start) / 1000 for start, end, _ in runs]),
+        "wake_interval": spread([(b[0] - a[0]) / 1000 for a, b in itertools.pairwise(runs)]),
+        "models_seen": len(board["first_seen"]),
+        "latency": spread(latencies),
+        "missing": missing,
+        "errors": board["errors"],
+    }
+
+
 def training_summary(sessions: list[Session], teacher: Session | None) -> dict:
     """Trainings: wall (click -> finished), queue wait, own seconds, and own seconds / the teacher's warm run alone."""
     alone = teacher.trainings[-1]["own_seconds"] if teacher and teacher.trainings else None
@@ -816,10 +930,12 @@ def run(
     timeout: float = 300.0,
     env: dict[str, str] | None = None,
     memory_cap: int | None = None,
+    teacher_board: bool = False,
 ) -> dict:
     """Start a server, run the classroom, return everything measured (used by tests/test_classroom.py).
 
-    `memory_cap` (MiB): run the server in a memory cgroup of that size (MemoryCap)."""
+    `memory_cap` (MiB): run the server in a memory cgroup of that size (MemoryCap). `teacher_board`: keep a
+    Class board tab open while the students work, and report what it saw (board_summary)."""
     log_dir = log_dir or Path(tempfile.mkdtemp(prefix="classroom_"))
     log_dir.mkdir(parents=True, exist_ok=True)
     sessions = [Session(i, seed_base if same_config else seed_base + i) for i in range(n_sessions)]
@@ -836,7 +952,9 @@ def run(
                     print(f"memory cap: {cap.problem}; running without it", file=sys.stderr)
             on_start = cap.add if cap is not None else None
             with streamlit_server(log_dir / "streamlit.log", timeout=120, on_start=on_start) as (url, process):
-                measured = asyncio.run(classroom(url, process.pid, sessions, epochs, timeout, teacher_session))
+                measured = asyncio.run(
+                    classroom(url, process.pid, sessions, epochs, timeout, teacher_session, teacher_board)
+                )
                 server_exit = process.poll()  # None: the server was still running at the end
             if cap is not None:
                 time.sleep(0.5)  # the cgroup's counters after the server's exit
@@ -849,11 +967,13 @@ def run(
                 os.environ[key] = value
     fill_own_seconds(log_dir, [*sessions, *([teacher_session] if teacher_session else [])])
     switches, trainings = switching(sessions, teacher_session), training_summary(sessions, teacher_session)
+    board = board_summary(measured.pop("board_tab"), sessions)
     return {
-        "sessions": [asdict(s) for s in sessions],  # after the two above, which add phases and ratios
+        "sessions": [asdict(s) for s in sessions],  # after the three above, which add to them
         "teacher": asdict(teacher_session) if teacher_session else None,
         "switching": switches,
         "training": trainings,
+        "teacher_board": board,
         "memory_cgroup": memory_cgroup if cap is not None else None,
         "server_exit_code": server_exit,
         "config": {
@@ -864,6 +984,7 @@ def run(
             "teacher": teacher,
             "env": env or {},
             "memory_cap_mib": memory_cap,
+            "teacher_board": teacher_board,
         },
         "increments": analyse(measured["events"], sessions),
         "model_bytes": model_bytes(),
@@ -995,6 +1116,23 @@ def report_responsiveness(result: dict) -> None:
         )
     print(f"  {'first queue estimate shown':<40} {seconds(tr['queue_estimate_first'])}")
     print()
+    board = result.get("teacher_board")
+    if board is not None:
+        print(
+            f"the teacher's Class board tab, open {board['open_seconds']:.0f} s with no click or reload: "
+            f"{board['runs']} script runs seen (its fragment's wakes and the redraws they asked for; a wake shorter "
+            "than a frame may not show), "
+            f"{board['redraws']} redraws with new models, {board['models_seen']} models seen"
+        )
+        print(f"  {'a redraw, script run':<40} {seconds(board['redraw_seconds'])}")
+        print(f"  {'any run of the tab':<40} {seconds(board['run_seconds'])}")
+        print(f"  {'between the starts of two runs':<40} {seconds(board['wake_interval'], ('min', 'median', 'max'))}")
+        print(f"  {'Training finished -> on the board':<40} {seconds(board['latency'], ('median', 'max'))}")
+        if board["missing"]:
+            print(f"  never seen on the board (or no finish time): sessions {board['missing']}")
+        for text in board["errors"]:
+            print(f"  error element on the board: {text}")
+        print()
     cpu = result.get("cpu")
     if cpu:
         used = cpu["cpu_seconds"]
@@ -1028,6 +1166,9 @@ def report_responsiveness(result: dict) -> None:
     completed = sum(s["completed"] for s in students)
     errors = sum(len(s["errors"]) for s in students)
     ratio = tr["ratio"].get("max")
+    board = result.get("teacher_board")
+    if board is not None:
+        errors += len(board["errors"])
     checks = [
         (f"{completed}/{c['sessions']} completed", completed == c["sessions"]),
         (f"{errors} error elements or driver errors", errors == 0),
@@ -1041,6 +1182,15 @@ def report_responsiveness(result: dict) -> None:
         ),
         (f"peak RSS {peak / MB:.0f} MiB < 1.5 GiB", peak < TARGET["peak_rss"]),
     ]
+    if board is not None:
+        late = board["latency"].get("max", float("inf"))
+        checks.append(
+            (
+                f"on the teacher's board at most {late:.1f} s after Training finished, all {c['sessions']} "
+                f"seen, < {TARGET['board_max']:.0f} s",
+                late < TARGET["board_max"] and not board["missing"],
+            )
+        )
     print("target: " + "; ".join(f"{text}: {'met' if ok else 'NOT met'}" for text, ok in checks))
 
 
@@ -1072,6 +1222,11 @@ def main(argv: list[str] | None = None) -> dict:
         metavar="MIB",
         help="run the server in a memory cgroup with this limit (cgroup v2 or v1; root)",
     )
+    parser.add_argument(
+        "--teacher-board",
+        action="store_true",
+        help="keep one more tab open on the Class board for the whole run and report what it saw",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args(argv)
     PROGRESS.update(on=True, start=time.perf_counter())
@@ -1085,6 +1240,7 @@ def main(argv: list[str] | None = None) -> dict:
         timeout=args.timeout,
         env=env,
         memory_cap=args.memory_cap,
+        teacher_board=args.teacher_board,
     )
     report(result)
     write_json(args.json, result)

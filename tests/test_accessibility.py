@@ -8,10 +8,12 @@ below, which holds only Streamlit's own markup that the app cannot change.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
+from core.lesson import BY_ID, STEPS
 from tests.browser_support import after_run, go_to, launch_chromium, require_chromium, streamlit_server, wait_idle
 
 pytestmark = pytest.mark.browser
@@ -94,9 +96,11 @@ def test_every_page_in_projector_mode_with_a_precomputed_model(browser_page):
         assert findings(page) == [], f"projector: {title}"
 
 
+# An input's text is its wrapping <label>'s (a radio option's name is its option's text).
 FOCUSED = """() => {
     const e = document.activeElement;
-    return e ? [e.getAttribute('aria-label'), e.innerText || '', e.tagName] : [null, '', ''];
+    const text = e && (e.innerText || (e.closest('label') ? e.closest('label').innerText : ''));
+    return e ? [e.getAttribute('aria-label'), text || '', e.tagName] : [null, '', ''];
 }"""
 
 
@@ -110,6 +114,30 @@ def tab_to(page, accessible_name: str, tag: str | None = None, presses: int = 30
         if named and tag in (None, focused_tag):
             return
     raise AssertionError(f"{accessible_name!r} is not reachable with Tab")
+
+
+def test_lesson_mode_before_and_after_reveal_and_by_keyboard(browser_page):
+    """Every step's question in lesson mode (its text, the radio without a default, the disabled Reveal, the
+    sidebar's list of steps); then on Eigenvectors a prediction by keyboard alone (Tab to the radio, Space,
+    Tab to Reveal, Enter) and the revealed page: the verdict, the explanation and the result."""
+    page, url = browser_page
+    for step in STEPS:
+        page.goto(f"{url}/{Path(step.page).stem}?lesson=true")
+        expect(page.locator(f".st-key-lesson_choice_{step.id}")).to_be_visible()
+        expect(page.get_by_role("button", name="Reveal")).to_be_disabled()
+        assert findings(page) == [], f"lesson mode, before Reveal: {step.title}"
+    page.goto(f"{url}/eigenvectors?lesson=true")
+    choice = BY_ID["eigenvectors"].choices[0]
+    expect(page.locator(".st-key-lesson_choice_eigenvectors").get_by_text(choice)).to_be_visible()
+    tab_to(page, choice, tag="INPUT")
+    after_run(page, lambda: page.keyboard.press("Space"))
+    reveal = page.get_by_role("button", name="Reveal")
+    expect(reveal).to_be_enabled()
+    tab_to(page, "Reveal", tag="BUTTON")
+    after_run(page, lambda: page.keyboard.press("Enter"))
+    expect(page.locator(MAIN).get_by_text(f"You predicted {choice}.")).to_be_visible()
+    expect(page.locator(f'{MAIN} [data-testid="stImage"] img').nth(2)).to_be_visible()
+    assert findings(page) == [], "lesson mode, after Reveal: 4 · Eigenvectors"
 
 
 def test_the_main_path_by_keyboard_alone(browser_page):

@@ -149,6 +149,48 @@ def test_a_new_model_changes_the_boards_revision_so_every_board_redraws(classmat
     assert board.REFRESH_SECONDS <= 3, "a board wakes often enough to show it within 5 s"
 
 
+def wake(drawn: tuple[int, int, int]) -> None:
+    """One wake of a board's fragment (AppTest.from_function): ui.board.watch with the key a board drew.
+
+    AppTest fires no run_every timer, so the test runs the fragment itself, in a real script run; "runs"
+    counts this script's runs, and a second run means watch asked for the page's rerun (on the real page
+    that rerun draws a new snapshot, whose key then matches: the script stands in for it by not waking again).
+    """
+    import streamlit as st
+
+    from ui import board
+
+    runs = st.session_state["runs"] = st.session_state.get("runs", 0) + 1
+    if runs == 1:
+        board.watch(drawn)
+
+
+def test_a_boards_fragment_redraws_the_page_when_a_model_arrives_after_it_was_drawn(classmate):
+    """The first render draws the board; a model arrives in the server's registry; the fragment's next wake
+    (run here by hand: AppTest fires no run_every timer) reruns the page, and the rerun shows the new row.
+    A wake with nothing new reruns nothing."""
+    at = open_page(BOARD)
+    drawn = board.snapshot().key
+    quiet = AppTest.from_function(wake, args=(drawn,), default_timeout=60).run()
+    assert not quiet.exception, [e.value for e in quiet.exception]
+    assert quiet.session_state["runs"] == 1, "nothing arrived: the wake redraws nothing"
+    assert any("Live: this board looks for new models" in c.value for c in quiet.caption)
+
+    trained, _ = classmate
+    arrived = resources.registry().add(
+        resources.TrainedModel(trained.model, trained.config.replace(seed=SEED + 3), trained.history, "trained")
+    )
+    assert arrived.model_id not in set(table_of(at)["model"])
+    woken = AppTest.from_function(wake, args=(drawn,), default_timeout=60).run()
+    assert not woken.exception, [e.value for e in woken.exception]
+    assert woken.session_state["runs"] == 2, "a model arrived since the board was drawn: the wake reruns the page"
+    at.run()  # the rerun it asked for
+    assert_clean(at)
+    assert arrived.model_id in set(table_of(at)["model"])
+    settled = AppTest.from_function(wake, args=(board.snapshot().key,), default_timeout=60).run()
+    assert settled.session_state["runs"] == 1, "once redrawn, the next wakes are quiet again"
+
+
 def test_each_models_top_eigenvector_is_computed_once_for_the_server(monkeypatch, classmate):
     calls = []
     real = resources.decompose
