@@ -38,7 +38,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plain script
 
 from bench.common import write_json
-from tests.browser_support import IMAGES_LOADED_JS, ROOT, go_to, launch_chromium, streamlit_server, timed_run, wait_idle
+from tests.browser_support import (
+    IMAGES_LOADED_JS,
+    ROOT,
+    after_run,
+    go_to,
+    launch_chromium,
+    streamlit_server,
+    timed_run,
+    wait_idle,
+)
 
 SLIDER_GOAL, EIGEN_GOAL = 0.3, 0.5
 TITLE = "Bilinear Eigen Lab"
@@ -193,8 +202,8 @@ def browser_latency(playwright, log: Path, repeats: int) -> dict:
         page.goto(url)
         wait_idle(page, 120)
         titles = nav_links(page)
-        for title in titles:  # every page once: imports, MNIST, similarities, caches
-            go_to(page, title)
+        for title in titles:  # every page once: imports, MNIST, similarities, caches (a nav title such as
+            after_run(page, nav_link(page, title).click, timeout=120)  # "1 · Label" is not its page's heading)
         go_to(page, "Label")
         slider = slider_moves(page, repeats)
         switches = page_switches(page, titles, repeats)
