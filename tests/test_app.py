@@ -6,6 +6,7 @@ registry) is shared by all of them, as by the students of one class on one serve
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from core.checkpoint import save_checkpoint
 from core.config import Config
 from core.eigen import decompose, top_eigenvector
 from core.grid import grid_config
-from core.tensor import DIRECTIONS
+from core.tensor import DIRECTIONS, augment
 from core.urlstate import config_id
 from ui import resources
 
@@ -240,7 +241,33 @@ def test_tensor_page_proves_the_identity():
     assert error < 1e-9, "x̃ᵀBx̃ reproduces logit + 1 to float64 round-off"
     table = at.dataframe[0].value
     assert len(table) == 6 and table["max |difference|"].max() < 1e-9
-    assert len(at.get("vega_lite_chart")) == 3, "heatmaps of W_l', W_r' and B"
+
+
+def heatmaps(at) -> dict[str, str]:
+    """{caption: alt text} of the Tensor page's heatmap images (its test digits are captioned "test #…")."""
+    return {img.caption: img.alt for element in at.image for img in element.proto.imgs if img.alt.startswith("Heat")}
+
+
+def test_tensor_heatmaps_are_images_that_say_what_they_show_and_can_be_hovered():
+    at = open_page("app_pages/tensor.py")
+    assert not at.get("vega_lite_chart"), "images: a 65×65 Vega heatmap is 4,225 marks for the browser to lay out"
+    shown = heatmaps(at)
+    assert list(shown) == ["W_l′ (last column: b_l)", "W_r′ (last column: b_r)", f"B: {DIRECTIONS['true'].description}"]
+    W_l = augment(resources.seed_model().model).W_l
+    largest = W_l.flatten()[W_l.abs().argmax()].item()
+    alt = shown["W_l′ (last column: b_l)"]
+    assert "left weights W_l′, whose last column is b_l, 65×65" in alt and "red negative" in alt
+    assert f"Largest entry {largest:+.3g}" in alt, "the numbers a student would hover for"
+    at.segmented_control(key="tensor_direction_picker").set_value("true_minus_false").run()
+    assert_clean(at)
+    assert f"B: {DIRECTIONS['true_minus_false'].description}" in heatmaps(at), "the picker redraws B"
+    at.toggle(key="tensor_hover").set_value(True).run()
+    assert_clean(at)
+    assert len(at.get("vega_lite_chart")) == 3 and not heatmaps(at), "hoverable charts of W_l', W_r' and B instead"
+    assert (
+        json.loads(at.get("vega_lite_chart")[2].proto.spec)["title"]
+        == f"B: {DIRECTIONS['true_minus_false'].description}"
+    )
 
 
 @pytest.mark.parametrize("direction", DIRECTIONS)

@@ -168,23 +168,39 @@ def _shown_indices(n: int, max_size: int) -> np.ndarray:
     return np.arange(n) if n <= max_size else np.r_[np.arange(max_size - 1), n - 1]
 
 
+MATRIX_MAX_SIZE, CLIP_QUANTILE = 65, 0.99  # every heatmap of a matrix, as an image or a chart
+
+
+def shown_block(matrix: ArrayLike, max_size: int = MATRIX_MAX_SIZE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row indices, column indices, values) of what a heatmap shows: the whole matrix, or, larger than
+    max_size, its first block and its last row and column (the bias), so a d_hidden of 1024 still draws."""
+    m = _array(matrix)
+    rows, cols = _shown_indices(m.shape[0], max_size), _shown_indices(m.shape[1], max_size)
+    return rows, cols, m[np.ix_(rows, cols)]
+
+
+def clip_limit(values: ArrayLike, quantile: float = CLIP_QUANTILE) -> float:
+    """The colour limit of a heatmap: a quantile of |values|, so a few large entries (the constant 1, the
+    bias row) do not wash out the rest."""
+    return max(float(np.quantile(np.abs(_array(values)), quantile)), 1e-12)
+
+
 def matrix_heatmap(
     matrix: ArrayLike,
     title: str,
     row_title: str = "row",
     col_title: str = "column",
-    max_size: int = 65,
-    clip_quantile: float = 0.99,
+    max_size: int = MATRIX_MAX_SIZE,
+    clip_quantile: float = CLIP_QUANTILE,
     size: int = 340,
 ) -> alt.Chart:
-    """A square RdBu heatmap centred at 0 with tooltips, colours clipped at a quantile of |values|."""
-    # Clipping keeps a few large entries (the constant 1, the bias row) from washing out the rest;
-    # matrices larger than max_size show their first block and their last row/column (the bias).
+    """A square RdBu heatmap centred at 0 with tooltips, colours clipped at a quantile of |values|
+    (`clip_limit`); matrices larger than max_size show `shown_block`."""
     m = _array(matrix)
-    rows, cols = _shown_indices(m.shape[0], max_size), _shown_indices(m.shape[1], max_size)
+    rows, cols, block = shown_block(m, max_size)
     r, c = np.meshgrid(rows, cols, indexing="ij")
-    df = pd.DataFrame({"row": r.ravel(), "col": c.ravel(), "value": m[np.ix_(rows, cols)].ravel()})
-    limit = max(float(np.quantile(np.abs(df["value"]), clip_quantile)), 1e-12)
+    df = pd.DataFrame({"row": r.ravel(), "col": c.ravel(), "value": block.ravel()})
+    limit = clip_limit(block, clip_quantile)
     if len(rows) < m.shape[0] or len(cols) < m.shape[1]:
         title += f" (first {len(rows) - 1} and last row/column of {m.shape[0]}×{m.shape[1]})"
     every, last = max(1, len(cols) // 8), int(cols[-1])

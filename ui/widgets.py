@@ -187,6 +187,29 @@ def chart(figure: Figure, key: str, width: Any = "stretch") -> None:
     downloads(key, [figure])
 
 
+def heatmap(figure: Figure, model_id: str, key: str, interactive: bool = False) -> None:
+    """A matrix figure (ui.figures.matrix) of the model `model_id`, and its "Download" popover under it.
+
+    An image by default, drawn once per model (ui.resources.heatmap) and shown at its own size, so Streamlit
+    neither re-encodes nor resizes it: as a Vega chart, a 65×65 matrix is 4,225 marks that the browser lays
+    out and paints on every page switch. `interactive`: the hoverable chart instead (ui.charts.matrix_heatmap).
+    """
+    from ui import charts, resources
+
+    if interactive:
+        row_title, col_title = figure.axes
+        size = figure.cell * charts.MATRIX_MAX_SIZE
+        st.altair_chart(
+            projected(charts.matrix_heatmap(figure.pixels, figure.title, row_title, col_title, size=size)),
+            width="content",
+        )
+    else:
+        scale = PROJECTOR_SCALE if st.session_state.get("projector") else 1
+        png = resources.heatmap(model_id, figure.name, scale, figure)
+        st.image(png, caption=figure.title, alt=figure.description, width="content", output_format="PNG")
+    downloads(key, [figure])
+
+
 def downloads(key: str, figures: Sequence[Figure]) -> None:
     """A small "Download" popover offering each figure as PNG and as SVG, for a teacher's slides; each
     file carries a caption of the model's settings (ui.figures) and its name says what it shows.
