@@ -106,8 +106,12 @@ st.caption(
     "flipped towards the target; under it, who trained it, τ, weight decay and |cos|."
 )
 gallery(shown.entries, per_row)
-with st.expander(f"The {len(shown.backdrop)} precomputed models (the backdrop)", icon=":material/bolt:"):
-    gallery(shown.backdrop, per_row)
+backdrop = widgets.lazy_expander(
+    f"The {len(shown.backdrop)} precomputed models (the backdrop)", "board_backdrop", ":material/bolt:"
+)
+if backdrop is not None:
+    with backdrop:
+        gallery(shown.backdrop, per_row)
 
 st.subheader("Teacher controls", divider="gray")
 if not board.controls_enabled():

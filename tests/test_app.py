@@ -120,6 +120,11 @@ def test_every_page_renders_with_its_widgets(page):
     assert at.title and at.latex, "every page opens with a title and a formula"
     assert "Pretrained seed checkpoint" in badge(at)
     assert any(e.label == "Show the code this page ran" for e in at.expander)
+    assert not [c for c in at.code if "def " in c.value] or page == "app_pages/tensor.py", "closed: no code sent"
+    at.session_state["show_code"] = True  # a click on the expander, which reruns the page
+    if page == "app_pages/class_board.py":
+        at.session_state["board_backdrop"] = True  # the precomputed models, each with its Use button
+    at.run()
     assert any("def " in c.value for c in at.code), "the expander shows real source code"
     for kind, key in PAGES[page]:
         assert getattr(at, kind)(key=key) if key else getattr(at, kind), f"{kind} {key!r} missing on {page}"

@@ -152,9 +152,20 @@ def source(function: Callable[..., Any]) -> None:
     st.code(inspect.getsource(function), language="python")
 
 
+def lazy_expander(label: str, key: str, icon: str) -> Any:
+    """A closed expander whose content is sent only once it is opened (None while closed): opening it reruns
+    the page. Closed, a long text or highlighted code would still be laid out by the browser on every page
+    switch (issue 13: pages at the floor)."""
+    expander = st.expander(label, icon=icon, key=key, on_change="rerun")
+    return expander if expander.open else None
+
+
 def code_expander(*functions: Callable[..., Any]) -> None:
-    """An expander with the source of the core functions this page called."""
-    with st.expander("Show the code this page ran", icon=":material/code:"):
+    """An expander with the source of the core functions this page called (`lazy_expander`, key show_code)."""
+    expander = lazy_expander("Show the code this page ran", "show_code", ":material/code:")
+    if expander is None:
+        return
+    with expander:
         for function in functions:
             st.caption(f"`{function.__module__}.{function.__qualname__}`")
             st.code(inspect.getsource(function), language="python")
