@@ -74,7 +74,7 @@ st.dataframe(
 )
 
 st.subheader("Weight decay against |cos|, every model of the room")
-st.altair_chart(widgets.projected(charts.board_scatter(points(board.rows(shown.all), tz))), width="stretch")
+widgets.altair(charts.board_scatter(points(board.rows(shown.all), tz)))
 st.caption(
     "Dots: models trained in class; hollow squares: the 15 precomputed models. Colour: the threshold τ. Hover a "
     "point for who trained it, when and with which settings."

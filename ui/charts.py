@@ -37,6 +37,10 @@ RDBU = np.array(
     ],
     dtype=np.float64,
 )
+# Altair's default theme only sets a 300 × 300 default view size, which Streamlit switches off (theme "none")
+# while it converts a chart; ui.widgets.altair converts charts itself (without validation), and exports set
+# their sizes (ui.figures.chart_spec), so "none" everywhere draws exactly what st.altair_chart drew.
+alt.theme.enable("none")
 BLUE, RED, GREY = "#2166ac", "#b2182b", "#9aa5b1"
 TARGET_COLOR, INVERSE_COLOR = "#2166ac", "#e08214"
 

@@ -192,9 +192,16 @@ def image(figure: Figure, width: int) -> None:
     st.image(figure.screen(), caption=figure.title, alt=figure.description, width=px(width), output_format="PNG")
 
 
+def altair(chart: Any, width: Any = "stretch") -> None:
+    """An Altair chart as drawn (projector mode too), sent as its Vega-Lite spec without Altair's JSON-schema
+    validation: st.altair_chart validates on every run, 20-40 ms a layered chart on this machine, a third of
+    the Eigenvectors page's script for its two spectra. tests/test_charts.py validates every chart instead."""
+    st.vega_lite_chart(projected(chart).to_dict(validate=False), width=width)
+
+
 def chart(figure: Figure, key: str, width: Any = "stretch") -> None:
-    """An Altair chart figure as drawn (projector mode too), and its "Download" popover under it."""
-    st.altair_chart(projected(figure.chart), width=width)
+    """An Altair chart figure (`altair`), and its "Download" popover under it."""
+    altair(figure.chart, width)
     downloads(key, [figure])
 
 
@@ -210,10 +217,7 @@ def heatmap(figure: Figure, model_id: str, key: str, interactive: bool = False) 
     if interactive:
         row_title, col_title = figure.axes
         size = figure.cell * charts.MATRIX_MAX_SIZE
-        st.altair_chart(
-            projected(charts.matrix_heatmap(figure.pixels, figure.title, row_title, col_title, size=size)),
-            width="content",
-        )
+        altair(charts.matrix_heatmap(figure.pixels, figure.title, row_title, col_title, size=size), "content")
     else:
         scale = PROJECTOR_SCALE if st.session_state.get("projector") else 1
         png = resources.heatmap(model_id, figure.name, scale, figure)
@@ -397,7 +401,7 @@ def _live_curve_spec(history: tuple[Any, ...], metric: str, projector: bool) -> 
     from ui import charts  # altair: only once a run is drawn
 
     chart = charts.training_curve(history, metric)
-    return (_projected(chart) if projector else chart).to_dict()
+    return (_projected(chart) if projector else chart).to_dict(validate=False)  # see `altair`
 
 
 def live_curve(history: tuple[Any, ...], metric: str) -> None:
