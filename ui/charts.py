@@ -274,8 +274,8 @@ def eigenspectrum(eigenvalues: ArrayLike, k: int, side: Literal["top", "bottom"]
             x=x,
             y=y,
             tooltip=tooltip,
-            color=alt.condition("datum.highlighted", alt.value(color), alt.value(GREY)),
-            size=alt.condition("datum.highlighted", alt.value(110), alt.value(30)),
+            color=alt.ColorValue(GREY, condition={"test": "datum.highlighted", "value": color}),
+            size=alt.SizeValue(30, condition={"test": "datum.highlighted", "value": 110}),
         )
     )
     zero = alt.Chart(pd.DataFrame({"y": [0.0]})).mark_rule(color="#cbd2d9").encode(y="y:Q")
@@ -433,7 +433,7 @@ def cos_vs_weight_decay(rows: Sequence[dict], selected_threshold: float | None =
                 legend=alt.Legend(orient="top"),
                 scale=alt.Scale(range=[TARGET_COLOR, INVERSE_COLOR, "#5aae61"]),
             ),
-            strokeWidth=alt.condition("datum.selected", alt.value(4), alt.value(1.5)),
+            strokeWidth=alt.StrokeWidthValue(1.5, condition={"test": "datum.selected", "value": 4}),
             tooltip=[
                 "threshold:N",
                 alt.Tooltip("weight decay:Q"),
