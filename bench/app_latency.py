@@ -120,11 +120,17 @@ def cold_start(playwright, log: Path) -> dict[str, float]:
 def slider_moves(page, repeats: int) -> list[dict[str, float]]:
     """Threshold one step right, then one step left, `repeats` times each; every press timed."""
     slider = page.locator('.st-key-threshold input[type="range"]')
-    slider.focus()
     times = []
     for i in range(2 * repeats + 2):
         key = "ArrowRight" if i % 2 == 0 else "ArrowLeft"
-        t = timed_run(page, lambda key=key: slider.press(key))
+        for _attempt in range(3):  # a press that starts no run within 10 s (focus lost, say) is retried
+            slider.focus()
+            t = timed_run(page, lambda key=key: slider.press(key), start_timeout=10)
+            if t is not None:
+                break
+            wait_idle(page)
+        else:
+            raise RuntimeError(f"pressing {key} on the slider started no script run, 3 times")
         if i >= 2:  # the first two moves are warm-up (a new threshold's labels, chart code paths)
             times.append(t)
     return times
