@@ -14,7 +14,7 @@ from core.tensor import (
     quadratic_form,
     reconstruction_error,
 )
-from ui import figures, models, resources, widgets
+from ui import charts, figures, models, resources, widgets
 
 BATCH = 256  # test images in the live check
 SHOWN = 6  # of which the table lists the first few
@@ -62,7 +62,8 @@ hover = st.toggle(
 def heatmap(matrix: torch.Tensor, name: str, key: str, title: str, what: str, axes: tuple[str, str], cell: int) -> None:
     """One matrix as a heatmap: an image drawn once per model, or with "Hover for values" the interactive chart."""
     figure = figures.matrix(matrix, name, title, what, settings, axes, cell)
-    widgets.heatmap(figure, trained.model_id, key, interactive=hover)
+    chart = charts.matrix_heatmap(matrix, title, *axes, size=cell * charts.MATRIX_MAX_SIZE) if hover else None
+    widgets.heatmap(figure, trained.model_id, key, interactive=chart)
 
 
 weights = (

@@ -284,8 +284,11 @@ def test_eigenvectors_page_shows_images_for_each_direction(direction):
     rows = [image for image in at.image if len(image.value) > 1]
     assert [len(image.value) for image in rows] == [k, k], "top-k positive and negative eigenvectors"
     singles = [image.captions[0] for image in at.image if len(image.value) == 1]
-    assert len(singles) == 4 + 2 * (direction == "true"), "target, both tops, linear term (+ class 1's pair)"
-    assert len(at.get("vega_lite_chart")) == 3, "two spectrum panels and the hoverable eigenvector"
+    assert len(singles) == 5 + 2 * (direction == "true"), (
+        "target, both tops, linear term (+ class 1's pair), the browsed eigenvector"
+    )
+    assert singles[-1].startswith("Eigenvector #0 of the bias-free block"), "browsing: an image with a colour bar"
+    assert len(at.get("vega_lite_chart")) == 2, "two spectrum panels"
     seed = resources.seed_model()
     target = resources.mnist().train_x[seed.config.target_index]
     text = " ".join(m.value for m in at.markdown)
@@ -304,7 +307,12 @@ def test_browsing_an_eigenvector_index():
     at.slider(key="eig_index").set_value(64).run()
     assert_clean(at)
     assert float(at.metric[0].value) < 0, "index 64 is the most negative eigenvalue"
-    assert re.search(r"Eigenvector #64", str(at.get("vega_lite_chart")[-1].proto.spec))
+    browsed = at.image[-1].proto.imgs[0]
+    assert browsed.caption.startswith("Eigenvector #64 of the bias-augmented") and at.metric[0].value in browsed.alt
+    at.toggle(key="eig_hover").set_value(True).run()
+    assert_clean(at)
+    assert len(at.get("vega_lite_chart")) == 3 and not at.image[-1].proto.imgs[0].caption.startswith("Eigenvector #")
+    assert re.search(r"Eigenvector #64", str(at.get("vega_lite_chart")[-1].proto.spec)), "hover: the chart instead"
     at.segmented_control(key="eig_matrix").set_value("bias_free").run()
     assert_clean(at)
     assert at.slider(key="eig_index").value == 63, "clamped to the smaller view"

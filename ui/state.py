@@ -41,6 +41,7 @@ WIDGET_DEFAULTS: dict[str, Any] = {
     "direction": "true_minus_false",
     "top_k": 3,
     "eig_index": 0,  # Eigenvectors page (direction: Explain too)
+    "eig_hover": False,  # Eigenvectors page: the browsed eigenvector as an interactive chart, not an image
     "grid_threshold": DEFAULTS.threshold,
     "grid_weight_decay": DEFAULTS.weight_decay,  # instant grid sliders
     "eig_tab": "Eigenvectors",  # Eigenvectors page tab: one of EIGEN_TABS

@@ -205,19 +205,19 @@ def chart(figure: Figure, key: str, width: Any = "stretch") -> None:
     downloads(key, [figure])
 
 
-def heatmap(figure: Figure, model_id: str, key: str, interactive: bool = False) -> None:
-    """A matrix figure (ui.figures.matrix) of the model `model_id`, and its "Download" popover under it.
+def heatmap(figure: Figure, model_id: str, key: str, interactive: Any = None) -> None:
+    """A heatmap of the model `model_id` (a matrix, ui.figures.matrix, or a 28×28 pixel figure), with a colour
+    bar, and its "Download" popover under it.
 
     An image by default, drawn once per model (ui.resources.heatmap) and shown at its own size, so Streamlit
-    neither re-encodes nor resizes it: as a Vega chart, a 65×65 matrix is 4,225 marks that the browser lays
-    out and paints on every page switch. `interactive`: the hoverable chart instead (ui.charts.matrix_heatmap).
+    neither re-encodes nor resizes it: as a Vega chart, a 65×65 matrix is 4,225 marks (a 28×28 image 784)
+    that the browser lays out and paints on every page switch. `interactive`, an Altair chart: that hoverable
+    chart instead, for a student who asked for values under the mouse.
     """
-    from ui import charts, resources
+    from ui import resources
 
-    if interactive:
-        row_title, col_title = figure.axes
-        size = figure.cell * charts.MATRIX_MAX_SIZE
-        altair(charts.matrix_heatmap(figure.pixels, figure.title, row_title, col_title, size=size), "content")
+    if interactive is not None:
+        altair(interactive, "content")
     else:
         scale = PROJECTOR_SCALE if st.session_state.get("projector") else 1
         png = resources.heatmap(model_id, figure.name, scale, figure)
