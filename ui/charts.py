@@ -103,9 +103,9 @@ def similarity_histogram(
         .mark_bar(opacity=0.6, binSpacing=0)
         .encode(
             x=alt.X("start:Q", title="cosine similarity", scale=alt.Scale(domain=[0, 1])),
-            x2="end:Q",
+            x2=alt.X2("end"),
             y=alt.Y("images:Q", title="number of images", stack=None),
-            y2=alt.datum(0),
+            y2=alt.Y2Datum(0),
             color=alt.Color(
                 "series:N",
                 title=None,
@@ -127,12 +127,12 @@ def similarity_histogram(
     rule = (
         alt.Chart(marker)
         .mark_rule(color="black", strokeDash=[5, 3], size=2)
-        .encode(x="threshold:Q", tooltip=[alt.Tooltip("threshold:Q", format=".2f")])
+        .encode(x=alt.X("threshold:Q"), tooltip=[alt.Tooltip("threshold:Q", format=".2f")])
     )
     text = (
         alt.Chart(marker)
         .mark_text(align="left", dx=5, dy=-6, baseline="top", fontWeight="bold")
-        .encode(x="threshold:Q", y=alt.value(0), text="label:N")
+        .encode(x=alt.X("threshold:Q"), y=alt.YValue(0), text=alt.Text("label:N"))
     )
     return alt.layer(bars, rule, text).properties(height=260)
 
