@@ -75,7 +75,7 @@ st.dataframe(
 )
 
 st.subheader("Weight decay against |cos|, every model of the room")
-st.altair_chart(widgets.projected(charts.board_scatter(points(board.rows(shown.all), tz))), width="stretch")
+widgets.altair(charts.board_scatter(points(board.rows(shown.all), tz)))
 st.caption(
     "Dots: models trained in class; hollow squares: the 15 precomputed models. Colour: the threshold τ. Hover a "
     "point for who trained it, when and with which settings."
@@ -107,8 +107,12 @@ st.caption(
     "flipped towards the target; under it, who trained it, τ, weight decay and |cos|."
 )
 gallery(shown.entries, per_row)
-with st.expander(f"The {len(shown.backdrop)} precomputed models (the backdrop)", icon=":material/bolt:"):
-    gallery(shown.backdrop, per_row)
+backdrop = widgets.lazy_expander(
+    f"The {len(shown.backdrop)} precomputed models (the backdrop)", "board_backdrop", ":material/bolt:"
+)
+if backdrop is not None:
+    with backdrop:
+        gallery(shown.backdrop, per_row)
 
 st.subheader("How the room predicted (lesson mode)")
 answers = shown.room.answers_visible

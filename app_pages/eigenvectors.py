@@ -11,7 +11,7 @@ from core.directions import DIRECTIONS, VIEWS
 from core.eigen import cos_with_centered_target, decompose, linear_term_image, top_eigenvector
 from core.grid import GRID_THRESHOLDS, GRID_WEIGHT_DECAYS, grid_config, load_index
 from core.lesson import weight_decay_question
-from ui import charts, figures, lesson, models, resources, state, widgets
+from ui import charts, figures, lesson, links, models, resources, state, widgets
 
 widgets.page_intro(
     "Eigenvectors",
@@ -226,26 +226,44 @@ with eigen_tab:
                 widgets.downloads("eig_class1_pair", pair)
 
         st.subheader("Browse every eigenvector")
-        browse_column, heatmap_column = st.columns([1, 2])
-        with browse_column:
-            index = widgets.bounded_slider(
-                f"Eigenvector index of the {VIEWS[view].label.lower()} (0 = largest eigenvalue)", 0, n - 1, "eig_index"
+
+        @st.fragment
+        def browse() -> None:
+            """The index slider's part of the page: a step reruns only this (and the link), not the spectra."""
+            browse_column, heatmap_column = st.columns([1, 2])
+            with browse_column:
+                index = widgets.bounded_slider(
+                    f"Eigenvector index of the {VIEWS[view].label.lower()} (0 = largest eigenvalue)",
+                    0,
+                    n - 1,
+                    "eig_index",
+                )
+                st.metric("Eigenvalue λ", f"{eigen.eigenvalues[index]:.4f}")
+                st.metric("|cos| with the centred target", f"{cosines[index]:.2f}")
+                hover = st.toggle(
+                    "Hover for values",
+                    key="eig_hover",
+                    persist_state="session",
+                    help="Draw the eigenvector as an interactive chart that shows each pixel's value under the "
+                    "mouse (slower to draw); off, an image with the same colours and a colour bar.",
+                )
+            where = f"the {VIEWS[view].label.lower()} of {DIRECTIONS[direction].name}"
+            numbers = f"eigenvalue {eigen.eigenvalues[index]:.4f}, |cos| with the target {cosines[index]:.2f}"
+            figure = figures.pixels(
+                images[index],
+                f"eigenvector{index}_{view}_{direction}_heatmap",
+                f"Eigenvector #{index} of {where} in pixel space: {numbers}",
+                f"Eigenvector {index} of {where} as a 28×28 image ({widgets.DIVERGING}, full colour at ±max|v|, "
+                f"the colour bar beside it): {numbers}",
+                settings,
             )
-            st.metric("Eigenvalue λ", f"{eigen.eigenvalues[index]:.4f}")
-            st.metric("|cos| with the centred target", f"{cosines[index]:.2f}")
-        with heatmap_column:
-            widgets.chart(
-                figures.chart(
-                    charts.pixel_heatmap(images[index], f"Eigenvector #{index} in pixel space (hover me)"),
-                    f"eigenvector{index}_{view}_{direction}_heatmap",
-                    f"Eigenvector #{index} of the {VIEWS[view].label.lower()} of {DIRECTIONS[direction].name} "
-                    f"in pixel space: eigenvalue {eigen.eigenvalues[index]:.4f}, |cos| with the target "
-                    f"{cosines[index]:.2f}",
-                    settings,
-                ),
-                "eig_browse",
-                width="content",
-            )
+            with heatmap_column:
+                title = f"Eigenvector #{index} in pixel space (hover me)"
+                chart = charts.pixel_heatmap(images[index], title) if hover else None
+                widgets.heatmap(figure, trained.model_id, "eig_browse", interactive=chart)
+            links.write()  # the address follows the index, on a partial rerun too
+
+        browse()
 
 with compare_tab:
     if compare_tab.open:

@@ -78,8 +78,11 @@ for heading, rows in ((None, steps), ("Beyond the paper", beyond), ("The class",
             st.page_link(path, label=label, icon=icon)
         right.markdown(description)
 
-with st.expander("What the paper says and what this lab shows (docs/science.md)", icon=":material/menu_book:"):
-    st.markdown(widgets.science_notes())
+notes = widgets.lazy_expander(
+    "What the paper says and what this lab shows (docs/science.md)", "science_notes", ":material/menu_book:"
+)
+if notes is not None:
+    notes.markdown(widgets.science_notes())
 
 st.subheader("Where you are")
 st.markdown(

@@ -1,6 +1,7 @@
 """Step 3 · Tensor: fold the biases into the weights and check one matrix reproduces the logits."""
 
 import streamlit as st
+import torch
 
 from core.config import N_TEST_MNIST
 from core.data import to_float
@@ -35,9 +36,7 @@ aug = tensor.weights
 H = trained.config.d_hidden
 mnist = resources.mnist()
 start = st.session_state.proof_offset  # the check's first test image (its input is drawn in section 3)
-images, labels = mnist.test_x[start : start + BATCH], resources.labels(trained.config)[1][start : start + BATCH]
-error = reconstruction_error(trained.model, to_float(images))
-lesson.gate(tensor_question(error, BATCH))
+lesson.gate(tensor_question(reconstruction_error(trained.model, to_float(mnist.test_x[start : start + BATCH])), BATCH))
 
 st.subheader("1 · Fold the biases into the weights")
 st.markdown(
@@ -55,18 +54,30 @@ st.latex(
     r"\qquad (W_l' \tilde h) \odot (W_r' \tilde h) = "
     r"\begin{bmatrix} (W_l h + b_l) \odot (W_r h + b_r) \\ 1 \end{bmatrix}"
 )
-heatmaps = ((aug.W_l, "W_l′ (last column: b_l)", "W_l"), (aug.W_r, "W_r′ (last column: b_r)", "W_r"))
-for column, (matrix, title, name) in zip(st.columns(2), heatmaps, strict=True):
+hover = st.toggle(
+    "Hover for values",
+    key="tensor_hover",
+    persist_state="session",
+    help="Draw the three heatmaps below as interactive charts that show each entry's value under the mouse "
+    "(slower to draw); off, they are images with the same colours, axes and colour bar.",
+)
+
+
+def heatmap(matrix: torch.Tensor, name: str, key: str, title: str, what: str, axes: tuple[str, str], cell: int) -> None:
+    """One matrix as a heatmap: an image drawn once per model, or with "Hover for values" the interactive chart."""
+    figure = figures.matrix(matrix, name, title, what, settings, axes, cell)
+    chart = charts.matrix_heatmap(matrix, title, *axes, size=cell * charts.MATRIX_MAX_SIZE) if hover else None
+    widgets.heatmap(figure, trained.model_id, key, interactive=chart)
+
+
+weights = (
+    (aug.W_l, "W_l", "W_l′ (last column: b_l)", "the bias-augmented left weights W_l′, whose last column is b_l"),
+    (aug.W_r, "W_r", "W_r′ (last column: b_r)", "the bias-augmented right weights W_r′, whose last column is b_r"),
+)
+for column, (matrix, name, title, what) in zip(st.columns(2), weights, strict=True):
     with column:
-        widgets.chart(
-            figures.chart(
-                charts.matrix_heatmap(matrix, title, "hidden unit (out)", "hidden unit (in)"),
-                f"{name}_augmented",
-                None,  # the chart's title, which says when only a block of a large matrix is shown
-                settings,
-            ),
-            f"tensor_{name}",
-            width="content",
+        heatmap(
+            matrix, f"{name}_augmented", f"tensor_{name}", title, what, ("hidden unit (out)", "hidden unit (in)"), 5
         )
 
 st.subheader("2 · Contract them into one interaction matrix per class")
@@ -79,62 +90,74 @@ st.markdown(
     "with real eigenvalues, which step 4 needs. In code, one `einsum`:"
 )
 widgets.source(interaction_matrices)
-direction = widgets.direction_picker("Show B for", "tensor_direction")
-widgets.chart(
-    figures.chart(
-        charts.matrix_heatmap(
-            tensor.direction(direction),
-            f"B: {DIRECTIONS[direction].description}",
-            "hidden unit",
-            "hidden unit",
-            size=440,
-        ),
+
+
+@st.fragment
+def interaction_matrix() -> None:
+    """The picked direction's B: picking another reruns only this part of the page."""
+    direction = widgets.direction_picker("Show B for", "tensor_direction")
+    description = DIRECTIONS[direction].description
+    heatmap(
+        tensor.direction(direction),
         f"B_{direction}",
-        None,
-        settings,
-    ),
-    "tensor_B",
-    width="content",
-)
+        "tensor_B",
+        f"B: {description}",
+        f"the interaction matrix B of {description}",
+        ("hidden unit", "hidden unit"),
+        7,
+    )
+
+
+interaction_matrix()
 
 st.subheader("3 · Check: the quadratic form is the logit")
-st.number_input(
-    "First test image",
-    0,
-    N_TEST_MNIST - BATCH,
-    step=BATCH,
-    key="proof_offset",
-    persist_state="session",
-    help=f"The check runs on {BATCH} consecutive test images.",
-)
-st.metric(
-    f"Largest |x̃ᵀW_e′ᵀB_aW_e′x̃ − (logit_a + 1)|, {BATCH} test images × 2 classes",
-    f"{error:.1e}",
-    help="Computed in float64; anything near 1e-12 is rounding, so the identity is exact.",
-)
-widgets.image_row(
-    [
-        figures.pixels(
-            images[i],
-            f"test{start + i}",
-            f"test #{start + i}",
-            f"Test image #{start + i}, a handwritten {int(mnist.test_y[start + i])}, labelled "
-            f"{'true' if labels[i] else 'false'}",
-            settings,
-            colours="digit",
-            scale=2,
-        )
-        for i in range(SHOWN)
-    ],
-    width=56,
-    key="tensor_test_images",
-)
-table = logit_check(trained.model, to_float(images[:SHOWN]).double(), labels[:SHOWN])
-st.dataframe(
-    {"image": [f"test #{start + i}" for i in range(SHOWN)], **table},
-    column_config={"max |difference|": st.column_config.NumberColumn(format="%.1e")},
-    hide_index=True,
-)
+
+
+@st.fragment
+def check() -> None:
+    """The live check on a batch of test images: another batch reruns only this part of the page."""
+    start = st.number_input(
+        "First test image",
+        0,
+        N_TEST_MNIST - BATCH,
+        step=BATCH,
+        key="proof_offset",
+        persist_state="session",
+        help=f"The check runs on {BATCH} consecutive test images.",
+    )
+    images, labels = mnist.test_x[start : start + BATCH], resources.labels(trained.config)[1][start : start + BATCH]
+    error = reconstruction_error(trained.model, to_float(images))
+    st.metric(
+        f"Largest |x̃ᵀW_e′ᵀB_aW_e′x̃ − (logit_a + 1)|, {BATCH} test images × 2 classes",
+        f"{error:.1e}",
+        help="Computed in float64; anything near 1e-12 is rounding, so the identity is exact.",
+    )
+    widgets.image_row(
+        [
+            figures.pixels(
+                images[i],
+                f"test{start + i}",
+                f"test #{start + i}",
+                f"Test image #{start + i}, a handwritten {int(mnist.test_y[start + i])}, labelled "
+                f"{'true' if labels[i] else 'false'}",
+                settings,
+                colours="digit",
+                scale=2,
+            )
+            for i in range(SHOWN)
+        ],
+        width=56,
+        key="tensor_test_images",
+    )
+    table = logit_check(trained.model, to_float(images[:SHOWN]).double(), labels[:SHOWN])
+    st.dataframe(
+        {"image": [f"test #{start + i}" for i in range(SHOWN)], **table},
+        column_config={"max |difference|": st.column_config.NumberColumn(format="%.1e")},
+        hide_index=True,
+    )
+
+
+check()
 
 widgets.code_expander(
     augment,

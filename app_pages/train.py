@@ -182,9 +182,8 @@ elif trained is not None and trained.history:  # the active model's curves
             f"Training and validation {'cross-entropy loss' if metric == 'loss' else 'accuracy'} per epoch",
             figures.Settings.of(trained),
         )
-        column.altair_chart(widgets.projected(figure.chart), width="stretch")
         with column:
-            widgets.downloads(f"train_{metric}", [figure])
+            widgets.chart(figure, f"train_{metric}")
 
 st.subheader("Keep your model")
 stem = models.file_stem(trained) if trained is not None else "bilinear-eigen-lab"

@@ -38,7 +38,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plain script
 
 from bench.common import write_json
-from tests.browser_support import IMAGES_LOADED_JS, ROOT, go_to, launch_chromium, streamlit_server, timed_run, wait_idle
+from tests.browser_support import (
+    IMAGES_LOADED_JS,
+    ROOT,
+    after_run,
+    go_to,
+    launch_chromium,
+    streamlit_server,
+    timed_run,
+    wait_idle,
+)
 
 SLIDER_GOAL, EIGEN_GOAL = 0.3, 0.5
 TITLE = "Bilinear Eigen Lab"
@@ -111,11 +120,17 @@ def cold_start(playwright, log: Path) -> dict[str, float]:
 def slider_moves(page, repeats: int) -> list[dict[str, float]]:
     """Threshold one step right, then one step left, `repeats` times each; every press timed."""
     slider = page.locator('.st-key-threshold input[type="range"]')
-    slider.focus()
     times = []
     for i in range(2 * repeats + 2):
         key = "ArrowRight" if i % 2 == 0 else "ArrowLeft"
-        t = timed_run(page, lambda key=key: slider.press(key))
+        for _attempt in range(3):  # a press that starts no run within 10 s (focus lost, say) is retried
+            slider.focus()
+            t = timed_run(page, lambda key=key: slider.press(key), start_timeout=10)
+            if t is not None:
+                break
+            wait_idle(page)
+        else:
+            raise RuntimeError(f"pressing {key} on the slider started no script run, 3 times")
         if i >= 2:  # the first two moves are warm-up (a new threshold's labels, chart code paths)
             times.append(t)
     return times
@@ -193,8 +208,8 @@ def browser_latency(playwright, log: Path, repeats: int) -> dict:
         page.goto(url)
         wait_idle(page, 120)
         titles = nav_links(page)
-        for title in titles:  # every page once: imports, MNIST, similarities, caches
-            go_to(page, title)
+        for title in titles:  # every page once: imports, MNIST, similarities, caches (a nav title such as
+            after_run(page, nav_link(page, title).click, timeout=120)  # "1 · Label" is not its page's heading)
         go_to(page, "Label")
         slider = slider_moves(page, repeats)
         switches = page_switches(page, titles, repeats)

@@ -1,7 +1,8 @@
 """How long one figure for slides takes to export (ui.figures), and what the server's cache saves.
 
-For the pretrained model: a pixel image (the top True − False eigenvector) and two Altair charts
-(the eigenspectrum, and the heatmap of the 65×65 matrix B, the largest chart the app draws), each as
+For the pretrained model: a pixel image (the top True − False eigenvector), the 65×65 matrix B as the
+Tensor page's heatmap image, and two Altair charts (the eigenspectrum, and B as the hoverable heatmap
+chart, the largest chart the app draws), each as
 PNG and SVG. "first" is the process's first export of that kind (for charts it includes starting
 vl-convert's JavaScript engine), then the median of `--repeat` fresh renders, then the median of
 requests the cache answers (ExportCache.get for another session's Figure of content already
@@ -55,7 +56,10 @@ def main() -> None:
         "eigenspectrum chart": figures.chart(
             charts.eigenspectrum(eigen.eigenvalues, 3, "top"), "spectrum", "Largest eigenvalues", settings
         ),
-        "matrix heatmap chart": figures.chart(
+        "matrix heatmap image": figures.matrix(  # what the Tensor page draws and exports
+            interaction_tensor(model).direction("true_minus_false"), "B", "B", "B", settings, ("unit", "unit"), 7
+        ),
+        "matrix heatmap chart": figures.chart(  # the Tensor page's "Hover for values" chart
             charts.matrix_heatmap(interaction_tensor(model).direction("true_minus_false"), "B", "unit", "unit"),
             "B",
             None,

@@ -6,6 +6,7 @@ registry) is shared by all of them, as by the students of one class on one serve
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from core.checkpoint import save_checkpoint
 from core.config import Config
 from core.eigen import decompose, top_eigenvector
 from core.grid import grid_config
-from core.tensor import DIRECTIONS
+from core.tensor import DIRECTIONS, augment
 from core.urlstate import config_id
 from ui import resources
 
@@ -119,6 +120,11 @@ def test_every_page_renders_with_its_widgets(page):
     assert at.title and at.latex, "every page opens with a title and a formula"
     assert "Pretrained seed checkpoint" in badge(at)
     assert any(e.label == "Show the code this page ran" for e in at.expander)
+    assert not [c for c in at.code if "def " in c.value] or page == "app_pages/tensor.py", "closed: no code sent"
+    at.session_state["show_code"] = True  # a click on the expander, which reruns the page
+    if page == "app_pages/class_board.py":
+        at.session_state["board_backdrop"] = True  # the precomputed models, each with its Use button
+    at.run()
     assert any("def " in c.value for c in at.code), "the expander shows real source code"
     for kind, key in PAGES[page]:
         assert getattr(at, kind)(key=key) if key else getattr(at, kind), f"{kind} {key!r} missing on {page}"
@@ -240,7 +246,33 @@ def test_tensor_page_proves_the_identity():
     assert error < 1e-9, "x̃ᵀBx̃ reproduces logit + 1 to float64 round-off"
     table = at.dataframe[0].value
     assert len(table) == 6 and table["max |difference|"].max() < 1e-9
-    assert len(at.get("vega_lite_chart")) == 3, "heatmaps of W_l', W_r' and B"
+
+
+def heatmaps(at) -> dict[str, str]:
+    """{caption: alt text} of the Tensor page's heatmap images (its test digits are captioned "test #…")."""
+    return {img.caption: img.alt for element in at.image for img in element.proto.imgs if img.alt.startswith("Heat")}
+
+
+def test_tensor_heatmaps_are_images_that_say_what_they_show_and_can_be_hovered():
+    at = open_page("app_pages/tensor.py")
+    assert not at.get("vega_lite_chart"), "images: a 65×65 Vega heatmap is 4,225 marks for the browser to lay out"
+    shown = heatmaps(at)
+    assert list(shown) == ["W_l′ (last column: b_l)", "W_r′ (last column: b_r)", f"B: {DIRECTIONS['true'].description}"]
+    W_l = augment(resources.seed_model().model).W_l
+    largest = W_l.flatten()[W_l.abs().argmax()].item()
+    alt = shown["W_l′ (last column: b_l)"]
+    assert "left weights W_l′, whose last column is b_l, 65×65" in alt and "red negative" in alt
+    assert f"Largest entry {largest:+.3g}" in alt, "the numbers a student would hover for"
+    at.segmented_control(key="tensor_direction_picker").set_value("true_minus_false").run()
+    assert_clean(at)
+    assert f"B: {DIRECTIONS['true_minus_false'].description}" in heatmaps(at), "the picker redraws B"
+    at.toggle(key="tensor_hover").set_value(True).run()
+    assert_clean(at)
+    assert len(at.get("vega_lite_chart")) == 3 and not heatmaps(at), "hoverable charts of W_l', W_r' and B instead"
+    assert (
+        json.loads(at.get("vega_lite_chart")[2].proto.spec)["title"]
+        == f"B: {DIRECTIONS['true_minus_false'].description}"
+    )
 
 
 @pytest.mark.parametrize("direction", DIRECTIONS)
@@ -252,8 +284,11 @@ def test_eigenvectors_page_shows_images_for_each_direction(direction):
     rows = [image for image in at.image if len(image.value) > 1]
     assert [len(image.value) for image in rows] == [k, k], "top-k positive and negative eigenvectors"
     singles = [image.captions[0] for image in at.image if len(image.value) == 1]
-    assert len(singles) == 4 + 2 * (direction == "true"), "target, both tops, linear term (+ class 1's pair)"
-    assert len(at.get("vega_lite_chart")) == 3, "two spectrum panels and the hoverable eigenvector"
+    assert len(singles) == 5 + 2 * (direction == "true"), (
+        "target, both tops, linear term (+ class 1's pair), the browsed eigenvector"
+    )
+    assert singles[-1].startswith("Eigenvector #0 of the bias-free block"), "browsing: an image with a colour bar"
+    assert len(at.get("vega_lite_chart")) == 2, "two spectrum panels"
     seed = resources.seed_model()
     target = resources.mnist().train_x[seed.config.target_index]
     text = " ".join(m.value for m in at.markdown)
@@ -272,7 +307,12 @@ def test_browsing_an_eigenvector_index():
     at.slider(key="eig_index").set_value(64).run()
     assert_clean(at)
     assert float(at.metric[0].value) < 0, "index 64 is the most negative eigenvalue"
-    assert re.search(r"Eigenvector #64", str(at.get("vega_lite_chart")[-1].proto.spec))
+    browsed = at.image[-1].proto.imgs[0]
+    assert browsed.caption.startswith("Eigenvector #64 of the bias-augmented") and at.metric[0].value in browsed.alt
+    at.toggle(key="eig_hover").set_value(True).run()
+    assert_clean(at)
+    assert len(at.get("vega_lite_chart")) == 3 and not at.image[-1].proto.imgs[0].caption.startswith("Eigenvector #")
+    assert re.search(r"Eigenvector #64", str(at.get("vega_lite_chart")[-1].proto.spec)), "hover: the chart instead"
     at.segmented_control(key="eig_matrix").set_value("bias_free").run()
     assert_clean(at)
     assert at.slider(key="eig_index").value == 63, "clamped to the smaller view"

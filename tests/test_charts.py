@@ -153,3 +153,31 @@ def test_cos_vs_weight_decay_reads_the_grid_index():
     seed_entry = next(r for r in rows if r["threshold"] == 0.4 and r["weight_decay"] == 1.0)
     assert seed_row["|cos|"] == pytest.approx(seed_entry["top_cos"]["true_minus_false"])
     assert seed_row["|cos|"] >= 0.8, "Figure 6: the seed's top True − False eigenvector is the target"
+
+
+def every_chart() -> dict[str, object]:
+    """One chart of every builder, with the data the pages give them."""
+    history = [metrics(e) for e in range(1, 4)]
+    values = np.linspace(3.0, -3.0, 65)
+    point = {"weight decay": 1.0, "|cos|": 0.9, "threshold": 0.4, "who": "a", "when": "now", "settings": "s"}
+    return {
+        "similarity_histogram": charts.similarity_histogram(np.random.rand(100), np.random.rand(100), 0.4),
+        "training_curve": charts.training_curve(history, "loss"),
+        "matrix_heatmap": charts.matrix_heatmap(np.eye(65), "B"),
+        "pixel_heatmap": charts.pixel_heatmap(np.arange(784.0), "u₀"),
+        "eigenspectrum": charts.eigenspectrum(values, 3, "bottom"),
+        "contribution_bars": charts.contribution_bars([0, 1], values, values, values, 0.5, 63),
+        "truncation_curve": charts.truncation_curve([0, 1, 2], {"class_logits": [0.5, 0.8, 0.9]}, 0.9),
+        "cos_vs_weight_decay": charts.cos_vs_weight_decay(list(load_index().values()), 0.4),
+        "board_scatter": charts.board_scatter([{**point, "validation accuracy": 0.95, "kind": "precomputed grid"}]),
+    }
+
+
+@pytest.mark.parametrize("name", every_chart())
+def test_every_chart_is_valid_vega_lite(name):
+    """The pages send charts unvalidated (ui.widgets.altair: validation cost every run 20-40 ms a chart);
+    here each builder's chart is validated against the Vega-Lite schema, as st.altair_chart did."""
+    chart = every_chart()[name]
+    spec = chart.to_dict(validate=True)  # raises on a spec Vega-Lite would reject
+    assert spec == chart.to_dict(validate=False), "validation changes nothing that is sent"
+    assert "config" not in spec, "no default view size (theme 'none', as Streamlit draws Altair charts)"

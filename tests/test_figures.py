@@ -104,6 +104,48 @@ def test_the_png_decodes_at_the_expected_size_with_the_screens_colours():
     assert np.array_equal(pixels[np.ix_(rows, cols)][..., 0], digit)
 
 
+def matrix_figure(values: np.ndarray) -> figures.Figure:
+    return figures.matrix(
+        values, "B_true", "B: class 1", "the interaction matrix B", MODEL, ("unit (out)", "unit (in)")
+    )
+
+
+def test_a_matrix_heatmap_has_one_cell_per_entry_clipped_colours_indexed_axes_and_says_its_numbers():
+    values = np.sin(np.arange(65 * 65) / 13.0).reshape(65, 65)
+    values[64, 3] = 50.0  # a lone large entry (the constant 1, a bias): clipped, not washing out the rest
+    figure = matrix_figure(values)
+    limit = charts.clip_limit(values)
+    assert limit < 1.01, "clipped at a quantile of |values|"
+    root = ET.fromstring(figures.render(figure, "svg"))
+    cells = [r for r in root.iter(f"{SVG}rect") if r.get("class") == "cell"]
+    assert len(cells) == 65 * 65
+    colours = charts.diverging_rgb(values, limit)
+    assert [c.get("fill") for c in cells] == ["#{:02x}{:02x}{:02x}".format(*rgb) for rgb in colours.reshape(-1, 3)]
+    words = texts(root)
+    assert f"≥ +{limit:.3g}" in words and "unit (out)" in words and "unit (in)" in words and " 64 " in words
+    assert "B: class 1" in words and "validation accuracy 96.1%" in words
+    assert "the interaction matrix B, 65×65" in figure.description
+    assert "Largest entry +50 at row 64, column 3" in figure.description
+
+    layout = figures._layout(figure, captioned=False)  # on screen: the caption and alt text are the page's
+    assert not [t for t in layout.texts if t.text == "B: class 1"]
+    image = Image.open(io.BytesIO(figures.heatmap_png(figure, 2)))
+    assert image.size == (layout.width * 2, layout.height * 2)
+    block = layout.cell * 2
+    rows = layout.image_y * 2 + block // 2 + block * np.arange(65)
+    cols = layout.image_x * 2 + block // 2 + block * np.arange(65)
+    assert np.array_equal(np.asarray(image.convert("RGB"))[np.ix_(rows, cols)], colours)
+
+
+def test_a_large_matrix_shows_its_first_block_and_its_bias_row_and_column():
+    values = np.arange(1025 * 1025, dtype=float).reshape(1025, 1025)
+    figure = matrix_figure(values)
+    root = ET.fromstring(figures.render(figure, "svg"))
+    assert len([r for r in root.iter(f"{SVG}rect") if r.get("class") == "cell"]) == 65 * 65
+    assert "1024" in texts(root), "the last index labelled: the bias"
+    assert "1025×1025, its first 64 and last rows and columns shown" in figure.description
+
+
 # --- Altair charts ---------------------------------------------------------------------------
 
 

@@ -38,6 +38,10 @@ RDBU = np.array(
     ],
     dtype=np.float64,
 )
+# Altair's default theme only sets a 300 × 300 default view size, which Streamlit switches off (theme "none")
+# while it converts a chart; ui.widgets.altair converts charts itself (without validation), and exports set
+# their sizes (ui.figures.chart_spec), so "none" everywhere draws exactly what st.altair_chart drew.
+alt.theme.enable("none")
 BLUE, RED, GREY = "#2166ac", "#b2182b", "#9aa5b1"
 TARGET_COLOR, INVERSE_COLOR = "#2166ac", "#e08214"
 
@@ -100,9 +104,9 @@ def similarity_histogram(
         .mark_bar(opacity=0.6, binSpacing=0)
         .encode(
             x=alt.X("start:Q", title="cosine similarity", scale=alt.Scale(domain=[0, 1])),
-            x2="end:Q",
+            x2=alt.X2("end"),
             y=alt.Y("images:Q", title="number of images", stack=None),
-            y2=alt.datum(0),
+            y2=alt.Y2Datum(0),
             color=alt.Color(
                 "series:N",
                 title=None,
@@ -124,12 +128,12 @@ def similarity_histogram(
     rule = (
         alt.Chart(marker)
         .mark_rule(color="black", strokeDash=[5, 3], size=2)
-        .encode(x="threshold:Q", tooltip=[alt.Tooltip("threshold:Q", format=".2f")])
+        .encode(x=alt.X("threshold:Q"), tooltip=[alt.Tooltip("threshold:Q", format=".2f")])
     )
     text = (
         alt.Chart(marker)
         .mark_text(align="left", dx=5, dy=-6, baseline="top", fontWeight="bold")
-        .encode(x="threshold:Q", y=alt.value(0), text="label:N")
+        .encode(x=alt.X("threshold:Q"), y=alt.YValue(0), text=alt.Text("label:N"))
     )
     return alt.layer(bars, rule, text).properties(height=260)
 
@@ -169,23 +173,39 @@ def _shown_indices(n: int, max_size: int) -> np.ndarray:
     return np.arange(n) if n <= max_size else np.r_[np.arange(max_size - 1), n - 1]
 
 
+MATRIX_MAX_SIZE, CLIP_QUANTILE = 65, 0.99  # every heatmap of a matrix, as an image or a chart
+
+
+def shown_block(matrix: ArrayLike, max_size: int = MATRIX_MAX_SIZE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row indices, column indices, values) of what a heatmap shows: the whole matrix, or, larger than
+    max_size, its first block and its last row and column (the bias), so a d_hidden of 1024 still draws."""
+    m = _array(matrix)
+    rows, cols = _shown_indices(m.shape[0], max_size), _shown_indices(m.shape[1], max_size)
+    return rows, cols, m[np.ix_(rows, cols)]
+
+
+def clip_limit(values: ArrayLike, quantile: float = CLIP_QUANTILE) -> float:
+    """The colour limit of a heatmap: a quantile of |values|, so a few large entries (the constant 1, the
+    bias row) do not wash out the rest."""
+    return max(float(np.quantile(np.abs(_array(values)), quantile)), 1e-12)
+
+
 def matrix_heatmap(
     matrix: ArrayLike,
     title: str,
     row_title: str = "row",
     col_title: str = "column",
-    max_size: int = 65,
-    clip_quantile: float = 0.99,
+    max_size: int = MATRIX_MAX_SIZE,
+    clip_quantile: float = CLIP_QUANTILE,
     size: int = 340,
 ) -> alt.Chart:
-    """A square RdBu heatmap centred at 0 with tooltips, colours clipped at a quantile of |values|."""
-    # Clipping keeps a few large entries (the constant 1, the bias row) from washing out the rest;
-    # matrices larger than max_size show their first block and their last row/column (the bias).
+    """A square RdBu heatmap centred at 0 with tooltips, colours clipped at a quantile of |values|
+    (`clip_limit`); matrices larger than max_size show `shown_block`."""
     m = _array(matrix)
-    rows, cols = _shown_indices(m.shape[0], max_size), _shown_indices(m.shape[1], max_size)
+    rows, cols, block = shown_block(m, max_size)
     r, c = np.meshgrid(rows, cols, indexing="ij")
-    df = pd.DataFrame({"row": r.ravel(), "col": c.ravel(), "value": m[np.ix_(rows, cols)].ravel()})
-    limit = max(float(np.quantile(np.abs(df["value"]), clip_quantile)), 1e-12)
+    df = pd.DataFrame({"row": r.ravel(), "col": c.ravel(), "value": block.ravel()})
+    limit = clip_limit(block, clip_quantile)
     if len(rows) < m.shape[0] or len(cols) < m.shape[1]:
         title += f" (first {len(rows) - 1} and last row/column of {m.shape[0]}×{m.shape[1]})"
     every, last = max(1, len(cols) // 8), int(cols[-1])
@@ -255,8 +275,8 @@ def eigenspectrum(eigenvalues: ArrayLike, k: int, side: Literal["top", "bottom"]
             x=x,
             y=y,
             tooltip=tooltip,
-            color=alt.condition("datum.highlighted", alt.value(color), alt.value(GREY)),
-            size=alt.condition("datum.highlighted", alt.value(110), alt.value(30)),
+            color=alt.ColorValue(GREY, condition={"test": "datum.highlighted", "value": color}),
+            size=alt.SizeValue(30, condition={"test": "datum.highlighted", "value": 110}),
         )
     )
     zero = alt.Chart(pd.DataFrame({"y": [0.0]})).mark_rule(color="#cbd2d9").encode(y="y:Q")
@@ -414,7 +434,7 @@ def cos_vs_weight_decay(rows: Sequence[dict], selected_threshold: float | None =
                 legend=alt.Legend(orient="top"),
                 scale=alt.Scale(range=[TARGET_COLOR, INVERSE_COLOR, "#5aae61"]),
             ),
-            strokeWidth=alt.condition("datum.selected", alt.value(4), alt.value(1.5)),
+            strokeWidth=alt.StrokeWidthValue(1.5, condition={"test": "datum.selected", "value": 4}),
             tooltip=[
                 "threshold:N",
                 alt.Tooltip("weight decay:Q"),

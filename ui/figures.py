@@ -142,6 +142,8 @@ class Figure:
     colours: Colours = "diverging"
     description: str = ""  # an image's alt text: under the title, and the SVG's <desc>
     scale: int = 4  # screen pixels per MNIST pixel, for `screen`
+    axes: tuple[str, str] | None = None  # a matrix heatmap's (row, column) titles; None: a 28×28 image
+    cell: int = CELL  # SVG units per pixel or matrix entry
 
     @cached_property
     def spec(self) -> str:
@@ -164,6 +166,27 @@ def chart(chart: alt.TopLevelMixin, name: str, title: str | None, settings: Sett
         own = chart.title
         title = own if isinstance(own, str) else str(getattr(own, "text", "") or "")
     return Figure(name, title, settings, chart=chart)
+
+
+def matrix(
+    values: Any, name: str, title: str, what: str, settings: Settings, axes: tuple[str, str], cell: int = 5
+) -> Figure:
+    """A figure of a matrix as a heatmap image (`heatmap_png` on screen): RdBu centred at 0, clipped at
+    charts.clip_limit, with a colour bar and indexed axes titled `axes` (rows, columns); `cell` SVG units
+    (screen pixels) per entry. A matrix larger than charts.MATRIX_MAX_SIZE shows charts.shown_block.
+    Its alt text, built here from `what` it shows, gives the size, the colour scale and the largest entry:
+    what a student would otherwise hover for."""
+    rows, cols, block = charts.shown_block(values)
+    shape = charts._array(values).shape
+    limit = charts.clip_limit(block)
+    r, c = np.unravel_index(int(np.abs(block).argmax()), block.shape)
+    shown = "" if block.shape == shape else f", its first {len(rows) - 1} and last rows and columns shown"
+    description = (
+        f"Heatmap of {what}, {shape[0]}×{shape[1]}{shown}: {axes[0]} down, {axes[1]} across; red negative, "
+        f"white zero, blue positive, full colour at ±{limit:.3g} and beyond. Largest entry "
+        f"{block[r, c]:+.3g} at row {rows[r]}, column {cols[c]}."
+    )
+    return Figure(name, title, settings, pixels=values, description=description, axes=axes, cell=cell)
 
 
 def pixels(
@@ -215,15 +238,25 @@ def _render_chart(spec: str, fmt: Format) -> bytes:
     return vl_convert.vegalite_to_svg(spec).encode()
 
 
+Anchor = Literal["ls", "lm", "rm", "ms"]  # Pillow's anchors: left/right/middle, baseline/middle
+SVG_ANCHOR: dict[str, str] = {
+    "ls": "",
+    "lm": ' dominant-baseline="middle"',
+    "rm": ' text-anchor="end" dominant-baseline="middle"',
+    "ms": ' text-anchor="middle"',
+}
+
+
 @dataclass(frozen=True)
 class _Text:
     text: str
     x: float
-    y: float  # the baseline
+    y: float
     size: int
     bold: bool = False
     colour: str = TEXT
-    anchor: Literal["start", "middle"] = "start"  # "middle": vertically centred on y (colour-bar labels)
+    anchor: Anchor = "ls"  # where (x, y) is on the text: "lm" for colour-bar labels, "rm" for row indices
+    vertical: bool = False  # turned a quarter anticlockwise about (x, y): a matrix's row title
 
 
 @dataclass(frozen=True)
@@ -235,11 +268,17 @@ class _Layout:
     image_x: int
     image_y: int
     bar_x: int
+    cell: int  # units per pixel or matrix entry
     texts: tuple[_Text, ...]
-    rgb: np.ndarray  # (28, 28, 3) uint8, the image's colours
+    rgb: np.ndarray  # (rows, columns, 3) uint8, the image's colours
     bar_rgb: np.ndarray  # (BAR_STEPS, 3) uint8, top to bottom
 
     BAR_WIDTH = 16
+
+    @property
+    def image_height(self) -> int:
+        """The image's own height in units (the colour bar's too)."""
+        return self.rgb.shape[0] * self.cell
 
 
 def _wrap(text: str, width: int, size: int, bold: bool = False) -> list[str]:
@@ -247,37 +286,66 @@ def _wrap(text: str, width: int, size: int, bold: bool = False) -> list[str]:
     return textwrap.wrap(text, max(12, int(width / (size * (0.64 if bold else 0.58)))))
 
 
-def _layout(figure: Figure) -> _Layout:
-    margin, side = 16, 28 * CELL
-    values = charts._array(figure.pixels).reshape(28, 28)  # float64, from numpy or a tensor
+def _ticks(indices: np.ndarray) -> list[tuple[int, int]]:
+    """(position, index) of the labelled rows or columns of a heatmap: every eighth of them and the last
+    (the bias), as the interactive chart labels them."""
+    every, last = max(1, len(indices) // 8), int(indices[-1])
+    return [(k, int(i)) for k, i in enumerate(indices) if i % every == 0 or i == last]
+
+
+def _layout(figure: Figure, captioned: bool = True) -> _Layout:
+    """The figure's geometry; `captioned` False leaves out the title, description and settings (on screen
+    they are the image's caption and alt text)."""
+    margin, cell = 16, figure.cell
+    values = charts._array(figure.pixels)  # float64, from numpy or a tensor
+    if figure.axes is None:
+        values, rows, cols = values.reshape(28, 28), None, None
+    else:
+        rows, cols, values = charts.shown_block(values)
     if figure.colours == "digit":  # white ink on black, 0..255, as charts.digit_image
         grey = np.clip(values, 0, 255).round().astype(np.uint8)
         rgb = np.repeat(grey[..., None], 3, axis=-1)
         steps = np.linspace(255, 0, BAR_STEPS).round().astype(np.uint8)
         bar_rgb = np.repeat(steps[:, None], 3, axis=-1)
         ticks = ("255 (ink)", "", "0")
-    else:  # the screen's colours: RdBu, white at 0, full colour at ±max|v|
-        vmax = charts.symmetric_limit(values)
+    else:  # the screen's colours: RdBu, white at 0, full colour at ±max|v| (a matrix: ± its clip limit)
+        vmax = charts.symmetric_limit(values) if figure.axes is None else charts.clip_limit(values)
         rgb = charts.diverging_rgb(values, vmax)
         bar_rgb = charts.diverging_rgb(np.linspace(vmax, -vmax, BAR_STEPS), vmax)
-        ticks = (f"+{vmax:.3g}", "0", f"−{vmax:.3g}")
-    width = margin + side + 14 + _Layout.BAR_WIDTH + 6 + 70 + margin
+        clipped = vmax < charts.symmetric_limit(values)
+        ticks = (f"{'≥ ' if clipped else ''}+{vmax:.3g}", "0", f"{'≤ ' if clipped else ''}−{vmax:.3g}")
+    width_units, height_units = rgb.shape[1] * cell, rgb.shape[0] * cell
+    image_x = margin + (0 if rows is None else 46)  # a matrix: its row title and row indices on the left
+    bar_x = image_x + width_units + 14
+    width = bar_x + _Layout.BAR_WIDTH + 6 + 78 + margin
     texts: list[_Text] = []
     y = margin - 4
-    blocks = [(figure.title, 15, True, TEXT), (figure.description, 12, False, TEXT)]
-    blocks += [(line, 12, False, MUTED) for line in figure.settings.caption()]
+    blocks = [(figure.title, 15, True, TEXT), (figure.description, 12, False, TEXT)] if captioned else []
+    blocks += [(line, 12, False, MUTED) for line in figure.settings.caption()] if captioned else []
     for text, size, bold, colour in blocks:
         for line in _wrap(text, width - 2 * margin, size, bold):
             y += round(size * 1.35)
             texts.append(_Text(line, margin, y, size, bold, colour))
         y += 4
+    if figure.axes is not None:  # the column title and indices above, the row title and indices left
+        row_title, col_title = figure.axes
+        y += 18
+        texts.append(_Text(col_title, image_x + width_units / 2, y, 12, colour=MUTED, anchor="ms"))
+        y += 14
+        texts += [_Text(str(i), image_x + (k + 0.5) * cell, y, 10, colour=MUTED, anchor="ms") for k, i in _ticks(cols)]
+        y -= 4
+        middle = y + 10 + height_units / 2
+        texts.append(_Text(row_title, margin + 10, middle, 12, colour=MUTED, anchor="ms", vertical=True))
+        texts += [
+            _Text(str(i), image_x - 4, y + 10 + (k + 0.5) * cell, 10, colour=MUTED, anchor="rm")
+            for k, i in _ticks(rows)
+        ]
     image_y = y + 10
-    bar_x = margin + side + 14
     label_x = bar_x + _Layout.BAR_WIDTH + 6
-    for label, at in zip(ticks, (image_y + 6, image_y + side / 2, image_y + side - 6), strict=True):
+    for label, at in zip(ticks, (image_y + 6, image_y + height_units / 2, image_y + height_units - 6), strict=True):
         if label:
-            texts.append(_Text(label, label_x, at, 12, colour=MUTED, anchor="middle"))
-    return _Layout(width, image_y + side + margin, margin, image_y, bar_x, tuple(texts), rgb, bar_rgb)
+            texts.append(_Text(label, label_x, at, 12, colour=MUTED, anchor="lm"))
+    return _Layout(width, image_y + height_units + margin, image_x, image_y, bar_x, cell, tuple(texts), rgb, bar_rgb)
 
 
 def _hex(rgb: Sequence[int]) -> str:
@@ -285,37 +353,40 @@ def _hex(rgb: Sequence[int]) -> str:
 
 
 def pixel_svg(figure: Figure) -> str:
-    """A pixel figure as SVG: one <rect class="cell"> per pixel, one <rect class="bar"> per colour-bar
-    step, the title, the description and the settings as <text>; the title and alt text for screen readers."""
+    """A pixel or matrix figure as SVG: one <rect class="cell"> per pixel or entry, one <rect class="bar">
+    per colour-bar step, the title, the description, the settings and a matrix's axes as <text>; the title
+    and alt text for screen readers."""
     layout = _layout(figure)
-    step = 28 * CELL / BAR_STEPS
+    height, cell = layout.image_height, layout.cell
+    step = height / BAR_STEPS
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" version="1.1" width="{layout.width}" height="{layout.height}" '
         f'viewBox="0 0 {layout.width} {layout.height}" role="img" aria-labelledby="title desc">',
         f'<title id="title">{escape(figure.title)}</title>',
         f'<desc id="desc">{escape(" ".join([figure.description, *figure.settings.caption()]).strip())}</desc>',
         f'<rect width="{layout.width}" height="{layout.height}" fill="white"/>',
-        f'<g shape-rendering="crispEdges" transform="translate({layout.image_x},{layout.image_y})">',
+        f'<g shape-rendering="crispEdges" transform="translate({layout.image_x},{layout.image_y:g})">',
     ]
     out += [
-        f'<rect class="cell" x="{c * CELL}" y="{r * CELL}" width="{CELL}" height="{CELL}" fill="{_hex(colour)}"/>'
+        f'<rect class="cell" x="{c * cell}" y="{r * cell}" width="{cell}" height="{cell}" fill="{_hex(colour)}"/>'
         for r, row in enumerate(layout.rgb)
         for c, colour in enumerate(row)
     ]
-    out.append(f'</g><g shape-rendering="crispEdges" transform="translate({layout.bar_x},{layout.image_y})">')
+    out.append(f'</g><g shape-rendering="crispEdges" transform="translate({layout.bar_x},{layout.image_y:g})">')
     out += [
         f'<rect class="bar" x="0" y="{i * step:g}" width="{_Layout.BAR_WIDTH}" height="{step:g}" '
         f'fill="{_hex(colour)}"/>'
         for i, colour in enumerate(layout.bar_rgb)
     ]
-    out.append(f'<rect x="0" y="0" width="{_Layout.BAR_WIDTH}" height="{28 * CELL}" fill="none" stroke="{MUTED}"/>')
+    out.append(f'<rect x="0" y="0" width="{_Layout.BAR_WIDTH}" height="{height}" fill="none" stroke="{MUTED}"/>')
     out.append(f"</g><g font-family={quoteattr(FONT_FAMILY)}>")
     for t in layout.texts:
         attributes = f'x="{t.x:g}" y="{t.y:g}" font-size="{t.size}" fill="{t.colour}"'
         if t.bold:
             attributes += ' font-weight="bold"'
-        if t.anchor == "middle":
-            attributes += ' dominant-baseline="middle"'
+        attributes += SVG_ANCHOR[t.anchor]
+        if t.vertical:
+            attributes += f' transform="rotate(-90 {t.x:g} {t.y:g})"'
         out.append(f"<text {attributes}>{escape(t.text)}</text>")
     out.append("</g></svg>")
     return "\n".join(out)
@@ -325,7 +396,9 @@ FONT_FILES = {  # the first one installed; Pillow's own font lacks Greek letters
     False: ("DejaVuSans.ttf", "LiberationSans-Regular.ttf", "Arial.ttf"),
     True: ("DejaVuSans-Bold.ttf", "LiberationSans-Bold.ttf", "Arial Bold.ttf"),
 }
-ASCII = str.maketrans({"−": "-", "×": "x", "λ": "lambda ", "τ": "tau", "σ": "sigma", "·": "-", "′": "'"})
+ASCII = str.maketrans(
+    {"−": "-", "×": "x", "λ": "lambda ", "τ": "tau", "σ": "sigma", "·": "-", "′": "'", "≥": ">=", "≤": "<="}
+)
 
 
 @cache
@@ -346,32 +419,50 @@ def _drawable(text: str, full: bool) -> str:
     return unicodedata.normalize("NFKD", text.translate(ASCII)).encode("ascii", "ignore").decode()
 
 
-def pixel_png(figure: Figure) -> bytes:
-    """The same figure as `pixel_svg`, drawn with Pillow at PNG_SCALE pixels per unit."""
-    layout, s = _layout(figure), PNG_SCALE
+def _draw(layout: _Layout, s: int) -> Image.Image:
+    """The layout drawn with Pillow at s pixels per unit."""
+    height, cell = layout.image_height, layout.cell
     canvas = Image.new("RGB", (layout.width * s, layout.height * s), "white")
-    block = layout.rgb.repeat(CELL * s, axis=0).repeat(CELL * s, axis=1)
-    canvas.paste(Image.fromarray(block), (layout.image_x * s, layout.image_y * s))
-    bar = layout.bar_rgb[:, None, :].repeat(28 * CELL * s // BAR_STEPS, axis=0).repeat(_Layout.BAR_WIDTH * s, axis=1)
-    canvas.paste(Image.fromarray(bar), (layout.bar_x * s, layout.image_y * s))
+    block = layout.rgb.repeat(cell * s, axis=0).repeat(cell * s, axis=1)
+    canvas.paste(Image.fromarray(block), (layout.image_x * s, round(layout.image_y * s)))
+    bar = Image.fromarray(layout.bar_rgb[:, None, :]).resize((_Layout.BAR_WIDTH * s, height * s), Image.NEAREST)
+    canvas.paste(bar, (layout.bar_x * s, round(layout.image_y * s)))
     draw = ImageDraw.Draw(canvas)
+    top = round(layout.image_y * s)
     draw.rectangle(
-        (
-            layout.bar_x * s,
-            layout.image_y * s,
-            (layout.bar_x + _Layout.BAR_WIDTH) * s - 1,
-            (layout.image_y + 28 * CELL) * s - 1,
-        ),
+        (layout.bar_x * s, top, (layout.bar_x + _Layout.BAR_WIDTH) * s - 1, top + height * s - 1),
         outline=MUTED,
         width=s,
     )
     for t in layout.texts:
         font, full = _font(t.size * s, t.bold)
-        anchor = "lm" if t.anchor == "middle" else "ls"
-        draw.text((t.x * s, t.y * s), _drawable(t.text, full), font=font, fill=t.colour, anchor=anchor)
+        text = _drawable(t.text, full)
+        if not t.vertical:
+            draw.text((t.x * s, t.y * s), text, font=font, fill=t.colour, anchor=t.anchor)
+            continue
+        left, upper, right, lower = font.getbbox(text, anchor=t.anchor)
+        mask = Image.new("L", (right - left, lower - upper))
+        ImageDraw.Draw(mask).text((-left, -upper), text, font=font, fill=255, anchor=t.anchor)
+        turned = mask.rotate(90, expand=True)  # anticlockwise: read from the bottom up
+        canvas.paste(t.colour, (round(t.x * s + upper), round(t.y * s - turned.height / 2)), turned)
+    return canvas
+
+
+def _png(image: Image.Image) -> bytes:
     out = BytesIO()
-    canvas.save(out, format="PNG", optimize=False)
+    image.save(out, format="PNG", optimize=False)
     return out.getvalue()
+
+
+def pixel_png(figure: Figure) -> bytes:
+    """The same figure as `pixel_svg`, drawn with Pillow at PNG_SCALE pixels per unit."""
+    return _png(_draw(_layout(figure), PNG_SCALE))
+
+
+def heatmap_png(figure: Figure, scale: int = 1) -> bytes:
+    """A matrix figure as the page shows it: the heatmap, its axes and colour bar, `scale` screen pixels
+    per unit, without the texts the page puts around it (the caption, the alt text)."""
+    return _png(_draw(_layout(figure, captioned=False), scale))
 
 
 # --- one export per figure for the whole class -------------------------------------------------

@@ -28,7 +28,7 @@ from core.tensor import Direction
 from core.train import train
 from core.truncation import TruncationCurves, truncation_curves
 from core.urlstate import config_id
-from ui.figures import ExportCache
+from ui.figures import ExportCache, Figure, heatmap_png
 from ui.jobs import NICE, TrainingPool
 from ui.registry import ModelRegistry, ModelSlots, TrainedModel
 from ui.state import Unavailable
@@ -215,6 +215,13 @@ def board_top(model_id: str, _trained: TrainedModel) -> TopEigenvector:
     must not push out, and then recompute, a decomposition a board shows.
     """
     return top(_trained, "true_minus_false", "augmented")
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def heatmap(model_id: str, name: str, scale: int, _figure: Figure) -> bytes:
+    """ui.figures.heatmap_png of a model's matrix figure (`name`, as W_l_augmented or B_true, names the
+    matrix of that model), drawn once for the whole server: a rerun or another student sends the same bytes."""
+    return heatmap_png(_figure, scale)
 
 
 @st.cache_resource

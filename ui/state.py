@@ -36,10 +36,12 @@ WIDGET_DEFAULTS: dict[str, Any] = {
     "n_test": 2_000,  # classroom option: train on a slice
     "random_digit": 1,  # Label page: "random image of digit d" (the default target, #6, is a 1)
     "tensor_direction": "true",
+    "tensor_hover": False,  # Tensor page: interactive heatmaps instead of images
     "proof_offset": 0,  # Tensor page
     "direction": "true_minus_false",
     "top_k": 3,
     "eig_index": 0,  # Eigenvectors page (direction: Explain too)
+    "eig_hover": False,  # Eigenvectors page: the browsed eigenvector as an interactive chart, not an image
     "grid_threshold": DEFAULTS.threshold,
     "grid_weight_decay": DEFAULTS.weight_decay,  # instant grid sliders
     "eig_tab": "Eigenvectors",  # Eigenvectors page tab: one of EIGEN_TABS

@@ -152,9 +152,20 @@ def source(function: Callable[..., Any]) -> None:
     st.code(inspect.getsource(function), language="python")
 
 
+def lazy_expander(label: str, key: str, icon: str) -> Any:
+    """A closed expander whose content is sent only once it is opened (None while closed): opening it reruns
+    the page. Closed, a long text or highlighted code would still be laid out by the browser on every page
+    switch (issue 13: pages at the floor)."""
+    expander = st.expander(label, icon=icon, key=key, on_change="rerun")
+    return expander if expander.open else None
+
+
 def code_expander(*functions: Callable[..., Any]) -> None:
-    """An expander with the source of the core functions this page called."""
-    with st.expander("Show the code this page ran", icon=":material/code:"):
+    """An expander with the source of the core functions this page called (`lazy_expander`, key show_code)."""
+    expander = lazy_expander("Show the code this page ran", "show_code", ":material/code:")
+    if expander is None:
+        return
+    with expander:
         for function in functions:
             st.caption(f"`{function.__module__}.{function.__qualname__}`")
             st.code(inspect.getsource(function), language="python")
@@ -181,9 +192,36 @@ def image(figure: Figure, width: int) -> None:
     st.image(figure.screen(), caption=figure.title, alt=figure.description, width=px(width), output_format="PNG")
 
 
+def altair(chart: Any, width: Any = "stretch") -> None:
+    """An Altair chart as drawn (projector mode too), sent as its Vega-Lite spec without Altair's JSON-schema
+    validation: st.altair_chart validates on every run, 20-40 ms a layered chart on this machine, a third of
+    the Eigenvectors page's script for its two spectra. tests/test_charts.py validates every chart instead."""
+    st.vega_lite_chart(projected(chart).to_dict(validate=False), width=width)
+
+
 def chart(figure: Figure, key: str, width: Any = "stretch") -> None:
-    """An Altair chart figure as drawn (projector mode too), and its "Download" popover under it."""
-    st.altair_chart(projected(figure.chart), width=width)
+    """An Altair chart figure (`altair`), and its "Download" popover under it."""
+    altair(figure.chart, width)
+    downloads(key, [figure])
+
+
+def heatmap(figure: Figure, model_id: str, key: str, interactive: Any = None) -> None:
+    """A heatmap of the model `model_id` (a matrix, ui.figures.matrix, or a 28×28 pixel figure), with a colour
+    bar, and its "Download" popover under it.
+
+    An image by default, drawn once per model (ui.resources.heatmap) and shown at its own size, so Streamlit
+    neither re-encodes nor resizes it: as a Vega chart, a 65×65 matrix is 4,225 marks (a 28×28 image 784)
+    that the browser lays out and paints on every page switch. `interactive`, an Altair chart: that hoverable
+    chart instead, for a student who asked for values under the mouse.
+    """
+    from ui import resources
+
+    if interactive is not None:
+        altair(interactive, "content")
+    else:
+        scale = PROJECTOR_SCALE if st.session_state.get("projector") else 1
+        png = resources.heatmap(model_id, figure.name, scale, figure)
+        st.image(png, caption=figure.title, alt=figure.description, width="content", output_format="PNG")
     downloads(key, [figure])
 
 
@@ -363,7 +401,7 @@ def _live_curve_spec(history: tuple[Any, ...], metric: str, projector: bool) -> 
     from ui import charts  # altair: only once a run is drawn
 
     chart = charts.training_curve(history, metric)
-    return (_projected(chart) if projector else chart).to_dict()
+    return (_projected(chart) if projector else chart).to_dict(validate=False)  # see `altair`
 
 
 def live_curve(history: tuple[Any, ...], metric: str) -> None:
