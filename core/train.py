@@ -218,6 +218,7 @@ class FlatAdamW:
     ) -> None:
         self.params, self.weight_decay, self.betas, self.eps = params, weight_decay, betas, eps
         self.exp_avg, self.exp_avg_sq = torch.zeros_like(params), torch.zeros_like(params)
+        self.denom = torch.empty_like(params)  # reused, as every step's temporary would be fresh pages
         self.steps = 0
 
     def step(self, grad: Float[Tensor, " p"], lr: float) -> None:
@@ -227,7 +228,7 @@ class FlatAdamW:
         self.exp_avg.lerp_(grad, 1 - beta1)
         self.exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
         step_size = lr / (1 - beta1**self.steps)
-        denom = (self.exp_avg_sq.sqrt() / math.sqrt(1 - beta2**self.steps)).add_(self.eps)
+        denom = torch.sqrt(self.exp_avg_sq, out=self.denom).div_(math.sqrt(1 - beta2**self.steps)).add_(self.eps)
         self.params.addcdiv_(self.exp_avg, denom, value=-step_size)
 
 
@@ -364,7 +365,7 @@ def train(
             idx = order[b * config.batch_size : (b + 1) * config.batch_size]
             torch.index_select(train_pixels, 0, idx, out=batch_pixels)
             x.copy_(batch_pixels).div_(255.0)  # as core.data.to_float (torch.div(..., out=x) makes a temporary)
-            y = splits.train_y[idx]  # (B,)
+            y = splits.train_y.index_select(0, idx)  # (B,)
             loss, right = train_step(weights, x, y, embedding, buffers)
             optimizer.step(weights.grad, lr)
             loss_sum += loss
