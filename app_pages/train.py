@@ -3,7 +3,7 @@
 import streamlit as st
 
 from core.checkpoint import load_checkpoint, save_checkpoint
-from core.config import N_TEST_MNIST, N_TRAIN_MNIST, Config, preset
+from core.config import N_TEST_MNIST, N_TRAIN_MNIST, PRESET_RESULTS, Config, preset
 from core.labels import class_balance_problem, labels_from_similarities
 from core.train import new_model, train
 from ui import charts, figures, models, resources, state, widgets
@@ -92,9 +92,7 @@ with st.expander("Advanced and classroom options", icon=":material/tune:"):
             on_click=state.apply,
             args=(state.preset_widgets("quick"),),
             disabled=settings["disabled"],
-            help=f"{state.describe_training(preset('quick'))}. Measured over seeds 0–4 on one core of a shared "
-            "2-core machine: about 9 s of training, validation accuracy 95.3–95.6 %, True − False top eigenvector "
-            "|cos| 0.85–0.89 with the target (docs/quick_preset.md).",
+            help=f"{state.describe_training(preset('quick'))}. {PRESET_RESULTS['quick']} (docs/quick_preset.md).",
         )
         st.button(
             "Paper settings",

@@ -61,6 +61,7 @@ only indicative; the memory numbers are what this script is for.
     .venv/bin/python bench/classroom_load.py --sessions 30 --memory-cap 2700 --json artifacts/classroom30.json
     .venv/bin/python bench/classroom_load.py --sessions 3 --epochs 1 --teacher-board   # the board tab, small
     .venv/bin/python bench/classroom_load.py --sessions 30 --teacher-board --memory-cap 2700 --json artifacts/cb30.json
+    .venv/bin/python bench/classroom_load.py --sessions 30 --teacher-board --memory-cap 2700 --browser-shares 100
 """
 
 from __future__ import annotations
@@ -244,6 +245,30 @@ class Recorder:
         self.events.append({"t": self.now(), "session": session, "event": event, "rss": rss})
         progress(None, f"{event}{'' if session is None else f' (session {session})'}: server RSS {rss / MB:.0f} MB")
         return rss
+
+
+class BrowserCpuGroup:
+    """A cgroup v1 cpu group of low cpu.shares for this process and everything it starts (chromium), with
+    the server moved back to the root group. `nice` does not do it: chromium, run as root, sets its own
+    renderers back to 0 and its GPU process to -8."""
+
+    ROOT = Path("/sys/fs/cgroup/cpu")
+
+    def __init__(self, shares: int) -> None:
+        self.problem = None
+        try:
+            group = self.ROOT / f"classroom_browsers_{os.getpid()}"
+            group.mkdir(exist_ok=True)
+            (group / "cpu.shares").write_text(str(shares))
+            (group / "cgroup.procs").write_text(str(os.getpid()))  # chromium, started later, inherits it
+        except OSError as error:
+            self.problem = f"could not set up {self.ROOT}: {error}"
+            print(f"browser cpu group: {self.problem}; running without it", file=sys.stderr)
+
+    def release(self, pid: int) -> None:
+        """Move `pid` (the server) back to the root cpu group; its threads, started later, follow it."""
+        if self.problem is None:
+            (self.ROOT / "cgroup.procs").write_text(str(pid))
 
 
 class MemoryCap:
@@ -931,11 +956,15 @@ def run(
     env: dict[str, str] | None = None,
     memory_cap: int | None = None,
     teacher_board: bool = False,
+    browser_shares: int = 0,
 ) -> dict:
     """Start a server, run the classroom, return everything measured (used by tests/test_classroom.py).
 
     `memory_cap` (MiB): run the server in a memory cgroup of that size (MemoryCap). `teacher_board`: keep a
-    Class board tab open while the students work, and report what it saw (board_summary)."""
+    Class board tab open while the students work, and report what it saw (board_summary). `browser_shares`:
+    run this driver and its chromium in a cgroup v1 cpu group of that many cpu.shares, the server in the root
+    group (1024): as if the students' browsers ran on their own devices (root; see BrowserCpuGroup)."""
+    browsers = BrowserCpuGroup(browser_shares) if browser_shares else None
     log_dir = log_dir or Path(tempfile.mkdtemp(prefix="classroom_"))
     log_dir.mkdir(parents=True, exist_ok=True)
     sessions = [Session(i, seed_base if same_config else seed_base + i) for i in range(n_sessions)]
@@ -950,7 +979,13 @@ def run(
                 stack.enter_context(cap)
                 if cap.problem:
                     print(f"memory cap: {cap.problem}; running without it", file=sys.stderr)
-            on_start = cap.add if cap is not None else None
+
+            def on_start(server) -> None:
+                if cap is not None:
+                    cap.add(server)
+                if browsers is not None:
+                    browsers.release(server.pid)
+
             with streamlit_server(log_dir / "streamlit.log", timeout=120, on_start=on_start) as (url, process):
                 measured = asyncio.run(
                     classroom(url, process.pid, sessions, epochs, timeout, teacher_session, teacher_board)
@@ -984,6 +1019,8 @@ def run(
             "teacher": teacher,
             "env": env or {},
             "memory_cap_mib": memory_cap,
+            "browser_shares": browser_shares,
+            "browser_group_problem": browsers.problem if browsers is not None else None,
             "teacher_board": teacher_board,
         },
         "increments": analyse(measured["events"], sessions),
@@ -1227,6 +1264,14 @@ def main(argv: list[str] | None = None) -> dict:
         action="store_true",
         help="keep one more tab open on the Class board for the whole run and report what it saw",
     )
+    parser.add_argument(
+        "--browser-shares",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run chromium and this driver in a cpu cgroup of N cpu.shares (the server keeps 1024): the server's "
+        "own responsiveness when the browsers do not take its cores (in a class they run on the students' devices)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args(argv)
     PROGRESS.update(on=True, start=time.perf_counter())
@@ -1241,6 +1286,7 @@ def main(argv: list[str] | None = None) -> dict:
         env=env,
         memory_cap=args.memory_cap,
         teacher_board=args.teacher_board,
+        browser_shares=args.browser_shares,
     )
     report(result)
     write_json(args.json, result)
