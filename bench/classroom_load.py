@@ -576,6 +576,7 @@ async def train_and_wait(page, session: Session, recorder: Recorder, timeout: fl
 async def join(browser, url: str, session: Session, recorder: Recorder, timeout: float, prefix: str = ""):
     """Open the app in a new browser context (Home), then the Label page; returns the page (None if it failed)."""
     context = await browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(timeout * 1000)  # also clicks: Playwright's own 30 s failed 10 of 30 sessions
     page = await context.new_page()
     try:
         start = time.perf_counter()

@@ -94,3 +94,15 @@ def training_gate(monkeypatch):
     yield gate
     gate.release.set()
     resources.training_pool.clear()
+
+
+@pytest.fixture
+def fresh_room(monkeypatch):
+    """No teacher passcode unless a test sets one, and an empty class room (nothing pinned, no votes,
+    answers hidden) before and after the test."""
+    from ui import board
+
+    monkeypatch.delenv(board.PASSCODE_ENV, raising=False)
+    board.classroom.clear()
+    yield
+    board.classroom.clear()

@@ -27,13 +27,7 @@ SEED = 1207  # a seed no other test trains: this module's run is a real training
 PASSCODE = "heron-7-lantern"
 
 
-@pytest.fixture(autouse=True)
-def fresh_room(monkeypatch):
-    """No passcode unless a test sets one, and an empty room (nothing pinned, cleared or shown)."""
-    monkeypatch.delenv(board.PASSCODE_ENV, raising=False)
-    board.classroom.clear()
-    yield
-    board.classroom.clear()
+pytestmark = pytest.mark.usefixtures("fresh_room")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

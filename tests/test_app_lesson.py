@@ -20,13 +20,7 @@ from ui import board, resources
 EIGEN = "app_pages/eigenvectors.py"
 
 
-@pytest.fixture(autouse=True)
-def fresh_room(monkeypatch):
-    """No passcode unless a test sets one, and an empty room (no votes, answers hidden)."""
-    monkeypatch.delenv(board.PASSCODE_ENV, raising=False)
-    board.classroom.clear()
-    yield
-    board.classroom.clear()
+pytestmark = pytest.mark.usefixtures("fresh_room")  # tests/conftest.py
 
 
 def texts(at: AppTest) -> str:

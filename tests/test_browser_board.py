@@ -116,6 +116,13 @@ def seen(page, name: str, timeout_ms: float, what: str) -> float:
     return page.evaluate(SEEN_JS, name) / 1000
 
 
+def latencies(students: dict, name: str, since: float, what: str) -> dict[str, float]:
+    """Seconds from `since` (page wall clock) until watcher `name` fired on A's and on B's board."""
+    return {
+        board: seen(students[board], name, BOUND * 1000 + 5_000, f"{what} on {board}'s board") - since for board in "AB"
+    }
+
+
 def still_the_same_document(page) -> bool:
     """True unless the tab was reloaded or navigated since its watcher was installed."""
     return page.evaluate("() => window.__sameDocument === true")
@@ -150,8 +157,7 @@ def test_a_model_one_student_trains_appears_on_the_other_boards_by_itself(room):
     expect(c).to_have_url(re.compile(f"model={model_id}"))  # C's model is the one A and B wait for
     snap(c, "3_C_training_finished")
 
-    arrived = {name: seen(s[name], "model", BOUND * 1000 + 5_000, f"C's model on {name}'s board") for name in "AB"}
-    latency = {name: arrived[name] - finished for name in "AB"}
+    latency = latencies(s, "model", finished, "C's model")
     print(
         "\nC's model on the other boards, seconds after C's 'Training finished': "
         + ", ".join(f"{name} {seconds:+.2f}" for name, seconds in latency.items())
@@ -200,8 +206,7 @@ def test_a_revealed_prediction_appears_in_the_other_boards_tally_by_itself(room)
     revealed = seen(c, "revealed", WAIT, "C's verdict after Reveal")
     snap(c, "7_C_label_revealed")
 
-    arrived = {name: seen(s[name], "vote", BOUND * 1000 + 5_000, f"C's vote in {name}'s tally") for name in "AB"}
-    latency = {name: arrived[name] - revealed for name in "AB"}
+    latency = latencies(s, "vote", revealed, "C's vote")
     print(
         "\nC's prediction in the other boards' tally, seconds after C's Reveal showed its verdict: "
         + ", ".join(f"{name} {seconds:+.2f}" for name, seconds in latency.items())
