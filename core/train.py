@@ -237,7 +237,6 @@ class FlatWeights:
     gradient of the same layout: W_e, then [W_l; W_r] and [b_l; b_r], then W_u."""
 
     def __init__(self, model: BilinearMLP) -> None:
-        self.model = model
         self.parameters = [model.embed.weight, model.bilinear.weight, model.bilinear.bias, model.head.weight]
         self.flat = torch.cat([p.detach().reshape(-1) for p in self.parameters])
         self.grad = torch.zeros_like(self.flat)
