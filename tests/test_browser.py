@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
+from core.config import PRESETS
 from tests.browser_support import (
     ROOT,
     after_run,
@@ -116,7 +117,7 @@ def test_3_train_a_short_run(page):
     expect(page.locator(".st-key-batch_size input")).to_have_value("1024", timeout=WAIT)
     expect(slider(page, "weight_decay")).to_have_attribute("aria-valuetext", re.compile(r"^3(\.0+)?$"), timeout=WAIT)
     epochs = page.locator(".st-key-epochs input")
-    expect(epochs).to_have_value("10", timeout=WAIT)
+    expect(epochs).to_have_value(str(PRESETS["quick"]["epochs"]), timeout=WAIT)
     epochs.fill("3")
     after_run(page, lambda: epochs.press("Enter"))
     expect(epochs).to_have_value("3")
