@@ -270,6 +270,13 @@ class BrowserCpuGroup:
         if self.problem is None:
             (self.ROOT / "cgroup.procs").write_text(str(pid))
 
+    def close(self) -> None:
+        """Back to the root group, and remove the group (its chromium has exited by now)."""
+        if self.problem is None:
+            self.release(os.getpid())
+            with contextlib.suppress(OSError):  # a straggling process keeps it: harmless, and named after our pid
+                (self.ROOT / f"classroom_browsers_{os.getpid()}").rmdir()
+
 
 class MemoryCap:
     """A memory cgroup of `mib` MiB for the server: cgroup v2 (memory.max) where its memory controller is
@@ -996,6 +1003,8 @@ def run(
                 time.sleep(0.5)  # the cgroup's counters after the server's exit
                 memory_cgroup = cap.report()
     finally:
+        if browsers is not None:
+            browsers.close()
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
