@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 
 import pytest
+import torch
 
 from core.config import Config
 from core.train import EpochMetrics
-from ui.jobs import TrainingPool, estimate_seconds
+from ui.jobs import ThreadChoice, TrainingPool, estimate_seconds
 
 EPOCHS = 3
 
@@ -24,6 +26,7 @@ class Trainers:
         self.started: dict[int, threading.Event] = {}
         self.running = self.most_running = 0
         self.niceness: dict[int, int] = {}
+        self.threads: dict[int, list[int]] = {}  # by seed: torch's intra-op threads after each poll
 
     def step(self, seed: int, epochs: int = 1) -> None:
         for _ in range(epochs):
@@ -48,6 +51,8 @@ class Trainers:
                 while not self.semaphore(config.seed).acquire(timeout=0.01):
                     if should_stop():
                         return
+                    with self.lock:
+                        self.threads.setdefault(config.seed, []).append(torch.get_num_threads())
                 yield EpochMetrics(epoch, config.epochs, 0.5, 0.9, 0.5, 0.9, 0.1 * epoch, 1e-3)
         finally:
             with self.lock:
@@ -162,6 +167,67 @@ def test_training_threads_run_at_a_lower_priority_than_pages(pool):
     assert pool.trainers.niceness[41] > os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     pool.trainers.step(41, EPOCHS)
     assert job.done.wait(10)
+
+
+def wait_for(condition, timeout: float = 10) -> bool:
+    end = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+def test_a_lone_training_tries_threads_alone_and_uses_one_beside_another():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # the server's default, as streamlit_app sets it
+    try:
+        trainers = Trainers()
+        pool = TrainingPool(trainers, lambda trained: trained, workers=2, threads_alone=3)
+        seen = trainers.threads
+        first = pool.submit(config(51), splits=None, follower="a")
+        assert wait_for(lambda: 3 in seen.get(51, [])), "alone: it measures a batch on every thread"
+        second = pool.submit(config(52), splits=None, follower="b")
+        assert wait_for(lambda: seen.get(52, [])[-3:] == [1, 1, 1] and seen[51][-3:] == [1, 1, 1])
+        polls = len(seen[51])
+        trainers.step(52, EPOCHS)
+        assert second.done.wait(10)
+        assert wait_for(lambda: 3 in seen[51][polls:]), "alone again: it measures again"
+        assert torch.get_num_threads() == 1, "other threads keep their own count"
+        later: list[int] = []
+        thread = threading.Thread(target=lambda: later.append(torch.get_num_threads()))
+        thread.start()
+        thread.join()
+        assert later == [1], "a thread that starts meanwhile (a page script) gets the default"
+        trainers.step(51, EPOCHS)
+        assert first.done.wait(10)
+    finally:
+        torch.set_num_threads(before)
+
+
+def batches(choice: ThreadChoice, seconds: dict[int, float], n: int, alone: bool = True) -> list[int]:
+    """The counts `choice` picks for n batches that take seconds[count] each (a fake clock)."""
+    now, counts = [0.0], []
+    choice.clock = lambda: now[0]
+    for _ in range(n):
+        counts.append(choice.next(alone))
+        now[0] += seconds[counts[-1]]
+    return counts
+
+
+def test_thread_choice_keeps_the_faster_count_and_measures_again():
+    fast_many = batches(ThreadChoice(many=2, probe=3, period=10), {1: 0.010, 2: 0.006}, 6 + 10 + 6 + 4)
+    assert fast_many == [1, 1, 1, 2, 2, 2] + [2] * 10 + [1, 1, 1, 2, 2, 2] + [2] * 4
+    slow_many = batches(ThreadChoice(many=2, probe=3, period=10), {1: 0.010, 2: 0.050}, 6 + 20 + 6 + 40 + 1)
+    assert slow_many == [1, 1, 1, 2, 2, 2] + [1] * 20 + [1, 1, 1, 2, 2, 2] + [1] * 40 + [1], "the wait doubles"
+
+
+def test_thread_choice_uses_one_when_not_alone_and_probes_on_return():
+    choice = ThreadChoice(many=2, probe=2, period=10)
+    assert batches(choice, {1: 0.010, 2: 0.006}, 3) == [1, 1, 2]
+    assert batches(choice, {1: 0.010, 2: 0.006}, 5, alone=False) == [1] * 5
+    assert batches(choice, {1: 0.010, 2: 0.006}, 6) == [1, 1, 2, 2, 2, 2], "a fresh probe, not the interrupted one"
+    assert batches(ThreadChoice(many=1), {1: 0.01}, 4) == [1] * 4, "one core: nothing to try"
 
 
 def test_estimates_grow_with_the_work():

@@ -106,10 +106,12 @@ def registry() -> ModelRegistry:
 
 @st.cache_resource
 def training_pool() -> TrainingPool:
-    """The server's trainings: at most one per core at once (BILINEAR_LAB_TRAINING_WORKERS), the rest queued."""
+    """The server's trainings: at most one per core at once (BILINEAR_LAB_TRAINING_WORKERS), the rest queued;
+    a lone training uses every core (BILINEAR_LAB_TRAINING_THREADS_ALONE)."""
     workers = int(os.environ.get("BILINEAR_LAB_TRAINING_WORKERS", "0")) or None
     nice = int(os.environ.get("BILINEAR_LAB_TRAINING_NICE", str(NICE)))
-    return TrainingPool(train, registry().add, workers=workers, nice=nice)
+    threads_alone = int(os.environ.get("BILINEAR_LAB_TRAINING_THREADS_ALONE", "0")) or None
+    return TrainingPool(train, registry().add, workers=workers, nice=nice, threads_alone=threads_alone)
 
 
 @st.cache_resource
