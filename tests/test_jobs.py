@@ -11,7 +11,7 @@ import torch
 
 from core.config import Config
 from core.train import EpochMetrics
-from ui.jobs import ThreadChoice, TrainingPool, estimate_seconds
+from ui.jobs import ThreadChoice, TrainingPool, estimate_seconds, idle_cores_meter
 
 EPOCHS = 3
 
@@ -178,21 +178,32 @@ def wait_for(condition, timeout: float = 10) -> bool:
     return True
 
 
-def test_a_lone_training_tries_threads_alone_and_uses_one_beside_another():
+class Greedy:
+    """A ThreadChoice that takes every thread whenever the job is alone (the pool's plumbing is tested,
+    not the policy)."""
+
+    def __init__(self, many: int, one: int) -> None:
+        self.many, self.one = many, one
+
+    def next(self, alone: bool) -> int:
+        return self.many if alone else self.one
+
+
+def test_a_lone_training_takes_threads_alone_and_one_beside_another():
     before = torch.get_num_threads()
     torch.set_num_threads(1)  # the server's default, as streamlit_app sets it
     try:
         trainers = Trainers()
-        pool = TrainingPool(trainers, lambda trained: trained, workers=2, threads_alone=3)
+        pool = TrainingPool(trainers, lambda trained: trained, workers=2, threads_alone=3, thread_choice=Greedy)
         seen = trainers.threads
         first = pool.submit(config(51), splits=None, follower="a")
-        assert wait_for(lambda: 3 in seen.get(51, [])), "alone: it measures a batch on every thread"
+        assert wait_for(lambda: 3 in seen.get(51, [])), "alone: every thread"
         second = pool.submit(config(52), splits=None, follower="b")
         assert wait_for(lambda: seen.get(52, [])[-3:] == [1, 1, 1] and seen[51][-3:] == [1, 1, 1])
         polls = len(seen[51])
         trainers.step(52, EPOCHS)
         assert second.done.wait(10)
-        assert wait_for(lambda: 3 in seen[51][polls:]), "alone again: it measures again"
+        assert wait_for(lambda: 3 in seen[51][polls:]), "alone again: every thread again"
         assert torch.get_num_threads() == 1, "other threads keep their own count"
         later: list[int] = []
         thread = threading.Thread(target=lambda: later.append(torch.get_num_threads()))
@@ -205,29 +216,67 @@ def test_a_lone_training_tries_threads_alone_and_uses_one_beside_another():
         torch.set_num_threads(before)
 
 
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def batches(choice: ThreadChoice, seconds: dict[int, float], n: int, alone: bool = True) -> list[int]:
-    """The counts `choice` picks for n batches that take seconds[count] each (a fake clock)."""
-    now, counts = [0.0], []
-    choice.clock = lambda: now[0]
+    """The counts `choice` picks for n batches that take seconds[count] each (on its FakeClock)."""
+    counts = []
     for _ in range(n):
         counts.append(choice.next(alone))
-        now[0] += seconds[counts[-1]]
+        choice.clock.now += seconds[counts[-1]]
     return counts
 
 
-def test_thread_choice_keeps_the_faster_count_and_measures_again():
-    fast_many = batches(ThreadChoice(many=2, probe=3, period=10), {1: 0.010, 2: 0.006}, 6 + 10 + 6 + 4)
-    assert fast_many == [1, 1, 1, 2, 2, 2] + [2] * 10 + [1, 1, 1, 2, 2, 2] + [2] * 4
-    slow_many = batches(ThreadChoice(many=2, probe=3, period=10), {1: 0.010, 2: 0.050}, 6 + 20 + 6 + 40 + 1)
-    assert slow_many == [1, 1, 1, 2, 2, 2] + [1] * 20 + [1, 1, 1, 2, 2, 2] + [1] * 40 + [1], "the wait doubles"
+def choice(probe: int = 3, period: int = 10, idle: float | None = 1.0) -> ThreadChoice:
+    """A ThreadChoice on a FakeClock whose idle-core meter always reads `idle` (None: no meter)."""
+    meter = None if idle is None else (lambda: idle)
+    return ThreadChoice(many=2, probe=probe, period=period, clock=FakeClock(), idle=meter)
 
 
-def test_thread_choice_uses_one_when_not_alone_and_probes_on_return():
-    choice = ThreadChoice(many=2, probe=2, period=10)
-    assert batches(choice, {1: 0.010, 2: 0.006}, 3) == [1, 1, 2]
-    assert batches(choice, {1: 0.010, 2: 0.006}, 5, alone=False) == [1] * 5
-    assert batches(choice, {1: 0.010, 2: 0.006}, 6) == [1, 1, 2, 2, 2, 2], "a fresh probe, not the interrupted one"
-    assert batches(ThreadChoice(many=1), {1: 0.01}, 4) == [1] * 4, "one core: nothing to try"
+FAST, SLOW = {1: 0.010, 2: 0.006}, {1: 0.010, 2: 0.050}  # batch seconds by thread count: idle, loaded
+
+
+@pytest.mark.parametrize("idle", [1.0, None])
+def test_thread_choice_keeps_the_faster_count_and_decides_again(idle):
+    fast = batches(choice(idle=idle), FAST, 10 + 6 + 10 + 6 + 4)
+    assert fast == [1] * 10 + [1, 1, 1, 2, 2, 2] + [2] * 10 + [1, 1, 1, 2, 2, 2] + [2] * 4
+    slow = batches(choice(idle=idle), SLOW, 10 + 4 + 20 + 4 + 40 + 1)
+    # one slow batch on two threads ends the probe, and each time the wait doubles
+    assert slow == [1] * 10 + [1, 1, 1, 2] + [1] * 20 + [1, 1, 1, 2] + [1] * 40 + [1]
+
+
+def test_thread_choice_tries_no_more_threads_without_an_idle_core():
+    assert batches(choice(idle=0.4), FAST, 10 + 20 + 40 + 5) == [1] * 75
+
+
+def test_thread_choice_drops_back_to_one_thread_when_load_comes():
+    chooser = choice()
+    assert batches(chooser, FAST, 10 + 6 + 4) == [1] * 10 + [1, 1, 1, 2, 2, 2] + [2] * 4
+    assert batches(chooser, SLOW, 2) == [2, 1], "a batch twice as slow as one thread's: back to one at once"
+    assert batches(chooser, SLOW, 19) == [1] * 19, "and twice as long before deciding again"
+    assert batches(chooser, SLOW, 1) == [1]  # the next probe starts with one thread
+
+
+def test_thread_choice_uses_one_when_not_alone_and_starts_afresh():
+    chooser = choice(probe=2)
+    assert batches(chooser, FAST, 10 + 3) == [1] * 10 + [1, 1, 2]
+    assert batches(chooser, FAST, 5, alone=False) == [1] * 5
+    assert batches(chooser, FAST, 10 + 6) == [1] * 10 + [1, 1, 2, 2, 2, 2], "a fresh start, not the interrupted probe"
+    assert batches(ThreadChoice(many=1, clock=FakeClock()), {1: 0.01}, 4) == [1] * 4, "one core: nothing to try"
+
+
+def test_idle_cores_meter_reads_between_zero_and_the_cores():
+    meter = idle_cores_meter()
+    if meter is None:
+        pytest.skip("no /proc/stat")
+    time.sleep(0.05)
+    assert 0.0 <= meter() <= (os.cpu_count() or 1)
 
 
 def test_estimates_grow_with_the_work():

@@ -51,9 +51,9 @@ Trainer = Callable[[BilinearMLP, Splits, Config, Callable[[], bool]], Iterator[E
 # competing with a busy page script for one core gets about a quarter of it (Linux CFS weights 335 vs
 # 1024); at 10 only a tenth, which starved trainings 10-fold beside another busy process on 2 cores.
 NICE = 5
-# Seconds per training image per epoch at d_hidden 64, alone on one core of this 2-core AMD EPYC
-# (quick preset: 60,000 images x 9 epochs in about 5.7 s); replaced by what this server measures.
-DEFAULT_SECONDS_PER_IMAGE_EPOCH = 1.05e-5
+# Seconds per training image per epoch at d_hidden 64, on one core of this 2-core AMD EPYC (quick
+# preset: 60,000 images x 8 epochs in about 5.2 s); replaced by what this server measures.
+DEFAULT_SECONDS_PER_IMAGE_EPOCH = 1.08e-5
 
 
 class TrainingJob:
@@ -108,45 +108,115 @@ def estimate_seconds(config: Config, seconds_per_image_epoch: float) -> float:
     return seconds_per_image_epoch * images * config.epochs * max(1.0, config.d_hidden / 64)
 
 
-class ThreadChoice:
-    """How many intra-op threads a lone training's next batch uses, by measuring both.
+def idle_cores_meter() -> Callable[[], float] | None:
+    """A meter of the machine's idle cores (Linux /proc/stat), or None where there is none: each call
+    returns the average number of idle cores since the previous call (0 before any time has passed)."""
 
-    `next` is called before every batch. While the job is alone it runs `probe` batches on `one`
-    thread and `probe` on `many`, keeps the count whose median batch time was lower for `period`
-    batches, then measures again; each time `one` wins, the period doubles, so a loaded machine
-    pays for fewer slow probes. Not alone: `one`, and the next lone stretch starts with a probe.
+    def ticks() -> tuple[int, int]:
+        with open("/proc/stat", "rb") as f:
+            values = [int(v) for v in f.readline().split()[1:]]  # user nice system idle iowait irq softirq steal...
+        return values[3] + values[4], sum(values[:8])
+
+    try:
+        last = ticks()
+    except (OSError, ValueError, IndexError):
+        return None
+    cores = os.cpu_count() or 1
+
+    def idle_cores() -> float:
+        nonlocal last
+        now = ticks()
+        idle, total = now[0] - last[0], now[1] - last[1]
+        last = now
+        return cores * idle / total if total > 0 else 0.0
+
+    return idle_cores
+
+
+class ThreadChoice:
+    """How many intra-op threads a lone training's next batch uses: `many` only where it is measured
+    to be faster, which it is only on idle cores.
+
+    `next` is called before every batch. A lone stretch starts with `period` batches on `one` thread.
+    Then, if the machine had an idle core meanwhile (`idle`, e.g. idle_cores_meter(); without one,
+    timing alone decides), it runs `probe` batches on `one` thread and `probe` on `many` and keeps
+    the count whose median batch time was lower for `period` batches, then decides again. On `many`
+    it keeps timing and goes back to one thread as soon as a batch takes twice as long as one thread
+    did, or the median of its last `probe` batches is slower (load came: on 2 busy cores a batch on
+    two threads took 40 times as long, each parallel region waiting for a descheduled thread). Each
+    time one thread wins, the wait before the next decision doubles. Not alone: `one`.
     """
 
     def __init__(
-        self, many: int, one: int = 1, probe: int = 3, period: int = 48, clock: Callable[[], float] = time.perf_counter
+        self,
+        many: int,
+        one: int = 1,
+        probe: int = 3,
+        period: int = 48,
+        clock: Callable[[], float] = time.perf_counter,
+        idle: Callable[[], float] | None = None,
     ) -> None:
-        self.many, self.one, self.probe, self.period, self.clock = many, one, probe, period, clock
+        self.many, self.one, self.probe, self.period, self.clock, self.idle = many, one, probe, period, clock, idle
         self._plan: list[int] = []  # the counts the probe still has to run
-        self._times: dict[int, list[float]] = {}  # the probe's batch seconds, by count
-        self._settled, self._left, self._wait = one, 0, period  # the kept count, for _left more batches
-        self._last: tuple[float, int] | None = None  # the previous batch's start and count, during a probe
+        self._times: dict[int, list[float]] | None = None  # the probe's batch seconds by count, while probing
+        self._recent: list[float] = []  # batch seconds on `many` since the probe
+        self._settled, self._left, self._wait = one, period, period  # the kept count, for _left more batches
+        self._one_seconds = math.inf  # a batch on one thread, as the last probe measured it
+        self._last: tuple[float, int] | None = None  # the previous batch's start and count
+        self._alone = False
 
     def next(self, alone: bool) -> int:
         now = self.clock()
-        if self._last is not None:  # the previous batch was a probe batch: it took now - its start
-            self._times.setdefault(self._last[1], []).append(now - self._last[0])
+        if self._last is not None:
+            self._observe(self._last[1], now - self._last[0])
             self._last = None
         if not alone or self.many <= self.one:
-            self._plan, self._times, self._left = [], {}, 0  # the next lone stretch starts with a probe
+            self._plan, self._times, self._recent, self._alone = [], None, [], False
+            self._settled, self._left = self.one, self.period  # a lone stretch starts on one thread
             return self.one
-        if not self._plan and self._left == 0 and not self._times:  # measure (again)
-            self._plan = [self.one] * self.probe + [self.many] * self.probe
+        if not self._alone:
+            self._alone = True
+            if self.idle is not None:
+                self.idle()  # the meter's window starts here
+        if self._times is None and self._left <= 0:
+            if self._settled == self.many or self.idle is None or self.idle() >= 0.7 * (self.many - self.one):
+                self._plan, self._times = [self.one] * self.probe + [self.many] * self.probe, {}
+            else:
+                self._settle(self.one)  # no idle core to give the other threads
         if self._plan:
             count = self._plan.pop(0)
-            self._last = (now, count)
-            return count
-        if self._times:  # the probe has run: keep the faster count
-            one, many = (statistics.median(self._times.get(n, [math.inf])) for n in (self.one, self.many))
-            self._settled = self.many if many < one else self.one
-            self._wait = self.period if self._settled == self.many else 2 * self._wait
-            self._left, self._times = self._wait, {}
-        self._left -= 1
-        return self._settled
+        else:
+            if self._times is not None:
+                self._decide(self._times)
+            self._left -= 1
+            count = self._settled
+        self._last = (now, count)
+        return count
+
+    def _observe(self, count: int, seconds: float) -> None:
+        if self._times is not None:
+            self._times.setdefault(count, []).append(seconds)
+            if count == self.many and seconds > 2 * statistics.median(self._times.get(self.one, [math.inf])):
+                self._plan = []  # far slower already: the probe ends here
+        elif count == self.many:
+            self._recent.append(seconds)
+            if seconds > 2 * self._one_seconds or (
+                len(self._recent) >= self.probe and statistics.median(self._recent[-self.probe :]) > self._one_seconds
+            ):
+                self._settle(self.one)  # slower than one thread: the machine got busy
+
+    def _decide(self, times: dict[int, list[float]]) -> None:
+        self._one_seconds = statistics.median(times.get(self.one, [math.inf]))
+        many = statistics.median(times.get(self.many, [math.inf]))
+        self._times = None
+        self._settle(self.many if many < self._one_seconds else self.one)
+
+    def _settle(self, count: int) -> None:
+        self._settled, self._recent = count, []
+        self._wait = self.period if count == self.many else 2 * self._wait
+        self._left = self._wait
+        if self.idle is not None and count == self.one:
+            self.idle()  # the next decision looks at the cores while this one-thread stretch runs
 
 
 def _use_threads(n: int, default: int) -> None:
@@ -180,6 +250,7 @@ class TrainingPool:
         workers: int | None = None,
         nice: int = NICE,
         threads_alone: int | None = None,
+        thread_choice: Callable[[int, int], ThreadChoice] | None = None,
     ) -> None:
         self._trainer, self._publish = trainer, publish  # publish: e.g. the registry's add
         self.workers = max(1, workers or os.cpu_count() or 1)
@@ -188,6 +259,7 @@ class TrainingPool:
         # server's default (the app sets 1, streamlit_app.THREADS)
         self._threads_default = torch.get_num_threads()
         self.threads_alone = max(1, threads_alone or os.cpu_count() or 1)
+        self._thread_choice = thread_choice or (lambda many, one: ThreadChoice(many, one, idle=idle_cores_meter()))
         self._lock = threading.Condition()
         self._jobs: dict[Config, TrainingJob] = {}  # queued or running
         self._queue: collections.deque[TrainingJob] = collections.deque()
@@ -295,7 +367,7 @@ class TrainingPool:
 
     def _train(self, job: TrainingJob) -> JobState:
         config, threads = job.config, 0
-        choice = ThreadChoice(self.threads_alone, self._threads_default)
+        choice = self._thread_choice(self.threads_alone, self._threads_default)
 
         def poll() -> bool:  # the trainer asks between batches: also fit its threads to the pool's load
             nonlocal threads
