@@ -275,9 +275,11 @@ class Recorder:
 
 
 class BrowserCpuGroup:
-    """A cgroup v1 cpu group of low cpu.shares for this process and everything it starts (chromium), with
-    the server moved back to the root group. `nice` does not do it: chromium, run as root, sets its own
-    renderers back to 0 and its GPU process to -8."""
+    """A cgroup v1 cpu group of low cpu.shares for chromium and Playwright's driver: this process goes in
+    first, so that they inherit it (a renderer forked later too), and back to the root group once they are
+    started (`release`), with the server: the protocol students, in this process, read the server's messages
+    when they arrive, not when a low share lets them. `nice` does not do it: chromium, run as root, sets its
+    own renderers back to 0 and its GPU process to -8."""
 
     ROOT = Path("/sys/fs/cgroup/cpu")
 
@@ -293,7 +295,7 @@ class BrowserCpuGroup:
             print(f"browser cpu group: {self.problem}; running without it", file=sys.stderr)
 
     def release(self, pid: int) -> None:
-        """Move `pid` (the server) back to the root cpu group; its threads, started later, follow it."""
+        """Move `pid` (the server, this process) back to the root cpu group; its threads, started later, follow."""
         if self.problem is None:
             (self.ROOT / "cgroup.procs").write_text(str(pid))
 
@@ -951,7 +953,9 @@ async def classroom(
     timeout: float,
     teacher: Session | None,
     teacher_board: bool = False,
+    browsers: BrowserCpuGroup | None = None,
 ) -> dict:
+    """Drive the class on the server at `url` (process `pid`); `browsers`: the cpu group chromium starts in."""
     from playwright.async_api import async_playwright
 
     recorder = Recorder(pid)
@@ -961,6 +965,8 @@ async def classroom(
             if teacher is not None or teacher_board or any(s.kind == "browser" for s in sessions):
                 playwright = await stack.enter_async_context(async_playwright())
                 browser = await launch_chromium(playwright, NO_THROTTLING_ARGS)
+            if browsers is not None:
+                browsers.release(os.getpid())  # chromium stays in the group
             recorder.mark(None, "server idle")
             if teacher is not None:
                 student = await join(
@@ -1249,8 +1255,9 @@ def run(
 
     `memory_cap` (MiB): run the server in a memory cgroup of that size (MemoryCap). `teacher_board`: keep a
     Class board tab open while the students work, and report what it saw (board_summary). `browser_shares`:
-    run this driver and its chromium in a cgroup v1 cpu group of that many cpu.shares, the server in the root
-    group (1024): as if the students' browsers ran on their own devices (root; see BrowserCpuGroup).
+    run chromium (and Playwright's driver) in a cgroup v1 cpu group of that many cpu.shares, the server and this
+    process in the root group (1024): as if the students' browsers ran on their own devices (root; see
+    BrowserCpuGroup).
     `protocol_sessions`: the first that many of the `n_sessions` students are protocol students (ProtocolTab),
     the others chromium tabs."""
     if not 0 <= protocol_sessions <= n_sessions:
@@ -1282,7 +1289,7 @@ def run(
 
             with streamlit_server(log_dir / "streamlit.log", timeout=120, on_start=on_start) as (url, process):
                 measured = asyncio.run(
-                    classroom(url, process.pid, sessions, epochs, timeout, teacher_session, teacher_board)
+                    classroom(url, process.pid, sessions, epochs, timeout, teacher_session, teacher_board, browsers)
                 )
                 server_exit = process.poll()  # None: the server was still running at the end
             if cap is not None:
@@ -1607,7 +1614,8 @@ def main(argv: list[str] | None = None) -> dict:
         type=int,
         default=0,
         metavar="N",
-        help="run chromium and this driver in a cpu cgroup of N cpu.shares (the server keeps 1024): the server's "
+        help="run chromium and Playwright's driver in a cpu cgroup of N cpu.shares (the server and this process, "
+        "with its protocol students, keep 1024): the server's "
         "own responsiveness when the browsers do not take its cores (in a class they run on the students' devices)",
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")

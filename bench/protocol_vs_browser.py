@@ -76,7 +76,7 @@ def cpu_seconds(pid: int) -> float:
     return sum(sum(p.cpu_times()[:2]) for p in (process, *process.children(recursive=True)))
 
 
-async def compare(url: str, server: int, rounds: int, timeout: float) -> dict:
+async def compare(url: str, server: int, rounds: int, timeout: float, browsers: BrowserCpuGroup | None) -> dict:
     from playwright.async_api import async_playwright
     from streamlit.proto.BackMsg_pb2 import BackMsg
     from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
@@ -113,6 +113,8 @@ async def compare(url: str, server: int, rounds: int, timeout: float) -> dict:
     widgets: dict[str, dict] = {}
     async with async_playwright() as playwright:
         browser = await launch_chromium(playwright, NO_THROTTLING_ARGS)
+        if browsers is not None:
+            browsers.release(os.getpid())  # the student with the server, chromium in the group
         tab = await BrowserStudent.open(browser, url, timeout)
         cdp = await tab.page.context.new_cdp_session(tab.page)
         cdp.on("Network.webSocketFrameSent", lambda params: frame(params, True))
@@ -203,7 +205,7 @@ def main(argv: list[str] | None = None) -> dict:
         type=int,
         default=0,
         metavar="N",
-        help="run chromium and this driver in a cpu cgroup of N cpu.shares, the server keeping 1024 (as "
+        help="run chromium in a cpu cgroup of N cpu.shares, the server and the student keeping 1024 (as "
         "classroom_load.py's option): does the tab's drawing slow the server's run down?",
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
@@ -216,7 +218,7 @@ def main(argv: list[str] | None = None) -> dict:
         with streamlit_server(
             log_dir / "streamlit.log", timeout=120, on_start=lambda server: browsers and browsers.release(server.pid)
         ) as (url, server):
-            result = asyncio.run(compare(url, server.pid, args.rounds, args.timeout))
+            result = asyncio.run(compare(url, server.pid, args.rounds, args.timeout, browsers))
     finally:
         if browsers is not None:
             browsers.close()
