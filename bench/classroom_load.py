@@ -1,7 +1,8 @@
 """A classroom on one server: N students take the main path at once; the server's memory, step by step.
 
 Starts `streamlit run streamlit_app.py` headless on a free port and drives N (default 8) sessions
-from one headless chromium (one browser context each, all driven by one asyncio loop):
+from one headless chromium (one browser context each, all driven by one asyncio loop), or, with
+`--protocol-sessions K`, K of them as protocol students and the other N - K in chromium:
 
   teacher  (unless --no-teacher) one session takes the whole path first, alone, with its own
            seed: it pays the server's one-time costs (importing torch, the shipped checkpoint,
@@ -31,6 +32,20 @@ twice alone, the second time warm: that run is the "alone" baseline of the ratio
 `--memory-cap MIB` runs the server in a memory cgroup (v2 memory.max or v1
 memory.limit_in_bytes) and reports its failcnt / OOM counters.
 
+`--protocol-sessions K`: the first K students are protocol students (bench/protocol_student.py): no browser,
+Streamlit's own websocket protocol spoken by this process, as a browser speaks it to the server (the page's
+HTML, the first rerun with its query string, every widget's state with each rerun, a button's trigger, a number
+input's value, page switches by page_script_hash, the fragments' timed reruns, the message cache, the images).
+In a class every browser runs on its student's device; 30 chromium tabs here took 72 % of the server's 2 cores
+(README). Protocol students load the server as browsers do while one or two chromium sessions still measure
+painted page switches. They take the same path with the same settings and phases, and their results go
+into the same summaries, told apart by `kind`. What they do not measure is painting: a protocol student's page
+switch runs from sending the rerun to the new page's h1 delta and the first content delta after it (its switch
+time, against the same 3 s target), and to script_finished; its training, from the Train click's rerun to the
+deltas carrying the queue message, the first epoch and "Training finished". Its errors are every exception
+element and st.error alert that arrives. The teacher and the board tab stay in chromium.
+bench/protocol_vs_browser.py checks a protocol student against a chromium tab on a quiet server.
+
 `--teacher-board` opens one more tab, the teacher's, on the Class board once the warm-up session
 is done and before the first student joins, and leaves it alone (no click, no reload) until the
 end: a projector showing the board through the whole lesson, whose fragment wakes every 2 s and
@@ -51,8 +66,8 @@ and per student over the concurrent part (the ~230 KB of weights, plus whatever 
 buffers of training leave behind in glibc's heap and per-thread arenas). `--env KEY=VALUE` sets a
 variable for the server only, e.g. MALLOC_MMAP_THRESHOLD_=4194304 or OMP_NUM_THREADS=1.
 
-The machine has 2 cores shared by the server, chromium and this driver: wall times under load are
-only indicative; the memory numbers are what this script is for.
+The machine has 2 cores shared by the server, chromium and this driver (the protocol students too): wall times
+under load are only indicative; the memory numbers are what this script is for.
 
     .venv/bin/python bench/classroom_load.py                       # 8 sessions, 3 epochs each
     .venv/bin/python bench/classroom_load.py --sessions 4 --same-config --json artifacts/classroom.json
@@ -62,6 +77,9 @@ only indicative; the memory numbers are what this script is for.
     .venv/bin/python bench/classroom_load.py --sessions 3 --epochs 1 --teacher-board   # the board tab, small
     .venv/bin/python bench/classroom_load.py --sessions 30 --teacher-board --memory-cap 2700 --json artifacts/cb30.json
     .venv/bin/python bench/classroom_load.py --sessions 30 --teacher-board --memory-cap 2700 --browser-shares 100
+    .venv/bin/python bench/classroom_load.py --sessions 3 --protocol-sessions 2 --epochs 1   # 2 protocol, 1 chromium
+    .venv/bin/python bench/classroom_load.py --sessions 30 --protocol-sessions 29 --teacher-board --memory-cap 2700 \
+        --browser-shares 100 --json artifacts/cb30_protocol.json
 """
 
 from __future__ import annotations
@@ -76,12 +94,15 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plain script
 
 from bench.common import write_json
+from bench.protocol_student import MAIN, Node, ProtocolError, ProtocolStudent
 from tests.browser_support import (
     NO_THROTTLING_ARGS,
     RUN_DONE_JS,
@@ -101,6 +122,8 @@ TITLE = "Bilinear Eigen Lab"
 FINISHED = re.compile("Training finished|Loaded the model trained earlier|Loaded the precomputed checkpoint")
 CURVES_CAPTION = re.compile(r"Training curves of the active model \((\d+) epochs?, (\d+) s\)")
 PHASES = ("before", "during", "after")  # page switches: before the first Train click, while trainings run/queue, after
+# page-switch measures per kind of session (switching): the first is the switch time the target applies to
+MEASURES = {"browser": ("shown", "heading", "run_done"), "protocol": ("content", "heading", "run_done")}
 TARGET = {"switch_p95": 3.0, "ratio_max": 5.0, "peak_rss": 1.5 * 2**30, "board_max": 5.0}
 
 # Armed before a sidebar click: a capture listener keeps the click's own time, and an observer resolves
@@ -204,6 +227,8 @@ BOARD_WATCH_JS = r"""() => {
 }"""
 BOARD_READ_JS = "() => window.__board"
 MODEL_IN_URL = re.compile(r"[?&]model=([0-9a-z_-]+)")
+WAITING_TEXT = re.compile(r"Waiting for a free trainer:.*? in the queue and starts in about \d+ s\.")  # as TRAIN_ARM_JS
+EPOCH_TEXT = re.compile(r"Epoch \d+ / \d+")
 QUEUE_TEXT = re.compile(
     r"(\d+) run\(s\) are training .* number (\d+) of (\d+) in the queue and starts in about (\d+) s"
 )
@@ -213,6 +238,7 @@ QUEUE_TEXT = re.compile(
 class Session:
     index: int
     seed: int
+    kind: str = "browser"  # a chromium tab (BrowserStudent) or "protocol" (ProtocolTab: no browser)
     seconds: dict[str, float] = field(default_factory=dict)  # step -> wall seconds
     outcome: str = ""  # "trained" or "reused" (the registry already had the model), or what failed
     errors: list[str] = field(default_factory=list)  # error elements seen, "page: text"
@@ -226,7 +252,8 @@ PROGRESS = {"on": False, "start": time.perf_counter()}  # main() turns on progre
 
 def progress(session: Session | None, what: str) -> None:
     if PROGRESS["on"]:
-        name = "" if session is None else "teacher " if session.index < 0 else f"session {session.index} "
+        kind = " (protocol)" if session is not None and session.kind == "protocol" else ""
+        name = "" if session is None else "teacher " if session.index < 0 else f"session {session.index}{kind} "
         print(f"[{time.perf_counter() - PROGRESS['start']:7.1f} s] {name}{what}", file=sys.stderr, flush=True)
 
 
@@ -248,9 +275,11 @@ class Recorder:
 
 
 class BrowserCpuGroup:
-    """A cgroup v1 cpu group of low cpu.shares for this process and everything it starts (chromium), with
-    the server moved back to the root group. `nice` does not do it: chromium, run as root, sets its own
-    renderers back to 0 and its GPU process to -8."""
+    """A cgroup v1 cpu group of low cpu.shares for chromium and Playwright's driver: this process goes in
+    first, so that they inherit it (a renderer forked later too), and back to the root group once they are
+    started (`release`), with the server: the protocol students, in this process, read the server's messages
+    when they arrive, not when a low share lets them. `nice` does not do it: chromium, run as root, sets its
+    own renderers back to 0 and its GPU process to -8."""
 
     ROOT = Path("/sys/fs/cgroup/cpu")
 
@@ -266,7 +295,7 @@ class BrowserCpuGroup:
             print(f"browser cpu group: {self.problem}; running without it", file=sys.stderr)
 
     def release(self, pid: int) -> None:
-        """Move `pid` (the server) back to the root cpu group; its threads, started later, follow it."""
+        """Move `pid` (the server, this process) back to the root cpu group; its threads, started later, follow."""
         if self.problem is None:
             (self.ROOT / "cgroup.procs").write_text(str(pid))
 
@@ -496,6 +525,33 @@ def failed(session: Session, error: Exception) -> None:
     session.errors.append(f"driver: {type(error).__name__}: {first_line}")
 
 
+def record_switch(
+    session: Session,
+    step: str,
+    start: float,
+    end: float,
+    heading: float | None,
+    content: float | None,
+    shown: float | None,
+    run_done: float | None,
+) -> float:
+    """Add a page switch to `session.switches`: `start`/`end` on the driver's clock, the rest in seconds after
+    the click (a browser's page clock) or after the rerun was sent (a protocol student); returns `end - start`."""
+    session.switches.append(
+        {
+            "step": step,
+            "start": start,  # driver clock, seconds since the bench started (for the phases)
+            "end": end,
+            "heading": heading,  # the h1 visible (browser) or its delta arrived (protocol)
+            "content": content,  # and the first content element after it
+            "shown": shown,  # heading and first content painted: the switch time (browser; None for protocol)
+            "run_done": run_done,  # the script run finished (as the page showed it, or script_finished)
+            "wall": end - start,  # driver: click sent -> run finished and idle
+        }
+    )
+    return end - start
+
+
 async def switch_to(
     page, session: Session, recorder: Recorder, step: str, link: str, heading: str, timeout: float
 ) -> float:
@@ -512,19 +568,61 @@ async def switch_to(
     await wait_idle_async(page, timeout)
     end = recorder.now()
     progress(session, f"{step}: shown {shown['painted'] / 1000:.2f} s, idle after {end - start:.2f} s")
-    session.switches.append(
-        {
-            "step": step,
-            "start": start,  # driver clock, seconds since the bench started (for the phases)
-            "end": end,
-            "heading": shown["heading"] / 1000,  # page clock, seconds after the click
-            "content": shown["content"] / 1000,
-            "shown": shown["painted"] / 1000,  # heading and first content painted: the switch time
-            "run_done": None if run is None else (run["end"] + shown["runs_t0"] - shown["click"]) / 1000,
-            "wall": end - start,  # driver: click sent -> run finished and idle
-        }
+    return record_switch(
+        session,
+        step,
+        start,
+        end,
+        shown["heading"] / 1000,
+        shown["content"] / 1000,
+        shown["painted"] / 1000,
+        None if run is None else (run["end"] + shown["runs_t0"] - shown["click"]) / 1000,
     )
-    return end - start
+
+
+def record_training(
+    session: Session,
+    what: str,
+    outcome: str,
+    clicked: float,
+    finished: float,
+    seen: dict[str, float | None],
+    finished_clock: float | None,
+    waiting_text: str | None,
+    model_id: str | None,
+    caption: int | None,
+) -> dict:
+    """Add a Train press to `session.trainings`. `clicked`/`finished`: driver clock; `seen`: seconds after the
+    click at which the page showed "Training finished" (finished), the first epoch's progress (epoch_first)
+    and, last, the queue message (waiting_last), whose first text is `waiting_text`."""
+    queue = QUEUE_TEXT.search(waiting_text or "")
+    training = {
+        "what": what,
+        "seed": session.seed,
+        "outcome": outcome,
+        "clicked_at": clicked,  # driver clock
+        "finished_at": finished,
+        # the machine's clock (s) when the page showed "Training finished": compared with the teacher's board
+        "finished_clock": finished_clock,
+        "model_id": model_id,
+        "wall": seen["finished"] or finished - clicked,  # click -> "Training finished" seen
+        "queued": waiting_text is not None,
+        "queue_wait": seen["epoch_first"],  # click -> the first epoch's progress shown
+        "waiting_last_seen": seen["waiting_last"],
+        "queue_text": waiting_text,
+        "queue_running": int(queue.group(1)) if queue else None,
+        "queue_position": int(queue.group(2)) if queue else None,
+        "queue_length": int(queue.group(3)) if queue else None,
+        "queue_estimate": int(queue.group(4)) if queue else None,
+        "caption_seconds": caption,
+        "own_seconds": None,  # filled in from the model store once the server is gone
+        "epoch_seconds": None,
+    }
+    session.trainings.append(training)
+    progress(
+        session, f"training {outcome}: {training['wall']:.1f} s after the click (queue wait {training['queue_wait']})"
+    )
+    return training
 
 
 async def train_and_wait(page, session: Session, recorder: Recorder, timeout: float, what: str = "") -> dict:
@@ -541,65 +639,26 @@ async def train_and_wait(page, session: Session, recorder: Recorder, timeout: fl
     watched = await page.evaluate(TRAIN_READ_JS)
     await wait_idle_async(page, timeout)
     t0 = watched["click"] if watched["click"] is not None else watched["t0"]
-
-    def since_click(key: str) -> float | None:
-        return None if watched[key] is None else (watched[key] - t0) / 1000
-
-    queue = QUEUE_TEXT.search(watched["waiting_text"] or "")
     model = MODEL_IN_URL.search(page.url)  # the model the page shows now: the run's
     caption = None
     with contextlib.suppress(Exception):  # the curves' caption, rounded to whole seconds
         text = await page.get_by_text(CURVES_CAPTION).first.inner_text(timeout=10_000)
         caption = int(CURVES_CAPTION.search(text).group(2))
-    training = {
-        "what": what,
-        "seed": session.seed,
-        "outcome": outcome,
-        "clicked_at": clicked,  # driver clock
-        "finished_at": finished,
-        # the machine's clock (s) when the page showed "Training finished": compared with the teacher's board
-        "finished_clock": None if watched["finished"] is None else (watched["origin"] + watched["finished"]) / 1000,
-        "model_id": model.group(1) if model else None,
-        "wall": since_click("finished") or finished - clicked,  # page: click -> "Training finished" seen
-        "queued": watched["waiting_first"] is not None,
-        "queue_wait": since_click("epoch_first"),  # click -> the first epoch's progress shown
-        "waiting_last_seen": since_click("waiting_last"),
-        "queue_text": watched["waiting_text"],
-        "queue_running": int(queue.group(1)) if queue else None,
-        "queue_position": int(queue.group(2)) if queue else None,
-        "queue_length": int(queue.group(3)) if queue else None,
-        "queue_estimate": int(queue.group(4)) if queue else None,
-        "caption_seconds": caption,
-        "own_seconds": None,  # filled in from the model store once the server is gone
-        "epoch_seconds": None,
-    }
-    session.trainings.append(training)
-    progress(
-        session, f"training {outcome}: {training['wall']:.1f} s after the click (queue wait {training['queue_wait']})"
+    return record_training(
+        session,
+        what,
+        outcome,
+        clicked,
+        finished,
+        {
+            key: None if watched[key] is None else (watched[key] - t0) / 1000
+            for key in ("finished", "epoch_first", "waiting_last")
+        },
+        None if watched["finished"] is None else (watched["origin"] + watched["finished"]) / 1000,
+        watched["waiting_text"],
+        model.group(1) if model else None,
+        caption,
     )
-    return training
-
-
-async def join(browser, url: str, session: Session, recorder: Recorder, timeout: float, prefix: str = ""):
-    """Open the app in a new browser context (Home), then the Label page; returns the page (None if it failed)."""
-    context = await browser.new_context(viewport={"width": 1400, "height": 1000})
-    context.set_default_timeout(timeout * 1000)  # also clicks: Playwright's own 30 s failed 10 of 30 sessions
-    page = await context.new_page()
-    try:
-        start = time.perf_counter()
-        await page.goto(url)
-        await page.get_by_role("heading", name=TITLE).first.wait_for(timeout=timeout * 1000)
-        await wait_idle_async(page, timeout)
-        session.seconds["join"] = time.perf_counter() - start
-        await check_errors(page, session, "Home")
-        recorder.mark(session.index, prefix + "joined")
-        session.seconds["label"] = await switch_to(page, session, recorder, "Home→Label", "Label", "Label", timeout)
-        await check_errors(page, session, "Label")
-        recorder.mark(session.index, prefix + "labelled")
-    except Exception as error:  # a timeout or a missing element: this session failed, the others go on
-        failed(session, error)
-        return None
-    return page
 
 
 async def set_number(page, key: str, value: int, timeout: float) -> None:
@@ -621,7 +680,183 @@ async def set_up_training(
     await set_number(page, "seed", session.seed if seed is None else seed, timeout)
 
 
-async def main_path(page, session: Session, recorder: Recorder, epochs: int, timeout: float, prefix: str = "") -> None:
+class BrowserStudent:
+    """A student in a chromium tab (a browser context of its own): the steps above, page switches painted."""
+
+    kind = "browser"
+
+    def __init__(self, page) -> None:
+        self.page = page
+
+    @classmethod
+    async def open(cls, browser, url: str, timeout: float) -> BrowserStudent:
+        """Open the app in a new browser context and wait until the Home page is rendered."""
+        context = await browser.new_context(viewport={"width": 1400, "height": 1000})
+        context.set_default_timeout(timeout * 1000)  # also clicks: Playwright's own 30 s failed 10 of 30 sessions
+        page = await context.new_page()
+        await page.goto(url)
+        await page.get_by_role("heading", name=TITLE).first.wait_for(timeout=timeout * 1000)
+        await wait_idle_async(page, timeout)
+        return cls(page)
+
+    async def switch_to(
+        self, session: Session, recorder: Recorder, step: str, link: str, heading: str, timeout: float
+    ) -> float:
+        return await switch_to(self.page, session, recorder, step, link, heading, timeout)
+
+    async def check_errors(self, session: Session, where: str) -> None:
+        await check_errors(self.page, session, where)
+
+    async def set_up_training(
+        self, session: Session, recorder: Recorder, epochs: int, timeout: float, step: str, seed: int | None = None
+    ) -> None:
+        await set_up_training(self.page, session, recorder, epochs, timeout, step, seed)
+
+    async def train_and_wait(self, session: Session, recorder: Recorder, timeout: float, what: str = "") -> dict:
+        return await train_and_wait(self.page, session, recorder, timeout, what)
+
+    async def images(self) -> int:
+        return await self.page.locator('[data-testid="stImage"]').count()
+
+    async def close(self) -> None:
+        await self.page.context.close()
+
+
+class ProtocolTab:
+    """A protocol student (bench/protocol_student.py) taking the same steps with the same records: the
+    server's side of a student whose browser runs on a device of its own. Nothing is painted: a page switch's
+    `shown` is None; its `heading`, `content` and `run_done` are the h1 delta's arrival, the first content
+    delta's after it and script_finished's, in seconds after the rerun was sent; a training's times run from
+    the Train click's rerun to the deltas carrying the queue message, the first epoch and "Training finished"."""
+
+    kind = "protocol"
+
+    def __init__(self, client: ProtocolStudent) -> None:
+        self.client = client
+        self.errors_read = 0  # client.errors already counted
+
+    @classmethod
+    async def open(cls, url: str, timeout: float) -> ProtocolTab:
+        """Load the app (the HTML, the websocket, the first run) and check that the Home page is rendered."""
+        client = ProtocolStudent(url, timeout)
+        try:
+            await client.open()
+            if not any(node.kind == "heading" and TITLE in node.text for node in client.nodes()):
+                raise ProtocolError(f"the Home page showed no heading {TITLE!r}")
+        except BaseException:
+            await client.close()
+            raise
+        return cls(client)
+
+    async def switch_to(
+        self, session: Session, recorder: Recorder, step: str, link: str, heading: str, timeout: float
+    ) -> float:
+        start = recorder.now()
+        switch = await self.client.switch_page(link, heading)
+        end = recorder.now()
+
+        def after(t: float | None) -> float | None:
+            return None if t is None else t - switch.sent
+
+        progress(session, f"{step}: h1 delta {after(switch.heading):.2f} s, finished {after(switch.finished):.2f} s")
+        return record_switch(
+            session, step, start, end, after(switch.heading), after(switch.content), None, after(switch.finished)
+        )
+
+    async def check_errors(self, session: Session, where: str) -> None:
+        """The error elements that arrived since the last check, each text once (a fragment may resend one)."""
+        new = self.client.errors[self.errors_read :]
+        self.errors_read += len(new)
+        session.errors += [f"{where}: {text}" for text in dict.fromkeys(text for _, text in new)]
+
+    async def set_up_training(
+        self, session: Session, recorder: Recorder, epochs: int, timeout: float, step: str, seed: int | None = None
+    ) -> None:
+        """As a browser does, but opening "Advanced and classroom options", a plain expander, sends nothing."""
+        await self.switch_to(session, recorder, step, "Train", "Train", timeout)
+        await self.client.click("quick_preset")
+        await self.client.set_number("epochs", epochs)
+        await self.client.set_number("seed", session.seed if seed is None else seed)
+
+    async def train_and_wait(self, session: Session, recorder: Recorder, timeout: float, what: str = "") -> dict:
+        """Press Train and wait for the "Training finished" (or load) message's delta, watching every delta of
+        the main area for the queue message and the first epoch's progress on the way."""
+        seen: dict[str, float | None] = dict.fromkeys(("finished", "epoch_first", "waiting_last"))
+        message: dict[str, str | float | None] = {"waiting": None, "finished": None, "clock": None}
+
+        def watch(node: Node, now: float) -> None:
+            if node.path[0] != MAIN or message["finished"] is not None:
+                return
+            text = node.text
+            waiting = WAITING_TEXT.search(text)
+            if waiting:
+                message["waiting"] = message["waiting"] or waiting.group(0)
+                seen["waiting_last"] = now
+            if seen["epoch_first"] is None and EPOCH_TEXT.search(text):
+                seen["epoch_first"] = now
+            if FINISHED.search(text):
+                seen["finished"], message["finished"], message["clock"] = now, text, time.time()
+
+        stop_watching = self.client.watch(watch)
+        try:
+            clicked = recorder.now()
+            sent = await self.client.click("train_button", wait=False)
+            await self.client.until(lambda: message["finished"], '"Training finished"', timeout)
+        finally:
+            stop_watching()
+        finished = recorder.now()
+        await self.client.wait_idle()
+        model = MODEL_IN_URL.search(f"?{self.client.query}")
+        caption = self.client.search(CURVES_CAPTION)
+        return record_training(
+            session,
+            what,
+            "trained" if "Training finished" in message["finished"] else "reused",
+            clicked,
+            finished,
+            {key: None if value is None else value - sent for key, value in seen.items()},
+            message["clock"],
+            message["waiting"],
+            model.group(1) if model else None,
+            int(caption.group(2)) if caption else None,
+        )
+
+    async def images(self) -> int:
+        return self.client.images()
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+Student = BrowserStudent | ProtocolTab
+
+
+async def join(
+    open_student: Callable[[], Awaitable[Student]],
+    session: Session,
+    recorder: Recorder,
+    timeout: float,
+    prefix: str = "",
+) -> Student | None:
+    """Open the app (`open_student()`: Home rendered), then the Label page; returns the student (None if it failed)."""
+    try:
+        start = time.perf_counter()
+        student = await open_student()
+        session.seconds["join"] = time.perf_counter() - start
+        await student.check_errors(session, "Home")
+        recorder.mark(session.index, prefix + "joined")
+        session.seconds["label"] = await student.switch_to(session, recorder, "Home→Label", "Label", "Label", timeout)
+        await student.check_errors(session, "Label")
+        recorder.mark(session.index, prefix + "labelled")
+    except Exception as error:  # a timeout or a missing element: this session failed, the others go on
+        failed(session, error)
+        return None
+    return student
+
+
+async def main_path(
+    student: Student | None, session: Session, recorder: Recorder, epochs: int, timeout: float, prefix: str = ""
+) -> None:
     """Train (quick preset, epochs, seed, Train) -> Eigenvectors -> Tensor, timing each step."""
 
     async def step(name: str, coroutine) -> None:
@@ -631,25 +866,27 @@ async def main_path(page, session: Session, recorder: Recorder, epochs: int, tim
 
     async def train() -> None:
         what = "teacher alone, first (cold server)" if prefix else "student"
-        session.outcome = (await train_and_wait(page, session, recorder, timeout, what))["outcome"]
+        session.outcome = (await student.train_and_wait(session, recorder, timeout, what))["outcome"]
 
     start = time.perf_counter()
-    if page is not None:
+    if student is not None:
         try:
-            await step("train_setup", set_up_training(page, session, recorder, epochs, timeout, "Label→Train"))
+            await step("train_setup", student.set_up_training(session, recorder, epochs, timeout, "Label→Train"))
             await step("training", train())
-            await check_errors(page, session, "Train")
+            await student.check_errors(session, "Train")
             recorder.mark(session.index, prefix + "trained")
             await step(
                 "eigenvectors",
-                switch_to(page, session, recorder, "Train→Eigenvectors", "Eigenvectors", "Eigenvectors", timeout),
+                student.switch_to(session, recorder, "Train→Eigenvectors", "Eigenvectors", "Eigenvectors", timeout),
             )
-            images = await page.locator('[data-testid="stImage"]').count()
+            images = await student.images()
             if images < 3:
                 session.errors.append(f"Eigenvectors: only {images} images")
-            await check_errors(page, session, "Eigenvectors")
-            await step("tensor", switch_to(page, session, recorder, "Eigenvectors→Tensor", "Tensor", "Tensor", timeout))
-            await check_errors(page, session, "Tensor")
+            await student.check_errors(session, "Eigenvectors")
+            await step(
+                "tensor", student.switch_to(session, recorder, "Eigenvectors→Tensor", "Tensor", "Tensor", timeout)
+            )
+            await student.check_errors(session, "Tensor")
             session.completed = not session.errors
         except Exception as error:
             failed(session, error)
@@ -657,29 +894,31 @@ async def main_path(page, session: Session, recorder: Recorder, epochs: int, tim
     session.seconds["total"] = sum(session.seconds.get(k, 0.0) for k in ("join", "label", "path"))
 
 
-async def train_alone_again(page, session: Session, recorder: Recorder, epochs: int, timeout: float) -> None:
+async def train_alone_again(
+    student: Student | None, session: Session, recorder: Recorder, epochs: int, timeout: float
+) -> None:
     """The teacher, still alone, trains once more with the next seed: the warm baseline of the ratios."""
-    if page is None or not session.completed:
+    if student is None or not session.completed:
         return
     try:
         warm = Session(session.index, session.seed - 1)
-        await set_up_training(page, session, recorder, epochs, timeout, "Tensor→Train", seed=warm.seed)
-        session.trainings.append(await train_and_wait(page, warm, recorder, timeout, "teacher alone, warm"))
-        await check_errors(page, session, "Train")
+        await student.set_up_training(session, recorder, epochs, timeout, "Tensor→Train", seed=warm.seed)
+        session.trainings.append(await student.train_and_wait(warm, recorder, timeout, "teacher alone, warm"))
+        await student.check_errors(session, "Train")
         session.completed = not session.errors
     except Exception as error:
         failed(session, error)
 
 
-async def after_trainings(page, session: Session, recorder: Recorder, timeout: float) -> None:
+async def after_trainings(student: Student | None, session: Session, recorder: Recorder, timeout: float) -> None:
     """Every training is over: switch to Explain (all sessions at once)."""
-    if page is None or not session.completed:
+    if student is None or not session.completed:
         return
     try:
         start = time.perf_counter()
-        await switch_to(page, session, recorder, "Tensor→Explain", "Explain", "Explain one input", timeout)
+        await student.switch_to(session, recorder, "Tensor→Explain", "Explain", "Explain one input", timeout)
         session.seconds["explain"] = time.perf_counter() - start
-        await check_errors(page, session, "Explain")
+        await student.check_errors(session, "Explain")
         session.completed = not session.errors
     except Exception as error:
         failed(session, error)
@@ -714,20 +953,29 @@ async def classroom(
     timeout: float,
     teacher: Session | None,
     teacher_board: bool = False,
+    browsers: BrowserCpuGroup | None = None,
 ) -> dict:
+    """Drive the class on the server at `url` (process `pid`); `browsers`: the cpu group chromium starts in."""
     from playwright.async_api import async_playwright
 
     recorder = Recorder(pid)
     with RssSampler(pid) as sampler, CpuShares(pid) as cpu:
-        async with async_playwright() as playwright:
-            browser = await launch_chromium(playwright, NO_THROTTLING_ARGS)
+        async with contextlib.AsyncExitStack() as stack:
+            browser = None  # no Playwright or chromium when every session is a protocol student (no teacher, no board)
+            if teacher is not None or teacher_board or any(s.kind == "browser" for s in sessions):
+                playwright = await stack.enter_async_context(async_playwright())
+                browser = await launch_chromium(playwright, NO_THROTTLING_ARGS)
+            if browsers is not None:
+                browsers.release(os.getpid())  # chromium stays in the group
             recorder.mark(None, "server idle")
             if teacher is not None:
-                page = await join(browser, url, teacher, recorder, timeout, prefix="teacher ")
-                await main_path(page, teacher, recorder, epochs, timeout, prefix="teacher ")
-                await train_alone_again(page, teacher, recorder, epochs, timeout)
-                if page is not None:
-                    await page.context.close()
+                student = await join(
+                    partial(BrowserStudent.open, browser, url, timeout), teacher, recorder, timeout, prefix="teacher "
+                )
+                await main_path(student, teacher, recorder, epochs, timeout, prefix="teacher ")
+                await train_alone_again(student, teacher, recorder, epochs, timeout)
+                if student is not None:
+                    await student.close()
                 await asyncio.sleep(1)
                 recorder.mark(None, "teacher done")
             teacher_peak = sampler.peak
@@ -735,14 +983,19 @@ async def classroom(
             board = await open_teacher_board(browser, url, timeout) if teacher_board else None
             if board is not None:
                 recorder.mark(None, "board open")
-            pages = []
+            students = []
             for session in sessions:  # one after another, so each join's cost can be read off
-                pages.append(await join(browser, url, session, recorder, timeout))
+                open_student = (
+                    partial(ProtocolTab.open, url, timeout)
+                    if session.kind == "protocol"
+                    else partial(BrowserStudent.open, browser, url, timeout)
+                )
+                students.append(await join(open_student, session, recorder, timeout))
             joined_peak = sampler.peak
             await asyncio.gather(
                 *(
-                    main_path(page, session, recorder, epochs, timeout)
-                    for page, session in zip(pages, sessions, strict=True)
+                    main_path(student, session, recorder, epochs, timeout)
+                    for student, session in zip(students, sessions, strict=True)
                 )
             )
             recorder.mark(None, "all done")
@@ -750,8 +1003,8 @@ async def classroom(
             recorder.mark(None, "3 s later")
             await asyncio.gather(
                 *(
-                    after_trainings(page, session, recorder, timeout)
-                    for page, session in zip(pages, sessions, strict=True)
+                    after_trainings(student, session, recorder, timeout)
+                    for student, session in zip(students, sessions, strict=True)
                 )
             )
             recorder.mark(None, "all on Explain")
@@ -763,7 +1016,11 @@ async def classroom(
                     "errors": await error_texts_async(board),
                 }
             cpu.stop()  # before chromium's processes exit
-            await browser.close()
+            for student in students:
+                if isinstance(student, ProtocolTab):
+                    await student.close()
+            if browser is not None:
+                await browser.close()
         peak = sampler.peak
     return {
         "events": recorder.events,
@@ -859,8 +1116,20 @@ def spread(values: list[float]) -> dict:
     }
 
 
+def switch_stats(switches: list[dict], key: str, steps: list[str]) -> dict:
+    """One measure (`key`) of page switches: overall, per phase and per step."""
+    return {
+        "all": spread([sw[key] for sw in switches]),
+        "phases": {phase: spread([sw[key] for sw in switches if sw["phase"] == phase]) for phase in PHASES},
+        "steps": {step: spread([sw[key] for sw in switches if sw["step"] == step]) for step in steps},
+    }
+
+
 def switching(sessions: list[Session], teacher: Session | None) -> dict:
-    """Page-switch times (click -> heading and first content painted), overall, per phase and per step.
+    """Page-switch times, overall, per phase and per step, for each kind of session (MEASURES): a browser's
+    click -> heading and first content painted (its switch time), the heading visible, the run finished; a
+    protocol student's rerun sent -> the h1 and the first content delta after it arrived (its switch time),
+    the h1 delta alone, script_finished.
 
     Phases by the driver's clock: "before" ended before the first student pressed Train, "after" started
     once the last student's training had finished, "during" is everything else."""
@@ -871,12 +1140,15 @@ def switching(sessions: list[Session], teacher: Session | None) -> dict:
     for sw in switches:
         sw["phase"] = "before" if sw["end"] <= first_click else "after" if sw["start"] >= last_finish else "during"
     steps = list(dict.fromkeys(sw["step"] for sw in switches))
+    kinds = {}
+    for kind, keys in MEASURES.items():
+        mine = [sw for s in sessions if s.kind == kind for sw in s.switches]
+        kinds[kind] = {
+            "sessions": sum(s.kind == kind for s in sessions),
+            **{key: switch_stats(mine, key, steps) for key in keys},
+        }
     return {
-        "all": spread([sw["shown"] for sw in switches]),
-        "heading_all": spread([sw["heading"] for sw in switches]),
-        "run_done_all": spread([sw["run_done"] for sw in switches]),
-        "phases": {phase: spread([sw["shown"] for sw in switches if sw["phase"] == phase]) for phase in PHASES},
-        "steps": {step: spread([sw["shown"] for sw in switches if sw["step"] == step]) for step in steps},
+        **kinds,
         "step_phases": {
             step: {phase: sum(sw["step"] == step and sw["phase"] == phase for sw in switches) for phase in PHASES}
             for step in steps
@@ -925,9 +1197,12 @@ def board_summary(board: dict | None, sessions: list[Session]) -> dict | None:
 
 
 def training_summary(sessions: list[Session], teacher: Session | None) -> dict:
-    """Trainings: wall (click -> finished), queue wait, own seconds, and own seconds / the teacher's warm run alone."""
+    """Trainings: wall (click -> finished), queue wait, own seconds, and own seconds / the teacher's warm run alone;
+    wall and ratio also per kind of session (a browser sees "Training finished" painted, a protocol student
+    its delta arrive; the own seconds are the server's either way)."""
     alone = teacher.trainings[-1]["own_seconds"] if teacher and teacher.trainings else None
     trainings = [t for s in sessions for t in s.trainings if t["outcome"] == "trained"]
+    kind_of = {id(t): s.kind for s in sessions for t in s.trainings}
     for t in trainings:
         own = t["own_seconds"]
         t["ratio"] = own / alone if own and alone else None
@@ -946,6 +1221,14 @@ def training_summary(sessions: list[Session], teacher: Session | None) -> dict:
         "queue_wait": spread([t["queue_wait"] for t in trainings]),
         "own_seconds": spread([t["own_seconds"] for t in trainings]),
         "ratio": spread([t["ratio"] for t in trainings]),
+        "by_kind": {
+            kind: {
+                "trained": sum(kind_of[id(t)] == kind for t in trainings),
+                "wall": spread([t["wall"] for t in trainings if kind_of[id(t)] == kind]),
+                "ratio": spread([t["ratio"] for t in trainings if kind_of[id(t)] == kind]),
+            }
+            for kind in MEASURES
+        },
         "after_training": spread([t["after_training"] for t in trainings]),
         "queue_estimate_first": spread([t["queue_estimate"] for t in trainings if t["queued"]]),
         "missing_own_seconds": sum(t["own_seconds"] is None for t in trainings),
@@ -965,17 +1248,27 @@ def run(
     memory_cap: int | None = None,
     teacher_board: bool = False,
     browser_shares: int = 0,
+    protocol_sessions: int = 0,
 ) -> dict:
-    """Start a server, run the classroom, return everything measured (used by tests/test_classroom.py).
+    """Start a server, run the classroom, return everything measured (used by tests/test_classroom.py and
+    tests/test_protocol_student.py).
 
     `memory_cap` (MiB): run the server in a memory cgroup of that size (MemoryCap). `teacher_board`: keep a
     Class board tab open while the students work, and report what it saw (board_summary). `browser_shares`:
-    run this driver and its chromium in a cgroup v1 cpu group of that many cpu.shares, the server in the root
-    group (1024): as if the students' browsers ran on their own devices (root; see BrowserCpuGroup)."""
+    run chromium (and Playwright's driver) in a cgroup v1 cpu group of that many cpu.shares, the server and this
+    process in the root group (1024): as if the students' browsers ran on their own devices (root; see
+    BrowserCpuGroup).
+    `protocol_sessions`: the first that many of the `n_sessions` students are protocol students (ProtocolTab),
+    the others chromium tabs."""
+    if not 0 <= protocol_sessions <= n_sessions:
+        raise ValueError(f"protocol_sessions must be between 0 and the {n_sessions} sessions, got {protocol_sessions}")
     browsers = BrowserCpuGroup(browser_shares) if browser_shares else None
     log_dir = log_dir or Path(tempfile.mkdtemp(prefix="classroom_"))
     log_dir.mkdir(parents=True, exist_ok=True)
-    sessions = [Session(i, seed_base if same_config else seed_base + i) for i in range(n_sessions)]
+    sessions = [
+        Session(i, seed_base if same_config else seed_base + i, "protocol" if i < protocol_sessions else "browser")
+        for i in range(n_sessions)
+    ]
     teacher_session = Session(-1, seed_base - 1) if teacher else None
     start, load_before = time.perf_counter(), os.getloadavg()[0]
     saved = {key: os.environ.get(key) for key in env or {}}
@@ -996,7 +1289,7 @@ def run(
 
             with streamlit_server(log_dir / "streamlit.log", timeout=120, on_start=on_start) as (url, process):
                 measured = asyncio.run(
-                    classroom(url, process.pid, sessions, epochs, timeout, teacher_session, teacher_board)
+                    classroom(url, process.pid, sessions, epochs, timeout, teacher_session, teacher_board, browsers)
                 )
                 server_exit = process.poll()  # None: the server was still running at the end
             if cap is not None:
@@ -1023,6 +1316,7 @@ def run(
         "server_exit_code": server_exit,
         "config": {
             "sessions": n_sessions,
+            "protocol_sessions": protocol_sessions,
             "epochs": epochs,
             "same_config": same_config,
             "seed_base": seed_base,
@@ -1045,8 +1339,10 @@ def run(
 def report(result: dict) -> None:
     c, inc = result["config"], result["increments"]
     seeds = f"one shared config (seed {c['seed_base']})" if c["same_config"] else "one seed per session"
+    protocol = c.get("protocol_sessions", 0)
+    kinds = f" ({protocol} protocol students, {c['sessions'] - protocol} in chromium)" if protocol else ""
     print(
-        f"{c['sessions']} sessions, {c['epochs']} epochs each on the quick preset, {seeds}, "
+        f"{c['sessions']} sessions{kinds}, {c['epochs']} epochs each on the quick preset, {seeds}, "
         f"{'after a teacher session' if c['teacher'] else 'no teacher session (cold server)'}"
         f"{', server env ' + str(c['env']) if c['env'] else ''}; {os.cpu_count()} cores, load average "
         f"{result['load_average'][0]:.2f} before, {result['load_average'][1]:.2f} after; "
@@ -1054,7 +1350,7 @@ def report(result: dict) -> None:
     )
     print()
     print(
-        f"{'session':>7} {'seed':>6} {'join':>6} {'label':>6} {'setup':>6} {'train':>6} {'eigen':>6} "
+        f"{'session':>7} {'kind':>8} {'seed':>6} {'join':>6} {'label':>6} {'setup':>6} {'train':>6} {'eigen':>6} "
         f"{'total':>6}  outcome   errors   (wall seconds)"
     )
     rows = ([result["teacher"]] if result["teacher"] else []) + result["sessions"]
@@ -1066,7 +1362,7 @@ def report(result: dict) -> None:
         )
         name = "teacher" if s["index"] < 0 else s["index"]
         print(
-            f"{name:>7} {s['seed']:>6} {cells}  {s['outcome']:<9} {len(s['errors'])}"
+            f"{name:>7} {s['kind']:>8} {s['seed']:>6} {cells}  {s['outcome']:<9} {len(s['errors'])}"
             + "".join(f"\n{'':>9}{e}" for e in s["errors"])
         )
     print()
@@ -1128,21 +1424,45 @@ def report_responsiveness(result: dict) -> None:
     if sw is None or tr is None:
         return
     print()
-    print("page switches: click on the sidebar link -> the page's h1 and first content element painted (in the page)")
-    print(f"  {'all students':<40} {seconds(sw['all'])}")
+    print(
+        "page switches, seconds: median / p95 / max (n). A browser session: click on the sidebar link -> the page's h1"
+    )
+    print("and first content element painted (in the page), and -> its script run finished. A protocol student: rerun")
+    print(
+        "sent -> the h1 delta and the first content delta after it arrived, and -> script_finished (the server's part"
+    )
+    print("of a switch: nothing is painted)")
     if sw["first_train_click"] is not None:
         print(
             f"  phases (driver clock): before = ended before the first Train press ({sw['first_train_click']:.0f} s), "
             f"after = started once the last training finished ({sw['last_training_finished']:.0f} s)"
         )
-    for phase in PHASES:
-        print(f"  {phase + ' training':<40} {seconds(sw['phases'][phase])}")
-    for step, stats in sw["steps"].items():
-        phases = ", ".join(f"{n} {phase}" for phase, n in sw["step_phases"][step].items() if n)
-        print(f"  {step:<40} {seconds(stats)}  [{phases}]")
-    print(f"  {'h1 heading in the page (not yet painted)':<40} {seconds(sw['heading_all'])}")
-    print(f"  {'script run finished':<40} {seconds(sw['run_done_all'])}")
-    print(f"  {'teacher, alone':<40} {seconds(sw['teacher'])}")
+    columns = [
+        (kind, key, label)
+        for kind, key, label in (
+            ("browser", "shown", "browser: painted"),
+            ("browser", "run_done", "browser: run finished"),
+            ("protocol", "content", "protocol: h1 + content"),
+            ("protocol", "run_done", "protocol: script_finished"),
+        )
+        if sw[kind]["sessions"]
+    ]
+
+    def cell(stats: dict) -> str:
+        return f"{stats['median']:.2f} / {stats['p95']:.2f} / {stats['max']:.2f} ({stats['n']})" if stats["n"] else "-"
+
+    print(f"  {'':<22}" + "".join(f"{label:<28}" for _, _, label in columns))
+    rows = [(f"{phase} training", lambda stats, phase=phase: stats["phases"][phase]) for phase in PHASES]
+    rows.append(("all", lambda stats: stats["all"]))
+    rows += [(step, lambda stats, step=step: stats["steps"][step]) for step in sw["step_phases"]]
+    for name, pick in rows:
+        counts = sw["step_phases"].get(name)
+        phases = f"  [{', '.join(f'{n} {phase}' for phase, n in counts.items() if n)}]" if counts else ""
+        print(f"  {name:<22}" + "".join(f"{cell(pick(sw[kind][key])):<28}" for kind, key, _ in columns) + phases)
+    for kind, what in (("browser", "h1 visible in the page (not yet painted)"), ("protocol", "h1 delta alone")):
+        if sw[kind]["sessions"]:
+            print(f"  {kind + ': ' + what:<50} {seconds(sw[kind]['heading']['all'])}")
+    print(f"  {'teacher (browser), alone: painted':<50} {seconds(sw['teacher'])}")
     print()
     print("trainings: Train click -> 'Training finished' (wall), queue wait (click -> first epoch shown),")
     print("own seconds (the run's last epoch, from the checkpoint the server stored), ratio = own / teacher's alone")
@@ -1151,6 +1471,9 @@ def report_responsiveness(result: dict) -> None:
         print(f"  {run['what']:<40} seed {run['seed']}: own {own} s, wall {run['wall']:.2f} s")
     print(f"  students who trained                     {tr['trained']} ({tr['queued']} saw the queue message)")
     print(f"  {'wall, click -> finished':<40} {seconds(tr['wall'])}")
+    for kind, part in tr["by_kind"].items():
+        if part["trained"] and sw[kind]["sessions"] < c["sessions"]:  # both kinds in the class: each on its own
+            print(f"  {'  ' + kind + ' sessions':<40} {seconds(part['wall'])}; own / alone {seconds(part['ratio'])}")
     print(f"  {'queue wait':<40} {seconds(tr['queue_wait'])}")
     print(f"  {'own training seconds':<40} {seconds(tr['own_seconds'])}")
     print(f"  {'finished training -> message shown':<40} {seconds(tr['after_training'])}")
@@ -1219,9 +1542,13 @@ def report_responsiveness(result: dict) -> None:
     checks = [
         (f"{completed}/{c['sessions']} completed", completed == c["sessions"]),
         (f"{errors} error elements or driver errors", errors == 0),
-        (
-            f"p95 page switch {sw['all'].get('p95', float('nan')):.2f} s < {TARGET['switch_p95']:.0f} s",
-            sw["all"].get("p95", float("inf")) < TARGET["switch_p95"],
+        *(
+            (
+                f"p95 page switch, {kind} ({MEASURES[kind][0]}) {switch['p95']:.2f} s < {TARGET['switch_p95']:.0f} s",
+                switch["p95"] < TARGET["switch_p95"],
+            )
+            for kind in MEASURES
+            if (switch := sw[kind][MEASURES[kind][0]]["all"]).get("n")
         ),
         (
             f"max own / alone {ratio if ratio is not None else float('nan'):.2f} < {TARGET['ratio_max']:.0f}",
@@ -1243,7 +1570,15 @@ def report_responsiveness(result: dict) -> None:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sessions", type=int, default=8, help="concurrent browser sessions (default 8)")
+    parser.add_argument("--sessions", type=int, default=8, help="concurrent student sessions (default 8)")
+    parser.add_argument(
+        "--protocol-sessions",
+        type=int,
+        default=0,
+        metavar="K",
+        help="K of the sessions are protocol students (bench/protocol_student.py: Streamlit's websocket protocol, "
+        "no browser), the others chromium tabs (default 0)",
+    )
     parser.add_argument("--epochs", type=int, default=3, help="epochs each session trains (default 3)")
     parser.add_argument(
         "--same-config", action="store_true", help="every session uses the same seed (the shared-registry case)"
@@ -1279,7 +1614,8 @@ def main(argv: list[str] | None = None) -> dict:
         type=int,
         default=0,
         metavar="N",
-        help="run chromium and this driver in a cpu cgroup of N cpu.shares (the server keeps 1024): the server's "
+        help="run chromium and Playwright's driver in a cpu cgroup of N cpu.shares (the server and this process, "
+        "with its protocol students, keep 1024): the server's "
         "own responsiveness when the browsers do not take its cores (in a class they run on the students' devices)",
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
@@ -1297,6 +1633,7 @@ def main(argv: list[str] | None = None) -> dict:
         memory_cap=args.memory_cap,
         teacher_board=args.teacher_board,
         browser_shares=args.browser_shares,
+        protocol_sessions=args.protocol_sessions,
     )
     report(result)
     write_json(args.json, result)
