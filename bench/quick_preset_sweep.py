@@ -14,6 +14,7 @@ the app runs it), measured with time.perf_counter. |cos| is computed exactly as
     .venv/bin/python bench/quick_preset_sweep.py --only full-e4-b1024-wd5 full-e10-b1024-wd3 --threads 2
     .venv/bin/python bench/quick_preset_sweep.py --extra '{"epochs": 8, "weight_decay": 3}'
     .venv/bin/python bench/quick_preset_sweep.py --list
+    .venv/bin/python bench/quick_preset_sweep.py --only app-quick --pool  # the app's preset, trained as the app does
 """
 
 from __future__ import annotations
@@ -31,11 +32,11 @@ if __package__ in (None, ""):  # run as a script: make `import core` work from a
 
 import torch
 
-from core.config import Config
+from core.config import PRESETS, Config
 from core.data import load_mnist
 from core.eigen import cos_with_centered_target, decompose
 from core.labels import make_splits
-from core.train import fit
+from core.train import fit, train
 
 # Everything not listed keeps core.config.Config's default (target 6, threshold 0.4, inverse on,
 # d_hidden 64, noise 0.1, fast sampler). Names are for --only.
@@ -71,6 +72,32 @@ CANDIDATES: dict[str, dict] = {
     "full-e6-b2048-wd5": {**FULL, "epochs": 6, "batch_size": 2048, "lr": 3e-3, "weight_decay": 5.0},
     "full-e6-b1024-wd4": {**FULL, "epochs": 6, "batch_size": 1024, "lr": 3e-3, "weight_decay": 4.0},
     "full-e10-b1024-wd3": {**FULL, "epochs": 10, "batch_size": 1024, "lr": 3e-3, "weight_decay": 3.0},
+    # third round (after the faster loop): 7-8 epochs, lr 3.5e-3 to 4.5e-3, weight decay 2.5 to 3.3
+    **{
+        f"full-e{e}-b1024-wd{wd:g}-lr{lr:g}": {**FULL, "epochs": e, "batch_size": 1024, "lr": lr, "weight_decay": wd}
+        for e, wd, lr in [
+            (8, 3.0, 3.5e-3),
+            (8, 3.0, 4e-3),
+            (8, 3.0, 4.5e-3),
+            (8, 2.5, 4e-3),
+            (8, 2.8, 4e-3),
+            (8, 3.2, 3.5e-3),
+            (8, 3.3, 4e-3),
+            (7, 3.0, 3.5e-3),
+            (7, 3.0, 4e-3),
+            (7, 3.0, 4.5e-3),
+            (7, 3.3, 4e-3),
+        ]
+    },
+    "full-e8-b1024-wd3-noise0.15": {
+        **FULL,
+        "epochs": 8,
+        "batch_size": 1024,
+        "lr": 3e-3,
+        "weight_decay": 3.0,
+        "noise_std": 0.15,
+    },
+    "app-quick": {**FULL, **PRESETS["quick"]},  # the app's quick preset, whatever it is now
 }
 
 GOAL_SECONDS, GOAL_MEDIAN_COS, GOAL_MIN_COS, GOAL_ACC = 5.0, 0.85, 0.80, 0.95
@@ -82,7 +109,20 @@ def top_cos_true_minus_false(model, mnist, config: Config) -> float:
     return cos_with_centered_target(eig.pixel_vectors[:1], mnist.train_x[config.target_index]).item()
 
 
-def run_candidate(name: str, overrides: dict, mnist, splits_cache: dict, seeds: list[int]) -> dict:
+def fit_in_pool(config: Config, splits) -> tuple:
+    """Train as the app does: a job in ui.jobs.TrainingPool (one thread by default; a lone training
+    measures a few batches on every core and keeps the faster). Returns (model, history)."""
+    from ui.jobs import TrainingPool  # the app's glue: only on this path
+
+    pool = TrainingPool(train, lambda trained: trained)
+    job = pool.submit(config, splits, follower="bench")
+    job.done.wait()
+    if job.state != "finished":
+        raise RuntimeError(f"the pool's training ended {job.state}: {job.error}")
+    return job.result.model, list(job.history)
+
+
+def run_candidate(name: str, overrides: dict, mnist, splits_cache: dict, seeds: list[int], pool: bool = False) -> dict:
     base = Config().replace(**overrides)
     key = (base.target_index, base.threshold, base.include_inverse, base.n_train, base.n_test)
     if key not in splits_cache:
@@ -92,7 +132,7 @@ def run_candidate(name: str, overrides: dict, mnist, splits_cache: dict, seeds: 
     for seed in seeds:
         config = base.replace(seed=seed)
         start = time.perf_counter()
-        model, history = fit(config, splits)
+        model, history = fit_in_pool(config, splits) if pool else fit(config, splits)
         seconds = time.perf_counter() - start
         cos = top_cos_true_minus_false(model, mnist, config)
         runs.append({"seed": seed, "seconds": seconds, "val_acc": history[-1].val_acc, "cos": cos})
@@ -107,7 +147,7 @@ def run_candidate(name: str, overrides: dict, mnist, splits_cache: dict, seeds: 
     row = {
         "name": name,
         "overrides": overrides,
-        "threads": torch.get_num_threads(),
+        "threads": "pool" if pool else torch.get_num_threads(),
         "seconds_median": statistics.median(secs),
         "seconds_max": max(secs),
         "acc_median": statistics.median(accs),
@@ -173,6 +213,9 @@ def main(argv: list[str] | None = None) -> int:
         help="an extra candidate as a JSON dict of Config overrides, e.g. '{\"epochs\": 8}' (repeatable)",
     )
     p.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1, as the app)")
+    p.add_argument(
+        "--pool", action="store_true", help="train each run as the app does, as a job of ui.jobs.TrainingPool"
+    )
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     p.add_argument("--json", type=Path, default=None, help="also write every run here")
     p.add_argument("--list", action="store_true", help="list the candidates and exit")
@@ -209,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     sweep_start = time.perf_counter()
     for name in names:
-        rows.append(run_candidate(name, candidates[name], mnist, splits_cache, args.seeds))
+        rows.append(run_candidate(name, candidates[name], mnist, splits_cache, args.seeds, pool=args.pool))
     with open("/proc/loadavg") as f:
         load_after = f.read().split()[:3]
     print(markdown(rows))

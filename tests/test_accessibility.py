@@ -159,7 +159,7 @@ def test_the_main_path_by_keyboard_alone(browser_page):
     tab_to(page, "Quick classroom preset", tag="BUTTON")
     after_run(page, lambda: page.keyboard.press("Enter"))
     expect(page.locator(".st-key-batch_size input")).to_have_value("1024")
-    tab_to(page, "Epochs", tag="INPUT")  # 2 of the preset's 9 epochs: the path, not the accuracy, is tested
+    tab_to(page, "Epochs", tag="INPUT")  # 2 epochs instead of the preset's: the path, not the accuracy, is tested
     page.keyboard.press("Control+A")
     page.keyboard.type("2")
     after_run(page, lambda: page.keyboard.press("Enter"))

@@ -188,6 +188,9 @@ class Greedy:
     def next(self, alone: bool) -> int:
         return self.many if alone else self.one
 
+    def skip(self) -> None:
+        pass
+
 
 def test_a_lone_training_takes_threads_alone_and_one_beside_another():
     before = torch.get_num_threads()
@@ -236,7 +239,7 @@ def batches(choice: ThreadChoice, seconds: dict[int, float], n: int, alone: bool
 def choice(probe: int = 3, period: int = 10, idle: float | None = 1.0) -> ThreadChoice:
     """A ThreadChoice on a FakeClock whose idle-core meter always reads `idle` (None: no meter)."""
     meter = None if idle is None else (lambda: idle)
-    return ThreadChoice(many=2, probe=probe, period=period, clock=FakeClock(), idle=meter)
+    return ThreadChoice(many=2, probe=probe, period=period, first=10, clock=FakeClock(), idle=meter)
 
 
 FAST, SLOW = {1: 0.010, 2: 0.006}, {1: 0.010, 2: 0.050}  # batch seconds by thread count: idle, loaded
@@ -258,9 +261,20 @@ def test_thread_choice_tries_no_more_threads_without_an_idle_core():
 def test_thread_choice_drops_back_to_one_thread_when_load_comes():
     chooser = choice()
     assert batches(chooser, FAST, 10 + 6 + 4) == [1] * 10 + [1, 1, 1, 2, 2, 2] + [2] * 4
-    assert batches(chooser, SLOW, 2) == [2, 1], "a batch twice as slow as one thread's: back to one at once"
+    assert batches(chooser, SLOW, 2) == [2, 1], "a batch 5 times as slow as one thread's: back to one at once"
     assert batches(chooser, SLOW, 19) == [1] * 19, "and twice as long before deciding again"
     assert batches(chooser, SLOW, 1) == [1]  # the next probe starts with one thread
+    milder = choice()
+    assert batches(milder, FAST, 10 + 6 + 4) == [1] * 10 + [1, 1, 1, 2, 2, 2] + [2] * 4
+    assert batches(milder, {1: 0.010, 2: 0.015}, 3) == [2, 2, 1], "two of the last three slower than one thread"
+
+
+def test_thread_choice_leaves_out_what_is_not_one_batch():
+    chooser = choice()
+    assert batches(chooser, FAST, 10 + 6 + 2) == [1] * 10 + [1, 1, 1, 2, 2, 2] + [2, 2]
+    chooser.clock.now += 1.0  # an evaluation after the last batch
+    chooser.skip()
+    assert batches(chooser, FAST, 3) == [2, 2, 2], "not taken for a slow batch on two threads"
 
 
 def test_thread_choice_uses_one_when_not_alone_and_starts_afresh():

@@ -31,7 +31,7 @@ def tiny(mnist):
 
 def test_the_quick_preset_learns_and_finds_the_target(small_run, mnist):
     model, history, _ = small_run
-    assert history[-1].val_acc >= 0.93  # measured 0.952-0.958 over seeds 0-4
+    assert history[-1].val_acc >= 0.93  # measured 0.950-0.953 over seeds 0-4
     assert history[-1].train_loss < history[0].train_loss
     eig = decompose(model, "true_minus_false")
     assert cos_with_centered_target(eig.pixel_vectors[:1], mnist.train_x[6]).item() >= 0.7

@@ -133,17 +133,22 @@ def idle_cores_meter() -> Callable[[], float] | None:
     return idle_cores
 
 
+SLOW_BATCH = 4  # a batch on more threads this many times slower than on one: the cores are busy
+
+
 class ThreadChoice:
     """How many intra-op threads a lone training's next batch uses: `many` only where it is measured
     to be faster, which it is only on idle cores.
 
-    `next` is called before every batch. A lone stretch starts with `period` batches on `one` thread.
+    `next` is called before every batch (`skip` when more than a batch ran since, e.g. an epoch's
+    evaluation). A lone stretch starts with `first` batches on `one` thread.
     Then, if the machine had an idle core meanwhile (`idle`, e.g. idle_cores_meter(); without one,
     timing alone decides), it runs `probe` batches on `one` thread and `probe` on `many` and keeps
     the count whose median batch time was lower for `period` batches, then decides again. On `many`
-    it keeps timing and goes back to one thread as soon as a batch takes twice as long as one thread
-    did, or the median of its last `probe` batches is slower (load came: on 2 busy cores a batch on
-    two threads took 40 times as long, each parallel region waiting for a descheduled thread). Each
+    it keeps timing and goes back to one thread as soon as a batch takes SLOW_BATCH times as long as
+    one thread did, or the median of its last `probe` batches is slower (load came: on 2 busy cores a
+    batch on two threads took 40 times as long, each parallel region waiting for a descheduled thread;
+    an idle machine's odd batch took 2 times as long). Each
     time one thread wins, the wait before the next decision doubles. Not alone: `one`.
     """
 
@@ -153,14 +158,16 @@ class ThreadChoice:
         one: int = 1,
         probe: int = 3,
         period: int = 48,
+        first: int = 16,
         clock: Callable[[], float] = time.perf_counter,
         idle: Callable[[], float] | None = None,
     ) -> None:
-        self.many, self.one, self.probe, self.period, self.clock, self.idle = many, one, probe, period, clock, idle
+        self.many, self.one, self.probe, self.period, self.first = many, one, probe, period, first
+        self.clock, self.idle = clock, idle
         self._plan: list[int] = []  # the counts the probe still has to run
         self._times: dict[int, list[float]] | None = None  # the probe's batch seconds by count, while probing
         self._recent: list[float] = []  # batch seconds on `many` since the probe
-        self._settled, self._left, self._wait = one, period, period  # the kept count, for _left more batches
+        self._settled, self._left, self._wait = one, first, period  # the kept count, for _left more batches
         self._one_seconds = math.inf  # a batch on one thread, as the last probe measured it
         self._last: tuple[float, int] | None = None  # the previous batch's start and count
         self._alone = False
@@ -172,7 +179,7 @@ class ThreadChoice:
             self._last = None
         if not alone or self.many <= self.one:
             self._plan, self._times, self._recent, self._alone = [], None, [], False
-            self._settled, self._left = self.one, self.period  # a lone stretch starts on one thread
+            self._settled, self._left = self.one, self.first  # a lone stretch starts on one thread
             return self.one
         if not self._alone:
             self._alone = True
@@ -193,14 +200,18 @@ class ThreadChoice:
         self._last = (now, count)
         return count
 
+    def skip(self) -> None:
+        """Not one batch ran since the last `next`: leave that interval out."""
+        self._last = None
+
     def _observe(self, count: int, seconds: float) -> None:
         if self._times is not None:
             self._times.setdefault(count, []).append(seconds)
-            if count == self.many and seconds > 2 * statistics.median(self._times.get(self.one, [math.inf])):
+            if count == self.many and seconds > SLOW_BATCH * statistics.median(self._times.get(self.one, [math.inf])):
                 self._plan = []  # far slower already: the probe ends here
         elif count == self.many:
             self._recent.append(seconds)
-            if seconds > 2 * self._one_seconds or (
+            if seconds > SLOW_BATCH * self._one_seconds or (
                 len(self._recent) >= self.probe and statistics.median(self._recent[-self.probe :]) > self._one_seconds
             ):
                 self._settle(self.one)  # slower than one thread: the machine got busy
@@ -381,6 +392,7 @@ class TrainingPool:
             model = new_model(config)
             for metrics in self._trainer(model, job.splits, config, poll):
                 job.record(model, metrics)
+                choice.skip()  # the epoch's evaluation ran since the last batch began
         except TrainingDiverged as error:
             job.error = str(error)
             return "failed"

@@ -54,7 +54,7 @@ WIDGET_DEFAULTS: dict[str, Any] = {
     "explain_resize": False,  # Explain page
 }
 D_HIDDEN_OPTIONS = (4, 8, 16, 32, 64, 128, 256, 512, 1024)  # Train page choices (and what a link may ask for)
-LR_OPTIONS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)
+LR_OPTIONS = (1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 4e-3, 5e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)  # finer where the presets are
 MAX_EPOCHS = 1000
 TOP_K_MAX = 8  # Eigenvectors page: eigenvectors shown at each end of the spectrum
 EIGEN_TABS = {"eigenvectors": "Eigenvectors", "compare": "Compare weight decays"}  # URL word -> tab label
