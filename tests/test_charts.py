@@ -181,3 +181,36 @@ def test_every_chart_is_valid_vega_lite(name):
     spec = chart.to_dict(validate=True)  # raises on a spec Vega-Lite would reject
     assert spec == chart.to_dict(validate=False), "validation changes nothing that is sent"
     assert "config" not in spec, "no default view size (theme 'none', as Streamlit draws Altair charts)"
+
+
+def test_a_chart_is_built_once_per_content_of_its_data():
+    values = torch.linspace(-1, 2, 40)
+    first = charts.eigenspectrum(values, 3, "top")
+    assert charts.eigenspectrum(values.clone(), 3, "top") is first, "equal data: the same chart again"
+    assert charts.eigenspectrum(values, 4, "top") is not first
+    assert charts.eigenspectrum(values + 1e-6, 3, "top") is not first, "any change in the data: a new chart"
+    assert charts.eigenspectrum(values.double(), 3, "top") is not first, "another dtype: a new chart"
+
+
+def test_a_builder_with_an_argument_it_cannot_key_builds_afresh():
+    built = []
+
+    @charts.reused
+    def builder(rows):
+        built.append(rows)
+        return object()
+
+    assert builder([{"a": 1}]) is builder([{"a": 1}]), "dicts and lists are keyed by content"
+    unhashable = [{1, 2}]  # a set inside: no content key
+    assert builder(unhashable) is not builder(unhashable)
+    assert len(built) == 3
+
+
+def test_the_spec_sent_is_made_once_per_chart_and_projector_mode():
+    from ui import widgets
+
+    chart = charts.eigenspectrum(torch.linspace(-1, 2, 40), 3, "top")
+    plain = widgets._spec_json(chart, projector=False)
+    assert widgets._spec_json(chart, projector=False) is plain
+    projected = widgets._spec_json(chart, projector=True)
+    assert projected != plain and '"labelFontSize": 18' in projected

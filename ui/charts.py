@@ -8,8 +8,11 @@ Vega's "redblue" scheme is the same ColorBrewer palette, so images and Altair he
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal
+import functools
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import altair as alt
 import numpy as np
@@ -43,6 +46,54 @@ RDBU = np.array(
 # their sizes (ui.figures.chart_spec), so "none" everywhere draws exactly what st.altair_chart drew.
 alt.theme.enable("none")
 BLUE, RED, GREY = "#2166ac", "#b2182b", "#9aa5b1"
+Builder = TypeVar("Builder", bound=Callable[..., Any])
+
+
+def _content_key(value: Any) -> Hashable:
+    """A hashable stand-in for a builder's argument, equal for equal contents (arrays by their bytes)."""
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    if isinstance(value, np.ndarray):
+        return ("array", value.dtype.str, value.shape, np.ascontiguousarray(value).tobytes())
+    if isinstance(value, dict):
+        return ("dict", tuple((k, _content_key(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, tuple(_content_key(v) for v in value))
+    hash(value)  # anything else must be hashable itself (TypeError otherwise)
+    return value
+
+
+def reused(builder: Builder) -> Builder:
+    """Build a chart once per content of its arguments and hand the same chart out again (an LRU of 512).
+
+    Building an Altair chart and turning it into Vega-Lite took 30-100 ms of a page's script, on every run
+    of every page that shows one (issue 14: 30 students switching pages at once share one interpreter);
+    ui.widgets.altair keeps each chart's spec, so a chart seen before costs neither. Callers must not
+    change a chart in place (Altair's methods return new charts).
+    """
+    cache: OrderedDict[Hashable, Any] = OrderedDict()
+    lock = threading.Lock()
+
+    @functools.wraps(builder)
+    def build(*args: Any, **kwargs: Any) -> Any:
+        try:
+            key = (_content_key(args), _content_key(tuple(sorted(kwargs.items()))))
+        except TypeError:  # an argument without a content key: build it afresh
+            return builder(*args, **kwargs)
+        with lock:
+            if key in cache:
+                cache.move_to_end(key)
+                return cache[key]
+        chart = builder(*args, **kwargs)
+        with lock:
+            cache[key] = chart
+            if len(cache) > 512:
+                cache.popitem(last=False)
+        return chart
+
+    return build  # type: ignore[return-value]
+
+
 TARGET_COLOR, INVERSE_COLOR = "#2166ac", "#e08214"
 
 
@@ -88,6 +139,7 @@ def digit_image(image: ArrayLike, scale: int = 4) -> Image.Image:
 # --- Altair charts ------------------------------------------------------------------------
 
 
+@reused
 def similarity_histogram(
     to_target: ArrayLike, to_inverse: ArrayLike, threshold: float, include_inverse: bool = True, bins: int = 100
 ) -> alt.LayerChart:
@@ -138,6 +190,7 @@ def similarity_histogram(
     return alt.layer(bars, rule, text).properties(height=260)
 
 
+@reused
 def training_curve(
     history: Sequence[EpochMetrics], metric: Literal["loss", "accuracy"], epochs: int | None = None
 ) -> alt.Chart:
@@ -252,6 +305,7 @@ def pixel_heatmap(values: ArrayLike, title: str, size: int = 320) -> alt.Chart:
     )
 
 
+@reused
 def eigenspectrum(eigenvalues: ArrayLike, k: int, side: Literal["top", "bottom"], n: int = 20) -> alt.LayerChart:
     """The n largest (top) or most negative (bottom) eigenvalues, the k extreme ones highlighted."""
     # The layout of the seed's plot_eigenspectrum; tooltips give the index used by the browser slider.
@@ -284,6 +338,7 @@ def eigenspectrum(eigenvalues: ArrayLike, k: int, side: Literal["top", "bottom"]
     return alt.layer(zero, line, points).properties(title=title, height=220)
 
 
+@reused
 def contribution_bars(
     indices: Sequence[int],
     contributions: ArrayLike,
@@ -355,6 +410,7 @@ TRUNCATION_MODES = {
 }
 
 
+@reused
 def truncation_curve(k: ArrayLike, accuracies: dict[str, ArrayLike], full_model: float) -> alt.LayerChart:
     """Accuracy against the number k of eigenvectors kept (largest |λ| first), one line per mode
     (keys of TRUNCATION_MODES), with the untruncated model's accuracy as a dashed reference line."""
@@ -404,6 +460,7 @@ def truncation_curve(k: ArrayLike, accuracies: dict[str, ArrayLike], full_model:
     return alt.layer(lines, rule, text).properties(height=320)
 
 
+@reused
 def cos_vs_weight_decay(rows: Sequence[dict], selected_threshold: float | None = None) -> alt.Chart:
     """|cos(top True − False eigenvector, centred target)| against weight decay, one line per
     threshold; rows are core.grid index rows (threshold, weight_decay, top_cos, val_acc)."""

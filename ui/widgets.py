@@ -4,6 +4,9 @@ its figures with their "Download" popovers (PNG and SVG for slides)."""
 from __future__ import annotations
 
 import inspect
+import json
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
@@ -177,7 +180,7 @@ def image_row(figures: Sequence[Figure], width: int = 84, key: str | None = None
     description); then, with a `key`, one popover to download them."""
     # PNG everywhere: JPEG (Streamlit's "auto" for RGB) smears the edges of upscaled 28×28 pixels
     st.image(
-        [figure.screen() for figure in figures],
+        [figure.screen_png() for figure in figures],
         caption=[figure.title for figure in figures],
         alt=[figure.description for figure in figures],
         width=px(width),
@@ -189,14 +192,36 @@ def image_row(figures: Sequence[Figure], width: int = 84, key: str | None = None
 
 def image(figure: Figure, width: int) -> None:
     """One pixel figure with its caption and alt text, as image_row (no popover: pages group them)."""
-    st.image(figure.screen(), caption=figure.title, alt=figure.description, width=px(width), output_format="PNG")
+    st.image(figure.screen_png(), caption=figure.title, alt=figure.description, width=px(width), output_format="PNG")
 
 
 def altair(chart: Any, width: Any = "stretch") -> None:
     """An Altair chart as drawn (projector mode too), sent as its Vega-Lite spec without Altair's JSON-schema
     validation: st.altair_chart validates on every run, 20-40 ms a layered chart on this machine, a third of
-    the Eigenvectors page's script for its two spectra. tests/test_charts.py validates every chart instead."""
-    st.vega_lite_chart(projected(chart).to_dict(validate=False), width=width)
+    the Eigenvectors page's script for its two spectra. tests/test_charts.py validates every chart instead.
+    The spec is made once per chart object (`_spec_json`; ui.charts' builders hand out the same chart for
+    the same data) and parsed afresh each time, as st.vega_lite_chart changes the dict it is given."""
+    st.vega_lite_chart(json.loads(_spec_json(chart, bool(st.session_state.get("projector")))), width=width)
+
+
+_SPECS: OrderedDict[tuple[int, bool], tuple[Any, str]] = OrderedDict()  # (id(chart), projector) -> (chart, JSON)
+_SPECS_LOCK = threading.Lock()
+
+
+def _spec_json(chart: Any, projector: bool) -> str:
+    """The chart's Vega-Lite spec as JSON, kept for the last 512 charts (with the chart, so its id stays its own)."""
+    key = (id(chart), projector)
+    with _SPECS_LOCK:
+        kept = _SPECS.get(key)
+        if kept is not None and kept[0] is chart:
+            _SPECS.move_to_end(key)
+            return kept[1]
+    text = json.dumps((_projected(chart) if projector else chart).to_dict(validate=False))
+    with _SPECS_LOCK:
+        _SPECS[key] = (chart, text)
+        if len(_SPECS) > 512:
+            _SPECS.popitem(last=False)
+    return text
 
 
 def chart(figure: Figure, key: str, width: Any = "stretch") -> None:
