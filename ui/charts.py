@@ -64,7 +64,8 @@ def _content_key(value: Any) -> Hashable:
 
 
 def reused(builder: Builder) -> Builder:
-    """Build a chart once per content of its arguments and hand the same chart out again (an LRU of 512).
+    """Build a chart once per content of its arguments and hand the same chart out again (an LRU of 256
+    per builder: a chart is 20-35 KB here, so at most ~9 MB each).
 
     Building an Altair chart and turning it into Vega-Lite took 30-100 ms of a page's script, on every run
     of every page that shows one (issue 14: 30 students switching pages at once share one interpreter);
@@ -87,7 +88,7 @@ def reused(builder: Builder) -> Builder:
         chart = builder(*args, **kwargs)
         with lock:
             cache[key] = chart
-            if len(cache) > 512:
+            if len(cache) > 256:
                 cache.popitem(last=False)
         return chart
 

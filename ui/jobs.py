@@ -13,11 +13,11 @@ scripts, which a student waits for, run first on a busy server.
 
 A training runs on one intra-op thread, except while it is the only job in flight and more threads
 are measured to be faster (`ThreadChoice`): then a teacher's demo or a lone student gets every core
-(the quick preset in about 4 s instead of 5.2 s here). More threads only pay on idle cores: beside
-busy page scripts or another process, each parallel region waits for a descheduled thread, and the
-same training took up to 27 s instead of 5 s. So a lone training times a few batches each way, keeps
-the faster, and measures again every so often; beside another job it uses one thread from its next
-batch on.
+(the quick preset took a median 4.4 s on two threads here, 5.0 s on one). More threads only pay on
+idle cores: beside busy page scripts or another process, each parallel region waits for a descheduled
+thread, and the same training took up to 27 s instead of 5 s. So a lone training times a few batches
+each way, keeps the faster, and measures again every so often; beside another job it uses one thread
+from its next batch on.
 
 No Streamlit here: ui.models connects sessions to jobs, tests drive the pool directly.
 """
@@ -148,8 +148,8 @@ class ThreadChoice:
     it keeps timing and goes back to one thread as soon as a batch takes SLOW_BATCH times as long as
     one thread did, or the median of its last `probe` batches is slower (load came: on 2 busy cores a
     batch on two threads took 40 times as long, each parallel region waiting for a descheduled thread;
-    an idle machine's odd batch took 2 times as long). Each
-    time one thread wins, the wait before the next decision doubles. Not alone: `one`.
+    an idle machine's odd batch took 2 times as long). Each time one thread wins, the wait before the
+    next decision doubles. Not alone: `one`.
     """
 
     def __init__(
