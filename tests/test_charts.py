@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -210,7 +212,12 @@ def test_the_spec_sent_is_made_once_per_chart_and_projector_mode():
     from ui import widgets
 
     chart = charts.eigenspectrum(torch.linspace(-1, 2, 40), 3, "top")
-    plain = widgets._spec_json(chart, projector=False)
-    assert widgets._spec_json(chart, projector=False) is plain
-    projected = widgets._spec_json(chart, projector=True)
-    assert projected != plain and '"labelFontSize": 18' in projected
+    plain = widgets._spec_parts(chart, projector=False)
+    assert widgets._spec_parts(chart, projector=False) is plain
+    text, datasets = plain
+    assert "datasets" not in text and datasets and all(isinstance(data, bytes) for data in datasets.values())
+    spec = chart.to_dict(validate=False)
+    assert json.loads(text) == {key: value for key, value in spec.items() if key != "datasets"}
+    assert sorted(datasets) == sorted(spec["datasets"]), "every dataset, as Arrow bytes"
+    projected, _ = widgets._spec_parts(chart, projector=True)
+    assert projected != text and '"labelFontSize": 18' in projected

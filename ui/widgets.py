@@ -199,29 +199,44 @@ def altair(chart: Any, width: Any = "stretch") -> None:
     """An Altair chart as drawn (projector mode too), sent as its Vega-Lite spec without Altair's JSON-schema
     validation: st.altair_chart validates on every run, 20-40 ms a layered chart on this machine, a third of
     the Eigenvectors page's script for its two spectra. tests/test_charts.py validates every chart instead.
-    The spec is made once per chart object (`_spec_json`; ui.charts' builders hand out the same chart for
+    The spec is made once per chart object (`_spec_parts`; ui.charts' builders hand out the same chart for
     the same data) and parsed afresh each time, as st.vega_lite_chart changes the dict it is given."""
-    st.vega_lite_chart(json.loads(_spec_json(chart, bool(st.session_state.get("projector")))), width=width)
+    text, datasets = _spec_parts(chart, bool(st.session_state.get("projector")))
+    spec = json.loads(text)
+    if datasets:
+        spec["datasets"] = dict(datasets)
+    st.vega_lite_chart(spec, width=width)
 
 
-_SPECS: OrderedDict[tuple[int, bool], tuple[Any, str]] = OrderedDict()  # (id(chart), projector) -> (chart, JSON)
+SpecParts = tuple[str, dict[str, Any]]  # the spec's JSON without its datasets, and the datasets
+_SPECS: OrderedDict[tuple[int, bool], tuple[Any, SpecParts]] = OrderedDict()  # (id(chart), projector) -> ...
 _SPECS_LOCK = threading.Lock()
 
 
-def _spec_json(chart: Any, projector: bool) -> str:
-    """The chart's Vega-Lite spec as JSON, kept for the last 512 charts (with the chart, so its id stays its own)."""
+def _spec_parts(chart: Any, projector: bool) -> SpecParts:
+    """The chart's Vega-Lite spec as JSON and its datasets as Arrow IPC bytes, kept for the last 512 charts
+    (with the chart, so that its id stays its own). st.vega_lite_chart turns a dataset given as rows into
+    Arrow on every run (pandas and pyarrow, ~3 ms a chart here); bytes it passes on as they are."""
     key = (id(chart), projector)
     with _SPECS_LOCK:
         kept = _SPECS.get(key)
         if kept is not None and kept[0] is chart:
             _SPECS.move_to_end(key)
             return kept[1]
-    text = json.dumps((_projected(chart) if projector else chart).to_dict(validate=False))
+    spec = (_projected(chart) if projector else chart).to_dict(validate=False)
+    datasets = spec.pop("datasets", {})
+    try:
+        from streamlit import dataframe_util  # what st.vega_lite_chart itself calls on rows
+
+        datasets = {name: dataframe_util.convert_anything_to_arrow_bytes(rows) for name, rows in datasets.items()}
+    except (ImportError, AttributeError):  # another Streamlit: send the rows, it converts them
+        pass
+    parts = (json.dumps(spec), datasets)
     with _SPECS_LOCK:
-        _SPECS[key] = (chart, text)
+        _SPECS[key] = (chart, parts)
         if len(_SPECS) > 512:
             _SPECS.popitem(last=False)
-    return text
+    return parts
 
 
 def chart(figure: Figure, key: str, width: Any = "stretch") -> None:
