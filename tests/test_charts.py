@@ -101,12 +101,15 @@ def test_eigenspectrum_highlights_the_k_extreme_eigenvalues(side, indices):
 
 
 def data(chart) -> list[dict]:
-    """Rows of every layer's inline data (Altair keeps a pandas frame per layer)."""
-    layers = getattr(chart, "layer", None) or [chart]
-    rows = []
-    for layer in layers:
-        rows += layer.data.to_dict("records")
-    return rows
+    """Rows of every dataset the chart's spec carries (a pandas frame per layer, or named datasets)."""
+    return [row for rows in chart.to_dict()["datasets"].values() for row in rows]
+
+
+def test_a_known_spec_is_what_the_chart_converts_to():
+    values = np.array([3.0, -5.0, 0.5])
+    chart = charts.contribution_bars([1, 0], values, values, values, rest=0.5, n_rest=1)
+    assert charts.known_spec(chart) == chart.to_dict(validate=False)
+    assert charts.known_spec(charts.eigenspectrum(torch.linspace(-1, 2, 40), 3, "top")) is None, "not kept: converted"
 
 
 def test_contribution_bars_add_up_and_colour_by_sign():

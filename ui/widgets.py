@@ -223,7 +223,10 @@ def _spec_parts(chart: Any, projector: bool) -> SpecParts:
         if kept is not None and kept[0] is chart:
             _SPECS.move_to_end(key)
             return kept[1]
-    spec = (_projected(chart) if projector else chart).to_dict(validate=False)
+    from ui import charts  # altair: only once a chart is drawn
+
+    known = None if projector else charts.known_spec(chart)
+    spec = dict(known) if known is not None else (_projected(chart) if projector else chart).to_dict(validate=False)
     datasets = spec.pop("datasets", {})
     try:
         from streamlit import dataframe_util  # what st.vega_lite_chart itself calls on rows
