@@ -261,3 +261,12 @@ def test_every_page_offers_its_figures_and_renders_none_until_asked(deferred):
     assert Image.open(io.BytesIO(png)).format == "PNG" and renders == ["truncation_curve", "input"]
     registered[f"{stem}_truncation_curve.svg"]()
     assert len(renders) == 2, "the second request comes from the server's cache"
+
+
+def test_screen_png_is_the_screen_image_encoded_once_per_content():
+    values = np.linspace(-1, 1, 784).reshape(28, 28)
+    first = pixel_figure(values).screen_png()
+    assert pixel_figure(values.copy()).screen_png() is first, "equal pixels: the bytes encoded before"
+    decoded = np.asarray(Image.open(io.BytesIO(first)))
+    assert np.array_equal(decoded, np.asarray(pixel_figure(values).screen()))
+    assert pixel_figure(-values).screen_png() != first, "other pixels: another image"
