@@ -136,7 +136,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 PRESET_RESULTS: dict[str, str] = {
     "quick": "Measured over seeds 0–4 on an idle 2-core AMD EPYC: validation accuracy 95.0–95.3 %, True − False top "
     "eigenvector |cos| with the target 0.84–0.88 (median 0.86); training took 3.9–4.5 s on two threads, 4.8–5.8 s "
-    "on one, and 4.2–5.5 s in the app, which gives a training alone on idle cores both of them"
+    "on one, and 4.2–5.7 s in the app, which gives a training alone on idle cores both of them"
 }
 
 
