@@ -14,7 +14,7 @@ import streamlit as st
 import torch
 
 from core.text import literal
-from ui import lesson, links, state, widgets
+from ui import lesson, links, resources, state, widgets
 
 log = logging.getLogger("bilinear_eigen_lab")
 
@@ -44,33 +44,44 @@ def shield(part: str, function) -> None:
 THREADS = int(os.environ.get("BILINEAR_LAB_TORCH_THREADS", "1"))
 if torch.get_num_threads() != THREADS:
     torch.set_num_threads(THREADS)
+PAGE_PATIENCE = 5.0  # seconds a page waits for its turn (ui/admission.py) before it runs anyway
 # The icon is a file of the repository (MNIST image #6, the paper's target, in the figures' blue): an
 # emoji icon makes the browser fetch an image from a CDN, which fails offline.
 ICON = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets", "favicon.png")
 st.set_page_config(page_title="Bilinear Eigen Lab", page_icon=ICON, layout="wide")
-state.init()
-shield("reading the link", links.restore)  # once per session: a link or a reload brings its settings and model
-widgets.styles()
-page = st.navigation(
-    {
-        "Bilinear Eigen Lab": [st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True)],
-        "The experiment": [
-            st.Page("app_pages/label.py", title="1 · Label", icon=":material/label:"),
-            st.Page("app_pages/train.py", title="2 · Train", icon=":material/model_training:"),
-            st.Page("app_pages/tensor.py", title="3 · Tensor", icon=":material/grid_on:"),
-            st.Page("app_pages/eigenvectors.py", title="4 · Eigenvectors", icon=":material/insights:"),
-        ],
-        "Beyond the paper": [
-            st.Page("app_pages/explain.py", title="5 · Explain", icon=":material/manage_search:"),
-            st.Page("app_pages/truncation.py", title="6 · Truncation", icon=":material/content_cut:"),
-        ],
-        "The class": [st.Page("app_pages/class_board.py", title="7 · Class board", icon=":material/groups:")],
-    }
-)
-shield("writing the link", links.write)  # the URL follows every setting, also across page switches
-widgets.projector_toggle()
-lesson.sidebar()
-shield(f"page {page.title}", page.run)
-# after the page: its text is on screen before torch loads; Train draws the run's progress itself
-shield("the sidebar", lambda: widgets.model_sidebar(badge=page.url_path != "train"))
-shield("writing the link", links.write)  # the page may have changed the model
+
+
+def run() -> None:
+    """One run of the app for one session: its state, the navigation, the page and the sidebar."""
+    state.init()
+    shield("reading the link", links.restore)  # once per session: a link or a reload brings its settings and model
+    widgets.styles()
+    page = st.navigation(
+        {
+            "Bilinear Eigen Lab": [st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True)],
+            "The experiment": [
+                st.Page("app_pages/label.py", title="1 · Label", icon=":material/label:"),
+                st.Page("app_pages/train.py", title="2 · Train", icon=":material/model_training:"),
+                st.Page("app_pages/tensor.py", title="3 · Tensor", icon=":material/grid_on:"),
+                st.Page("app_pages/eigenvectors.py", title="4 · Eigenvectors", icon=":material/insights:"),
+            ],
+            "Beyond the paper": [
+                st.Page("app_pages/explain.py", title="5 · Explain", icon=":material/manage_search:"),
+                st.Page("app_pages/truncation.py", title="6 · Truncation", icon=":material/content_cut:"),
+            ],
+            "The class": [st.Page("app_pages/class_board.py", title="7 · Class board", icon=":material/groups:")],
+        }
+    )
+    shield("writing the link", links.write)  # the URL follows every setting, also across page switches
+    widgets.projector_toggle()
+    lesson.sidebar()
+    shield(f"page {page.title}", page.run)
+    # after the page: its text is on screen before torch loads; Train draws the run's progress itself
+    shield("the sidebar", lambda: widgets.model_sidebar(badge=page.url_path != "train"))
+    shield("writing the link", links.write)  # the page may have changed the model
+
+
+# The whole run takes turns with other sessions' runs (ui/admission.py): a class opening a page at once sees it
+# one after another instead of all together at the end.
+with resources.page_turns().turn(patience=PAGE_PATIENCE):
+    run()

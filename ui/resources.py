@@ -28,6 +28,7 @@ from core.tensor import Direction
 from core.train import train
 from core.truncation import TruncationCurves, truncation_curves
 from core.urlstate import config_id
+from ui.admission import PageTurns
 from ui.figures import ExportCache, Figure, heatmap_png
 from ui.jobs import NICE, TrainingPool
 from ui.registry import ModelRegistry, ModelSlots, TrainedModel
@@ -112,6 +113,12 @@ def training_pool() -> TrainingPool:
     nice = int(os.environ.get("BILINEAR_LAB_TRAINING_NICE", str(NICE)))
     threads_alone = int(os.environ.get("BILINEAR_LAB_TRAINING_THREADS_ALONE", "0")) or None
     return TrainingPool(train, registry().add, workers=workers, nice=nice, threads_alone=threads_alone)
+
+
+@st.cache_resource(show_spinner=False)
+def page_turns() -> PageTurns:
+    """How many page scripts run at once, the rest waiting their turn (BILINEAR_LAB_PAGE_SLOTS, default 2)."""
+    return PageTurns(int(os.environ.get("BILINEAR_LAB_PAGE_SLOTS", "2")))
 
 
 @st.cache_resource
