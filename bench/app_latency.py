@@ -19,9 +19,19 @@ Three measurements, each printed as a table (seconds; medians over `--repeats` a
                page switch on a trivial app (its script only sleeps 20 ms, so that its run shows in
                the DOM) give Streamlit's own floor on this machine; "/floor" is the ratio to it.
 
+`--browser-work` adds two measurements of where a page switch's time goes in chromium:
+
+  elements     the floor app's page switch with one kind of element added to the page it opens (a KaTeX
+               formula, a paragraph, an Altair line chart with tooltips, ten sliders, a 28x28 image):
+               what each costs over the floor, painted
+  main thread  for each of the app's pages, chromium's own counters (CDP Performance.getMetrics) over a
+               page switch: the renderer's main-thread task time, and within it JavaScript, layout and
+               style recalculation, beside the painted time
+
 The machine is shared and noisy (2 cores): read medians and the load average, not the third digit.
 
     .venv/bin/python bench/app_latency.py
+    .venv/bin/python bench/app_latency.py --browser-work --skip-apptest --cold-starts 0
     .venv/bin/python bench/app_latency.py --repeats 15 --cold-starts 3 --json artifacts/app_latency.json
 """
 
@@ -217,6 +227,83 @@ def browser_latency(playwright, log: Path, repeats: int) -> dict:
     return {"slider": slider, "switches": switches}
 
 
+ELEMENTS = {  # added to the floor app's second page (its function `second`), one kind at a time
+    "nothing (the floor)": "",
+    "a KaTeX formula": "    st.latex(r'\\text{logits}(x) = W_u [(W_l h + b_l) \\odot (W_r h + b_r)], \\; h = W_e x')",
+    "a paragraph": "    st.markdown('A bilinear MLP learns to separate the images labelled true from the rest. ' * 3)",
+    "an Altair line chart, tooltips": (
+        "    import altair as alt\n"
+        "    rows = [{'epoch': i, 'acc': 0.5 + 0.0046 * i} for i in range(100)]\n"
+        "    st.altair_chart(alt.Chart(alt.Data(values=rows)).mark_line(point=True)"
+        ".encode(x='epoch:Q', y='acc:Q', tooltip=['epoch:Q', 'acc:Q']))"
+    ),
+    "ten sliders": "    for i in range(10):\n        st.slider(f'w{i}', 0.0, 1.0, 0.5, key=f'w{i}')",
+    "a 28x28 image": (
+        "    import numpy as np\n    st.image((np.arange(784).reshape(28, 28) % 256).astype(np.uint8), width=168)"
+    ),
+}
+
+
+def element_costs(playwright, folder: Path, repeats: int) -> dict[str, list[dict[str, float]]]:
+    """The floor app's page switch with each kind of ELEMENTS on the page it opens."""
+    results = {}
+    for i, (name, code) in enumerate(ELEMENTS.items()):
+        script = folder / f"elements_{i}.py"
+        script.write_text(FLOOR_APP.replace('    st.title("Other")\n', f'    st.title("Other")\n{code}\n'))
+        browser = launch_chromium(playwright)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        with streamlit_server(folder / f"elements_{i}.log", timeout=120, script=script) as (url, _):
+            page.goto(url)
+            wait_idle(page, 120)
+            results[name] = page_switches(page, ["Floor", "Other"], repeats)["Other"]
+        browser.close()
+    return results
+
+
+MAIN_THREAD = {  # CDP Performance.getMetrics counters, seconds of the renderer's main thread
+    "task": "TaskDuration",
+    "javascript": "ScriptDuration",
+    "layout": "LayoutDuration",
+    "style": "RecalcStyleDuration",
+}
+
+
+def main_thread(playwright, log: Path, repeats: int) -> dict[str, dict[str, float]]:
+    """Per page, medians over `repeats` switches (from Home; to the second page for Home) of chromium's
+    main-thread seconds (MAIN_THREAD, CDP counters read before the click and once the page is idle)."""
+    browser = launch_chromium(playwright)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Performance.enable")
+
+    def counters() -> dict[str, float]:
+        return {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+
+    results = {}
+    with streamlit_server(log, timeout=120) as (url, _):
+        page.goto(url)
+        wait_idle(page, 120)
+        titles = nav_links(page)
+        for title in titles:
+            after_run(page, nav_link(page, title).click, timeout=120)
+        for title in titles:
+            other = titles[0] if title != titles[0] else titles[1]
+            rows = []
+            for i in range(repeats + 1):
+                timed_run(page, nav_link(page, other).click, IMAGES_LOADED_JS, start_timeout=10)
+                wait_idle(page)
+                before = counters()
+                timing = timed_run(page, nav_link(page, title).click, IMAGES_LOADED_JS, start_timeout=10)
+                wait_idle(page)
+                after = counters()
+                if i > 0 and timing is not None:
+                    spent = {k: after[m] - before[m] for k, m in MAIN_THREAD.items()}
+                    rows.append(spent | {"painted": timing["painted"]})
+            results[title] = {k: statistics.median(r[k] for r in rows) for k in [*MAIN_THREAD, "painted"]}
+    browser.close()
+    return results
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -231,6 +318,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--skip-apptest", action="store_true")
     parser.add_argument("--skip-browser", action="store_true")
+    parser.add_argument(
+        "--browser-work", action="store_true", help="also: what each kind of element costs, chromium's main thread"
+    )
     args = parser.parse_args(argv)
     load_before = os.getloadavg()
     result: dict = {"repeats": args.repeats}
@@ -243,6 +333,10 @@ def main(argv: list[str] | None = None) -> dict:
             result["cold_start"] = [cold_start(playwright, logs / f"cold{i}.log") for i in range(args.cold_starts)]
             browser = browser_latency(playwright, logs / "browser.log", args.repeats)
             floor = floor_latency(playwright, logs, args.repeats)
+            if args.browser_work:
+                elements = element_costs(playwright, logs, args.repeats)
+                result["main_thread"] = main_thread(playwright, logs / "main_thread.log", args.repeats)
+                result["elements"] = {name: summarize(t) for name, t in elements.items()}
         result["slider"] = summarize(browser["slider"])
         result["page_switch"] = {title: summarize(t) for title, t in browser["switches"].items() if title != "retries"}
         result["page_switch_retries"] = browser["switches"]["retries"]
@@ -299,6 +393,17 @@ def main(argv: list[str] | None = None) -> dict:
             )
         if result["page_switch_retries"]:
             print(f"({result['page_switch_retries']} page-switch clicks started no run within 10 s and were retried)")
+    if "elements" in result:
+        floor = result["elements"]["nothing (the floor)"]["painted"]["median"]
+        print("\nthe floor app's page switch with one kind of element added (s painted: median [min-max], - floor)")
+        for name, s in result["elements"].items():
+            p = s["painted"]
+            print(f"  {name:<34} {p['median']:6.3f} [{p['min']:.2f}-{p['max']:.2f}]  {p['median'] - floor:+.3f}")
+        print("\nchromium's main thread over a page switch (s, medians): tasks, of which JavaScript, layout, style")
+        print(f"  {'page':<22} {'painted':>8} {'tasks':>7} {'JS':>7} {'layout':>7} {'style':>7}")
+        for title, m in result["main_thread"].items():
+            cells = " ".join(f"{m[k]:7.3f}" for k in MAIN_THREAD)
+            print(f"  {title:<22} {m['painted']:8.3f} {cells}")
 
     write_json(args.json, result)
     return result
