@@ -45,6 +45,7 @@ THREADS = int(os.environ.get("BILINEAR_LAB_TORCH_THREADS", "1"))
 if torch.get_num_threads() != THREADS:
     torch.set_num_threads(THREADS)
 PAGE_PATIENCE = 5.0  # seconds a page waits for its turn (ui/admission.py) before it runs anyway
+TURN_TICKET = "_page_turn_ticket"  # the session's place in line, kept until one of its runs ends
 # The icon is a file of the repository (MNIST image #6, the paper's target, in the figures' blue): an
 # emoji icon makes the browser fetch an image from a CDN, which fails offline.
 ICON = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets", "favicon.png")
@@ -82,6 +83,10 @@ def run() -> None:
 
 
 # The whole run takes turns with other sessions' runs (ui/admission.py): a class opening a page at once sees it
-# one after another instead of all together at the end.
-with resources.page_turns().turn(patience=PAGE_PATIENCE):
+# one after another instead of all together at the end. The session's ticket outlives a run that a click
+# interrupts (Streamlit raises past this block), so the next run keeps its place in line.
+turns = resources.page_turns()
+ticket = st.session_state.setdefault(TURN_TICKET, turns.ticket())
+with turns.turn(PAGE_PATIENCE, ticket):
     run()
+del st.session_state[TURN_TICKET]

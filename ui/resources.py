@@ -115,10 +115,19 @@ def training_pool() -> TrainingPool:
     return TrainingPool(train, registry().add, workers=workers, nice=nice, threads_alone=threads_alone)
 
 
+PAGE_SLOTS = 2
+
+
 @st.cache_resource(show_spinner=False)
 def page_turns() -> PageTurns:
-    """How many page scripts run at once, the rest waiting their turn (BILINEAR_LAB_PAGE_SLOTS, default 2)."""
-    return PageTurns(int(os.environ.get("BILINEAR_LAB_PAGE_SLOTS", "2")))
+    """How many page scripts run at once, the rest waiting their turn: BILINEAR_LAB_PAGE_SLOTS, default (and
+    on a value that is not a whole number >= 1, logged) PAGE_SLOTS."""
+    value = os.environ.get("BILINEAR_LAB_PAGE_SLOTS", str(PAGE_SLOTS))
+    try:
+        return PageTurns(int(value))
+    except ValueError:
+        log.error("BILINEAR_LAB_PAGE_SLOTS=%r is not a whole number >= 1; using %d", value, PAGE_SLOTS)
+        return PageTurns(PAGE_SLOTS)
 
 
 @st.cache_resource
