@@ -14,7 +14,7 @@ import streamlit as st
 import torch
 
 from core.text import literal
-from ui import lesson, links, resources, state, widgets
+from ui import admission, lesson, links, state, widgets
 
 log = logging.getLogger("bilinear_eigen_lab")
 
@@ -85,7 +85,7 @@ def run() -> None:
 # The whole run takes turns with other sessions' runs (ui/admission.py): a class opening a page at once sees it
 # one after another instead of all together at the end. The session's ticket outlives a run that a click
 # interrupts (Streamlit raises past this block), so the next run keeps its place in line.
-turns = resources.page_turns()
+turns = admission.page_turns()
 ticket = st.session_state.setdefault(TURN_TICKET, turns.ticket())
 with turns.turn(PAGE_PATIENCE, ticket):
     run()

@@ -171,26 +171,22 @@ def test_at_least_one_slot() -> None:
 
 
 def test_the_app_gives_every_turn_back_and_forgets_the_ticket_after_a_run() -> None:
-    from ui import resources
-
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
     for page in ("label", "train", "class_board", "home"):
         at.switch_page(f"app_pages/{page}.py")
         at.run()
         assert not at.exception
-        turns = resources.page_turns()
+        turns = admission.page_turns()
         assert (turns.free, turns.waiting) == (turns.slots, 0), f"a slot is still taken after {page}"
         assert "_page_turn_ticket" not in at.session_state, "a finished run keeps no place in line"
 
 
 @pytest.mark.parametrize("value", ["", "zero", "0", "-3"])
 def test_a_bad_slot_setting_falls_back_to_the_default(monkeypatch, value: str) -> None:
-    from ui import resources
-
     monkeypatch.setenv("BILINEAR_LAB_PAGE_SLOTS", value)
-    resources.page_turns.clear()
+    admission.page_turns.clear()
     try:
-        assert resources.page_turns().slots == resources.PAGE_SLOTS
+        assert admission.page_turns().slots == admission.PAGE_SLOTS
     finally:
-        resources.page_turns.clear()
+        admission.page_turns.clear()

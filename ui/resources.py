@@ -28,7 +28,6 @@ from core.tensor import Direction
 from core.train import train
 from core.truncation import TruncationCurves, truncation_curves
 from core.urlstate import config_id
-from ui.admission import PageTurns
 from ui.figures import ExportCache, Figure, heatmap_png
 from ui.jobs import NICE, TrainingPool
 from ui.registry import ModelRegistry, ModelSlots, TrainedModel
@@ -113,21 +112,6 @@ def training_pool() -> TrainingPool:
     nice = int(os.environ.get("BILINEAR_LAB_TRAINING_NICE", str(NICE)))
     threads_alone = int(os.environ.get("BILINEAR_LAB_TRAINING_THREADS_ALONE", "0")) or None
     return TrainingPool(train, registry().add, workers=workers, nice=nice, threads_alone=threads_alone)
-
-
-PAGE_SLOTS = 2
-
-
-@st.cache_resource(show_spinner=False)
-def page_turns() -> PageTurns:
-    """How many page scripts run at once, the rest waiting their turn: BILINEAR_LAB_PAGE_SLOTS, default (and
-    on a value that is not a whole number >= 1, logged) PAGE_SLOTS."""
-    value = os.environ.get("BILINEAR_LAB_PAGE_SLOTS", str(PAGE_SLOTS))
-    try:
-        return PageTurns(int(value))
-    except ValueError:
-        log.error("BILINEAR_LAB_PAGE_SLOTS=%r is not a whole number >= 1; using %d", value, PAGE_SLOTS)
-        return PageTurns(PAGE_SLOTS)
 
 
 @st.cache_resource
