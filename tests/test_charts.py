@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pyarrow as pa
 import pytest
 import torch
 
@@ -222,5 +223,19 @@ def test_the_spec_sent_is_made_once_per_chart_and_projector_mode():
     spec = chart.to_dict(validate=False)
     assert json.loads(text) == {key: value for key, value in spec.items() if key != "datasets"}
     assert sorted(datasets) == sorted(spec["datasets"]), "every dataset, as Arrow bytes"
+    for name, data in datasets.items():
+        assert pa.ipc.open_stream(data).read_all().to_pylist() == spec["datasets"][name], "the same rows"
     projected, _ = widgets._spec_parts(chart, projector=True)
     assert projected != text and '"labelFontSize": 18' in projected
+
+
+def test_a_dataset_becomes_arrow_column_by_column_over_every_row():
+    from ui import widgets
+
+    rows = [{"a": 1}, {"a": 1.5, "b": "x"}, {"b": None}]  # a key the first row lacks; ints and floats mixed
+    table = pa.ipc.open_stream(widgets._arrow_bytes(rows)).read_all()
+    assert table.column_names == ["a", "b"]
+    assert table.to_pylist() == [{"a": 1.0, "b": None}, {"a": 1.5, "b": "x"}, {"a": None, "b": None}]
+    assert str(table.schema.field("a").type) == "double"
+    mixed = [{"a": 1}, {"a": "one"}]  # no single Arrow type: Streamlit's own conversion takes it
+    assert pa.ipc.open_stream(widgets._arrow_bytes(mixed)).read_all().num_rows == 2
