@@ -152,6 +152,13 @@ def test_5_eigenvectors(page):
     go_to(page, "Eigenvectors")
     expect(page.locator(MAIN).get_by_text("Your trained model")).to_be_visible(timeout=WAIT)
     expect(page.locator(f'{MAIN} [data-testid="stImage"] img').nth(2)).to_be_visible(timeout=WAIT)
+    # a 28×28 figure arrives at one pixel per MNIST pixel and is drawn at its width with nearest neighbours
+    drawn = (
+        page.locator(f'{MAIN} [data-testid="stImage"] img')
+        .nth(1)
+        .evaluate("i => [i.naturalWidth, i.getBoundingClientRect().width, getComputedStyle(i).imageRendering]")
+    )
+    assert drawn == [28, 168, "pixelated"]
     assert_clean(page)
     snap(page, "4_eigenvectors")
 

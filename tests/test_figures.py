@@ -263,10 +263,13 @@ def test_every_page_offers_its_figures_and_renders_none_until_asked(deferred):
     assert len(renders) == 2, "the second request comes from the server's cache"
 
 
-def test_screen_png_is_the_screen_image_encoded_once_per_content():
+def test_screen_png_is_the_screen_image_before_its_upscaling_encoded_once_per_content():
     values = np.linspace(-1, 1, 784).reshape(28, 28)
-    first = pixel_figure(values).screen_png()
+    figure = pixel_figure(values)
+    first = figure.screen_png()
     assert pixel_figure(values.copy()).screen_png() is first, "equal pixels: the bytes encoded before"
     decoded = np.asarray(Image.open(io.BytesIO(first)))
-    assert np.array_equal(decoded, np.asarray(pixel_figure(values).screen()))
+    assert decoded.shape[:2] == (28, 28), "one PNG pixel per MNIST pixel"
+    upscaled = decoded.repeat(figure.scale, axis=0).repeat(figure.scale, axis=1)  # the browser's pixelated scaling
+    assert figure.scale > 1 and np.array_equal(upscaled, np.asarray(figure.screen()))
     assert pixel_figure(-values).screen_png() != first, "other pixels: another image"

@@ -416,7 +416,11 @@ STYLE = """
 [data-testid="stCaptionContainer"] { color: #475569 !important; opacity: 1 !important; }
 .katex-display { overflow: visible !important; }
 pre { white-space: pre-wrap !important; overflow: visible !important; overflow-wrap: anywhere; }
+[data-testid="stImage"] img[style*="px"] { image-rendering: pixelated; }
 """
+# The last rule: an image given a width in pixels is a 28×28 pixel figure sent at one PNG pixel per MNIST pixel
+# (ui.figures.Figure.screen_png), which the browser scales up with nearest neighbours, as ui.charts would. A
+# heatmap is shown at its own size (`width="content"`, a width in %), so the rule leaves it alone.
 # Projector mode: larger type everywhere (Streamlit sizes text in rem), for the back row.
 PROJECTOR_STYLE = """
 html { font-size: 22px !important; }
