@@ -45,11 +45,23 @@ def page():
     with streamlit_server(SCREENSHOTS / "streamlit.log") as (url, _), sync_playwright() as playwright:
         browser = launch_chromium(playwright)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.on("console", record_console)
         page.goto(url)
         wait_idle(page)
         yield page
         browser.close()
     print(f"\nscreenshots: {SCREENSHOTS}")
+
+
+def record_console(message) -> None:
+    """The page's console errors and warnings, printed (pytest shows them with a failing step) and kept in
+    the screenshots folder: a frontend that gives up its connection says why there (e.g. a websocket message
+    it failed to process), and nothing else records it."""
+    if message.type in ("error", "warning"):
+        line = f"[browser console, {message.type}] {message.text}"
+        print(line)
+        with open(SCREENSHOTS / "console.log", "a") as log:
+            log.write(line + "\n")
 
 
 WAIT = 60_000  # ms: generous for a loaded 2-core CI machine; a step that holds returns at once
