@@ -196,19 +196,32 @@ st.navigation([st.Page(first, title="Floor", default=True), st.Page(second, titl
 """
 
 
-def floor_latency(playwright, folder: Path, repeats: int) -> dict:
-    """The same slider move and page switch on an app that only sleeps 20 ms: Streamlit's own floor here."""
-    script = folder / "floor_app.py"
-    script.write_text(FLOOR_APP)
+def on_floor_app(playwright, folder: Path, name: str, source: str, measure):
+    """Serve `source`, a floor app, headless from `folder` to a fresh chromium page; measure(page)."""
+    script = folder / f"{name}.py"
+    script.write_text(source)
     browser = launch_chromium(playwright)
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    with streamlit_server(folder / "floor.log", timeout=120, script=script) as (url, _):
+    with streamlit_server(folder / f"{name}.log", timeout=120, script=script) as (url, _):
         page.goto(url)
         wait_idle(page, 120)
-        slider = slider_moves(page, repeats)
-        switches = page_switches(page, ["Floor", "Other"], repeats)
+        measured = measure(page)
     browser.close()
-    return {"slider": slider, "switch": switches["Other"]}
+    return measured
+
+
+def floor_latency(playwright, folder: Path, repeats: int) -> dict:
+    """The same slider move and page switch on an app that only sleeps 20 ms: Streamlit's own floor here."""
+    return on_floor_app(
+        playwright,
+        folder,
+        "floor_app",
+        FLOOR_APP,
+        lambda page: {
+            "slider": slider_moves(page, repeats),
+            "switch": page_switches(page, ["Floor", "Other"], repeats)["Other"],
+        },
+    )
 
 
 def browser_latency(playwright, log: Path, repeats: int) -> dict:
@@ -228,7 +241,6 @@ def browser_latency(playwright, log: Path, repeats: int) -> dict:
 
 
 ELEMENTS = {  # added to the floor app's second page (its function `second`), one kind at a time
-    "nothing (the floor)": "",
     "a KaTeX formula": "    st.latex(r'\\text{logits}(x) = W_u [(W_l h + b_l) \\odot (W_r h + b_r)], \\; h = W_e x')",
     "a paragraph": "    st.markdown('A bilinear MLP learns to separate the images labelled true from the rest. ' * 3)",
     "an Altair line chart, tooltips": (
@@ -245,19 +257,17 @@ ELEMENTS = {  # added to the floor app's second page (its function `second`), on
 
 
 def element_costs(playwright, folder: Path, repeats: int) -> dict[str, list[dict[str, float]]]:
-    """The floor app's page switch with each kind of ELEMENTS on the page it opens."""
-    results = {}
-    for i, (name, code) in enumerate(ELEMENTS.items()):
-        script = folder / f"elements_{i}.py"
-        script.write_text(FLOOR_APP.replace('    st.title("Other")\n', f'    st.title("Other")\n{code}\n'))
-        browser = launch_chromium(playwright)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        with streamlit_server(folder / f"elements_{i}.log", timeout=120, script=script) as (url, _):
-            page.goto(url)
-            wait_idle(page, 120)
-            results[name] = page_switches(page, ["Floor", "Other"], repeats)["Other"]
-        browser.close()
-    return results
+    """The floor app's page switch with each kind of ELEMENTS on the page it opens (against floor_latency's)."""
+    return {
+        name: on_floor_app(
+            playwright,
+            folder,
+            f"elements_{i}",
+            FLOOR_APP.replace('    st.title("Other")\n', f'    st.title("Other")\n{code}\n'),
+            lambda page: page_switches(page, ["Floor", "Other"], repeats)["Other"],
+        )
+        for i, (name, code) in enumerate(ELEMENTS.items())
+    }
 
 
 MAIN_THREAD = {  # CDP Performance.getMetrics counters, seconds of the renderer's main thread
@@ -394,8 +404,11 @@ def main(argv: list[str] | None = None) -> dict:
         if result["page_switch_retries"]:
             print(f"({result['page_switch_retries']} page-switch clicks started no run within 10 s and were retried)")
     if "elements" in result:
-        floor = result["elements"]["nothing (the floor)"]["painted"]["median"]
-        print("\nthe floor app's page switch with one kind of element added (s painted: median [min-max], - floor)")
+        floor = result["floor"]["page_switch"]["painted"]["median"]
+        print(
+            f"\nthe floor app's page switch ({floor:.3f} s painted) with one kind of element added: "
+            "median [min-max], - floor"
+        )
         for name, s in result["elements"].items():
             p = s["painted"]
             print(f"  {name:<34} {p['median']:6.3f} [{p['min']:.2f}-{p['max']:.2f}]  {p['median'] - floor:+.3f}")
