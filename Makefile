@@ -27,10 +27,11 @@ run: $(VENV)/.runtime
 chromium:
 	command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
 
-# ruff first: it takes a second, and a style slip should not wait for ten minutes of tests
+# ruff and the layers first: they take seconds, and a slip should not wait for ten minutes of tests
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(PY) -m pytest -q -p no:cacheprovider tests/unit/test_layers.py
 
 format: $(VENV)/.dev
 	$(VENV)/bin/ruff check --fix .

@@ -55,6 +55,10 @@ st.set_page_config(page_title="Bilinear Eigen Lab", page_icon=ICON, layout="wide
 def run() -> None:
     """One run of the app for one session: its state, the navigation, the page and the sidebar."""
     state.init()
+    if state.JOB_KEY in st.session_state:  # a training this session follows may have ended meanwhile
+        from ui import models  # altair and pandas load with it: a cold server's first page shows its text first
+
+        models.settle()
     shield("reading the link", links.restore)  # once per session: a link or a reload brings its settings and model
     widgets.styles()
     page = st.navigation(

@@ -9,7 +9,8 @@ import streamlit as st
 from core.board import board_row, label, nickname, points, table
 from core.eigen import cos_with_centered_target, decompose, top_eigenvector
 from core.lesson import STEPS, tally
-from ui import board, charts, models, widgets
+from render import charts
+from ui import board, models, widgets
 from ui.state import TOKEN_KEY
 
 widgets.page_intro(

@@ -11,7 +11,8 @@ from core.directions import DIRECTIONS, VIEWS
 from core.eigen import cos_with_centered_target, decompose, linear_term_image, top_eigenvector
 from core.grid import GRID_THRESHOLDS, GRID_WEIGHT_DECAYS, grid_config, load_index
 from core.lesson import weight_decay_question
-from ui import charts, figures, lesson, links, models, resources, state, widgets
+from render import charts, figures
+from ui import lesson, links, models, resources, state, widgets
 
 widgets.page_intro(
     "Eigenvectors",

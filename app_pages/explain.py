@@ -5,7 +5,8 @@ import streamlit as st
 from core.digits import load_upload, preprocess_drawing
 from core.directions import DIRECTIONS
 from core.explain import cancellation, explain, largest_contributions, margin, misclassified_indices, oriented_images
-from ui import charts, figures, inputs, models, resources, widgets
+from render import charts, figures
+from ui import inputs, models, resources, widgets
 
 widgets.page_intro(
     "Explain one input",

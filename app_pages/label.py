@@ -5,7 +5,8 @@ import streamlit as st
 from core.config import N_TRAIN_MNIST
 from core.labels import class_balance_problem, cosine_similarities, labels_from_similarities
 from core.lesson import Question, balance_question
-from ui import charts, figures, lesson, links, resources, state, widgets
+from render import charts, figures
+from ui import lesson, links, resources, state, widgets
 
 N_EXAMPLES = 10
 

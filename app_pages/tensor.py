@@ -15,7 +15,8 @@ from core.tensor import (
     quadratic_form,
     reconstruction_error,
 )
-from ui import charts, figures, lesson, models, resources, widgets
+from render import charts, figures
+from ui import lesson, models, resources, widgets
 
 BATCH = 256  # test images in the live check
 SHOWN = 6  # of which the table lists the first few

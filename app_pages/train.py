@@ -6,7 +6,8 @@ from core.checkpoint import load_checkpoint, save_checkpoint
 from core.config import N_TEST_MNIST, N_TRAIN_MNIST, PRESET_RESULTS, Config, preset
 from core.labels import class_balance_problem, labels_from_similarities
 from core.train import new_model, train
-from ui import charts, figures, models, resources, state, widgets
+from render import charts, figures
+from ui import models, resources, state, widgets
 
 widgets.page_intro(
     "Train",

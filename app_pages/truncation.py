@@ -6,7 +6,8 @@ import streamlit as st
 from core import findings
 from core.lesson import truncation_question
 from core.truncation import cumulative_forms, hidden_augmented, order_by_magnitude, smallest_k_within, truncation_curves
-from ui import charts, figures, lesson, models, resources, widgets
+from render import charts, figures
+from ui import lesson, models, resources, widgets
 
 TOLERANCE = 0.005  # "as good as the full model": within half a percentage point
 

@@ -1250,8 +1250,8 @@ def run(
     browser_shares: int = 0,
     protocol_sessions: int = 0,
 ) -> dict:
-    """Start a server, run the classroom, return everything measured (used by tests/test_classroom.py and
-    tests/test_protocol_student.py).
+    """Start a server, run the classroom, return everything measured (used by tests/load/test_classroom.py and
+    tests/load/test_protocol_student.py).
 
     `memory_cap` (MiB): run the server in a memory cgroup of that size (MemoryCap). `teacher_board`: keep a
     Class board tab open while the students work, and report what it saw (board_summary). `browser_shares`:

@@ -1,4 +1,4 @@
-"""How long one figure for slides takes to export (ui.figures), and what the server's cache saves.
+"""How long one figure for slides takes to export (render.figures), and what the server's cache saves.
 
 For the pretrained model: a pixel image (the top True − False eigenvector), the 65×65 matrix B as the
 Tensor page's heatmap image, and two Altair charts (the eigenspectrum, and B as the hoverable heatmap
@@ -27,9 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plai
 from bench.common import write_json
 from core.checkpoint import load_checkpoint
 from core.eigen import decompose
+from core.identity import TrainedModel
 from core.tensor import interaction_tensor
-from ui import charts, figures
-from ui.registry import TrainedModel
+from render import charts, figures
 from ui.resources import SEED_CHECKPOINT
 
 

@@ -110,9 +110,9 @@ def top_cos_true_minus_false(model, mnist, config: Config) -> float:
 
 
 def fit_in_pool(config: Config, splits) -> tuple:
-    """Train as the app does: a job in ui.jobs.TrainingPool (one thread by default; a lone training
+    """Train as the app does: a job in server.jobs.TrainingPool (one thread by default; a lone training
     measures a few batches on every core and keeps the faster). Returns (model, history)."""
-    from ui.jobs import TrainingPool  # the app's glue: only on this path
+    from server.jobs import TrainingPool  # the app's glue: only on this path
 
     pool = TrainingPool(train, lambda trained: trained)
     job = pool.submit(config, splits, follower="bench")
@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1, as the app)")
     p.add_argument(
-        "--pool", action="store_true", help="train each run as the app does, as a job of ui.jobs.TrainingPool"
+        "--pool", action="store_true", help="train each run as the app does, as a job of server.jobs.TrainingPool"
     )
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     p.add_argument("--json", type=Path, default=None, help="also write every run here")

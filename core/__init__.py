@@ -4,8 +4,10 @@
 Modules, in the order the experiment runs them:
 config (the settings) -> data (MNIST) -> labels (similarity labels) -> model (bilinear MLP)
 -> train (the training loop) -> tensor (bias-augmented interaction matrices) -> eigen
-(eigendecomposition in pixel space) -> charts (Altair figures), plus checkpoint (safetensors I/O).
-On top of those: explain (one input's output split per eigenvector), truncation (accuracy with
-only the top-k eigenvectors), digits (user drawings and uploads as MNIST digits) and grid (the
-precomputed checkpoints behind the instant sliders).
+(eigendecomposition in pixel space). Beside them: identity (model ids and the trained-model record),
+checkpoint (safetensors I/O), store (checkpoints at an fsspec URL), findings (every sentence about a model,
+computed), explain (one input's output split per eigenvector), truncation (accuracy with only the top-k
+eigenvectors), digits (drawings and uploads as MNIST digits), grid (the precomputed checkpoints), urlstate
+(what a link carries), board and lesson (the class board's rows and lesson mode's questions), reproduce (the CLI).
+Nothing here imports streamlit, altair or the app's other folders (tests/unit/test_layers.py).
 """

@@ -69,7 +69,7 @@ class BoardRow:
     model_id: str
     who: str  # a nickname, or PRECOMPUTED for the grid
     added: float | None  # time.time() when the server got it; None for the precomputed grid
-    origin: str  # "trained", "stopped" or "grid" (ui.registry.Origin)
+    origin: str  # "trained", "stopped" or "grid" (server.registry.Origin)
     config: Config  # the whole training Config
     epochs_done: int  # < config.epochs for a stopped run
     val_acc: float | None  # validation accuracy after the last epoch (None: no history)

@@ -2,7 +2,7 @@
 
 Each finding is a small record of numbers computed from one model (or a few), with a `sentences()`
 method that words exactly what those numbers say, so a sentence stays true for every setting and
-every target. Nothing here is written for one model: tests/test_findings.py renders every finding
+every target. Nothing here is written for one model: tests/unit/test_findings.py renders every finding
 for the 15 precomputed models and models with other targets and checks each sentence's claim.
 
 The three views behind the target findings (core.eigen):
@@ -22,6 +22,7 @@ from jaxtyping import UInt8
 from torch import Tensor
 
 from core.eigen import Eigen, cos_with_centered_target
+from core.truncation import smallest_k_within
 
 IS_TARGET = 0.8  # |cos| with the centred target at or above which we say an image "is the target"
 RESEMBLES = 0.5  # at or above this (and below IS_TARGET): "resembles the target"
@@ -288,9 +289,7 @@ class TruncationFinding:
 
 
 def truncation_finding(curves, tolerance: float) -> TruncationFinding:
-    """From core.truncation.TruncationCurves (duck-typed, to keep this module free of that import cycle)."""
-    from core.truncation import smallest_k_within
-
+    """From core.truncation.TruncationCurves."""
     return TruncationFinding(
         share_true=curves.share_true,
         largest_eigenvalue=curves.largest_true_minus_false,

@@ -1,6 +1,6 @@
 """A bounded store of trained checkpoints (safetensors bytes) by model id, at an fsspec URL.
 
-Why: the registry (ui.registry) lives in memory, so a restart or a sleep of the app forgets every
+Why: the registry (server.registry) lives in memory, so a restart or a sleep of the app forgets every
 model the class trained. Models written here survive it, and replicas behind sticky sessions can
 share one bucket: a model trained by one is found by the others (ids are deterministic, see
 core.urlstate). The store is a cache: an entry may vanish at any time, and `get` then says None.
@@ -12,7 +12,7 @@ the temporary directory if the home cache is not writable (see default_store_url
 directory survives a restart of the server process, not a new container: where a sleeping app
 wakes up on a fresh disk (Streamlit Community Cloud may), only a bucket keeps the models.
 
-Layout: one file `<id>.safetensors` per model under the root. Ids must match core.urlstate.MODEL_ID,
+Layout: one file `<id>.safetensors` per model under the root. Ids must match core.identity.MODEL_ID,
 so no key can name a path outside the root.
 
 LRU by bytes: after each write the least recently used entries are deleted until the total is at most
@@ -49,7 +49,7 @@ from fsspec.core import url_to_fs
 from fsspec.implementations.local import LocalFileSystem
 
 from core.checkpoint import MAX_BYTES
-from core.urlstate import MODEL_ID
+from core.identity import MODEL_ID
 
 ENV_VAR = "BILINEAR_LAB_MODEL_STORE"
 DEFAULT_MAX_BYTES = 2**30  # ~150 models of d_hidden=1024 (7 MB), thousands of the usual sizes

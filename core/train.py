@@ -9,7 +9,7 @@ Two noise samplers with the same law:
 - "fast" (default): the noise reaches the model only through the embedding,
   h = W_e (x + eps), and the gradient of W_e only through sum_n delta_n eps_n^T. Both are
   sampled exactly from their joint law with 64 draws per image plus 64 x 784 per batch;
-  see `NoisyEmbedding`. tests/test_noise_sampler.py checks the two laws agree.
+  see `NoisyEmbedding`. tests/unit/test_noise_sampler.py checks the two laws agree.
 
 The model is small, so the loop spends as much on bookkeeping as on arithmetic; it is written for
 that (bench/train_speed.py): one step's forward and backward passes by hand (`train_step`,
@@ -102,7 +102,7 @@ class NoisyEmbedding:
     i.e. it is distributed as N = S Z with S S^T = delta^T delta and Z ~ N(0, 1) of shape H x D.
     With Q^T = R^-T W this is sigma [ (delta^T xi - N W^T R^-1) R^-T W + N ]: only H x H solves
     and two H x D products. Every quantity the optimiser sees has exactly the law it has with
-    explicit noise (tests/test_noise_sampler.py). Only small Cholesky factorisations are used (in
+    explicit noise (tests/unit/test_noise_sampler.py). Only small Cholesky factorisations are used (in
     float64): they stay fast when the cores are busy, unlike QR or eigh. If W W^T is singular
     (e.g. H > D) eps is drawn explicitly.
 
@@ -204,7 +204,7 @@ def evaluate(
 class FlatAdamW:
     """torch.optim.AdamW's update (amsgrad off) on one flat tensor that holds every parameter.
 
-    The same arithmetic as torch's single-tensor AdamW (tests/test_train.py compares them), in a
+    The same arithmetic as torch's single-tensor AdamW (tests/unit/test_train.py compares them), in a
     handful of calls per step instead of a handful per parameter, and without the ~3 s import of
     torch._dynamo that torch's optimisers pay on first use in a fresh server.
     """
@@ -276,7 +276,7 @@ def train_step(
     """Mean cross-entropy and the number of right predictions on one batch; fills w.grad.
 
     The model's forward pass and its backward pass written out by the chain rule: the model is
-    small, so autograd's bookkeeping cost about as much as the arithmetic. tests/test_train.py
+    small, so autograd's bookkeeping cost about as much as the arithmetic. tests/unit/test_train.py
     checks these gradients against autograd's.
     """
     H = w.W_e.shape[0]

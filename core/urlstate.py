@@ -1,4 +1,4 @@
-"""What a shareable link carries: parsing and writing URL query values, and model ids.
+"""What a shareable link carries: parsing and writing URL query values.
 
 A teacher's link (e.g. `/eigenvectors?threshold=0.3&direction=true&model=3fa9c2e1b0d4`) opens
 the same view in a new session, and a reload keeps the student's model. Query values are
@@ -6,56 +6,24 @@ untrusted text, so every parameter has a parser that returns a valid value or ra
 ValueError with a user-facing reason; the app then keeps the default and says which parameter
 it ignored. Writing is the inverse: values equal to their default are left out of the URL.
 
-Model ids: a model trained from a Config is deterministic, so its id is a short hash of the
-Config (`config_id`): the same settings give the same id on every server. A stopped run or an
-uploaded file is not determined by its Config, so its id hashes its content (`content_id`) and
-carries a prefix that keeps it apart from the canonical ids.
+Model ids are core.identity's; a link only carries them.
 
 Pure Python (no torch, no streamlit): the entry file reads links before anything heavy loads.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from core.config import Config
+from core.identity import ID_HEX, MODEL_ID
 from core.text import literal
 
-ID_HEX = 12  # hex digits of a model id: 48 bits, no collision in any classroom
-MODEL_ID = re.compile(rf"^(?:[pu]-)?[0-9a-f]{{{ID_HEX}}}$")  # canonical, p- (partial run), u- (upload)
-PREFIXES = {"stopped": "p-", "uploaded": "u-"}
 # Streamlit's own parameters: never ours to check or drop.
 RESERVED = frozenset({"embed", "embed_options"})
-
-
-# --- model ids ---------------------------------------------------------------------------
-
-
-def short_hash(*parts: bytes) -> str:
-    """The first ID_HEX hex digits of SHA-256 over the parts (each length-prefixed)."""
-    digest = hashlib.sha256()
-    for part in parts:
-        digest.update(len(part).to_bytes(8, "little"))
-        digest.update(part)
-    return digest.hexdigest()[:ID_HEX]
-
-
-def config_id(config: Config) -> str:
-    """Id of the model a Config trains to (deterministic per Config): a hash of its fields."""
-    return short_hash(json.dumps(config.to_dict(), sort_keys=True).encode())
-
-
-def content_id(origin: str, *parts: bytes) -> str:
-    """Id of a model known only by its content (a stopped run, an upload): prefix + hash."""
-    if origin not in PREFIXES:
-        raise ValueError(f"content ids are for {sorted(PREFIXES)}, not {origin!r}")
-    return PREFIXES[origin] + short_hash(*parts)
 
 
 # --- parsers: text from the URL -> a valid value, or ValueError(reason) -------------------

@@ -1,6 +1,6 @@
 """Drive the real app: start `streamlit run` on a free port and a headless Debian chromium.
 
-Shared by tests/test_browser.py, tests/test_classroom.py and the bench/ scripts. Chromium is
+Shared by tests/browser/test_browser.py, tests/load/test_classroom.py and the bench/ scripts. Chromium is
 Debian's (/usr/bin/chromium, installed by `make test`); Playwright only drives it, it downloads
 nothing. The sync helpers serve one page; the `*_async` ones let one asyncio loop drive many
 browser contexts of a single chromium (a classroom). `server_rss` and `RssSampler` read the

@@ -18,8 +18,8 @@ from core.train import fit, new_model, train
 # directory: a model trained by an earlier run must not turn a training into a load.
 os.environ.setdefault("BILINEAR_LAB_MODEL_STORE", tempfile.mkdtemp(prefix="bilinear-lab-store-"))
 # `make test` runs two pytest processes side by side on 2 cores: a training thread at a lower priority
-# (ui.jobs.NICE) would wait for the other process's tests, which no real server has beside it.
-# tests/test_jobs.py checks the priority itself.
+# (server.jobs.NICE) would wait for the other process's tests, which no real server has beside it.
+# tests/unit/test_jobs.py checks the priority itself.
 os.environ.setdefault("BILINEAR_LAB_TRAINING_NICE", "0")
 
 
@@ -51,7 +51,7 @@ def running_job(mnist):
     followed by the session whose token is `token` (put both in an AppTest's session state)."""
 
     def make(config: Config, token: str = "student"):
-        from ui.jobs import TrainingJob  # imports the UI layer: only the app tests need it
+        from server.jobs import TrainingJob  # imports the UI layer: only the app tests need it
 
         splits = make_splits(mnist, config)
         job = TrainingJob(config, splits, {token})

@@ -1,6 +1,6 @@
 """The class board and the teacher's controls: every model of the room, live, and a passcode instead of accounts.
 
-The board gathers what the server holds (ui.registry: the models trained to the end, the stopped runs)
+The board gathers what the server holds (server.registry: the models trained to the end, the stopped runs)
 and the 15 precomputed checkpoints as a backdrop into core.board rows, each with its top eigenvector,
 decomposed once per model for the whole server (ui.resources.board_top). The board page draws
 `snapshot()` and calls `watch(snapshot.key)`: a fragment that wakes every REFRESH_SECONDS, compares three
@@ -12,7 +12,7 @@ Teacher controls without accounts: a passcode from st.secrets["teacher_passcode"
 variable BILINEAR_LAB_TEACHER_PASSCODE (neither set: no controls). A session that types it (compared by
 hmac.compare_digest; a wrong one waits WRONG_PASSCODE_DELAY) keeps a digest of it in st.session_state,
 never the passcode; every control's callback checks that digest against the current passcode before it
-changes the room (ui.classroom), so a control reached without the passcode changes nothing.
+changes the room (server.classroom), so a control reached without the passcode changes nothing.
 
 torch loads (through ui.resources) only when a function needs a model: Home calls `pinned_card` before
 its text is on screen, and with nothing pinned that reads one number.
@@ -31,14 +31,18 @@ from typing import TYPE_CHECKING
 import streamlit as st
 
 from core.board import PRECOMPUTED, BoardRow, board_row, caption, describe, label, nickname
-from ui.classroom import ClassRoom, RoomState, passcode_digest, passcode_matches
+from core.grid import grid_points
+from render import figures
+from server.classroom import ClassRoom, RoomState, passcode_digest, passcode_matches
+from server.registry import newest_first
+from ui import models, resources, widgets
 from ui.state import notify
 
 if TYPE_CHECKING:
     from torch import Tensor
 
-    from ui.figures import Figure
-    from ui.registry import Listed, TrainedModel
+    from core.identity import TrainedModel
+    from server.registry import Listed
 
 log = logging.getLogger("bilinear_eigen_lab")
 REFRESH_SECONDS = 2.0  # how often a board looks for new models (the goal: on every board within 5 s)
@@ -47,7 +51,7 @@ WRONG_PASSCODE_DELAY = 1.0  # seconds a wrong passcode waits: guessing costs tim
 PASSCODE_SECRET = "teacher_passcode"  # a root-level key of the app's secrets
 PASSCODE_ENV = "BILINEAR_LAB_TEACHER_PASSCODE"
 PASSCODE_WIDGET = "teacher_passcode"  # the password input; emptied as soon as it is read
-TEACHER_KEY = "_teacher"  # not a widget: ui.classroom.passcode_digest of the passcode this session unlocked with
+TEACHER_KEY = "_teacher"  # not a widget: server.classroom.passcode_digest of the passcode this session unlocked with
 PIN_CHOICE = "teacher_pin_choice"  # the teacher's choice of the model to pin
 BOARD_ORIGINS = ("trained", "stopped")  # what the class trained here (not the shipped, grid or uploaded models)
 
@@ -104,7 +108,6 @@ def who(trained: TrainedModel) -> str:
 
 def entry(trained: TrainedModel, added: float | None) -> Entry:
     """A model's board entry; its eigendecomposition is computed once per model id for the server."""
-    from ui import resources
 
     top = resources.board_top(trained.model_id, trained)
     row = board_row(
@@ -115,8 +118,6 @@ def entry(trained: TrainedModel, added: float | None) -> Entry:
 
 def _listed() -> list[Listed]:
     """The models the class trained that the server holds now, newest first (each id once)."""
-    from ui import resources
-    from ui.registry import newest_first
 
     both = [*resources.registry().models(BOARD_ORIGINS), *resources.slots().models(BOARD_ORIGINS)]
     unique = {e.trained.model_id: e for e in both}
@@ -126,15 +127,12 @@ def _listed() -> list[Listed]:
 def _backdrop() -> list[TrainedModel]:
     """The precomputed grid (read once per server). Taken from its own cache, not the registry: adding
     them there could push the class's models out of it (and bump its revision on every board)."""
-    from core.grid import grid_points
-    from ui import resources
 
     return [m for t, wd in grid_points() if (m := resources.grid_model(t, wd)) is not None]
 
 
 def revision(room: RoomState | None = None) -> tuple[int, int, int]:
     """What a board depends on, as three numbers that change whenever it must be redrawn."""
-    from ui import resources
 
     room = room or classroom().state()
     return resources.registry().revision, resources.slots().revision, room.revision
@@ -172,9 +170,8 @@ def timezone() -> str | None:
         return None
 
 
-def thumbnail(shown: Entry, tz: str | None, scale: int = 4) -> Figure:
+def thumbnail(shown: Entry, tz: str | None, scale: int = 4) -> figures.Figure:
     """A model's top eigenvector as a figure: its caption says whose and |cos|, its alt text everything."""
-    from ui import figures, widgets
 
     return figures.pixels(
         shown.image,
@@ -188,7 +185,6 @@ def thumbnail(shown: Entry, tz: str | None, scale: int = 4) -> Figure:
 
 def use(model_id: str) -> None:
     """The "Use this model" buttons (board, Home): make that model this student's active model, on every page."""
-    from ui import models, resources
 
     trained = resources.find_model(model_id)
     if trained is None:
@@ -261,7 +257,6 @@ def pin(model_id: str | None = None) -> None:
     """Pin a model (default: the one chosen in PIN_CHOICE) on every student's Home page."""
     if not _teacher_only("pin a model for the class"):
         return
-    from ui import resources
 
     model_id = model_id or st.session_state.get(PIN_CHOICE)
     if not model_id or resources.find_model(model_id) is None:
@@ -308,7 +303,6 @@ def watch_pin(drawn: str | None) -> None:
 
 def pinned_entry(model_id: str) -> Entry | None:
     """The pinned model's entry (also after the board was cleared), if the server still has it."""
-    from ui import resources
 
     trained = resources.find_model(model_id)
     if trained is None:
@@ -323,7 +317,6 @@ def pinned_card(key: str = "home_use_pinned") -> None:
     watch_pin(pinned)
     if pinned is None:
         return
-    from ui import models, widgets
 
     shown = pinned_entry(pinned)
     with st.container(border=True):

@@ -44,7 +44,7 @@ def reveal(step_id: str, right: int) -> None:
     if chosen is None:  # the button is disabled without a choice; a forged click changes nothing
         return
     st.session_state[PROGRESS_KEY] = ordered({**picks(), step_id: chosen})
-    from ui import board, models
+    from ui import board, models  # altair and pandas load with them: the entry file imports this module
 
     board.classroom().vote(Vote(models.session_token(), step_id, chosen, right))
 

@@ -20,13 +20,13 @@ import streamlit as st
 from core.config import MAX_D_HIDDEN, N_TEST_MNIST, N_TRAIN_MNIST, Config
 from core.directions import DIRECTIONS, VIEWS
 from core.grid import GRID_THRESHOLDS, GRID_WEIGHT_DECAYS
+from core.identity import config_id
 from core.lesson import format_progress, parse_progress
 from core.urlstate import (
     RESERVED,
     Param,
     boolean,
     choice,
-    config_id,
     fmt_bool,
     fmt_choice,
     fmt_number,
@@ -93,7 +93,7 @@ def restore() -> None:
         state.notify("warning", problem)
     if requested is None and training is None and not any(key in parsed.values for key in GRID_KEYS):
         return
-    from ui import models  # torch loads only when a link names a model
+    from ui import models  # altair and pandas load with it: only when a link names a model
 
     if training is not None and models.reattach(training):
         return  # the run (or the model it became) wins over the model the link showed meanwhile

@@ -1,7 +1,7 @@
 """The student's active model, and the training job that may replace it (st.session_state).
 
 The active model starts as the shipped checkpoint, so the Tensor and Eigenvectors pages work at
-once. Pressing Train hands the Config to the server's training pool (ui.jobs): the run belongs to
+once. Pressing Train hands the Config to the server's training pool (server.jobs): the run belongs to
 the server, so the student can look at other pages (the sidebar shows its progress) or reload
 (the URL's `training=<id>` reattaches) while it trains; `settle`, called on every script run, makes
 its model active when it ends. Every active model has an id (ui.resources) that ui.links puts in
@@ -20,12 +20,12 @@ import streamlit as st
 from core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from core.config import Config
 from core.grid import grid_config, is_on_grid
+from core.identity import TrainedModel, config_id
 from core.text import literal
 from core.train import EpochMetrics
-from core.urlstate import config_id
-from ui import figures, resources
-from ui.jobs import TrainingJob, estimate_seconds
-from ui.registry import TrainedModel
+from render import figures
+from server.jobs import TrainingJob, estimate_seconds
+from ui import resources
 from ui.state import JOB_KEY, TOKEN_KEY, Unavailable, config_from_widgets, notify, training_widgets
 
 log = logging.getLogger("bilinear_eigen_lab")
@@ -131,7 +131,7 @@ def retrain_offer() -> Config | None:
 
 
 def retrain() -> None:
-    """The sidebar's Retrain button: train the gone model's settings again (ui.jobs)."""
+    """The sidebar's Retrain button: train the gone model's settings again (server.jobs)."""
     config = retrain_offer()
     st.session_state.pop(MISSING_KEY, None)
     if config is not None:
@@ -355,7 +355,7 @@ def describe_existing(existing: TrainedModel) -> str:
 
 def file_stem(trained: TrainedModel) -> str:
     """A download's file name (without extension) that says what the model was trained with: a run
-    stopped after 4 of 40 epochs says 4ep (the figures' downloads use the same, ui.figures.file_stem)."""
+    stopped after 4 of 40 epochs says 4ep (the figures' downloads use the same, render.figures.file_stem)."""
     return figures.file_stem(trained.config, trained.epochs_done)
 
 

@@ -2,7 +2,7 @@
 
 st.cache_resource hands every caller the *same* object, so whatever these functions return is
 read-only: never train, modify or move a model obtained here (train a fresh one instead). The
-model stores themselves are ui.registry; the caches here are what a page asks for by model id.
+model stores themselves are server.registry; the caches here are what a page asks for by model id.
 """
 
 from __future__ import annotations
@@ -22,15 +22,15 @@ from core.data import MNIST, MNISTError, load_mnist
 from core.eigen import Eigen, TopEigenvector, View, decompose, top_eigenvector
 from core.explain import misclassified_indices
 from core.grid import grid_checkpoint, grid_config, grid_points, is_on_grid, load_index
+from core.identity import TrainedModel, config_id
 from core.labels import Splits, TargetSimilarities, labels_for, make_splits, target_similarities
 from core.store import ModelStore, default_store_url
 from core.tensor import Direction
 from core.train import train
 from core.truncation import TruncationCurves, truncation_curves
-from core.urlstate import config_id
-from ui.figures import ExportCache, Figure, heatmap_png
-from ui.jobs import NICE, TrainingPool
-from ui.registry import ModelRegistry, ModelSlots, TrainedModel
+from render.figures import ExportCache, Figure, heatmap_png
+from server.jobs import NICE, TrainingPool
+from server.registry import ModelRegistry, ModelSlots
 from ui.state import Unavailable
 
 SEED_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "seed-default.safetensors"
@@ -221,12 +221,12 @@ def board_top(model_id: str, _trained: TrainedModel) -> TopEigenvector:
 
 @st.cache_resource(max_entries=64, show_spinner=False)
 def heatmap(model_id: str, name: str, scale: int, _figure: Figure) -> bytes:
-    """ui.figures.heatmap_png of a model's matrix figure (`name`, as W_l_augmented or B_true, names the
+    """render.figures.heatmap_png of a model's matrix figure (`name`, as W_l_augmented or B_true, names the
     matrix of that model), drawn once for the whole server: a rerun or another student sends the same bytes."""
     return heatmap_png(_figure, scale)
 
 
 @st.cache_resource
 def figure_exports() -> ExportCache:
-    """The server's PNG/SVG exports of figures (ui.figures), the last few shared by every session."""
+    """The server's PNG/SVG exports of figures (render.figures), the last few shared by every session."""
     return ExportCache()

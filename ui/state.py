@@ -2,8 +2,7 @@
 
 Widget keys are the Config field names, so a Config is built straight from the widgets, and their
 defaults come from Config() (the seed notebook's settings). The entry file calls `init()` on every
-run: it fills missing keys once and, when the training job the student follows has ended, makes
-its model the student's model. Widgets are created with persist_state="session", so a setting
+run: it fills missing keys once. Widgets are created with persist_state="session", so a setting
 made on one page is still there after visiting the others.
 """
 
@@ -58,7 +57,7 @@ LR_OPTIONS = (1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 4e-3, 5e-3, 1e-2, 3e-2, 0.1, 0.3, 1.
 MAX_EPOCHS = 1000
 TOP_K_MAX = 8  # Eigenvectors page: eigenvectors shown at each end of the spectrum
 EIGEN_TABS = {"eigenvectors": "Eigenvectors", "compare": "Compare weight decays"}  # URL word -> tab label
-JOB_KEY = "training_job"  # not a widget: the ui.jobs.TrainingJob this session follows while it trains
+JOB_KEY = "training_job"  # not a widget: the server.jobs.TrainingJob this session follows while it trains
 TOKEN_KEY = "_session_token"  # not a widget: this session's anonymous id in the training pool
 
 Kind = Literal["success", "info", "warning", "error"]
@@ -76,10 +75,6 @@ def init() -> None:
     """Run at the start of every script run, before the page."""
     for key, value in WIDGET_DEFAULTS.items():
         st.session_state.setdefault(key, value)
-    if JOB_KEY in st.session_state:  # a training job this session follows may have ended meanwhile
-        from ui import models  # torch loads only for a session that trains
-
-        models.settle()
 
 
 def apply(values: dict[str, Any]) -> None:

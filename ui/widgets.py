@@ -19,7 +19,7 @@ from core.directions import DIRECTIONS, VIEWS
 from ui import state
 
 if TYPE_CHECKING:
-    from ui.figures import Figure
+    from render.figures import Figure
 
 
 def page_intro(title: str, icon: str, what_and_why: str, formula: str | None = None) -> None:
@@ -57,7 +57,7 @@ def model_badge(note: str = "", needs_model: bool = True) -> None:
     Without any model (ui.models.NoModel), a page that needs one stops here (the entry file shows
     the message instead of the page); the others (Home, Label, Train) show the message and go on.
     """
-    from ui.models import NoModel, active  # imported here, not at the top: torch loads after the page's text
+    from ui.models import NoModel, active  # ui.models loads altair and pandas: after the page's text (cold start)
 
     try:
         trained = active()
@@ -80,7 +80,7 @@ def model_badge(note: str = "", needs_model: bool = True) -> None:
 @st.fragment(run_every=1.0)
 def training_badge() -> None:
     """The sidebar's progress of the student's training run, on the other pages; reruns the app when it ends."""
-    from ui import models
+    from ui import models  # altair and pandas: see `model_badge`
 
     job = models.followed()
     if job is None or models.settle():
@@ -94,7 +94,7 @@ def training_badge() -> None:
 def model_sidebar(badge: bool = True) -> None:
     """The sidebar's "Your model" section, on every page: download the active model, load one back,
     and (`badge`, on pages other than Train) the progress of the student's training run."""
-    from ui import models  # after the page: torch is loaded by now
+    from ui import models  # altair and pandas: see `model_badge`
 
     trained = models.current()  # None: no model yet (the shipped checkpoint is missing on this server)
     with st.sidebar:
@@ -176,7 +176,7 @@ def code_expander(*functions: Callable[..., Any]) -> None:
 
 
 def image_row(figures: Sequence[Figure], width: int = 84, key: str | None = None) -> None:
-    """Small images side by side (pixel figures from ui.figures), each with its caption (the figure's
+    """Small images side by side (pixel figures from render.figures), each with its caption (the figure's
     title) and a text alternative that says what it shows, with the numbers, for a screen reader (its
     description); then, with a `key`, one popover to download them."""
     # PNG everywhere: JPEG (Streamlit's "auto" for RGB) smears the edges of upscaled 28×28 pixels
@@ -199,8 +199,8 @@ def image(figure: Figure, width: int) -> None:
 def altair(chart: Any, width: Any = "stretch") -> None:
     """An Altair chart as drawn (projector mode too), sent as its Vega-Lite spec without Altair's JSON-schema
     validation: st.altair_chart validates on every run, 20-40 ms a layered chart on this machine, a third of
-    the Eigenvectors page's script for its two spectra. tests/test_charts.py validates every chart instead.
-    The spec is made once per chart object (`_spec_parts`; ui.charts' builders hand out the same chart for
+    the Eigenvectors page's script for its two spectra. tests/unit/test_charts.py validates every chart instead.
+    The spec is made once per chart object (`_spec_parts`; render.charts' builders hand out the same chart for
     the same data) and parsed afresh each time, as st.vega_lite_chart changes the dict it is given."""
     text, datasets = _spec_parts(chart, bool(st.session_state.get("projector")))
     spec = json.loads(text)
@@ -224,7 +224,7 @@ def _spec_parts(chart: Any, projector: bool) -> SpecParts:
         if kept is not None and kept[0] is chart:
             _SPECS.move_to_end(key)
             return kept[1]
-    from ui import charts  # altair: only once a chart is drawn
+    from render import charts  # altair: only once a chart is drawn
 
     known = None if projector else charts.known_spec(chart)
     spec = dict(known) if known is not None else (_projected(chart) if projector else chart).to_dict(validate=False)
@@ -263,7 +263,7 @@ def chart(figure: Figure, key: str, width: Any = "stretch") -> None:
 
 
 def heatmap(figure: Figure, model_id: str, key: str, interactive: Any = None) -> None:
-    """A heatmap of the model `model_id` (a matrix, ui.figures.matrix, or a 28×28 pixel figure), with a colour
+    """A heatmap of the model `model_id` (a matrix, render.figures.matrix, or a 28×28 pixel figure), with a colour
     bar, and its "Download" popover under it.
 
     An image by default, drawn once per model (ui.resources.heatmap) and shown at its own size, so Streamlit
@@ -271,7 +271,7 @@ def heatmap(figure: Figure, model_id: str, key: str, interactive: Any = None) ->
     that the browser lays out and paints on every page switch. `interactive`, an Altair chart: that hoverable
     chart instead, for a student who asked for values under the mouse.
     """
-    from ui import resources
+    from ui import resources  # altair and pandas: see `model_badge`
 
     if interactive is not None:
         altair(interactive, "content")
@@ -284,7 +284,7 @@ def heatmap(figure: Figure, model_id: str, key: str, interactive: Any = None) ->
 
 def downloads(key: str, figures: Sequence[Figure]) -> None:
     """A small "Download" popover offering each figure as PNG and as SVG, for a teacher's slides; each
-    file carries a caption of the model's settings (ui.figures) and its name says what it shows.
+    file carries a caption of the model's settings (render.figures) and its name says what it shows.
 
     Nothing is rendered on a page's run. The popover's buttons exist only while it is open (opening it
     reruns the page, `on_change="rerun"`), and each button's `data` is a callable that Streamlit calls
@@ -292,8 +292,8 @@ def downloads(key: str, figures: Sequence[Figure]) -> None:
     (ui.resources.figure_exports), so a class downloading one figure renders it once. Widget keys:
     `download_<key>` (the popover), `download_<key>_<i>_<png|svg>` (the i-th figure's buttons).
     """
+    from render.figures import MIME  # altair: see `model_badge`
     from ui import resources
-    from ui.figures import MIME
 
     if not figures:
         return
@@ -419,7 +419,7 @@ pre { white-space: pre-wrap !important; overflow: visible !important; overflow-w
 [data-testid="stImage"] img[style*="px"] { image-rendering: pixelated; }
 """
 # The last rule: an image given a width in pixels is a 28×28 pixel figure sent at one PNG pixel per MNIST pixel
-# (ui.figures.Figure.screen_png), which the browser scales up with nearest neighbours, as ui.charts would. A
+# (render.figures.Figure.screen_png), which the browser scales up with nearest neighbours, as render.charts would. A
 # heatmap is shown at its own size (`width="content"`, a width in %), so the rule leaves it alone.
 # Projector mode: larger type everywhere (Streamlit sizes text in rem), for the back row.
 PROJECTOR_STYLE = """
@@ -459,7 +459,7 @@ def cells(n: int) -> list[Any]:
 
 @st.cache_data(max_entries=256, show_spinner=False)
 def _live_curve_spec(history: tuple[Any, ...], metric: str, projector: bool) -> dict[str, Any]:
-    from ui import charts  # altair: only once a run is drawn
+    from render import charts  # altair: only once a run is drawn
 
     chart = charts.training_curve(history, metric)
     return (_projected(chart) if projector else chart).to_dict(validate=False)  # see `altair`

@@ -1,0 +1,409 @@
+"""Trainings owned by the server, not by a page: a bounded pool that trains each Config once.
+
+A student's Train press submits a job. The job belongs to the server, so leaving the Train page or
+reloading does not stop it: the sessions *follow* it (a Train page, a sidebar badge) and take its
+model when it ends. A second student who asks for exactly the same settings follows the same job
+(training is deterministic per Config). Stop detaches one follower, who keeps the model as it was
+at the end of the last finished epoch; the job itself stops only when no follower is left.
+
+At most `workers` jobs train at once (default: one per core); the rest wait in order, each with
+its position and an estimated start, and a queued job can be stopped. The worker threads lower
+their own CPU priority (Linux `nice`, by NICE; inherited by torch's threads they start), so page
+scripts, which a student waits for, run first on a busy server.
+
+A training runs on one intra-op thread, except while it is the only job in flight and more threads
+are measured to be faster (`ThreadChoice`): then a teacher's demo or a lone student gets every core
+(the quick preset took a median 4.4 s on two threads here, 5.0 s on one). More threads only pay on
+idle cores: beside busy page scripts or another process, each parallel region waits for a descheduled
+thread, and the same training took up to 27 s instead of 5 s. So a lone training times a few batches
+each way, keeps the faster, and measures again every so often; beside another job it uses one thread
+from its next batch on.
+
+No Streamlit here: ui.models connects sessions to jobs, tests drive the pool directly.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import copy
+import logging
+import math
+import os
+import statistics
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Literal
+
+import torch
+
+from core.config import Config
+from core.identity import TrainedModel
+from core.labels import Splits
+from core.model import BilinearMLP
+from core.train import EpochMetrics, TrainingDiverged, new_model
+
+log = logging.getLogger("bilinear_eigen_lab")
+JobState = Literal["queued", "running", "finished", "stopped", "failed"]
+Trainer = Callable[[BilinearMLP, Splits, Config, Callable[[], bool]], Iterator[EpochMetrics]]
+# Training threads' CPU priority relative to the page scripts (0 = equal, 19 = lowest). At 5 a training
+# competing with a busy page script for one core gets about a quarter of it (Linux CFS weights 335 vs
+# 1024); at 10 only a tenth, which starved trainings 10-fold beside another busy process on 2 cores.
+NICE = 5
+# Seconds per training image per epoch at d_hidden 64, on one core of this 2-core AMD EPYC (quick
+# preset: 60,000 images x 8 epochs in about 5.2 s); replaced by what this server measures.
+DEFAULT_SECONDS_PER_IMAGE_EPOCH = 1.08e-5
+
+
+class TrainingJob:
+    """One Config being trained (or waiting to be) for the sessions that follow it."""
+
+    def __init__(self, config: Config, splits: Splits, followers: set[str], trained_by: str = "") -> None:
+        self.config, self.splits = config, splits
+        self.followers = followers  # session tokens; guarded by the pool's lock
+        # the session that submitted it (the class board's nickname): given, or the only first follower
+        self.trained_by = trained_by or (next(iter(followers)) if len(followers) == 1 else "")
+        self.state: JobState = "queued"
+        self.history: tuple[EpochMetrics, ...] = ()  # replaced (never mutated) after every epoch
+        self.result: TrainedModel | None = None  # when finished: the server's model for this Config
+        self.error = ""  # when failed: why, for the student
+        self.stop_requested = threading.Event()
+        self.done = threading.Event()  # set once the job is finished, stopped or failed
+        self.queued_at, self.started_at = time.monotonic(), 0.0
+        self._snapshot: tuple[dict[str, torch.Tensor], tuple[EpochMetrics, ...]] | None = None
+        self._lock = threading.Lock()
+
+    def record(self, model: BilinearMLP, metrics: EpochMetrics) -> None:
+        """An epoch finished: keep its weights and history (what a Stop hands out)."""
+        weights = {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
+        with self._lock:
+            self.history = (*self.history, metrics)
+            self._snapshot = (weights, self.history)
+
+    def model_so_far(self, trained_by: str = "") -> TrainedModel | None:
+        """The model at the end of the last finished epoch (a fresh copy), or None before the first;
+        credited to `trained_by` (the student who stopped it), else to the job's submitter."""
+        with self._lock:
+            snapshot = self._snapshot
+        if snapshot is None:
+            return None
+        weights, history = snapshot
+        model = new_model(self.config)
+        model.load_state_dict(copy.deepcopy(weights))
+        origin = "trained" if len(history) == self.config.epochs else "stopped"
+        return TrainedModel(model, self.config, history, origin, trained_by=trained_by or self.trained_by)
+
+    def seconds_left(self, seconds_per_image_epoch: float) -> float:
+        """Estimated training time still to go (the whole run while queued)."""
+        if self.history:
+            last = self.history[-1]
+            return last.seconds / last.epoch * (last.epochs - last.epoch)
+        return estimate_seconds(self.config, seconds_per_image_epoch)
+
+
+def estimate_seconds(config: Config, seconds_per_image_epoch: float) -> float:
+    """Training time of `config` alone, from a measured rate (the cost grows with images and width)."""
+    images = config.n_train or 60_000
+    return seconds_per_image_epoch * images * config.epochs * max(1.0, config.d_hidden / 64)
+
+
+def idle_cores_meter() -> Callable[[], float] | None:
+    """A meter of the machine's idle cores (Linux /proc/stat), or None where there is none: each call
+    returns the average number of idle cores since the previous call (0 before any time has passed)."""
+
+    def ticks() -> tuple[int, int]:
+        with open("/proc/stat", "rb") as f:
+            values = [int(v) for v in f.readline().split()[1:]]  # user nice system idle iowait irq softirq steal...
+        return values[3] + values[4], sum(values[:8])
+
+    try:
+        last = ticks()
+    except (OSError, ValueError, IndexError):
+        return None
+    cores = os.cpu_count() or 1
+
+    def idle_cores() -> float:
+        nonlocal last
+        now = ticks()
+        idle, total = now[0] - last[0], now[1] - last[1]
+        last = now
+        return cores * idle / total if total > 0 else 0.0
+
+    return idle_cores
+
+
+SLOW_BATCH = 4  # a batch on more threads this many times slower than on one: the cores are busy
+
+
+class ThreadChoice:
+    """How many intra-op threads a lone training's next batch uses: `many` only where it is measured
+    to be faster, which it is only on idle cores.
+
+    `next` is called before every batch (`skip` when more than a batch ran since, e.g. an epoch's
+    evaluation). A lone stretch starts with `first` batches on `one` thread.
+    Then, if the machine had an idle core meanwhile (`idle`, e.g. idle_cores_meter(); without one,
+    timing alone decides), it runs `probe` batches on `one` thread and `probe` on `many` and keeps
+    the count whose median batch time was lower for `period` batches, then decides again. On `many`
+    it keeps timing and goes back to one thread as soon as a batch takes SLOW_BATCH times as long as
+    one thread did, or the median of its last `probe` batches is slower (load came: on 2 busy cores a
+    batch on two threads took 40 times as long, each parallel region waiting for a descheduled thread;
+    an idle machine's odd batch took 2 times as long). Each time one thread wins, the wait before the
+    next decision doubles. Not alone: `one`.
+    """
+
+    def __init__(
+        self,
+        many: int,
+        one: int = 1,
+        probe: int = 3,
+        period: int = 48,
+        first: int = 16,
+        clock: Callable[[], float] = time.perf_counter,
+        idle: Callable[[], float] | None = None,
+    ) -> None:
+        self.many, self.one, self.probe, self.period, self.first = many, one, probe, period, first
+        self.clock, self.idle = clock, idle
+        self._plan: list[int] = []  # the counts the probe still has to run
+        self._times: dict[int, list[float]] | None = None  # the probe's batch seconds by count, while probing
+        self._recent: list[float] = []  # batch seconds on `many` since the probe
+        self._settled, self._left, self._wait = one, first, period  # the kept count, for _left more batches
+        self._one_seconds = math.inf  # a batch on one thread, as the last probe measured it
+        self._last: tuple[float, int] | None = None  # the previous batch's start and count
+        self._alone = False
+
+    def next(self, alone: bool) -> int:
+        now = self.clock()
+        if self._last is not None:
+            self._observe(self._last[1], now - self._last[0])
+            self._last = None
+        if not alone or self.many <= self.one:
+            self._plan, self._times, self._recent, self._alone = [], None, [], False
+            self._settled, self._left = self.one, self.first  # a lone stretch starts on one thread
+            return self.one
+        if not self._alone:
+            self._alone = True
+            if self.idle is not None:
+                self.idle()  # the meter's window starts here
+        if self._times is None and self._left <= 0:
+            if self._settled == self.many or self.idle is None or self.idle() >= 0.7 * (self.many - self.one):
+                self._plan, self._times = [self.one] * self.probe + [self.many] * self.probe, {}
+            else:
+                self._settle(self.one)  # no idle core to give the other threads
+        if self._plan:
+            count = self._plan.pop(0)
+        else:
+            if self._times is not None:
+                self._decide(self._times)
+            self._left -= 1
+            count = self._settled
+        self._last = (now, count)
+        return count
+
+    def skip(self) -> None:
+        """Not one batch ran since the last `next`: leave that interval out."""
+        self._last = None
+
+    def _observe(self, count: int, seconds: float) -> None:
+        if self._times is not None:
+            self._times.setdefault(count, []).append(seconds)
+            if count == self.many and seconds > SLOW_BATCH * statistics.median(self._times.get(self.one, [math.inf])):
+                self._plan = []  # far slower already: the probe ends here
+        elif count == self.many:
+            self._recent.append(seconds)
+            if seconds > SLOW_BATCH * self._one_seconds or (
+                len(self._recent) >= self.probe and statistics.median(self._recent[-self.probe :]) > self._one_seconds
+            ):
+                self._settle(self.one)  # slower than one thread: the machine got busy
+
+    def _decide(self, times: dict[int, list[float]]) -> None:
+        self._one_seconds = statistics.median(times.get(self.one, [math.inf]))
+        many = statistics.median(times.get(self.many, [math.inf]))
+        self._times = None
+        self._settle(self.many if many < self._one_seconds else self.one)
+
+    def _settle(self, count: int) -> None:
+        self._settled, self._recent = count, []
+        self._wait = self.period if count == self.many else 2 * self._wait
+        self._left = self._wait
+        if self.idle is not None and count == self.one:
+            self.idle()  # the next decision looks at the cores while this one-thread stretch runs
+
+
+def _use_threads(n: int, default: int) -> None:
+    """This thread's torch intra-op threads become n; threads that start later keep `default`.
+
+    torch.set_num_threads sets the calling thread's count (OpenMP's and MKL's are per thread) and
+    also the count a thread takes when it first runs a torch op; a short-lived thread sets the latter
+    back, so the page scripts that start meanwhile stay on `default`.
+    """
+    torch.get_num_threads()  # a thread's first call takes the default: it would undo a count set before it
+    torch.set_num_threads(n)
+    if n != default:
+        reset = threading.Thread(target=torch.set_num_threads, args=(default,), name="torch-threads-default")
+        reset.start()
+        reset.join()
+
+
+def _lower_priority(nice: int) -> None:
+    """Make this thread (and the threads it starts) yield the CPU to the page scripts (Linux)."""
+    with contextlib.suppress(AttributeError, OSError):  # not Linux, or not allowed: run at normal priority
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+
+
+class TrainingPool:
+    """Jobs by Config, at most `workers` training at once, the others queued in order."""
+
+    def __init__(
+        self,
+        trainer: Trainer,
+        publish: Callable[[TrainedModel], TrainedModel],
+        workers: int | None = None,
+        nice: int = NICE,
+        threads_alone: int | None = None,
+        thread_choice: Callable[[int, int], ThreadChoice] | None = None,
+    ) -> None:
+        self._trainer, self._publish = trainer, publish  # publish: e.g. the registry's add
+        self.workers = max(1, workers or os.cpu_count() or 1)
+        self._nice = nice
+        # intra-op threads of a training: `threads_alone` while it is the only job in flight, else the
+        # server's default (the app sets 1, streamlit_app.THREADS)
+        self._threads_default = torch.get_num_threads()
+        self.threads_alone = max(1, threads_alone or os.cpu_count() or 1)
+        self._thread_choice = thread_choice or (lambda many, one: ThreadChoice(many, one, idle=idle_cores_meter()))
+        self._lock = threading.Condition()
+        self._jobs: dict[Config, TrainingJob] = {}  # queued or running
+        self._queue: collections.deque[TrainingJob] = collections.deque()
+        self._threads: list[threading.Thread] = []
+        self.seconds_per_image_epoch = DEFAULT_SECONDS_PER_IMAGE_EPOCH
+
+    # --- what sessions call -----------------------------------------------------------------
+
+    def submit(self, config: Config, splits: Splits, follower: str) -> TrainingJob:
+        """Train `config` for `follower`; joins the job already queued or running for it, if any."""
+        with self._lock:
+            job = self._jobs.get(config)
+            if job is not None and not job.stop_requested.is_set():  # a stopping job cannot be joined
+                job.followers.add(follower)
+                return job
+            job = TrainingJob(config, splits, {follower}, trained_by=follower)
+            self._jobs[config] = job
+            self._queue.append(job)
+            if len(self._threads) < self.workers:
+                thread = threading.Thread(target=self._work, name=f"training-{len(self._threads)}", daemon=True)
+                self._threads.append(thread)
+                thread.start()
+            self._lock.notify()
+            return job
+
+    def find(self, config: Config) -> TrainingJob | None:
+        """The job queued or running for `config`, if any."""
+        with self._lock:
+            return self._jobs.get(config)
+
+    def in_flight(self) -> list[TrainingJob]:
+        """The jobs queued or running, oldest first."""
+        with self._lock:
+            return list(self._jobs.values())
+
+    def follow(self, job: TrainingJob, follower: str) -> bool:
+        """Attach `follower` to a job still in flight (a reload reattaches); False if it has ended."""
+        with self._lock:
+            if job.stop_requested.is_set() or self._jobs.get(job.config) is not job:
+                return False
+            job.followers.add(follower)
+            return True
+
+    def leave(self, job: TrainingJob, follower: str) -> None:
+        """`follower` stops following; the job stops (or leaves the queue) when nobody follows it."""
+        with self._lock:
+            job.followers.discard(follower)
+            if job.followers or job.done.is_set():
+                return
+            job.stop_requested.set()
+            if job in self._queue:  # never started: it ends here
+                self._queue.remove(job)
+                self._end(job, "stopped")
+
+    def position(self, job: TrainingJob) -> int:
+        """1 for the next job to start, 2 after it...; 0 when not queued."""
+        with self._lock:
+            return next((i for i, queued in enumerate(self._queue, 1) if queued is job), 0)
+
+    def seconds_to_start(self, job: TrainingJob) -> float:
+        """Estimated wait before a queued job starts: the work ahead of it shared by the workers."""
+        with self._lock:
+            running = [j for j in self._jobs.values() if j.state == "running"]
+            ahead = list(self._queue)[: max(0, list(self._queue).index(job))] if job in self._queue else None
+            rate = self.seconds_per_image_epoch
+        if ahead is None:
+            return 0.0
+        # Greedy list scheduling: each job starts on the worker that frees up first.
+        free_at = sorted(j.seconds_left(rate) for j in running) + [0.0] * (self.workers - len(running))
+        for queued in ahead:
+            free_at.sort()
+            free_at[0] += queued.seconds_left(rate)
+        return min(free_at)
+
+    def status(self) -> tuple[int, int]:
+        """(running, queued) jobs on this server."""
+        with self._lock:
+            return sum(j.state == "running" for j in self._jobs.values()), len(self._queue)
+
+    # --- the worker threads -----------------------------------------------------------------
+
+    def _end(self, job: TrainingJob, state: JobState) -> None:
+        """Under the lock: the job is over; the next session asking for its Config starts afresh."""
+        job.state = state
+        if self._jobs.get(job.config) is job:
+            del self._jobs[job.config]
+        job.done.set()
+
+    def _work(self) -> None:
+        _lower_priority(self._nice)
+        while True:
+            with self._lock:
+                while not self._queue:
+                    self._lock.wait()
+                job = self._queue.popleft()
+                job.state, job.started_at = "running", time.monotonic()
+            state = self._train(job)
+            with self._lock:
+                self._end(job, state)
+
+    def _alone(self, job: TrainingJob) -> bool:
+        """Nothing but `job` is running or queued."""
+        with self._lock:
+            return len(self._jobs) == 1 and self._jobs.get(job.config) is job
+
+    def _train(self, job: TrainingJob) -> JobState:
+        config, threads = job.config, 0
+        choice = self._thread_choice(self.threads_alone, self._threads_default)
+
+        def poll() -> bool:  # the trainer asks between batches: also fit its threads to the pool's load
+            nonlocal threads
+            wanted = choice.next(self._alone(job))
+            if wanted != threads:
+                _use_threads(wanted, self._threads_default)
+                threads = wanted
+            return job.stop_requested.is_set()
+
+        try:
+            model = new_model(config)
+            for metrics in self._trainer(model, job.splits, config, poll):
+                job.record(model, metrics)
+                choice.skip()  # the epoch's evaluation ran since the last batch began
+        except TrainingDiverged as error:
+            job.error = str(error)
+            return "failed"
+        except Exception as error:  # a bug: the followers get a message, the log the traceback
+            log.exception("training %s failed", config)
+            job.error = f"Training failed ({type(error).__name__}: {error})."
+            return "failed"
+        if len(job.history) < config.epochs:
+            return "stopped"  # every follower left (Stop): the run ends where it was
+        job.result = self._publish(TrainedModel(model, config, job.history, "trained", trained_by=job.trained_by))
+        seconds = job.history[-1].seconds
+        images = (config.n_train or 60_000) * config.epochs * max(1.0, config.d_hidden / 64)
+        self.seconds_per_image_epoch = seconds / images  # the next estimates use this server's speed
+        return "finished"
