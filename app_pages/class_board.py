@@ -27,7 +27,7 @@ widgets.model_badge()
 shown = board.snapshot()
 board.watch(shown.key)  # reruns this page when the board changes
 tz = board.timezone()
-active = models.current()
+active = models.active_or_none()
 active_id = active.model_id if active is not None else None
 mine = nickname(st.session_state[TOKEN_KEY]) if TOKEN_KEY in st.session_state else None
 st.caption(

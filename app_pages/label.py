@@ -32,7 +32,7 @@ def lesson_question() -> Question:
     )
 
 
-if lesson.active():  # (five labellings of 60 000 images: only in lesson mode, not on every slider step)
+if lesson.enabled():  # (five labellings of 60 000 images: only in lesson mode, not on every slider step)
     lesson.gate(lesson_question(), explain=False)  # the fragment explains: its widgets change the answer
 
 
@@ -45,7 +45,7 @@ def pick_random_target() -> None:
 def labelling() -> None:
     """Everything the target, the threshold and the inverse toggle change. A slider step reruns only this
     fragment (not the page's intro, badge and sidebar), so a burst of arrow presses never queues."""
-    if lesson.active():
+    if lesson.enabled():
         lesson.explanation(lesson_question())
     target_column, rule_column = st.columns([1, 2], gap="large")
     with target_column:

@@ -37,7 +37,7 @@ aug = tensor.weights
 H = trained.config.d_hidden
 mnist = resources.mnist()
 start = st.session_state.proof_offset  # the check's first test image (its input is drawn in section 3)
-if lesson.active():  # the question's answer is the check's error, which section 3 computes again in its fragment
+if lesson.enabled():  # the question's answer is the check's error, which section 3 computes again in its fragment
     error = reconstruction_error(trained.model, to_float(mnist.test_x[start : start + BATCH]))
     lesson.gate(tensor_question(error, BATCH))
 

@@ -168,7 +168,7 @@ def live_progress() -> None:
     )
 
 
-trained = models.current()  # None only while there is no model yet (no shipped checkpoint on this server)
+trained = models.active_or_none()  # None only while there is no model yet (no shipped checkpoint on this server)
 if following is not None:
     live_progress()
 elif trained is not None and trained.history:  # the active model's curves

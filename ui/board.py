@@ -332,7 +332,7 @@ def pinned_card(key: str = "home_use_pinned") -> None:
         with right:
             accuracy = f", validation accuracy {row.val_acc:.1%}" if row.val_acc is not None else ""
             st.markdown(f"{row.settings}{accuracy}. Its top eigenvector has |cos| {row.cos:.2f} with the target.")
-            active = models.current()
+            active = models.active_or_none()
             if active is not None and active.model_id == row.model_id:
                 st.caption("It is your active model.")
             else:

@@ -25,7 +25,8 @@ class Pending(Exception):
     """The page's step is not revealed yet: the page stops after its question (not an error)."""
 
 
-def active() -> bool:
+def enabled() -> bool:
+    """Lesson mode is on for this session (the sidebar switch or `lesson=1` in the link)."""
     return bool(st.session_state.get(MODE_KEY))
 
 
@@ -66,7 +67,7 @@ def sidebar() -> None:
             help="A guided walk: each step opens with a question to answer before its result is shown. Your "
             "predictions are counted anonymously on the class board, and the address keeps your progress.",
         )
-        if not active():
+        if not enabled():
             return
         done = picks()
         st.caption(f"Lesson: {len(done)} of {len(STEPS)} steps revealed.")
@@ -94,7 +95,7 @@ def gate(question: Question | None, missing: str = "", explain: bool = True) -> 
 
     A page whose result is a fragment passes explain=False and calls `explanation` inside the fragment: a
     widget there reruns only the fragment, and the verdict must follow the settings it changes."""
-    if not active():
+    if not enabled():
         return
     if question is None:
         st.info(f"Lesson mode: this step has no question on this server ({missing}).", icon=":material/school:")
@@ -132,7 +133,7 @@ def explanation(question: Question) -> None:
     computed sentences and a link to the next step (nothing outside lesson mode or before Reveal)."""
     step = question.step
     chosen = picks().get(step.id)
-    if not active() or chosen is None:
+    if not enabled() or chosen is None:
         return
     with st.container(border=True):
         st.markdown(f":material/school: **Lesson · {step.title}.** {question.prompt}")

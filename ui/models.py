@@ -56,7 +56,7 @@ def active() -> TrainedModel:
     return st.session_state.active
 
 
-def current() -> TrainedModel | None:
+def active_or_none() -> TrainedModel | None:
     """The active model, or None while there is none (see `active`)."""
     try:
         return active()
@@ -122,7 +122,7 @@ def retrain_offer() -> Config | None:
     missing = st.session_state.get(MISSING_KEY)
     if missing is None or followed() is not None:
         return None
-    active_model = current()
+    active_model = active_or_none()
     config = _settings_that_train(missing)
     if config is None or (active_model is not None and active_model.model_id == missing):
         st.session_state.pop(MISSING_KEY, None)

@@ -96,7 +96,7 @@ def model_sidebar(badge: bool = True) -> None:
     and (`badge`, on pages other than Train) the progress of the student's training run."""
     from ui import models  # altair and pandas: see `model_badge`
 
-    trained = models.current()  # None: no model yet (the shipped checkpoint is missing on this server)
+    trained = models.active_or_none()  # None: no model yet (the shipped checkpoint is missing on this server)
     with st.sidebar:
         st.subheader("Your model", divider="gray")
         if badge and models.followed() is not None:
