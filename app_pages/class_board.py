@@ -131,7 +131,7 @@ for step in STEPS:
     counted = tally(shown.room.votes, step)
     st.markdown(f"**{step.title}:** {step.summary}")
     if counted.n:
-        st.altair_chart(widgets.projected(charts.lesson_tally(counted, answers)), width="stretch")
+        widgets.altair(charts.lesson_tally(counted, answers))
     st.caption(" ".join(counted.sentences(answers)))
 
 st.subheader("Teacher controls", divider="gray")

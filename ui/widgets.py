@@ -473,12 +473,8 @@ def live_curve(history: tuple[Any, ...], metric: str) -> None:
     st.vega_lite_chart(spec, width="stretch")
 
 
-def projected(chart: Any) -> Any:
-    """An Altair chart as drawn: in projector mode with larger labels and thicker lines and points."""
-    return _projected(chart) if st.session_state.get("projector") else chart
-
-
 def _projected(chart: Any) -> Any:
+    """An Altair chart as drawn in projector mode: larger labels, thicker lines and points."""
     return (
         chart.configure_axis(labelFontSize=18, titleFontSize=20)
         .configure_legend(labelFontSize=18, titleFontSize=20)
