@@ -34,9 +34,18 @@ CHROMIUM_ARGS = [
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free TCP port on 127.0.0.1: any, or the first free one of BILINEAR_LAB_PORTS ("8610-8629") when set
+    (a shared machine gives each engineer a range)."""
+    first, _, last = os.environ.get("BILINEAR_LAB_PORTS", "").partition("-")
+    candidates = range(int(first), int(last or first) + 1) if first else [0]
+    for port in candidates:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise RuntimeError(f"no free port in BILINEAR_LAB_PORTS={os.environ['BILINEAR_LAB_PORTS']}")
 
 
 @contextlib.contextmanager
