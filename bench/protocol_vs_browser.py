@@ -1,4 +1,4 @@
-"""Is a protocol student (bench/protocol_student.py) a faithful stand-in for a browser? One quiet server,
+"""Is a protocol student (loadtest/protocol.py) a faithful stand-in for a browser? One quiet server,
 one chromium tab and one protocol student, alone on it in turn.
 
 Both take the same page switches, Home -> Label -> Train -> Eigenvectors -> Tensor -> Explain, for --rounds
@@ -30,8 +30,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plain script
 
-from bench.classroom_load import BrowserCpuGroup, BrowserStudent, ProtocolTab, Recorder, Session
 from bench.common import write_json
+from loadtest.browser import BrowserStudent
+from loadtest.cgroups import BrowserCpuGroup
+from loadtest.protocol import ProtocolTab
+from loadtest.session import Session
+from loadtest.usage import Recorder
 from tests.browser_support import (
     NO_THROTTLING_ARGS,
     after_run_async,
@@ -206,7 +210,7 @@ def main(argv: list[str] | None = None) -> dict:
         default=0,
         metavar="N",
         help="run chromium in a cpu cgroup of N cpu.shares, the server and the student keeping 1024 (as "
-        "classroom_load.py's option): does the tab's drawing slow the server's run down?",
+        "`python -m loadtest`'s option): does the tab's drawing slow the server's run down?",
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args(argv)

@@ -1,8 +1,8 @@
 """Time to aha: from pressing Train with the quick classroom preset to the Eigenvectors page showing the
 new model's top eigenvector, in a real browser, alone and with a class training at once (issue 13, goal 4).
 
-Runs bench/classroom_load.py's classroom twice on fresh servers, each session training with the quick
-preset's own settings (core.config.PRESETS["quick"], every session its own seed, so nothing is shared):
+Runs `python -m loadtest`'s classroom (loadtest.classroom.run) twice on fresh servers, each session training with
+the quick preset's own settings (core.config.PRESETS["quick"], every session its own seed, so nothing is shared):
 
   alone    one student on a warm server (the teacher session has taken the path first and paid the
            server's one-time costs: imports, MNIST, the similarities)
@@ -33,9 +33,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plain script
 
-from bench import classroom_load
 from bench.common import write_json
 from core.config import PRESETS
+from loadtest.classroom import run
 
 
 def aha(session: dict) -> dict | None:
@@ -70,9 +70,9 @@ def summary(rows: list[dict | None]) -> dict:
 def measure(students: int, timeout: float) -> dict:
     epochs = PRESETS["quick"]["epochs"]
     load = [os.getloadavg()[0]]
-    alone = classroom_load.run(1, epochs, teacher=True, timeout=timeout)
+    alone = run(1, epochs, teacher=True, timeout=timeout)
     load.append(os.getloadavg()[0])
-    crowd = classroom_load.run(students, epochs, teacher=True, timeout=timeout)
+    crowd = run(students, epochs, teacher=True, timeout=timeout)
     load.append(os.getloadavg()[0])
     return {
         "preset": PRESETS["quick"],

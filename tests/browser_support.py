@@ -1,6 +1,7 @@
 """Drive the real app: start `streamlit run` on a free port and a headless Debian chromium.
 
-Shared by tests/browser/test_browser.py, tests/load/test_classroom.py and the bench/ scripts. Chromium is
+Shared by the browser tests, loadtest/ and the bench/ scripts; `run_loadtest` runs `python -m loadtest` as a
+program for tests/load. Chromium is
 Debian's (/usr/bin/chromium, installed by `make test`); Playwright only drives it, it downloads
 nothing. The sync helpers serve one page; the `*_async` ones let one asyncio loop drive many
 browser contexts of a single chromium (a classroom). `server_rss` and `RssSampler` read the
@@ -10,6 +11,7 @@ server's memory with psutil.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import subprocess
@@ -312,3 +314,24 @@ class RssSampler:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def run_loadtest(directory: Path, *options: str, timeout: float = 850.0) -> dict:
+    """Run `python -m loadtest *options` as a program, its server's log and model store in `directory`; returns
+    the JSON it writes. Its printed report and progress lines are echoed here (pytest shows them with a
+    failure, or with -s)."""
+    result = directory / "loadtest.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "loadtest", *options, "--log-dir", str(directory), "--json", str(result)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    print(done.stdout)
+    print(done.stderr, file=sys.stderr)
+    if done.returncode != 0 or not result.exists():
+        raise AssertionError(
+            f"python -m loadtest {' '.join(options)} exited with {done.returncode}: {done.stderr[-3000:]}"
+        )
+    return json.loads(result.read_text())

@@ -1,6 +1,6 @@
 """A small classroom in a real browser: 3 students take the main path at once on one server.
 
-Runs bench/classroom_load.py's scenario at a smaller size (3 sessions from one chromium, 1 epoch of
+Runs `python -m loadtest` as a program at a smaller size (3 sessions from one chromium, 1 epoch of
 the quick preset, one seed each so every session really trains) and checks that every
 session got through Home -> Label -> Train -> Eigenvectors with no error element, and that a
 session costs the server little memory: the dataset and the models are shared, not copied per
@@ -18,33 +18,23 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser_support import require_chromium
+from tests.browser_support import require_chromium, run_loadtest
 
 pytestmark = pytest.mark.browser
 MB = 2**20
 MAX_RSS_PER_JOINED_SESSION = 60 * MB
 MAX_RSS_PER_LABEL_VISIT = 40 * MB  # below one uint8 copy of MNIST
-# A student's "Training finished" -> their model on the teacher's board: the goal is 5 s (bench/classroom_load.py
-# measures it); this bound only says "by itself, in the same lesson". On a CI machine running the other tests beside
-# this one the board's redraw waited behind the students' page runs for up to 39.6 s.
+# A student's "Training finished" -> their model on the teacher's board: the goal is 5 s (`python -m loadtest
+# --teacher-board` measures it); this bound only says "by itself, in the same lesson". On a CI machine running the
+# other tests beside this one the board's redraw waited behind the students' page runs for up to 39.6 s.
 MAX_BOARD_SECONDS = 120.0
 
 
 @pytest.fixture(scope="module")
 def classroom(tmp_path_factory):
     require_chromium()
-    from bench.classroom_load import report, run
-
-    result = run(
-        n_sessions=3,
-        epochs=1,
-        teacher=False,
-        log_dir=tmp_path_factory.mktemp("classroom"),
-        timeout=120,
-        teacher_board=True,
-    )
-    report(result)  # shown by pytest on failure (-ra) or with -s
-    return result
+    options = "--sessions 3 --epochs 1 --no-teacher --timeout 120 --teacher-board"
+    return run_loadtest(tmp_path_factory.mktemp("classroom"), *options.split())
 
 
 def test_every_session_completes_without_an_error(classroom):

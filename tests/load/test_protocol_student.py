@@ -1,10 +1,10 @@
-"""Protocol students (bench/protocol_student.py) against a real `streamlit run`, with no browser.
+"""Protocol students (loadtest/protocol.py) against a real `streamlit run`, with no browser.
 
-Two protocol students take bench/classroom_load.py's path at its smallest (1 epoch of the quick preset, a seed
-each, no teacher, no chromium): both must see "Training finished" and reach Explain with no error element. A
-bench that cannot see an error cannot fail, so two more students open what must show one: the app through a
-link whose threshold leaves no image labelled true (the Label page's st.error), and a two-line app that raises
-(Streamlit's exception element). Each error must be counted.
+Two protocol students take `python -m loadtest`'s path at its smallest (run as a program: 1 epoch of the quick
+preset, a seed each, no teacher, no chromium): both must see "Training finished" and reach Explain with no error
+element. A driver that cannot see an error cannot fail, so two more students open what must show one: the app
+through a link whose threshold leaves no image labelled true (the Label page's st.error), and a two-line app that
+raises (Streamlit's exception element). Each error must be counted.
 """
 
 from __future__ import annotations
@@ -13,26 +13,16 @@ import asyncio
 
 import pytest
 
-from bench.protocol_student import ProtocolStudent
-from tests.browser_support import streamlit_server
+from loadtest.protocol import ProtocolStudent  # the driver's own tests: the two that must count an error
+from tests.browser_support import run_loadtest, streamlit_server
 
 pytestmark = pytest.mark.browser  # a real server, in the browser tests' process (Makefile)
 
 
 @pytest.fixture(scope="module")
 def classroom(tmp_path_factory):
-    from bench.classroom_load import report, run
-
-    result = run(
-        n_sessions=2,
-        protocol_sessions=2,
-        epochs=1,
-        teacher=False,
-        log_dir=tmp_path_factory.mktemp("protocol_classroom"),
-        timeout=120,
-    )
-    report(result)  # shown by pytest on failure (-ra) or with -s
-    return result
+    options = "--sessions 2 --protocol-sessions 2 --epochs 1 --no-teacher --timeout 120"
+    return run_loadtest(tmp_path_factory.mktemp("protocol_classroom"), *options.split())
 
 
 def errors_on_opening(url: str, path: str = "", query: str = "") -> tuple[list[tuple[str, str]], list[str]]:

@@ -1,9 +1,12 @@
-"""A student without a browser: Streamlit's own browser protocol over one websocket, for a class of 30.
+"""The protocol driver: a student without a browser, Streamlit's own browser protocol over one websocket, for a
+class of 30.
 
-bench/classroom_load.py drives students from headless chromium tabs, and 30 tabs drawing on the server's
-own 2 cores measure chromium more than the server. A real class's browsers run on the students' devices,
-so all the server sees of a student is what this client does (read from Streamlit 1.67's frontend bundle
-and checked against the frames a chromium tab sends along the bench's path):
+`python -m loadtest` drives students from headless chromium tabs, and 30 tabs drawing on the server's own
+2 cores measure chromium more than the server. A real class's browsers run on the students' devices, so all
+the server sees of a student is what this client does (read from Streamlit 1.67.0's frontend bundle and
+checked against the frames a chromium tab sends along the path, bench/protocol_vs_browser.py). That
+protocol is Streamlit's private one: the client refuses any other Streamlit (check_streamlit_version),
+checked when a ProtocolStudent is made and before `python -m loadtest --protocol-sessions` starts a server.
 
   opening   GET the page's HTML, /_stcore/health and /_stcore/host-config, then a websocket to
             /_stcore/stream with the subprotocol "streamlit" (no XSRF token: it only guards auth cookies,
@@ -31,7 +34,7 @@ and checked against the frames a chromium tab sends along the bench's path):
   media     the images an element names (st.image's /media/ URLs) are fetched once each, as a browser's
             <img> does, with gzip accepted; the frontend's static bundle (JS, CSS, fonts) is not
 
-Errors are what the bench counts in a browser: exception elements and st.error alerts (Alert.ERROR), here
+Errors are what the chromium driver counts in a browser: exception elements and st.error alerts (Alert.ERROR), here
 every one that arrives, also one a later run replaces; plus page_not_found and script compilation errors.
 
 What it does not measure: painting. Its times (perf_counter, this process's clock) are those of messages
@@ -48,6 +51,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib import metadata
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -62,18 +66,54 @@ from streamlit.proto.WidgetStates_pb2 import WidgetState
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from loadtest.session import (
+    CURVES_CAPTION,
+    EPOCH_TEXT,
+    FINISHED,
+    MODEL_IN_URL,
+    TITLE,
+    WAITING_TEXT,
+    Session,
+    progress,
+    record_switch,
+    record_training,
+)
+from loadtest.usage import Recorder
+
+STREAMLIT_VERSION = "1.67.0"  # the Streamlit whose frontend bundle this client was read from
+
 FINISHED_SUCCESSFULLY = ForwardMsg.FINISHED_SUCCESSFULLY
 FINISHED_WITH_COMPILE_ERROR = ForwardMsg.FINISHED_WITH_COMPILE_ERROR
 FINISHED_EARLY_FOR_RERUN = ForwardMsg.FINISHED_EARLY_FOR_RERUN
 FINISHED_FRAGMENT_RUN_SUCCESSFULLY = ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY
-MAIN, SIDEBAR = 0, 1  # delta_path[0]: the root containers
-# what a chromium in the bench reports (Intl and matchMedia), sent with every rerun
+MAIN = 0  # delta_path[0]: the main area's root container (the sidebar's is 1)
+# what the chromium driver's tabs report (Intl and matchMedia), sent with every rerun
 CONTEXT = {"timezone": "UTC", "timezone_offset": 0, "locale": "en-US", "is_embedded": False, "color_scheme": "light"}
 MEDIA_CONNECTIONS = 6  # a browser's parallel HTTP/1.1 connections per host
 
 
 class ProtocolError(Exception):
     """The server did not do what a browser would have waited for (in time), or closed the connection."""
+
+
+class StreamlitVersionError(RuntimeError):
+    """The installed Streamlit is not the one whose protocol this client speaks."""
+
+
+def check_streamlit_version() -> str:
+    """The installed Streamlit's version (the server runs in this Python too), if it is STREAMLIT_VERSION; else
+    StreamlitVersionError: the protocol is private, and a release may change its messages without notice, so
+    that a protocol student would click, wait for or count the wrong thing and measure it all the same."""
+    installed = metadata.version("streamlit")
+    if installed != STREAMLIT_VERSION:
+        raise StreamlitVersionError(
+            f"the protocol students (loadtest/protocol.py) speak Streamlit {STREAMLIT_VERSION}'s private websocket "
+            f"protocol, read from its frontend bundle, but Streamlit {installed} is installed. Install "
+            f"streamlit=={STREAMLIT_VERSION} (requirements.txt), or read the protocol again from {installed}'s "
+            "frontend, check it with bench/protocol_vs_browser.py and update STREAMLIT_VERSION. Chromium students "
+            "(no --protocol-sessions) need no such check."
+        )
+    return installed
 
 
 @dataclass
@@ -86,7 +126,6 @@ class Node:
     run_id: str  # the script run that sent it
     fragment_id: str
     script_hash: str  # metadata.active_script_hash: the main script's or the page's
-    received: float  # perf_counter
 
     @property
     def widget(self) -> Any:
@@ -184,7 +223,7 @@ def element_text(element: Any) -> str:
 
 
 def error_text(element: Any) -> str | None:
-    """What the bench counts as an error element: an exception box or an st.error alert."""
+    """What the chromium driver counts as an error element: an exception box or an st.error alert."""
     kind = element.WhichOneof("type")
     if kind == "exception":
         return element_text(element)
@@ -274,6 +313,7 @@ class ProtocolStudent:
     of their own."""
 
     def __init__(self, url: str, timeout: float = 60.0) -> None:
+        check_streamlit_version()
         parts = urlsplit(url)
         self.base = f"{parts.scheme}://{parts.netloc}"
         self.timeout = timeout
@@ -285,12 +325,10 @@ class ProtocolStudent:
         self.page_script_hash = ""  # the page of the last full run
         self.url_path = ""  # the address bar's path: the current page's url_pathname
         self.query = ""  # the address bar's query string
-        self.session_id = ""
         self.runs: list[Run] = []
         self.errors: list[tuple[str, str]] = []  # (page, text) of every error element or message that arrived
         self.problems: list[str] = []  # protocol trouble: a missing cached message, a media fetch that failed
         self.media: dict[str, int] = {}  # fetched URL -> HTTP status
-        self.received = 0  # ForwardMsgs
         self.closed: str | None = None  # why the websocket closed
         self._cache = MessageCache()
         self._max_age = 2
@@ -350,7 +388,6 @@ class ProtocolStudent:
                 now = time.perf_counter()
                 msg = ForwardMsg()
                 msg.ParseFromString(raw)
-                self.received += 1
                 self._handle(msg, now)
                 async with self._changed:
                     self._changed.notify_all()
@@ -422,8 +459,6 @@ class ProtocolStudent:
         self._new_session_seen = True
         self.main_script_hash = new.main_script_hash
         self._max_age = new.config.max_cached_message_age
-        if new.HasField("initialize"):
-            self.session_id = new.initialize.session_id
         if not run.fragment_ids:  # a full run: the frontend drops every fragment timer
             self.page_script_hash = new.page_script_hash
             for fragment_id in list(self._timers):
@@ -438,7 +473,7 @@ class ProtocolStudent:
         kind = proto.WhichOneof("type") or ""
         kind = kind if which == "new_element" else f"block:{kind}"
         run = self.runs[-1] if self.runs else Run("", (), "", now)
-        node = Node(path, kind, proto, run.run_id, delta.fragment_id, msg.metadata.active_script_hash, now)
+        node = Node(path, kind, proto, run.run_id, delta.fragment_id, msg.metadata.active_script_hash)
         old = self.tree.get(path)
         if old is not None and old.kind != kind and old.kind.startswith("block:"):  # its children go with it
             for key in [key for key in self.tree if key[: len(path)] == path and key != path]:
@@ -719,3 +754,110 @@ class ProtocolStudent:
     def images(self) -> int:
         """Images now shown in the main area (each of an st.image list counts)."""
         return sum(len(node.proto.imgs.imgs) for node in self.nodes() if node.kind == "imgs")
+
+
+class ProtocolTab:
+    """A protocol student (ProtocolStudent above) taking the same steps with the same records: the
+    server's side of a student whose browser runs on a device of its own. Nothing is painted: a page switch's
+    `shown` is None; its `heading`, `content` and `run_done` are the h1 delta's arrival, the first content
+    delta's after it and script_finished's, in seconds after the rerun was sent; a training's times run from
+    the Train click's rerun to the deltas carrying the queue message, the first epoch and "Training finished"."""
+
+    kind = "protocol"
+
+    def __init__(self, client: ProtocolStudent) -> None:
+        self.client = client
+        self.errors_read = 0  # client.errors already counted
+
+    @classmethod
+    async def open(cls, url: str, timeout: float) -> ProtocolTab:
+        """Load the app (the HTML, the websocket, the first run) and check that the Home page is rendered."""
+        client = ProtocolStudent(url, timeout)
+        try:
+            await client.open()
+            if not any(node.kind == "heading" and TITLE in node.text for node in client.nodes()):
+                raise ProtocolError(f"the Home page showed no heading {TITLE!r}")
+        except BaseException:
+            await client.close()
+            raise
+        return cls(client)
+
+    async def switch_to(
+        self, session: Session, recorder: Recorder, step: str, link: str, heading: str, timeout: float
+    ) -> float:
+        start = recorder.now()
+        switch = await self.client.switch_page(link, heading)
+        end = recorder.now()
+
+        def after(t: float | None) -> float | None:
+            return None if t is None else t - switch.sent
+
+        progress(session, f"{step}: h1 delta {after(switch.heading):.2f} s, finished {after(switch.finished):.2f} s")
+        return record_switch(
+            session, step, start, end, after(switch.heading), after(switch.content), None, after(switch.finished)
+        )
+
+    async def check_errors(self, session: Session, where: str) -> None:
+        """The error elements that arrived since the last check, each text once (a fragment may resend one)."""
+        new = self.client.errors[self.errors_read :]
+        self.errors_read += len(new)
+        session.errors += [f"{where}: {text}" for text in dict.fromkeys(text for _, text in new)]
+        session.problems += self.client.problems[len(session.problems) :]
+
+    async def set_up_training(
+        self, session: Session, recorder: Recorder, epochs: int, timeout: float, step: str, seed: int | None = None
+    ) -> None:
+        """As a browser does, but opening "Advanced and classroom options", a plain expander, sends nothing."""
+        await self.switch_to(session, recorder, step, "Train", "Train", timeout)
+        await self.client.click("quick_preset")
+        await self.client.set_number("epochs", epochs)
+        await self.client.set_number("seed", session.seed if seed is None else seed)
+
+    async def train_and_wait(self, session: Session, recorder: Recorder, timeout: float, what: str = "") -> dict:
+        """Press Train and wait for the "Training finished" (or load) message's delta, watching every delta of
+        the main area for the queue message and the first epoch's progress on the way."""
+        seen: dict[str, float | None] = dict.fromkeys(("finished", "epoch_first", "waiting_last"))
+        message: dict[str, str | float | None] = {"waiting": None, "finished": None, "clock": None}
+
+        def watch(node: Node, now: float) -> None:
+            if node.path[0] != MAIN or message["finished"] is not None:
+                return
+            text = node.text
+            waiting = WAITING_TEXT.search(text)
+            if waiting:
+                message["waiting"] = message["waiting"] or waiting.group(0)
+                seen["waiting_last"] = now
+            if seen["epoch_first"] is None and EPOCH_TEXT.search(text):
+                seen["epoch_first"] = now
+            if FINISHED.search(text):
+                seen["finished"], message["finished"], message["clock"] = now, text, time.time()
+
+        stop_watching = self.client.watch(watch)
+        try:
+            clicked = recorder.now()
+            sent = await self.client.click("train_button", wait=False)
+            await self.client.until(lambda: message["finished"], '"Training finished"', timeout)
+        finally:
+            stop_watching()
+        finished = recorder.now()
+        await self.client.wait_idle()
+        model = MODEL_IN_URL.search(f"?{self.client.query}")
+        caption = self.client.search(CURVES_CAPTION)
+        return record_training(
+            session,
+            what,
+            "trained" if "Training finished" in message["finished"] else "reused",
+            clicked,
+            finished,
+            {key: None if value is None else value - sent for key, value in seen.items()},
+            message["clock"],
+            message["waiting"],
+            model.group(1) if model else None,
+            int(caption.group(2)) if caption else None,
+        )
+
+    async def images(self) -> int:
+        return self.client.images()
+
+    async def close(self) -> None:
+        await self.client.close()
