@@ -39,8 +39,8 @@ def shield(part: str, function) -> None:
 
 # Process-wide start-up: set once per server (later runs find it set). One intra-op thread per
 # computation: on a shared 2-core server, concurrent trainings (or any other busy process) make
-# torch's default 2 threads wait for each other; a 3-epoch quick-preset training took 8-23 s with
-# 2 threads under load and 0.22 s with 1 (bench/memory.py, bench/classroom_load.py).
+# torch's default 2 threads wait for each other: the quick preset's training took up to 27 s instead
+# of 5.0 s (server/jobs.py, whose ThreadChoice gives a lone training both cores where they measure faster).
 THREADS = int(os.environ.get("BILINEAR_LAB_TORCH_THREADS", "1"))
 if torch.get_num_threads() != THREADS:
     torch.set_num_threads(THREADS)

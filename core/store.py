@@ -193,10 +193,6 @@ class ModelStore:
         with self._lock:
             return [e.model_id for e in sorted(self._entries(), key=lambda e: e.recency)]
 
-    def total_bytes(self) -> int:
-        with self._lock:
-            return sum(e.size for e in self._entries())
-
     def __len__(self) -> int:
         with self._lock:
             return len(self._entries())

@@ -296,11 +296,6 @@ class TrainingPool:
             self._lock.notify()
             return job
 
-    def find(self, config: Config) -> TrainingJob | None:
-        """The job queued or running for `config`, if any."""
-        with self._lock:
-            return self._jobs.get(config)
-
     def in_flight(self) -> list[TrainingJob]:
         """The jobs queued or running, oldest first."""
         with self._lock:

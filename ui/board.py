@@ -62,11 +62,6 @@ def classroom() -> ClassRoom:
     return ClassRoom()
 
 
-def answers_visible() -> bool:
-    """Whether the teacher has shown the lesson's answers to the class (a server-wide flag)."""
-    return classroom().answers_visible
-
-
 # --- the board ---------------------------------------------------------------------------------
 
 

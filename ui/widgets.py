@@ -466,9 +466,9 @@ def _live_curve_spec(history: tuple[Any, ...], metric: str, projector: bool) -> 
 
 
 def live_curve(history: tuple[Any, ...], metric: str) -> None:
-    """A training curve that is redrawn twice a second while a run trains: its Vega-Lite spec is built
-    (and validated by Altair) once per epoch, not on every redraw, so the fragment stays light and the
-    training thread keeps the interpreter (the GIL) to itself."""
+    """A training curve that is redrawn once a second while a run trains (app_pages/train.py's fragment): its
+    Vega-Lite spec is built (unvalidated, see `altair`) once per epoch, not on every redraw, so the fragment stays
+    light and the training thread keeps the interpreter (the GIL) to itself."""
     spec = _live_curve_spec(history, metric, bool(st.session_state.get("projector")))
     st.vega_lite_chart(spec, width="stretch")
 

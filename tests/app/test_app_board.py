@@ -273,11 +273,12 @@ def test_the_teacher_pins_unpins_clears_and_shows_the_answers(monkeypatch, class
     teacher.run()
     assert later.model_id in set(table_of(teacher)["model"]), "a model trained after the clear shows"
 
-    assert not board.answers_visible()
+    room = board.classroom()
+    assert not room.answers_visible
     teacher.button(key="teacher_answers").click().run()
-    assert board.answers_visible() and teacher.button(key="teacher_answers").label == "Hide the lesson's answers"
+    assert room.answers_visible and teacher.button(key="teacher_answers").label == "Hide the lesson's answers"
     teacher.button(key="teacher_answers").click().run()
-    assert not board.answers_visible()
+    assert not room.answers_visible
 
     teacher.button(key="teacher_lock").click().run()
     assert not has(teacher, "button", "teacher_pin") and has(teacher, "text_input", board.PASSCODE_WIDGET)

@@ -85,7 +85,7 @@ def test_a_job_trains_publishes_and_ends(pool):
     assert job.done.wait(10)
     assert job.state == "finished" and [m.epoch for m in job.history] == [1, 2, 3]
     assert pool.published == [job.result] and job.result.origin == "trained"
-    assert pool.find(config(1)) is None, "an ended job leaves the table"
+    assert pool.in_flight() == [], "an ended job leaves the table"
 
 
 def test_at_most_workers_train_at_once_the_rest_wait_in_order(pool):
