@@ -154,3 +154,21 @@ def _under_type_checking(path: Path, target: ast.stmt) -> bool:
 
 def _same(a: ast.AST, b: ast.AST) -> bool:
     return type(a) is type(b) and getattr(a, "lineno", None) == getattr(b, "lineno", None)
+
+
+# The protocol driver's own tests: they alone may import loadtest, and only loadtest.protocol.
+PROTOCOL_DRIVER_TESTS = {"tests/load/test_protocol_student.py", "tests/unit/test_protocol_version.py"}
+
+
+def test_tests_run_the_tools_as_programs():
+    """The tools (bench/, loadtest/) are no library of the tests: tests run `python -m loadtest` and share code
+    through tests/ (tests/browser_support.py); only the protocol driver's own tests import loadtest.protocol."""
+    wrong = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        name = path.relative_to(ROOT).as_posix()
+        for node, names in imports(path):
+            tools = [n for n in names if n.partition(".")[0] in ("bench", "loadtest")]
+            protocol = all(n in ("loadtest", "loadtest.protocol") or n.startswith("loadtest.protocol.") for n in tools)
+            if tools and not (name in PROTOCOL_DRIVER_TESTS and protocol):
+                wrong.append(f"{name}:{node.lineno} {tools}")
+    assert not wrong, f"tests that import bench/ or loadtest/: {wrong}"
