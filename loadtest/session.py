@@ -66,7 +66,7 @@ def record_switch(
     session.switches.append(
         {
             "step": step,
-            "start": start,  # driver clock, seconds since the bench started (for the phases)
+            "start": start,  # driver clock, seconds since the run started (for the phases)
             "end": end,
             "heading": heading,  # the h1 visible (browser) or its delta arrived (protocol)
             "content": content,  # and the first content element after it
