@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -319,19 +320,22 @@ class RssSampler:
 def run_loadtest(directory: Path, *options: str, timeout: float = 850.0) -> dict:
     """Run `python -m loadtest *options` as a program, its server's log and model store in `directory`; returns
     the JSON it writes. Its printed report and progress lines are echoed here (pytest shows them with a
-    failure, or with -s)."""
+    failure, or with -s). Past `timeout` it is interrupted (Ctrl-C: it stops its server and chromium), then
+    killed."""
     result = directory / "loadtest.json"
-    done = subprocess.run(
-        [sys.executable, "-m", "loadtest", *options, "--log-dir", str(directory), "--json", str(result)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    print(done.stdout)
-    print(done.stderr, file=sys.stderr)
-    if done.returncode != 0 or not result.exists():
-        raise AssertionError(
-            f"python -m loadtest {' '.join(options)} exited with {done.returncode}: {done.stderr[-3000:]}"
-        )
+    command = [sys.executable, "-m", "loadtest", *options, "--log-dir", str(directory), "--json", str(result)]
+    with subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
+        try:
+            out, err = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGINT)
+            try:
+                out, err = process.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                out, err = process.communicate()
+    print(out)
+    print(err, file=sys.stderr)
+    if process.returncode != 0 or not result.exists():
+        raise AssertionError(f"python -m loadtest {' '.join(options)} exited with {process.returncode}: {err[-3000:]}")
     return json.loads(result.read_text())
