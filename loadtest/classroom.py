@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import sys
 import tempfile
@@ -14,6 +15,9 @@ from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 
+from safetensors import safe_open
+
+from core.config import Config
 from loadtest.browser import BOARD_READ_JS, BrowserStudent, open_teacher_board
 from loadtest.cgroups import BrowserCpuGroup, MemoryCap
 from loadtest.protocol import ProtocolTab, check_streamlit_version
@@ -119,14 +123,6 @@ async def after_trainings(student: Student | None, session: Session, recorder: R
         session.completed = False
 
 
-def model_bytes() -> int:
-    """Bytes of the quick preset's weights (d_hidden 64): parameters only, as float32."""
-    from core.config import Config  # only here: the driver need not import torch until the end
-    from core.train import new_model  # (as above)
-
-    return sum(p.numel() * p.element_size() for p in new_model(Config()).parameters())
-
-
 async def classroom(
     url: str,
     pid: int,
@@ -214,20 +210,28 @@ async def classroom(
     }
 
 
-def fill_own_seconds(log_dir: Path, sessions: list[Session]) -> None:
-    """Each training's own seconds: the last epoch's wall time since its training started, from the
-    checkpoint the server wrote to its model store (a directory beside the log), by seed and epochs."""
-    from core.checkpoint import load_checkpoint  # only here, once the server is gone (it imports torch)
+def stored_models(log_dir: Path) -> list[tuple[Config, list[float], int]]:
+    """The checkpoints the server wrote to its model store (a directory beside the log): each one's config, its
+    epochs' seconds and its weights' bytes. Read with safetensors' own reader into numpy, so that this driver
+    never imports torch (its CPU is the server's too): the metadata as core.checkpoint.save_checkpoint writes it."""
+    stored = []
+    for path in sorted(log_dir.glob("model-store-*/*.safetensors")):
+        with contextlib.suppress(Exception), safe_open(path, framework="numpy") as checkpoint:
+            metadata = checkpoint.metadata()
+            config = Config.from_dict(json.loads(metadata["config"]))
+            seconds = [record["seconds"] for record in json.loads(metadata["history"])]
+            names = checkpoint.keys()  # a safe_open is not a dict: no iterating over it
+            stored.append((config, seconds, sum(checkpoint.get_tensor(name).nbytes for name in names)))
+    return stored
 
-    stored = {}
-    for path in log_dir.glob("model-store-*/*.safetensors"):
-        with contextlib.suppress(Exception):
-            _, config, history = load_checkpoint(path.read_bytes())
-            if history:
-                stored[config.seed, config.epochs] = [m.seconds for m in history]
+
+def fill_own_seconds(stored: list[tuple[Config, list[float], int]], sessions: list[Session]) -> None:
+    """Each training's own seconds: the last epoch's wall time since its training started, from the checkpoint
+    the server stored (`stored_models`), by seed."""
+    by_seed = {config.seed: seconds for config, seconds, _ in stored if seconds}
     for session in sessions:
         for training in session.trainings:
-            epochs = next((v for (seed, _), v in stored.items() if seed == training["seed"]), None)
+            epochs = by_seed.get(training["seed"])
             if epochs is not None:
                 training["own_seconds"], training["epoch_seconds"] = epochs[-1], epochs
 
@@ -300,7 +304,8 @@ def run(
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-    fill_own_seconds(log_dir, [*sessions, *([teacher_session] if teacher_session else [])])
+    stored = stored_models(log_dir)
+    fill_own_seconds(stored, [*sessions, *([teacher_session] if teacher_session else [])])
     switches, trainings = switching(sessions, teacher_session), training_summary(sessions, teacher_session)
     board = board_summary(measured.pop("board_tab"), sessions)
     return {
@@ -325,7 +330,7 @@ def run(
             "teacher_board": teacher_board,
         },
         "increments": analyse(measured["events"], sessions),
-        "model_bytes": model_bytes(),
+        "model_bytes": max((weights for _, _, weights in stored), default=None),  # a student's weights
         "seconds": time.perf_counter() - start,
         "load_average": [load_before, os.getloadavg()[0]],
         "log": str(log_dir / "streamlit.log"),

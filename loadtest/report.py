@@ -64,6 +64,7 @@ def report(result: dict) -> None:
             print(f"  {label:<52} {value} MB  {note}")
 
     one_time = "" if c["teacher"] else "  (includes one-time costs: no teacher)"
+    weights = "?" if result["model_bytes"] is None else f"{result['model_bytes'] / 1024:.0f} KB"
     line("server idle, no session", "idle", signed=False)
     line("teacher: join (torch, checkpoint)", "teacher_join", "one-time")
     line("teacher: Label (MNIST, similarities, chart code)", "teacher_label", "one-time")
@@ -81,7 +82,7 @@ def report(result: dict) -> None:
         line(
             "per student, concurrent training + Eigenvectors + Tensor",
             "per_student_concurrent",
-            f"(its weights alone: {result['model_bytes'] / 1024:.0f} KB){one_time}",
+            f"(its weights alone: {weights}){one_time}",
         )
         line("per student, everything", "per_student_total", one_time.strip())
     line("final", "final", signed=False)
