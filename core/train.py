@@ -396,11 +396,13 @@ def fit(
     splits: Splits,
     should_stop: Callable[[], bool] | None = None,
     on_epoch: Callable[[EpochMetrics], None] | None = None,
+    loop: Callable[..., Iterator[EpochMetrics]] = train,
 ) -> tuple[BilinearMLP, list[EpochMetrics]]:
-    """Build and train a model for `config`; returns it with its history (convenience wrapper)."""
+    """Build and train a model for `config`; returns it with its history (convenience wrapper).
+    `loop` is this module's `train` or core.reference_train's, which follows the same law."""
     model = new_model(config)
     history = []
-    for metrics in train(model, splits, config, should_stop):
+    for metrics in loop(model, splits, config, should_stop):
         history.append(metrics)
         if on_epoch is not None:
             on_epoch(metrics)
