@@ -3,6 +3,7 @@
     python -m core.reproduce                       # the seed's defaults, full MNIST
     python -m core.reproduce --preset quick        # the app's quick classroom preset
     python -m core.reproduce --epochs 10 --json out.json
+    python -m core.reproduce --loop reference      # train with the readable loop (core.reference_train)
 
 Every Config field is a flag (built from dataclasses.fields(Config), with the field's help text).
 """
@@ -26,8 +27,11 @@ from core.data import MNIST, MNISTError, load_mnist, to_float
 from core.eigen import cos_with_centered_target, decompose
 from core.labels import make_splits
 from core.model import BilinearMLP
+from core.reference_train import train as reference_loop
 from core.tensor import DIRECTIONS, reconstruction_error
-from core.train import TrainingDiverged, fit
+from core.train import TrainingDiverged, fit, train
+
+LOOPS = {"fast": train, "reference": reference_loop}  # the same law (tests/unit/test_reference_train.py)
 
 
 def summarize(model: BilinearMLP, mnist: MNIST, config: Config, n_check: int = 1000) -> dict:
@@ -73,6 +77,13 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespac
             help=f.metadata["help"],
             **_flag_settings(f.name),
         )
+    p.add_argument(
+        "--loop",
+        choices=sorted(LOOPS),
+        default="fast",
+        help="training loop: the app's fast one (core.train) or the readable one (core.reference_train), "
+        "which follow the same law (default: fast)",
+    )
     p.add_argument("--json", type=Path, default=None, help="write the results here")
     p.add_argument("--save", type=Path, default=None, help="save the trained model (safetensors)")
     args = p.parse_args(argv)
@@ -98,13 +109,14 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
 
-        model, history = fit(config, splits, on_epoch=progress)
+        model, history = fit(config, splits, on_epoch=progress, loop=LOOPS[args.loop])
     except (MNISTError, TrainingDiverged) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     result = {
         "config": config.to_dict(),
         "preset": args.preset,
+        "loop": args.loop,
         "val_acc": history[-1].val_acc,
         "train_acc": history[-1].train_acc,
         "positive_fraction": splits.train_y.float().mean().item(),

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from safetensors.torch import save as st_save
 
+from core import reference_train, reproduce
 from core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from core.config import Config, preset
 from core.reproduce import main, parse_args
@@ -100,6 +101,7 @@ def test_other_bad_files(saved):
         (["--threshold", "1.5"], "threshold must be in"),
         (["--target-index", "60000"], "target index must be"),
         (["--epochs", "abc"], "invalid int value"),
+        (["--loop", "slow"], "invalid choice"),
     ],
 )
 def test_cli_rejects_bad_arguments(args, message, capsys):
@@ -132,6 +134,7 @@ def test_cli_writes_the_promised_json(tmp_path, capsys):
     for key in ["config", "val_acc", "train_acc", "positive_fraction", "seconds", "train_seconds", "preset"]:
         assert key in result
     assert 0 < result["train_seconds"] <= result["seconds"] and result["preset"] == "paper"
+    assert result["loop"] == "fast"  # the default: the app's loop
     assert result["reconstruction_max_abs_err"] < 1e-4
     assert set(result["directions"]) == {"true", "false", "true_minus_false"}
     for direction in result["directions"].values():
@@ -144,10 +147,29 @@ def test_cli_writes_the_promised_json(tmp_path, capsys):
     load_checkpoint((tmp_path / "m.safetensors").read_bytes())
 
 
+def test_cli_loop_flag_trains_with_the_reference_loop(tmp_path, monkeypatch, capsys):
+    """--loop reference runs core.reference_train.train (recorded here), and the JSON says which loop ran."""
+    epochs = []
+
+    def recording(model, splits, config, should_stop=None):
+        for metrics in reference_train.train(model, splits, config, should_stop):
+            epochs.append(metrics.epoch)
+            yield metrics
+
+    monkeypatch.setitem(reproduce.LOOPS, "reference", recording)
+    out = tmp_path / "r.json"
+    args = ["--loop", "reference", "--epochs", "2", "--n-train", "2048", "--n-test", "500", "--batch-size", "512"]
+    assert main([*args, "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert epochs == [1, 2] and result["loop"] == "reference"
+    assert [m["epoch"] for m in result["history"]] == [1, 2] and 0 <= result["val_acc"] <= 1
+    assert "epoch   2/2" in capsys.readouterr().err
+
+
 def test_cli_flags_are_the_config_fields_and_presets_are_the_apps():
     """Every Config field is a flag (include_inverse too); --preset starts from core.config.PRESETS."""
     config, args = parse_args(["--no-include-inverse", "--seed", "3"])
-    assert config == Config(include_inverse=False, seed=3) and args.preset == "paper"
+    assert config == Config(include_inverse=False, seed=3) and args.preset == "paper" and args.loop == "fast"
     config, _ = parse_args(["--preset", "quick", "--weight-decay", "2"])
     assert config == preset("quick", weight_decay=2.0)
     assert parse_args(["--noise-sampler", "kornia"])[0].noise_sampler == "kornia"
