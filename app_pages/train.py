@@ -2,10 +2,12 @@
 
 import streamlit as st
 
+import core.train
+from core import reference_train
 from core.checkpoint import load_checkpoint, save_checkpoint
 from core.config import N_TEST_MNIST, N_TRAIN_MNIST, PRESET_RESULTS, Config, preset
 from core.labels import class_balance_problem, labels_from_similarities
-from core.train import new_model, train
+from core.train import new_model
 from render import charts, figures
 from ui import models, resources, state, widgets
 
@@ -202,5 +204,14 @@ st.caption(
 )
 
 widgets.code_expander(
-    Config.validate, labels_from_similarities, class_balance_problem, new_model, train, save_checkpoint, load_checkpoint
+    Config.validate,
+    labels_from_similarities,
+    class_balance_problem,
+    new_model,
+    reference_train.train,
+    save_checkpoint,
+    load_checkpoint,
+    note="The training loop below is the one to read (autograd, torch's AdamW, explicit noise); the app trains "
+    "with `core.train`, a faster loop that follows the same law, which tests/unit/test_reference_train.py checks.",
+    module=core.train,
 )

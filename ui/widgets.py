@@ -11,6 +11,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import streamlit as st
@@ -164,12 +165,24 @@ def lazy_expander(label: str, key: str, icon: str) -> Any:
     return expander if expander.open else None
 
 
-def code_expander(*functions: Callable[..., Any]) -> None:
-    """An expander with the source of the core functions this page called (`lazy_expander`, key show_code)."""
+def code_expander(*functions: Callable[..., Any], note: str = "", module: ModuleType | None = None) -> None:
+    """An expander with the source of the core functions this page called (`lazy_expander`, key show_code).
+
+    `note` (a sentence) comes first, then `module`'s whole source in an expander of its own (lazy too), for
+    code a page shows through a readable stand-in: the Train page shows the reference loop, and the fast
+    loop the app runs sits behind it."""
     expander = lazy_expander("Show the code this page ran", "show_code", ":material/code:")
     if expander is None:
         return
     with expander:
+        if note:
+            st.caption(note)
+        if module is not None:
+            name = module.__name__
+            inner = lazy_expander(f"Show `{name}`", f"show_code_{name}", ":material/code:")
+            if inner is not None:
+                with inner:
+                    st.code(inspect.getsource(module), language="python")
         for function in functions:
             st.caption(f"`{function.__module__}.{function.__qualname__}`")
             st.code(inspect.getsource(function), language="python")
