@@ -3,7 +3,8 @@
 
 Modules, in the order the experiment runs them:
 config (the settings) -> data (MNIST) -> labels (similarity labels) -> model (bilinear MLP)
--> train (the training loop) -> tensor (bias-augmented interaction matrices) -> eigen
+-> train (the training loop the app runs; reference_train: the same law in plain PyTorch, to read)
+-> tensor (bias-augmented interaction matrices) -> eigen
 (eigendecomposition in pixel space). Beside them: identity (model ids and the trained-model record),
 checkpoint (safetensors I/O), store (checkpoints at an fsspec URL), findings (every sentence about a model,
 computed), explain (one input's output split per eigenvector), truncation (accuracy with only the top-k

@@ -1,5 +1,9 @@
 """Training loop: the seed's recipe, written as a generator a live UI can stream and stop.
 
+This is the fast loop the app runs. To read the recipe, start with core/reference_train.py: the same law
+in plain PyTorch (autograd, torch.optim.AdamW, explicit noise); tests/unit/test_reference_train.py checks
+that the two loops agree.
+
 Recipe (seed notebook / paper code): AdamW(lr, weight_decay), cosine LR over `epochs` (stepped
 per epoch), shuffled batches with the last partial batch dropped, cross-entropy, and Gaussian
 pixel noise N(0, noise_std^2) added to every training image (kornia `RandomGaussianNoise`).
