@@ -7,7 +7,8 @@ The app trains with `core.train.train`, which follows the same law faster: its o
 and AdamW, and the pixel noise sampled through the embedding (see core.train's docstring).
 tests/unit/test_reference_train.py checks that the two loops agree: the same steps without noise,
 the same distributions of losses and gradients with it. Both yield the same EpochMetrics, so
-`python -m core.reproduce --loop reference` runs the whole experiment with this one.
+`python -m core.reproduce --loop reference` runs the whole experiment with this one. (This loop always
+draws the noise explicitly: config.noise_sampler chooses how the fast loop draws it.)
 """
 
 from __future__ import annotations
