@@ -2,11 +2,13 @@
 
 Trains the seed config (core.config.Config() defaults: full MNIST, target image 6, threshold 0.4,
 batch 2048, AdamW lr 1e-3 / wd 1.0, pixel noise std 0.1, d_hidden 64) for the same number of
-epochs, in this process, three ways:
+epochs, in this process, four ways:
 
   fast       core.train.train with noise_sampler="fast" (ExactNoisyEmbed: the embedding and its
              gradient are sampled from their exact law with 64 draws per image)
   kornia     core.train.train with noise_sampler="kornia" (same loop, 784 kornia draws per image)
+  readable   core.reference_train.train, the loop the Train page shows (autograd, torch's AdamW, explicit
+             torch.randn noise; the same law as fast, tests/unit/test_reference_train.py)
   reference  a plain loop written here the way the published code trains (the paper's
              repository, image/model.py, Model.fit): a Dataset of float images (N, 1, 28, 28),
              a DataLoader(batch_size=2048, shuffle=True, drop_last=True) whose collate_fn stacks
@@ -14,7 +16,7 @@ epochs, in this process, three ways:
              AdamW, CosineAnnealingLR, per-batch loss.item() / acc.item(), and a full test-set
              evaluation (grad enabled, as published) after every epoch.
 
-All three start from the same initial weights (core.train.new_model) and use a cosine schedule
+All four start from the same initial weights (core.train.new_model) and use a cosine schedule
 over the epochs actually run, so their final validation accuracies are comparable; they differ
 only by the randomness of shuffling and noise. Seconds per epoch include the per-epoch
 evaluation and are the median over the epochs after the first (the first pays warm-up). A
@@ -52,16 +54,18 @@ from core.config import Config
 from core.data import load_mnist
 from core.labels import Splits, make_splits
 from core.model import BilinearMLP
+from core.reference_train import train as readable_train
 from core.train import ExactNoisyEmbed, new_model, train
 
-# --------------------------------------------------------------------------- the three loops
+# --------------------------------------------------------------------------- the loops
 
 
-def run_project(splits: Splits, config: Config) -> dict:
-    """core.train.train as the app runs it; per-epoch wall times and the final val accuracy."""
+def run_project(splits: Splits, config: Config, loop: Callable = train) -> dict:
+    """core.train.train as the app runs it (or another loop yielding EpochMetrics); per-epoch wall times and
+    the final val accuracy."""
     model = new_model(config)
     times, last, history = [], 0.0, []
-    for m in train(model, splits, config):
+    for m in loop(model, splits, config):
         times.append(m.seconds - last)
         last = m.seconds
         history.append(m)
@@ -208,6 +212,7 @@ def main(argv: list[str] | None = None) -> dict:
     for name, fn in [
         ("fast", lambda: run_project(splits, config.replace(noise_sampler="fast"))),
         ("kornia", lambda: run_project(splits, config.replace(noise_sampler="kornia"))),
+        ("readable", lambda: run_project(splits, config, loop=readable_train)),
         ("reference", lambda: run_reference(splits, config)),
     ]:
         start = time.perf_counter()
@@ -218,13 +223,14 @@ def main(argv: list[str] | None = None) -> dict:
     noise = time_noise(config)
     load_after = os.getloadavg()
     ref = runs["reference"]["seconds_per_epoch"]
-    ratios = {f"reference/{k}": ref / runs[k]["seconds_per_epoch"] for k in ("fast", "kornia")}
+    ratios = {f"reference/{k}": ref / runs[k]["seconds_per_epoch"] for k in ("fast", "kornia", "readable")}
 
     print()
     print(f"{'loop':<34} {'s/epoch':>8} {'ref/this':>9} {'val acc':>8} {'val loss':>9}")
     labels = {
         "fast": "project loop, fast sampler",
         "kornia": "project loop, kornia noise",
+        "readable": "readable loop (reference_train)",
         "reference": "reference (published-style) loop",
     }
     for name, r in runs.items():
