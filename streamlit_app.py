@@ -80,7 +80,9 @@ def run() -> None:
     shield("writing the link", links.write)  # the URL follows every setting, also across page switches
     widgets.projector_toggle()
     lesson.sidebar()
+    notices = st.container()  # above the page, filled after it: the store's and the room's outages
     shield(f"page {page.title}", page.run)
+    shield("the notices", lambda: widgets.outages(notices))
     # after the page: its text is on screen before torch loads; Train draws the run's progress itself
     shield("the sidebar", lambda: widgets.model_sidebar(badge=page.url_path != "train"))
     shield("writing the link", links.write)  # the page may have changed the model

@@ -12,6 +12,14 @@ the temporary directory if the home cache is not writable (see default_store_url
 directory survives a restart of the server process, not a new container: where a sleeping app
 wakes up on a fresh disk (Streamlit Community Cloud may), only a bucket keeps the models.
 
+Failing loudly and fast: an S3 store gets short timeouts and one attempt (FAST_S3_OPTIONS: botocore's
+retries stalled every page for 8-17 s with the store unreachable); a read or write that fails marks the
+store down for DOWN_SECONDS, during which nobody waits on it again; a miss is remembered for MISS_SECONDS
+(a class's boards asking for an evicted model cost one request, not one per board); `problem` says, in a
+sentence for the page, what is wrong and what will not survive. The app never creates a bucket: a missing
+one is a `problem` from `check()` at start-up, and every write fails at once. `open_store` names a missing
+fsspec backend (s3fs, gcsfs) at start-up and falls back to the local directory.
+
 Layout: one file `<id>.safetensors` per model under the root. Ids must match core.identity.MODEL_ID,
 so no key can name a path outside the root.
 
@@ -33,6 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import posixpath
 import re
@@ -60,7 +69,19 @@ TIME_KEYS = ("mtime", "LastModified", "last_modified", "updated", "created")
 # A temporary file of ModelStore._write_local: ".<id>.safetensors.<uuid4 hex>.tmp".
 _TMP_NAME = re.compile(rf"^\.(?:[pu]-)?[0-9a-f]+{re.escape(SUFFIX)}\.[0-9a-f]{{32}}\.tmp$")
 
+MISS_SECONDS = 5.0  # a model the store did not have is not asked for again this long (unless `fresh`)
+DOWN_SECONDS = 15.0  # after a failed read or write the store is left alone this long: pages never wait twice
+# s3fs (aiobotocore): seconds to connect and to read, and one attempt: not botocore's retries, nor s3fs's own
+# 5 (FAST_RETRIES, set on the filesystem: s3fs takes it from a class attribute, not an argument)
+FAST_S3_OPTIONS = {"config_kwargs": {"connect_timeout": 2, "read_timeout": 5, "retries": {"max_attempts": 1}}}
+FAST_RETRIES = 1
+BACKENDS = {"s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs", "abfs": "adlfs"}
+
 log = logging.getLogger("bilinear_eigen_lab")
+
+
+class StoreUnavailable(OSError):
+    """The store cannot be reached, or its bucket does not exist: nothing was written."""
 
 
 def default_store_url() -> str:
@@ -70,8 +91,11 @@ def default_store_url() -> str:
     temporary directory when that cache cannot be written (a read-only home, a container without one).
     """
     url = os.environ.get(ENV_VAR, "").strip()
-    if url:
-        return url
+    return url or default_local_url()
+
+
+def default_local_url() -> str:
+    """The local directory a store uses without BILINEAR_LAB_MODEL_STORE (or when its backend is missing)."""
     xdg = os.environ.get("XDG_CACHE_HOME", "")
     # The XDG spec says a relative value is invalid and must be ignored.
     cache = Path(xdg) if os.path.isabs(xdg) else Path(os.path.expanduser("~")) / ".cache"
@@ -79,6 +103,27 @@ def default_store_url() -> str:
     if home.is_absolute() and _creatable(home):  # "~" stays relative when there is no home at all
         return str(home)
     return str(Path(tempfile.gettempdir()) / "bilinear-eigen-lab" / "models")
+
+
+def open_store(url: str, max_bytes: int = DEFAULT_MAX_BYTES) -> ModelStore:
+    """The store at `url`, checked once (`check`); if its fsspec backend is missing or the URL is unusable, the
+    local directory instead, with a `problem` that names what to install."""
+    try:
+        store = ModelStore(url, max_bytes)
+    except (ImportError, ValueError) as error:  # fsspec: "Install s3fs to access S3", an unknown protocol
+        protocol = url.split("://", 1)[0] if "://" in url else url
+        package = BACKENDS.get(protocol)
+        needs = f"needs the package {package}, which is not installed" if package else f"cannot be used ({error})"
+        local = default_local_url()
+        log.error("model store %s %s: models go to %s instead", url, needs, local)
+        store = ModelStore(local, max_bytes)
+        store.fallback = (
+            f"The model store {url} {needs}, so models are kept in this server's own directory instead: they "
+            "survive a restart of this server, not a new container, and the class's other servers do not see them."
+        )
+        return store
+    store.check()
+    return store
 
 
 def _creatable(directory: Path) -> bool:
@@ -123,12 +168,64 @@ class ModelStore:
         if max_bytes <= 0:
             raise ValueError(f"max_bytes must be positive, not {max_bytes}")
         self.url, self.max_bytes = url, max_bytes
-        self.fs, self.root = url_to_fs(url)
+        options = FAST_S3_OPTIONS if url.split("://", 1)[0] in ("s3", "s3a") else {}
+        self.fs, self.root = url_to_fs(url, **options)
         self.root = self.root.rstrip("/") or "/"
+        protocol = url.split("://", 1)[0] if "://" in url else "file"
+        # an object store's bucket (the root's first part): checked, never created; other roots are directories
+        self._bucket = self.root.strip("/").split("/")[0] if protocol in BACKENDS else None
+        if options and hasattr(self.fs, "retries"):
+            self.fs.retries = FAST_RETRIES  # s3fs's own retry loop (a class attribute, 5)
         self._local = isinstance(self.fs, LocalFileSystem)  # only there can we rename and set times
         self._lock = threading.Lock()
         self._used: dict[str, tuple[float, int]] = {}  # id -> (time, counter) of this process's last use
         self._last, self._count = 0.0, 0
+        self._misses: dict[str, float] = {}  # id -> when the store last said it had no such model
+        self._down_until, self._down_why = 0.0, ""  # the store failed: left alone until then
+        self._missing_root = False  # check() found no bucket (or root directory) on a remote store
+        self.fallback = ""  # open_store: why this local store stands in for the configured one
+
+    @property
+    def local(self) -> bool:
+        """Whether the store is a directory on this server's disk."""
+        return self._local
+
+    @property
+    def problem(self) -> str | None:
+        """A sentence for the page while the store is unreachable, missing or replaced; None when it works."""
+        if self.fallback:
+            return self.fallback
+        if self._missing_root:
+            return (
+                f"The model store {self.url} does not exist (the app never creates a bucket: check its name, or "
+                "create it). Models trained now live in this server's memory only and will not survive a restart."
+            )
+        if time.monotonic() < self._down_until:
+            return (
+                f"The model store {self.url} cannot be reached ({self._down_why}). Models trained now live in this "
+                "server's memory only: they will not survive a restart nor reach the class's other servers."
+            )
+        return None
+
+    def check(self) -> bool:
+        """Start-up: does an object store's bucket exist (a directory is created on the first put)? False, and a
+        `problem`, if it is missing or unreachable."""
+        if self._bucket is None:
+            return True  # a directory: made on the first put
+        try:
+            self._missing_root = not self.fs.exists(self._bucket)
+        except Exception as e:  # unreachable: botocore, aiohttp and the like raise their own types
+            self._down(e)
+            return False
+        if self._missing_root:
+            log.error("model store %s: the bucket or directory does not exist; the app does not create it", self.url)
+        return not self._missing_root
+
+    def _down(self, error: BaseException) -> None:
+        first = time.monotonic() >= self._down_until
+        self._down_until, self._down_why = time.monotonic() + DOWN_SECONDS, type(error).__name__
+        if first:
+            log.error("model store %s cannot be reached (%s: %s)", self.url, type(error).__name__, error)
 
     def __repr__(self) -> str:
         return f"ModelStore({self.url!r}, max_bytes={self.max_bytes})"
@@ -149,32 +246,55 @@ class ModelStore:
         path = self._path(model_id)
         if len(data) > MAX_BYTES:
             raise ValueError(f"{len(data)} bytes is more than a checkpoint's limit of {MAX_BYTES}")
+        if self._missing_root or time.monotonic() < self._down_until:
+            raise StoreUnavailable(self.problem or f"the model store {self.url} is unavailable")
         with self._lock:  # one writer at a time, so eviction never drops another thread's fresh entry
-            self.fs.invalidate_cache(self.root)  # object stores cache listings; another replica may have written
-            if self.fs.exists(path):
+            try:
+                self.fs.invalidate_cache(self.root)  # object stores cache listings; another replica may have written
+                if self.fs.exists(path):
+                    self._mark_used(model_id, path)
+                    return
+                if self._local:
+                    self._write_local(path, data)
+                else:
+                    try:
+                        self.fs.pipe_file(path, data)  # an object store's put is atomic: all or nothing
+                    except FileNotFoundError as e:
+                        if self._bucket is not None:  # no bucket: never created here (a typo would make a new one)
+                            self._missing_root = True
+                            raise StoreUnavailable(f"the model store {self.url} does not exist") from e
+                        self.fs.makedirs(self.root, exist_ok=True)  # a filesystem with real directories (sftp, smb)
+                        self.fs.pipe_file(path, data)
+                self._misses.pop(model_id, None)
                 self._mark_used(model_id, path)
-                return
-            if self._local:
-                self._write_local(path, data)
-            else:
-                try:
-                    self.fs.pipe_file(path, data)  # an object store's put is atomic: all or nothing
-                except FileNotFoundError:  # a filesystem with real directories (sftp, smb): make the root once
-                    self.fs.makedirs(self.root, exist_ok=True)  # not up front: on s3 that costs requests
-                    self.fs.pipe_file(path, data)
-            self._mark_used(model_id, path)
-            self._evict(keep=model_id)
+                self._evict(keep=model_id)
+            except (StoreUnavailable, ValueError):
+                raise
+            except Exception as e:
+                if not self._local:  # a local disk error (full, read-only) is not an unreachable store
+                    self._down(e)
+                raise
 
-    def get(self, model_id: str) -> bytes | None:
-        """The checkpoint's bytes, or None if absent or unreadable (never raises, except for a bad id)."""
+    def get(self, model_id: str, fresh: bool = False) -> bytes | None:
+        """The checkpoint's bytes, or None if absent or unreadable (never raises, except for a bad id).
+
+        At once None while the store is down or missing, and for an id missed less than MISS_SECONDS ago
+        (unless `fresh`: another replica has just written it)."""
         path = self._path(model_id)
+        now = time.monotonic()
+        if self._missing_root or now < self._down_until:
+            return None
+        if not fresh and now - self._misses.get(model_id, -math.inf) < MISS_SECONDS:
+            return None
         data, problem = None, None
         try:
             data = self.fs.cat_file(path)
         except FileNotFoundError:
-            pass  # never stored, or evicted since
+            self._remember_miss(model_id, now)  # never stored, or evicted since
         except Exception as e:  # backends raise their own types (botocore, aiohttp); a miss is always safe
             problem = f"could not be read ({type(e).__name__}: {e})"
+            if not self._local:
+                self._down(e)
         with self._lock:
             if data is not None:
                 self._mark_used(model_id, path)
@@ -187,6 +307,12 @@ class ModelStore:
         elif data is None:
             log.debug("model store %s: no %s", self.url, model_id)  # a plain miss is routine: not a warning
         return data
+
+    def _remember_miss(self, model_id: str, now: float) -> None:
+        with self._lock:
+            if len(self._misses) > 1000:  # bounded: forget the ones whose time is up
+                self._misses = {i: t for i, t in self._misses.items() if now - t < MISS_SECONDS}
+            self._misses[model_id] = now
 
     def ids(self) -> list[str]:
         """The stored ids, least recently used first (as this process sees it)."""

@@ -37,9 +37,9 @@ class RoomState:
 class ClassRoom:
     """Thread-safe holder of the room's RoomState: every session's script thread reads and changes it."""
 
-    def __init__(self) -> None:
+    def __init__(self, state: RoomState | None = None) -> None:
         self._lock = threading.Lock()
-        self._state = RoomState()
+        self._state = state or RoomState()  # server.room starts one from the database's last state
 
     def state(self) -> RoomState:
         with self._lock:

@@ -33,13 +33,13 @@ import os
 import statistics
 import threading
 import time
-from collections.abc import Callable, Iterator
-from typing import Literal
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Literal, Protocol
 
 import torch
 
 from core.config import Config
-from core.identity import TrainedModel
+from core.identity import TrainedModel, config_id
 from core.labels import Splits
 from core.model import BilinearMLP
 from core.train import EpochMetrics, TrainingDiverged, new_model
@@ -54,6 +54,25 @@ NICE = 5
 # Seconds per training image per epoch at d_hidden 64, on one core of this 2-core AMD EPYC (quick
 # preset: 60,000 images x 8 epochs in about 5.2 s); replaced by what this server measures.
 DEFAULT_SECONDS_PER_IMAGE_EPOCH = 1.08e-5
+FOLLOW_SECONDS = 1.0  # how often a job trained by another replica reads that replica's progress
+
+
+class ClaimView(Protocol):
+    """How far another replica got with a training (server.room.Claim)."""
+
+    state: str
+    history: tuple[dict[str, Any], ...]
+
+    def alive(self, now: float) -> bool: ...
+
+
+class Claims(Protocol):
+    """Claims on trainings shared by the replicas of one class (server.room.Room): one trains, the others follow."""
+
+    def claim(self, model_id: str, epochs: int) -> bool: ...
+    def report(self, model_id: str, history: Sequence[dict[str, Any]]) -> None: ...
+    def release(self, model_id: str, state: str) -> None: ...
+    def progress(self, model_id: str) -> ClaimView | None: ...
 
 
 class TrainingJob:
@@ -71,6 +90,7 @@ class TrainingJob:
         self.stop_requested = threading.Event()
         self.done = threading.Event()  # set once the job is finished, stopped or failed
         self.queued_at, self.started_at = time.monotonic(), 0.0
+        self.elsewhere = False  # True while another replica trains this Config and the job follows its progress
         self._snapshot: tuple[dict[str, torch.Tensor], tuple[EpochMetrics, ...]] | None = None
         self._lock = threading.Lock()
 
@@ -262,8 +282,12 @@ class TrainingPool:
         nice: int = NICE,
         threads_alone: int | None = None,
         thread_choice: Callable[[int, int], ThreadChoice] | None = None,
+        claims: Claims | None = None,
+        fetch: Callable[[Config], TrainedModel | None] | None = None,
     ) -> None:
         self._trainer, self._publish = trainer, publish  # publish: e.g. the registry's add
+        # claims: the replicas' shared claims (server.room); fetch: a model another replica finished (the store)
+        self._claims, self._fetch = claims, fetch
         self.workers = max(1, workers or os.cpu_count() or 1)
         self._nice = nice
         # intra-op threads of a training: `threads_alone` while it is the only job in flight, else the
@@ -362,9 +386,47 @@ class TrainingPool:
                     self._lock.wait()
                 job = self._queue.popleft()
                 job.state, job.started_at = "running", time.monotonic()
+            if self._claims is not None and not self._claims.claim(config_id(job.config), job.config.epochs):
+                job.elsewhere = True  # another replica trains it: follow its progress without taking a worker
+                threading.Thread(
+                    target=self._follow_elsewhere, args=(job,), name="training-elsewhere", daemon=True
+                ).start()
+                continue
             state = self._train(job)
             with self._lock:
                 self._end(job, state)
+
+    def _follow_elsewhere(self, job: TrainingJob) -> None:
+        """Mirror another replica's claim on `job`'s Config: its epochs as they finish, then its model (from the
+        store). If that replica stops, dies or its model cannot be read here, this server claims and trains."""
+        _lower_priority(self._nice)
+        assert self._claims is not None
+        key, state = config_id(job.config), None
+        while state is None:
+            if job.stop_requested.wait(FOLLOW_SECONDS):
+                state = "stopped"  # every follower here left; the other replica's training goes on
+                break
+            claim = self._claims.progress(key)
+            if claim is not None and claim.history:
+                with contextlib.suppress(ValueError):  # a malformed row: keep the last good progress
+                    job.history = tuple(EpochMetrics.from_dict(h) for h in claim.history)
+            if claim is not None and claim.state == "finished":
+                job.result = self._fetch(job.config) if self._fetch is not None else None
+                if job.result is not None:
+                    state = "finished"
+                    break
+            if claim is not None and claim.state != "finished" and claim.alive(time.time()):
+                continue
+            if self._claims.claim(key, job.config.epochs):  # gone, stopped, failed or unreadable here: train it
+                job.elsewhere, job.history = False, ()
+                state = self._train(job)
+        with self._lock:
+            self._end(job, state)
+
+    def _released(self, job: TrainingJob, state: JobState) -> JobState:
+        if self._claims is not None:
+            self._claims.release(config_id(job.config), state)
+        return state
 
     def _alone(self, job: TrainingJob) -> bool:
         """Nothing but `job` is running or queued."""
@@ -388,16 +450,19 @@ class TrainingPool:
             for metrics in self._trainer(model, job.splits, config, poll):
                 job.record(model, metrics)
                 choice.skip()  # the epoch's evaluation ran since the last batch began
+                if self._claims is not None:  # the other replicas' followers see the epoch (and that we live)
+                    self._claims.report(config_id(config), [m.to_dict() for m in job.history])
         except TrainingDiverged as error:
             job.error = str(error)
-            return "failed"
+            return self._released(job, "failed")
         except Exception as error:  # a bug: the followers get a message, the log the traceback
             log.exception("training %s failed", config)
             job.error = f"Training failed ({type(error).__name__}: {error})."
-            return "failed"
+            return self._released(job, "failed")
         if len(job.history) < config.epochs:
-            return "stopped"  # every follower left (Stop): the run ends where it was
+            return self._released(job, "stopped")  # every follower left (Stop): the run ends where it was
         job.result = self._publish(TrainedModel(model, config, job.history, "trained", trained_by=job.trained_by))
+        self._released(job, "finished")  # after the publish: the model is in the store for the other replicas
         seconds = job.history[-1].seconds
         images = (config.n_train or 60_000) * config.epochs * max(1.0, config.d_hidden / 64)
         self.seconds_per_image_epoch = seconds / images  # the next estimates use this server's speed

@@ -40,9 +40,9 @@ def save(store: ModelStore | None, trained: TrainedModel) -> None:
         log.exception("could not write model %s to the store %s", trained.model_id, store.url)
 
 
-def load(store: ModelStore | None, model_id: str, origin: Origin) -> TrainedModel | None:
+def load(store: ModelStore | None, model_id: str, origin: Origin, fresh: bool = False) -> TrainedModel | None:
     """The stored model with this id, checked: its content (or config) must give back the same id."""
-    data = store.get(model_id) if store is not None else None
+    data = store.get(model_id, fresh=fresh) if store is not None else None
     if data is None:
         return None
     try:
@@ -87,8 +87,10 @@ class ModelRegistry:
         loader: Callable[[Config], TrainedModel | None] | None = None,
         lazy_ids: Mapping[str, Config] | None = None,
         store: ModelStore | None = None,
+        on_new: Callable[[TrainedModel], None] | None = None,
     ) -> None:
         self._lock = threading.Lock()
+        self._on_new = on_new  # told of each model trained on this server (the room lists it for every replica)
         self._models: OrderedDict[Config, TrainedModel] = OrderedDict()
         self._ids: dict[str, Config] = {}
         self._added: dict[Config, float] = {}  # when each model arrived (the class board's clock time)
@@ -99,17 +101,19 @@ class ModelRegistry:
         self._pinned, self._max = (pinned.config if pinned is not None else None), max_models
         self._loader, self._lazy_ids, self._store = loader, dict(lazy_ids or {}), store
 
-    def get(self, config: Config) -> TrainedModel | None:
+    def get(self, config: Config, fresh: bool = False) -> TrainedModel | None:
+        """The model for `config`, from memory, the precomputed grid or the store (`fresh`: ask the store even
+        if it said no a moment ago, e.g. because another replica has just finished it)."""
         with self._lock:
             found = self._models.get(config)
         if found is None and self._loader is not None:
             loaded = self._loader(config)  # outside the lock: it may read a file
             if loaded is not None:
-                found = self.add(loaded)
+                found = self.add(loaded, new=False)
         if found is None:  # trained here before a restart, or by a replica sharing the store
-            stored = load(self._store, config_id(config), "trained")
+            stored = load(self._store, config_id(config), "trained", fresh)
             if stored is not None and stored.config == config:
-                found = self.add(stored)
+                found = self.add(stored, new=False)
         return found
 
     def by_id(self, model_id: str) -> TrainedModel | None:
@@ -121,10 +125,11 @@ class ModelRegistry:
         if config is not None:
             return self.get(config)
         stored = load(self._store, model_id, "trained")  # trained here before a restart, or by a replica
-        return self.add(stored) if stored is not None else None
+        return self.add(stored, new=False) if stored is not None else None
 
-    def add(self, trained: TrainedModel) -> TrainedModel:
-        """Register a finished model; if another session got there first, return theirs."""
+    def add(self, trained: TrainedModel, new: bool = True) -> TrainedModel:
+        """Register a finished model (`new`: trained here, not read back); if another session got there first,
+        return theirs."""
         with self._lock:
             existing = self._models.setdefault(trained.config, trained)
             self._ids[existing.model_id] = existing.config
@@ -136,6 +141,8 @@ class ModelRegistry:
                 self._added.pop(oldest, None)
         if existing is trained:
             save(self._store, trained)
+            if new and self._on_new is not None and trained.origin == "trained":
+                self._on_new(trained)  # after the save: a replica reading the room finds it in the store
         return existing
 
     def models(self, origins: Collection[Origin] | None = None) -> list[Listed]:
@@ -163,16 +170,24 @@ class ModelSlots:
     (a d_hidden=1024 model is ~11 MB); a session holding one keeps its own reference.
     """
 
-    def __init__(self, max_models: int = 48, max_bytes: int = 200 * 2**20, store: ModelStore | None = None) -> None:
+    def __init__(
+        self,
+        max_models: int = 48,
+        max_bytes: int = 200 * 2**20,
+        store: ModelStore | None = None,
+        on_new: Callable[[TrainedModel], None] | None = None,
+    ) -> None:
         self._lock = threading.Lock()
+        self._on_new = on_new  # told of each run stopped on this server (the room lists it for every replica)
         self._models: OrderedDict[str, TrainedModel] = OrderedDict()
         self._added: dict[str, float] = {}  # by id: when each model arrived (not when it was last used)
         self._revision = 0  # +1 whenever a model arrives or leaves (not when one is merely used)
         self._max_models, self._max_bytes, self._store = max_models, max_bytes, store
 
-    def add(self, trained: TrainedModel) -> TrainedModel:
+    def add(self, trained: TrainedModel, new: bool = True) -> TrainedModel:
         save(self._store, trained)  # a stopped run; an upload is not written (its owner has the file)
         with self._lock:
+            known = trained.model_id in self._models
             existing = self._models.setdefault(trained.model_id, trained)
             self._models.move_to_end(trained.model_id)
             if existing is trained:
@@ -183,7 +198,9 @@ class ModelSlots:
                 dropped, _ = self._models.popitem(last=False)
                 self._added.pop(dropped, None)
                 self._revision += 1
-            return existing
+        if new and not known and self._on_new is not None and trained.origin == "stopped":
+            self._on_new(trained)
+        return existing
 
     def models(self, origins: Collection[Origin] | None = None) -> list[Listed]:
         """The models held now (of the given origins), newest first, each with the time it arrived."""
@@ -205,7 +222,7 @@ class ModelSlots:
                 return found
         if model_id.startswith(PREFIXES["stopped"]):
             stored = load(self._store, model_id, "stopped")
-            return self.add(stored) if stored is not None else None
+            return self.add(stored, new=False) if stored is not None else None
         return None
 
     def __len__(self) -> int:

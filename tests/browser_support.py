@@ -58,15 +58,20 @@ def streamlit_server(
     script: str | Path = "streamlit_app.py",
     model_store: str | None = None,
     on_start: Callable[[subprocess.Popen], None] | None = None,
+    port: int | None = None,
+    env: dict[str, str | None] | None = None,
 ) -> Iterator[tuple[str, subprocess.Popen]]:
     """Run `streamlit run streamlit_app.py` (or another `script`) headless on a free port; yields (url, process).
 
     The server stores trained models at `model_store` (an fsspec URL; default: a fresh directory beside
     its log): a server here is a new server, and another test's models must not turn its trainings
     into loads; a restart benchmark passes the same store to the second server. `on_start(process)`
-    is called right after the process starts, before it is healthy (e.g. to put it into a cgroup)."""
-    port = free_port()
-    env = {**os.environ, "BILINEAR_LAB_MODEL_STORE": model_store or str(log_path.parent / f"model-store-{port}")}
+    is called right after the process starts, before it is healthy (e.g. to put it into a cgroup). `port`: a
+    fixed one (default: a free one); `env`: variables to set on top of this process's (None unsets one)."""
+    port = port or free_port()
+    base = {**os.environ, "BILINEAR_LAB_MODEL_STORE": model_store or str(log_path.parent / f"model-store-{port}")}
+    changes = env or {}
+    env = {k: v for k, v in {**base, **changes}.items() if v is not None}
     with open(log_path, "w") as log:
         process = subprocess.Popen(
             [

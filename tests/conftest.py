@@ -21,6 +21,10 @@ os.environ.setdefault("BILINEAR_LAB_MODEL_STORE", tempfile.mkdtemp(prefix="bilin
 # (server.jobs.NICE) would wait for the other process's tests, which no real server has beside it.
 # tests/unit/test_jobs.py checks the priority itself.
 os.environ.setdefault("BILINEAR_LAB_TRAINING_NICE", "0")
+# The room's state (server.room) in an in-memory SQLite database per process, unless a test names one: a
+# test server starts with an empty room, as the in-memory room did (tests/browser/test_replicas.py sets
+# its own database, and unsets this for the restart with the default SQLite file).
+os.environ.setdefault("BILINEAR_LAB_ROOM_URL", "sqlite://")
 
 
 @pytest.fixture(scope="session")
@@ -100,9 +104,9 @@ def training_gate(monkeypatch):
 def fresh_room(monkeypatch):
     """No teacher passcode unless a test sets one, and an empty class room (nothing pinned, no votes,
     answers hidden) before and after the test."""
-    from ui import board
+    from ui import board, resources
 
     monkeypatch.delenv(board.PASSCODE_ENV, raising=False)
-    board.classroom.clear()
+    resources.room().new_class()  # the class's models stay listed, as they stay in the registry
     yield
-    board.classroom.clear()
+    resources.room().new_class()

@@ -33,8 +33,9 @@ import streamlit as st
 from core.board import PRECOMPUTED, BoardRow, board_row, caption, describe, label, nickname
 from core.grid import grid_points
 from render import figures
-from server.classroom import ClassRoom, RoomState, passcode_digest, passcode_matches
-from server.registry import newest_first
+from server.classroom import RoomState, passcode_digest, passcode_matches
+from server.registry import Listed, newest_first
+from server.room import Room
 from ui import models, resources, widgets
 from ui.state import notify
 
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
     from torch import Tensor
 
     from core.identity import TrainedModel
-    from server.registry import Listed
 
 log = logging.getLogger("bilinear_eigen_lab")
 REFRESH_SECONDS = 2.0  # how often a board looks for new models (the goal: on every board within 5 s)
@@ -56,10 +56,10 @@ PIN_CHOICE = "teacher_pin_choice"  # the teacher's choice of the model to pin
 BOARD_ORIGINS = ("trained", "stopped")  # what the class trained here (not the shipped, grid or uploaded models)
 
 
-@st.cache_resource
-def classroom() -> ClassRoom:
-    """The room's shared state (pin, cleared models, answers shown), one per server."""
-    return ClassRoom()
+def classroom() -> Room:
+    """The room's shared state (pin, cleared models, answers shown, votes), in the database every replica
+    shares (server.room; memory while it is unreachable)."""
+    return resources.room()
 
 
 # --- the board ---------------------------------------------------------------------------------
@@ -101,22 +101,36 @@ def who(trained: TrainedModel) -> str:
     return PRECOMPUTED if trained.origin in ("grid", "pretrained") else nickname(trained.trained_by)
 
 
-def entry(trained: TrainedModel, added: float | None) -> Entry:
-    """A model's board entry; its eigendecomposition is computed once per model id for the server."""
+def entry(trained: TrainedModel, added: float | None, name: str | None = None) -> Entry:
+    """A model's board entry (`name`: the trainer's nickname as the room lists it); its eigendecomposition is
+    computed once per model id for the server."""
 
     top = resources.board_top(trained.model_id, trained)
     row = board_row(
-        trained.model_id, trained.config, trained.history, trained.origin, who(trained), added, top.cos, top.eigenvalue
+        trained.model_id,
+        trained.config,
+        trained.history,
+        trained.origin,
+        name or who(trained),
+        added,
+        top.cos,
+        top.eigenvalue,
     )
     return Entry(row, trained, top.image)
 
 
-def _listed() -> list[Listed]:
-    """The models the class trained that the server holds now, newest first (each id once)."""
+def _listed() -> list[tuple[Listed, str | None]]:
+    """The models the class trained, newest first (each id once), with their trainer's nickname: from the room
+    (every replica's, with the time each was trained), or, while its database is unreachable, what this
+    server holds in memory. A model the store no longer has is left out."""
 
-    both = [*resources.registry().models(BOARD_ORIGINS), *resources.slots().models(BOARD_ORIGINS)]
-    unique = {e.trained.model_id: e for e in both}
-    return newest_first(unique.values(), None)
+    rows = classroom().models()
+    if rows is None:
+        both = [*resources.registry().models(BOARD_ORIGINS), *resources.slots().models(BOARD_ORIGINS)]
+        unique = {e.trained.model_id: e for e in both}
+        return [(e, None) for e in newest_first(unique.values(), None)]
+    found = ((resources.find_model(r.model_id), r) for r in rows if r.origin in BOARD_ORIGINS)
+    return [(Listed(trained, r.trained_at), r.nickname) for trained, r in found if trained is not None]
 
 
 def _backdrop() -> list[TrainedModel]:
@@ -139,8 +153,8 @@ def snapshot() -> Board:
     room = classroom().state()
     key = revision(room)
     listed = _listed()
-    shown = [e for e in listed if e.trained.model_id not in room.hidden]
-    entries = tuple(entry(e.trained, e.added) for e in shown)
+    shown = [(e, name) for e, name in listed if e.trained.model_id not in room.hidden]
+    entries = tuple(entry(e.trained, e.added, name) for e, name in shown)
     ids = {e.row.model_id for e in entries}
     backdrop = tuple(entry(m, None) for m in _backdrop() if m.model_id not in ids)
     return Board(key, entries, backdrop, len(listed) - len(shown), room)
@@ -269,7 +283,7 @@ def unpin() -> None:
 def clear() -> None:
     """Hide every model trained so far from the board (nobody's active model changes)."""
     if _teacher_only("clear the board"):
-        hidden = [e.trained.model_id for e in _listed()]
+        hidden = [e.trained.model_id for e, _ in _listed()]
         classroom().clear(hidden)
         notify("info", f"Cleared {len(hidden)} model(s) from the board; whoever uses one keeps it.")
 
@@ -302,8 +316,8 @@ def pinned_entry(model_id: str) -> Entry | None:
     trained = resources.find_model(model_id)
     if trained is None:
         return None
-    added = next((e.added for e in _listed() if e.trained.model_id == model_id), None)
-    return entry(trained, added if who(trained) != PRECOMPUTED else None)
+    added, name = next(((e.added, n) for e, n in _listed() if e.trained.model_id == model_id), (None, None))
+    return entry(trained, added if who(trained) != PRECOMPUTED else None, name)
 
 
 def pinned_card(key: str = "home_use_pinned") -> None:

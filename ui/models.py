@@ -326,6 +326,8 @@ def progress(job: TrainingJob) -> Progress:
         return Progress(history, epochs, text, queued=True)
     others = len(job.followers) - 1  # a snapshot: another session may join or leave meanwhile
     shared = f" · shared with {others} other student{'s' if others > 1 else ''}" if others > 0 else ""
+    if job.elsewhere:  # server.jobs: another server of the class trains these settings; this one follows it
+        shared += " · training on another server of the class"
     if not history:
         return Progress(history, epochs, f"Epoch 1 / {epochs} is running…{shared}", queued=False)
     return Progress(history, epochs, progress_text(history[-1]) + shared, queued=False)

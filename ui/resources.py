@@ -16,6 +16,7 @@ from typing import Any
 import streamlit as st
 import torch
 
+from core.board import nickname
 from core.checkpoint import CheckpointError, load_checkpoint
 from core.config import Config
 from core.data import MNIST, MNISTError, load_mnist
@@ -24,13 +25,14 @@ from core.explain import misclassified_indices
 from core.grid import grid_checkpoint, grid_config, grid_points, is_on_grid, load_index
 from core.identity import TrainedModel, config_id
 from core.labels import Splits, TargetSimilarities, labels_for, make_splits, target_similarities
-from core.store import ModelStore, default_store_url
+from core.store import ModelStore, default_local_url, default_store_url, open_store
 from core.tensor import Direction
 from core.train import train
 from core.truncation import TruncationCurves, truncation_curves
 from render.figures import ExportCache, Figure, heatmap_png
 from server.jobs import NICE, TrainingPool
 from server.registry import ModelRegistry, ModelSlots
+from server.room import Room, default_url
 from ui.state import Unavailable
 
 SEED_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "seed-default.safetensors"
@@ -90,10 +92,38 @@ def load_grid_model(config: Config) -> TrainedModel | None:
 @st.cache_resource
 def model_store() -> ModelStore:
     """Where trained models outlive a restart: BILINEAR_LAB_MODEL_STORE (any fsspec URL), else a local cache
-    directory (core.store.default_store_url); at most BILINEAR_LAB_MODEL_STORE_MB megabytes (default 512)."""
+    directory (core.store.default_store_url); at most BILINEAR_LAB_MODEL_STORE_MB megabytes (default 512).
+    A URL whose backend is missing falls back to the local directory, with a notice (core.store.open_store)."""
     url = default_store_url()
     log.info("models are stored in %s", url)
-    return ModelStore(url, max_bytes=int(os.environ.get("BILINEAR_LAB_MODEL_STORE_MB", "512")) * 2**20)
+    return open_store(url, max_bytes=int(os.environ.get("BILINEAR_LAB_MODEL_STORE_MB", "512")) * 2**20)
+
+
+def room_url() -> str:
+    """The room's database: BILINEAR_LAB_ROOM_URL, else st.secrets' [connections.room] url (st.connection's
+    layout), else a SQLite file in the local model store's directory."""
+    try:
+        secret = st.secrets.get("connections", {}).get("room", {}).get("url")
+    except (FileNotFoundError, KeyError, AttributeError):  # no secrets file at all
+        secret = None
+    if secret and not os.environ.get("BILINEAR_LAB_ROOM_URL", "").strip():
+        return str(secret)
+    store = model_store()
+    return default_url(store.root if store.local else default_local_url())
+
+
+@st.cache_resource
+def room() -> Room:
+    """The room's state for every replica (server.room): models trained, pin, cleared, answers, votes, claims."""
+    url = room_url()
+    shared = Room(url)
+    log.info("the room's state is in %s (schema ready: %s)", shared.url.split("@")[-1], shared.problem is None)
+    return shared
+
+
+def _listed_in_room(trained: TrainedModel) -> None:
+    """A model trained here (to the end, or stopped): the room lists it for every replica's board."""
+    room().record_model(trained.model_id, trained.origin, trained.config.to_dict(), nickname(trained.trained_by))
 
 
 @st.cache_resource
@@ -101,7 +131,9 @@ def registry() -> ModelRegistry:
     """The server-wide registry of trained models: the shipped checkpoint, and the precomputed grid
     (loaded on first request, so a grid slider or an on-grid Train click is instant)."""
     lazy_ids = {config_id(grid_config(t, wd)): grid_config(t, wd) for t, wd in grid_points()}
-    return ModelRegistry(seed_model_or_none(), loader=load_grid_model, lazy_ids=lazy_ids, store=model_store())
+    return ModelRegistry(
+        seed_model_or_none(), loader=load_grid_model, lazy_ids=lazy_ids, store=model_store(), on_new=_listed_in_room
+    )
 
 
 @st.cache_resource
@@ -111,18 +143,31 @@ def training_pool() -> TrainingPool:
     workers = int(os.environ.get("BILINEAR_LAB_TRAINING_WORKERS", "0")) or None
     nice = int(os.environ.get("BILINEAR_LAB_TRAINING_NICE", str(NICE)))
     threads_alone = int(os.environ.get("BILINEAR_LAB_TRAINING_THREADS_ALONE", "0")) or None
-    return TrainingPool(train, registry().add, workers=workers, nice=nice, threads_alone=threads_alone)
+    return TrainingPool(
+        train,
+        registry().add,
+        workers=workers,
+        nice=nice,
+        threads_alone=threads_alone,
+        claims=room(),  # replicas sharing the room never train the same settings twice
+        fetch=lambda config: registry().get(config, fresh=True),  # what another replica finished, from the store
+    )
 
 
 @st.cache_resource
 def slots() -> ModelSlots:
     """The server-wide store of stopped runs and uploaded models, by id."""
-    return ModelSlots(store=model_store())
+    return ModelSlots(store=model_store(), on_new=_listed_in_room)
 
 
 def find_model(model_id: str) -> TrainedModel | None:
     """The model a link's `model=<id>` names, if the server still has it."""
     return registry().by_id(model_id) or slots().get(model_id)
+
+
+def outages() -> list[str]:
+    """What the page must say now: the model store or the room's database is unreachable (or replaced)."""
+    return [problem for problem in (model_store().problem, room().problem) if problem]
 
 
 @st.cache_resource(show_spinner=False)

@@ -497,3 +497,12 @@ def _projected(chart: Any) -> Any:
         .configure_point(size=200)
         .configure_circle(size=200)
     )
+
+
+def outages(where) -> None:
+    """A warning for each outage of the model store or the room's database (ui.resources.outages): what is
+    wrong and what will not survive it. Drawn after the page (torch is loaded by then), above it (`where`)."""
+    from ui import resources  # torch loads with it: the page's text is on screen first
+
+    for problem in resources.outages():
+        where.warning(problem, icon=":material/cloud_off:")

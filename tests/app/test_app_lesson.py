@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.grid import load_index
 from core.lesson import BY_ID, STEPS, balance_question, weight_decay_question
+from server.room import voter_key
 from tests.app.test_app import assert_clean, open_page
 from tests.app.test_app_board import BOARD, PASSCODE, has, unlocked_board
 from tests.app.test_app_links import open_link, warnings
@@ -75,7 +76,7 @@ def test_a_page_hides_its_result_until_the_prediction_is_revealed():
     assert any("Lesson: 1 of 4 steps revealed" in c.value for c in at.sidebar.caption)
     (vote,) = board.classroom().state().votes
     assert (vote.step, vote.choice, vote.right) == ("eigenvectors", wrong, right)
-    assert vote.voter == at.session_state["_session_token"], "keyed by the session's anonymous token"
+    assert vote.voter == voter_key(at.session_state["_session_token"]), "keyed by a hash of the session's token"
 
 
 def test_every_step_gates_its_page_and_a_right_prediction_says_so():

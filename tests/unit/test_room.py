@@ -1,0 +1,249 @@
+"""server.room: the room's state in a database, as two replicas (two Room objects) share it.
+
+Each test runs on a SQLite file and, where Debian's PostgreSQL 15 is installed (CI installs it), on a
+throwaway PostgreSQL cluster (tests/services.py, port UNIT_PG_PORT). Two replicas are two Room objects on
+the same URL; their clocks are the tests' own, so "a few seconds later" needs no sleep.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from core.config import Config
+from core.identity import config_id
+from core.lesson import STEPS, Vote
+from server import room as room_module
+from server.jobs import TrainingPool
+from server.room import CLAIM_STALE_SECONDS, POLL_SECONDS, RETRY_SECONDS, Room, voter_key
+from tests.services import postgres, postgres_available
+from tests.unit.test_jobs import EPOCHS, Trainers, config
+
+UNIT_PG_PORT = int(os.environ.get("BILINEAR_LAB_TEST_UNIT_PG_PORT", "8717"))  # the browser test uses PG_PORT
+CLOSED_PORT = int(os.environ.get("BILINEAR_LAB_TEST_CLOSED_PORT", "8719"))  # nothing listens there
+A, B = "a0a0a0a0a0a0", "b1b1b1b1b1b1"
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    if not postgres_available():
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL 15 is missing: `make services` installs it")
+        yield None
+        return
+    with postgres(UNIT_PG_PORT) as url:
+        yield url
+
+
+class Clock:
+    """A clock the test moves by hand (both replicas read the same one)."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request, tmp_path, postgres_url):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'room.sqlite3'}"
+        return
+    if postgres_url is None:
+        pytest.skip("PostgreSQL 15 is not installed (run `make services` as root)")
+    schema = f"t{uuid.uuid4().hex[:12]}"  # a schema per test: the cluster is the module's
+    engine = create_engine(postgres_url)
+    with engine.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    engine.dispose()
+    yield f"{postgres_url}?options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture
+def replicas(url):
+    clock = Clock()
+    a, b = Room(url, "A", clock), Room(url, "B", clock)
+    yield a, b, clock
+    a.close()
+    b.close()
+
+
+def later(clock: Clock, seconds: float = POLL_SECONDS) -> None:
+    clock.now += seconds
+
+
+def test_migrations_run_once_and_a_second_start_finds_the_schema(url):
+    first = Room(url, "A")
+    assert first.problem is None and first.migrate() == max(room_module.MIGRATIONS)
+    second = Room(url, "B")  # another replica, or a restart
+    assert second.problem is None and second.migrate() == max(room_module.MIGRATIONS)
+    with first.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM schema_version")).scalar() == len(room_module.MIGRATIONS)
+        assert conn.execute(text("SELECT count(*) FROM room")).scalar() == 1
+
+
+def test_a_pin_answers_and_a_clear_on_one_replica_reach_the_other(replicas):
+    a, b, clock = replicas
+    assert b.state().pinned is None
+    a.pin(A)
+    a.show_answers(True)
+    a.clear([A, B])
+    assert a.state().pinned == A, "the replica that wrote reads its change at once"
+    later(clock)
+    seen = b.state()
+    assert seen.pinned == A and seen.answers_visible and seen.hidden == {A, B}
+    assert seen.revision == a.state().revision == 3
+    a.unpin()
+    assert b.state().pinned == A, "another replica reads at most every POLL_SECONDS"
+    later(clock)
+    assert b.state().pinned is None
+
+
+def test_a_vote_is_counted_once_per_voter_and_step_whichever_replica_gets_it(replicas):
+    a, b, clock = replicas
+    step = STEPS[0].id
+    a.vote(Vote("student-1", step, 0, 1))
+    b.vote(Vote("student-1", step, 1, 1))  # the same student again, on the other replica: replaces the first
+    b.vote(Vote("student-2", step, 1, 1))
+    later(clock)
+    votes = a.state().votes
+    assert sorted((v.voter, v.choice) for v in votes) == sorted(
+        [(voter_key("student-1"), 1), (voter_key("student-2"), 1)]
+    )
+    assert all("student" not in v.voter for v in votes), "the room keeps a hash, never a session token"
+
+
+def test_concurrent_votes_of_one_student_leave_one_row(url):
+    rooms = [Room(url, f"R{i}") for i in range(4)]
+    step = STEPS[0].id
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda i: rooms[i % 4].vote(Vote("student", step, i % 2, 0)), range(40)))
+    assert all(r.problem is None for r in rooms)
+    with rooms[0].engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM votes")).scalar() == 1
+
+
+def test_a_model_is_listed_once_with_its_first_time_and_trainer(replicas):
+    a, b, clock = replicas
+    assert a.record_model(A, "trained", {"seed": 1}, "brave otter")
+    first = clock.now
+    later(clock, 60)
+    assert b.record_model(A, "trained", {"seed": 1}, "calm heron")  # read back after a restart, another replica
+    (listed,) = b.models()
+    assert (listed.model_id, listed.nickname, listed.trained_at, listed.replica) == (A, "brave otter", first, "A")
+    b.record_model(B, "stopped", {"seed": 2}, "calm heron")
+    assert [m.model_id for m in a.models()] == [B, A], "newest first"
+
+
+def test_only_one_replica_holds_a_live_claim(replicas):
+    a, b, clock = replicas
+    assert a.claim(A, 3) and not b.claim(A, 3)
+    a.report(A, [{"epoch": 1}])
+    claim = b.progress(A)
+    assert (claim.replica, claim.state, claim.history) == ("A", "running", ({"epoch": 1},))
+    later(clock, CLAIM_STALE_SECONDS / 2)
+    assert not b.claim(A, 3), "a claim renewed within CLAIM_STALE_SECONDS is alive"
+    a.release(A, "finished")
+    assert b.progress(A).state == "finished"
+    assert b.claim(A, 3), "a finished claim can be taken again (Train again anyway, or the model was evicted)"
+    later(clock, CLAIM_STALE_SECONDS + 1)
+    assert a.claim(A, 3), "a claim not renewed for CLAIM_STALE_SECONDS belongs to a replica that died"
+
+
+def test_racing_claims_have_one_winner(url):
+    rooms = [Room(url, f"R{i}") for i in range(6)]
+    barrier = threading.Barrier(6)
+
+    def race(room: Room) -> bool:
+        barrier.wait()
+        return room.claim(B, 3)
+
+    with ThreadPoolExecutor(6) as pool:
+        won = list(pool.map(race, rooms))
+    assert won.count(True) == 1, won
+
+
+def test_two_pools_sharing_a_room_train_the_same_settings_once(url):
+    """Replica B's job for the settings A trains follows A's epochs, then takes A's model, and never trains."""
+    room_a, room_b = Room(url, "A"), Room(url, "B")
+    trainers_a, trainers_b, store = Trainers(), Trainers(), {}
+
+    def publish(trained):
+        store[trained.config] = trained
+        return trained
+
+    pool_a = TrainingPool(trainers_a, publish, workers=1, claims=room_a, fetch=store.get)
+    pool_b = TrainingPool(trainers_b, publish, workers=1, claims=room_b, fetch=store.get)
+    settings = config(26)
+    job_a = pool_a.submit(settings, None, "student-a")
+    assert trainers_a.has_started(26).wait(10)
+    job_b = pool_b.submit(settings, None, "student-b")
+    trainers_a.step(26)
+    deadline = time.monotonic() + 10
+    while len(job_b.history) < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert job_b.elsewhere and [m.epoch for m in job_b.history] == [1], "B shows A's progress, epoch by epoch"
+    trainers_a.step(26, EPOCHS - 1)
+    assert job_a.done.wait(10) and job_b.done.wait(10)
+    assert job_a.state == job_b.state == "finished" and job_b.result is job_a.result
+    assert not trainers_b.has_started(26).is_set(), "B never trained it"
+    assert room_b.progress(config_id(settings)).state == "finished"
+
+
+def test_a_follower_trains_itself_when_the_other_replica_stops(url):
+    room_a, room_b = Room(url, "A"), Room(url, "B")
+    trainers_a, trainers_b = Trainers(), Trainers()
+    pool_a = TrainingPool(trainers_a, lambda t: t, workers=1, claims=room_a, fetch=lambda c: None)
+    pool_b = TrainingPool(trainers_b, lambda t: t, workers=1, claims=room_b, fetch=lambda c: None)
+    settings = config(27)
+    job_a = pool_a.submit(settings, None, "student-a")
+    assert trainers_a.has_started(27).wait(10)
+    job_b = pool_b.submit(settings, None, "student-b")
+    time.sleep(0.3)
+    assert job_b.elsewhere
+    pool_a.leave(job_a, "student-a")  # A's only student pressed Stop: A's run ends, B's student still waits
+    assert job_a.done.wait(10) and job_a.state == "stopped"
+    assert trainers_b.has_started(27).wait(10), "B claims the settings and trains them itself"
+    trainers_b.step(27, EPOCHS)
+    assert job_b.done.wait(10) and job_b.state == "finished" and not job_b.elsewhere
+
+
+def test_an_unreachable_database_fails_fast_says_so_and_keeps_the_room_in_memory():
+    clock = Clock()
+    started = time.perf_counter()
+    down = Room(f"postgresql+psycopg://lab@127.0.0.1:{CLOSED_PORT}/lab", "A", clock)
+    assert down.problem is not None and "will not survive a restart" in down.problem
+    down.pin(A)
+    down.vote(Vote("student", STEPS[0].id, 0, 0))
+    state = down.state()
+    assert state.pinned == A and len(state.votes) == 1, "the room goes on in this server's memory"
+    assert down.models() is None and down.claim(A, 3), "no list to read; a lone server trains what it is asked"
+    assert time.perf_counter() - started < 10, "one connection attempt, then nothing waits on it"
+    later(clock, RETRY_SECONDS - 1)
+    calls = time.perf_counter()
+    down.state()
+    assert time.perf_counter() - calls < 0.05, "within RETRY_SECONDS the database is not asked again"
+
+
+def test_the_default_is_a_sqlite_file_in_the_local_store(monkeypatch, tmp_path):
+    monkeypatch.delenv(room_module.ENV_VAR, raising=False)
+    url = room_module.default_url(str(tmp_path / "models"))
+    assert url == f"sqlite:///{tmp_path / 'models' / room_module.FILE_NAME}"
+    Room(url).pin(A)
+    assert Room(url).state().pinned == A, "a restart finds the room"
+    monkeypatch.setenv(room_module.ENV_VAR, "postgresql+psycopg://lab@db.example/lab")
+    assert room_module.default_url(None) == "postgresql+psycopg://lab@db.example/lab"
+
+
+def test_settings_are_json_and_round_trip(replicas):
+    a, _, _ = replicas
+    settings = Config(seed=3).to_dict()
+    a.record_model(config_id(Config(seed=3)), "trained", settings, "brave otter")
+    assert Config(**a.models()[0].settings) == Config(seed=3)
