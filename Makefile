@@ -9,7 +9,7 @@ PORT ?= 8501
 # cost ~8 s before it falls back to PyPI: one retry is enough to ride out a blip.
 export PIP_RETRIES ?= 1
 
-.PHONY: run test test-fast lint format bench chromium clean
+.PHONY: run test test-fast lint format bench chromium services clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ run: $(VENV)/.runtime
 chromium:
 	command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
 
+# Debian's PostgreSQL 15 for the room's tests (tests/services.py starts a throwaway cluster on a local port)
+services:
+	test -x /usr/lib/postgresql/15/bin/initdb || { apt-get update -qq && apt-get install -y -qq postgresql; }
+
 # ruff and the layers first: they take seconds, and a slip should not wait for ten minutes of tests
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
@@ -39,7 +43,7 @@ format: $(VENV)/.dev
 
 # Two pytest processes side by side on the 2 cores: the browser tests (a server and chromium each,
 # mostly waiting) and everything else; the browser log is printed after the rest's.
-test: lint chromium
+test: lint chromium services
 	@mkdir -p artifacts
 	$(PY) -m pytest -m browser -p no:cacheprovider > artifacts/test-browser.log 2>&1 & browser=$$!; \
 	$(PY) -m pytest -m "not browser"; rest=$$?; \

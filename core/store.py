@@ -213,7 +213,12 @@ class ModelStore:
         if self._bucket is None:
             return True  # a directory: made on the first put
         try:
-            self._missing_root = not self.fs.exists(self._bucket)
+            self.fs.invalidate_cache(self._bucket)
+            self.fs.ls(self._bucket)  # not `exists`: s3fs's says False for an unreachable server too
+        except FileNotFoundError:
+            self._missing_root = True
+        except PermissionError:  # credentials that may read and write models but not list the bucket: try them
+            return True
         except Exception as e:  # unreachable: botocore, aiohttp and the like raise their own types
             self._down(e)
             return False

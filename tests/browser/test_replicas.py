@@ -88,12 +88,18 @@ def browser():
     expect.set_options(timeout=WAIT)
     with sync_playwright() as playwright:
         chromium = launch_chromium(playwright, NO_THROTTLING_ARGS)
-        yield lambda: chromium.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+
+        def page():
+            made = chromium.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+            made.set_default_timeout(WAIT)  # clicks wait for a page drawn on a loaded machine
+            return made
+
+        yield page
         chromium.close()
 
 
 @pytest.fixture(scope="module")
-def replicas():
+def replicas(browser):
     """PostgreSQL, moto, and two replicas A and B using both (the second starts while the first migrates)."""
     require("PostgreSQL 15 (Debian's postgresql package)", postgres_available())
     started = time.perf_counter()
