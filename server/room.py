@@ -416,9 +416,10 @@ class Room:
 
     def models(self) -> list[RoomModel] | None:
         """The class's models, newest first, as of the room's revision; None while the database is unreachable."""
-        if isinstance(self._try(self._load_state), Failed):
-            return None
+        self.state()  # at most POLL_SECONDS old, like the revision a board compares
         with self._lock:
+            if self._memory is not None:
+                return None
             return list(self._models[1]) if self._models is not None else []
 
     # --- claims on the trainings in flight (server.jobs.TrainingPool) ------------------------------

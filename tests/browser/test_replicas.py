@@ -47,6 +47,7 @@ CLOSED_PORT = int(os.environ.get("BILINEAR_LAB_TEST_CLOSED_PORT", "8719"))  # no
 # A training long enough for B to press Train while A's runs (a seed no other test trains).
 LONG = {"n_train": 16384, "n_test": 1000, "batch_size": 512, "epochs": 30, "seed": 2626}
 LONG_LINK = "/train?slice=true&n_train=16384&n_test=1000&batch=512&epochs=30&seed=2626"
+ELSEWHERE = "training on another server of the class"  # ui.models.progress of a job another replica trains
 SHORT_LINK = "/train?slice=true&n_train=4096&n_test=1000&batch=512&epochs=2&seed=2627"
 
 
@@ -55,7 +56,8 @@ def tile(model_id: str) -> str:
 
 
 def caption_of(page, model_id: str) -> str:
-    column = page.locator(f'{MAIN} [data-testid="stColumn"]').filter(has=page.locator(tile(model_id)))
+    button = page.locator(f".st-key-board_use_{model_id}")
+    column = page.locator(f'{MAIN} [data-testid="stColumn"]').filter(has=button)
     return column.locator('[data-testid="stImageCaption"]').inner_text()
 
 
@@ -70,7 +72,7 @@ def assert_clean(page, where: str) -> None:
 
 
 def unlock(page) -> None:
-    field = page.get_by_label("Teacher passcode")
+    field = page.locator(".st-key-teacher_passcode input")
     field.fill(PASSCODE)
     field.press("Enter")
     expect(page.locator(".st-key-teacher_pin")).to_be_visible(timeout=WAIT)
@@ -135,9 +137,15 @@ def test_the_same_settings_on_two_replicas_train_once_and_reach_both_boards(repl
     trainer_a.get_by_role("button", name="Train", exact=True).click()
     expect(trainer_a.locator(MAIN).get_by_text(re.compile(r"Epoch \d+ / 30"))).to_be_visible(timeout=TRAIN_WAIT)
     trainer_b.get_by_role("button", name="Train", exact=True).click()
-    # B does not train: it follows A's claim, epoch by epoch, and says where the run is
-    expect(trainer_b.locator(MAIN).get_by_text("training on another server of the class")).to_be_visible()
-    trainer_b.screenshot(path=ARTIFACTS / "1_B_follows_A.png")
+    # One replica trains, the other follows its claim epoch by epoch and says so. Usually A trains and B follows;
+    # on a loaded machine B's claim can land first (A's page shows its job running just before A claims it).
+    following = {name: page.locator(MAIN).get_by_text(ELSEWHERE) for name, page in (("A", trainer_a), ("B", trainer_b))}
+    deadline = time.monotonic() + WAIT / 1000
+    while not any(f.count() for f in following.values()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    followers = [name for name, f in following.items() if f.count()]
+    assert len(followers) == 1, f"exactly one replica follows the other's training: {followers}"
+    (trainer_b if followers == ["B"] else trainer_a).screenshot(path=ARTIFACTS / f"1_{followers[0]}_follows.png")
     for page in (trainer_a, trainer_b):
         expect(page.locator(MAIN).get_by_text("Training finished")).to_be_visible(timeout=TRAIN_WAIT)
         expect(page).to_have_url(re.compile(f"model={model_id}"))
@@ -175,7 +183,7 @@ def test_pin_answers_and_clear_on_one_replica_reach_the_other(replicas, browser)
     wait_idle(home_b)
     unlock(teacher)
 
-    teacher.locator(".st-key-teacher_pin button").click()  # the newest model of the class: the one trained above
+    teacher.locator(".st-key-teacher_pin button").first.click()  # the newest model of the class: the one trained above
     start = time.time()
     expect(home_b.locator(MAIN).get_by_text(re.compile("Your teacher pinned the model"))).to_be_visible(
         timeout=BOUND * 1000
@@ -184,13 +192,13 @@ def test_pin_answers_and_clear_on_one_replica_reach_the_other(replicas, browser)
     expect(home_b.locator(f"{MAIN} .st-key-home_use_pinned")).to_be_visible()
     home_b.screenshot(path=ARTIFACTS / "3_B_home_pinned.png")
 
-    teacher.locator(".st-key-teacher_answers button").click()
+    teacher.locator(".st-key-teacher_answers button").first.click()
     start = time.time()
     expect(board_b.locator(MAIN).get_by_text("The teacher has shown the answers")).to_be_visible(timeout=BOUND * 1000)
     answers = time.time() - start
 
     expect(board_b.locator(tile(model_id))).to_be_visible()
-    teacher.locator(".st-key-teacher_clear button").click()
+    teacher.locator(".st-key-teacher_clear button").first.click()
     start = time.time()
     expect(board_b.locator(tile(model_id))).to_have_count(0, timeout=BOUND * 1000)
     cleared = time.time() - start
@@ -218,11 +226,18 @@ def test_a_replica_whose_store_and_database_are_unreachable_says_so_and_keeps_wo
         expect(notices.filter(has_text="The model store")).to_contain_text("cannot be reached")
         expect(notices.filter(has_text="database cannot be reached")).to_contain_text("will not survive a restart")
         page.screenshot(path=ARTIFACTS / "5_down_notices.png")
+        epochs = page.locator(".st-key-epochs input")  # each run of the Train page asks the store for the settings
+        start = time.perf_counter()
+        epochs.fill("3")
+        epochs.press("Enter")
+        expect(page).to_have_url(re.compile("epochs=3"))
+        wait_idle(page)
+        changed = time.perf_counter() - start
         page.get_by_role("button", name="Train", exact=True).click()
         expect(page.locator(MAIN).get_by_text("Training finished")).to_be_visible(timeout=TRAIN_WAIT)
         assert_clean(page, "a training with the store and the database down")
-        print(f"\nTrain page with the store and the database unreachable: opened in {opened:.1f} s")
-        assert opened < 30, "no page waits on an unreachable store or database for long"
+        print(f"\nstore and database unreachable: Train page opened in {opened:.1f} s, Epochs set in {changed:.1f} s")
+        assert changed < 8, "a page run does not wait on the unreachable store (botocore's retries took 8-11 s)"
 
 
 def test_one_server_keeps_its_room_across_a_restart_with_the_default_sqlite(browser, tmp_path):
@@ -237,8 +252,8 @@ def test_one_server_keeps_its_room_across_a_restart_with_the_default_sqlite(brow
         board = browser()
         open_board(board, url)
         unlock(board)
-        board.locator(".st-key-teacher_pin button").click()
-        expect(board.locator(".st-key-teacher_unpin button")).to_be_enabled()
+        board.locator(".st-key-teacher_pin button").first.click()
+        expect(board.locator(".st-key-teacher_unpin button").first).to_be_enabled()
         before = caption_of(board, model_id)
     assert (store / "room.sqlite3").exists()
     with streamlit_server(ARTIFACTS / "sqlite-2.log", port=PORTS[3], env=env, model_store=str(store)) as (url, _):
