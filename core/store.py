@@ -200,7 +200,7 @@ class ModelStore:
                 f"The model store {self.url} does not exist (the app never creates a bucket: check its name, or "
                 "create it). Models trained now live in this server's memory only and will not survive a restart."
             )
-        if time.monotonic() < self._down_until:
+        if self._down_why:  # from the failure until the next request that succeeds
             return (
                 f"The model store {self.url} cannot be reached ({self._down_why}). Models trained now live in this "
                 "server's memory only: they will not survive a restart nor reach the class's other servers."
@@ -258,6 +258,7 @@ class ModelStore:
                 self.fs.invalidate_cache(self.root)  # object stores cache listings; another replica may have written
                 if self.fs.exists(path):
                     self._mark_used(model_id, path)
+                    self._down_why = ""
                     return
                 if self._local:
                     self._write_local(path, data)
@@ -273,6 +274,7 @@ class ModelStore:
                 self._misses.pop(model_id, None)
                 self._mark_used(model_id, path)
                 self._evict(keep=model_id)
+                self._down_why = ""
             except (StoreUnavailable, ValueError):
                 raise
             except Exception as e:
@@ -300,6 +302,8 @@ class ModelStore:
             problem = f"could not be read ({type(e).__name__}: {e})"
             if not self._local:
                 self._down(e)
+        if problem is None:
+            self._down_why = ""  # the store answered (a miss is an answer)
         with self._lock:
             if data is not None:
                 self._mark_used(model_id, path)

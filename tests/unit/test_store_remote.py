@@ -81,6 +81,9 @@ def test_an_unreachable_store_fails_fast_and_says_so(s3_env):
     with pytest.raises(StoreUnavailable):
         store.put(A, b"weights")
     assert time.perf_counter() - started < 10, "short timeouts, one attempt, then nobody waits on it"
+    real = time.monotonic
+    s3_env.setattr(store_module.time, "monotonic", lambda: real() + store_module.DOWN_SECONDS + 1)
+    assert store.get(A) is None and "cannot be reached" in store.problem, "the notice stays until a request succeeds"
 
 
 def test_a_slow_store_times_out(s3_env, monkeypatch):
