@@ -210,6 +210,7 @@ class Room:
         self._down_until = 0.0
         self._memory: ClassRoom | None = None  # while the database is unreachable
         self.problem: str | None = None  # a sentence for the page while the database is unreachable
+        self.fallback = ""  # why this room stands in for the configured one (ui.resources.room)
         self._migrated = False
         self._try(self.migrate)
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import streamlit as st
 import torch
+from sqlalchemy.exc import SQLAlchemyError
 
 from core.board import nickname
 from core.checkpoint import CheckpointError, load_checkpoint
@@ -115,9 +116,17 @@ def room_url() -> str:
 @st.cache_resource
 def room() -> Room:
     """The room's state for every replica (server.room): models trained, pin, cleared, answers, votes, claims."""
-    url = room_url()
-    shared = Room(url)
-    log.info("the room's state is in %s (schema ready: %s)", shared.url.split("@")[-1], shared.problem is None)
+    try:
+        url = room_url()
+        shared = Room(url)
+    except (SQLAlchemyError, OSError, ValueError, ImportError) as error:  # a mistyped URL, a missing driver
+        log.error("the room's database cannot be used (%s: %s): the room lives in memory", type(error).__name__, error)
+        shared = Room("sqlite://")  # in this process's memory
+        shared.fallback = (
+            f"The class room's database cannot be used ({type(error).__name__}): pins, votes and the list of the "
+            "class's models live in this server's memory only. They do not reach the class's other servers and "
+            "will not survive a restart."
+        )
     return shared
 
 
@@ -167,7 +176,7 @@ def find_model(model_id: str) -> TrainedModel | None:
 
 def outages() -> list[str]:
     """What the page must say now: the model store or the room's database is unreachable (or replaced)."""
-    return [problem for problem in (model_store().problem, room().problem) if problem]
+    return [problem for problem in (model_store().problem, room().fallback or room().problem) if problem]
 
 
 @st.cache_resource(show_spinner=False)

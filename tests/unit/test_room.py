@@ -247,3 +247,18 @@ def test_settings_are_json_and_round_trip(replicas):
     settings = Config(seed=3).to_dict()
     a.record_model(config_id(Config(seed=3)), "trained", settings, "brave otter")
     assert Config(**a.models()[0].settings) == Config(seed=3)
+
+
+def test_an_unusable_room_url_falls_back_to_memory_with_a_notice(monkeypatch):
+    from ui import resources
+
+    monkeypatch.setenv(room_module.ENV_VAR, "postgres://lab@db.example/lab")  # SQLAlchemy's name is postgresql
+    resources.room.clear()
+    try:
+        room = resources.room()
+        assert room.url == "sqlite://" and "cannot be used" in room.fallback
+        assert any("will not survive a restart" in notice for notice in resources.outages())
+        room.pin(A)
+        assert room.state().pinned == A, "the app keeps working, from memory"
+    finally:
+        resources.room.clear()
