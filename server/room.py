@@ -5,7 +5,7 @@ What a class shares beyond the model weights (which live in core.store): which m
 the lesson's votes, and claims on the trainings in flight with their per-epoch progress. The weights stay
 in the model store; the rows only name them by id (core.identity).
 
-Where: `BILINEAR_LAB_ROOM_URL` (or st.secrets["connections"]["room"]["url"], read in ui.board) names any
+Where: `BILINEAR_LAB_ROOM_URL` (or st.secrets["connections"]["room"]["url"], read in ui.resources) names any
 SQLAlchemy URL, e.g. `postgresql+psycopg://lab:secret@db.example.org/lab` for replicas behind sticky
 sessions. Unset: a SQLite file in the local model store's directory (`default_url`), so one server keeps
 its room across restarts with no set-up.
