@@ -60,6 +60,7 @@ def streamlit_server(
     on_start: Callable[[subprocess.Popen], None] | None = None,
     port: int | None = None,
     env: dict[str, str | None] | None = None,
+    options: tuple[str, ...] | list[str] = (),
 ) -> Iterator[tuple[str, subprocess.Popen]]:
     """Run `streamlit run streamlit_app.py` (or another `script`) headless on a free port; yields (url, process).
 
@@ -67,7 +68,8 @@ def streamlit_server(
     its log): a server here is a new server, and another test's models must not turn its trainings
     into loads; a restart benchmark passes the same store to the second server. `on_start(process)`
     is called right after the process starts, before it is healthy (e.g. to put it into a cgroup). `port`: a
-    fixed one (default: a free one); `env`: variables to set on top of this process's (None unsets one)."""
+    fixed one (default: a free one); `env`: variables to set on top of this process's (None unsets one);
+    `options`: more command-line options for `streamlit run` (e.g. `--global.maxCachedMessageAge`, `50`)."""
     port = port or free_port()
     base = {**os.environ, "BILINEAR_LAB_MODEL_STORE": model_store or str(log_path.parent / f"model-store-{port}")}
     changes = env or {}
@@ -88,6 +90,7 @@ def streamlit_server(
                 "127.0.0.1",
                 "--browser.gatherUsageStats",
                 "false",
+                *options,
             ],
             cwd=ROOT,
             env=env,
