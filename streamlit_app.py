@@ -14,7 +14,7 @@ import streamlit as st
 import torch
 
 from core.text import literal
-from ui import admission, lesson, links, state, widgets
+from ui import admission, lesson, links, recovery, state, widgets
 
 log = logging.getLogger("bilinear_eigen_lab")
 
@@ -86,6 +86,7 @@ def run() -> None:
     # after the page: its text is on screen before torch loads; Train draws the run's progress itself
     shield("the sidebar", lambda: widgets.model_sidebar(badge=page.url_path != "train"))
     shield("writing the link", links.write)  # the page may have changed the model
+    recovery.connection_guard()  # a page whose connection dies reloads itself at this address (issue 28)
 
 
 # The whole run takes turns with other sessions' runs (ui/admission.py): a class opening a page at once sees it
