@@ -3,6 +3,7 @@ its figures with their "Download" popovers (PNG and SVG for slides)."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import inspect
 import json
@@ -188,13 +189,21 @@ def code_expander(*functions: Callable[..., Any], note: str = "", module: Module
             st.code(inspect.getsource(function), language="python")
 
 
+def png_url(png: bytes) -> str:
+    """A PNG as a data: URL, which travels inside the element's message. Given bytes, st.image stores them as a
+    media file instead, and the end of the next script run deletes it: in a burst of slider steps the browser
+    asked for images that a later run had already dropped (HTTP 404: a broken image and a console error,
+    tests/test_browser_stress.py). A 28×28 figure is a few hundred bytes, so inline it also spares a request."""
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
 def image_row(figures: Sequence[Figure], width: int = 84, key: str | None = None) -> None:
     """Small images side by side (pixel figures from render.figures), each with its caption (the figure's
     title) and a text alternative that says what it shows, with the numbers, for a screen reader (its
     description); then, with a `key`, one popover to download them."""
     # PNG everywhere: JPEG (Streamlit's "auto" for RGB) smears the edges of upscaled 28×28 pixels
     st.image(
-        [figure.screen_png() for figure in figures],
+        [png_url(figure.screen_png()) for figure in figures],
         caption=[figure.title for figure in figures],
         alt=[figure.description for figure in figures],
         width=px(width),
@@ -206,7 +215,7 @@ def image_row(figures: Sequence[Figure], width: int = 84, key: str | None = None
 
 def image(figure: Figure, width: int) -> None:
     """One pixel figure with its caption and alt text, as image_row (no popover: pages group them)."""
-    st.image(figure.screen_png(), caption=figure.title, alt=figure.description, width=px(width), output_format="PNG")
+    st.image(png_url(figure.screen_png()), caption=figure.title, alt=figure.description, width=px(width))
 
 
 def altair(chart: Any, width: Any = "stretch") -> None:
@@ -291,7 +300,7 @@ def heatmap(figure: Figure, model_id: str, key: str, interactive: Any = None) ->
     else:
         scale = PROJECTOR_SCALE if st.session_state.get("projector") else 1
         png = resources.heatmap(model_id, figure.name, scale, figure)
-        st.image(png, caption=figure.title, alt=figure.description, width="content", output_format="PNG")
+        st.image(png_url(png), caption=figure.title, alt=figure.description, width="content")
     downloads(key, [figure])
 
 
