@@ -5,9 +5,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository, for ui.recovery
 
-import streamlit as st  # noqa: E402
+import streamlit as st
 
-from ui.recovery import connection_guard  # noqa: E402
+from ui.recovery import connection_guard
 
 st.title("ForwardMsg cache")
 

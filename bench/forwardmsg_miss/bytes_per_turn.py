@@ -101,9 +101,11 @@ def main() -> None:
     args = parser.parse_args()
     results = {}
     for name, options in (("cache on (default)", DEFAULT), ("cache off", OFF)):
-        with tempfile.TemporaryDirectory() as tmp:
-            with streamlit_server(Path(tmp) / "streamlit.log", options=options) as (url, _):
-                results[name] = walk(url)
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            streamlit_server(Path(tmp) / "streamlit.log", options=options) as (url, _),
+        ):
+            results[name] = walk(url)
     names = list(results)
     print(f"{'step':32s} " + " ".join(f"{n:>20s}" for n in names))
     for i, step in enumerate(results[names[0]]):

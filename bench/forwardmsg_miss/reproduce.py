@@ -39,9 +39,7 @@ MISS = "Cached ForwardMsg MISS"
 
 
 def busy(n: int) -> list[subprocess.Popen]:
-    return [
-        subprocess.Popen(["nice", "-n", "10", sys.executable, "-c", "while 1: pass"]) for _ in range(n)
-    ]
+    return [subprocess.Popen(["nice", "-n", "10", sys.executable, "-c", "while 1: pass"]) for _ in range(n)]
 
 
 # Every websocket frame in the order the page's JavaScript sends and receives them (the order the client's cache sees),
@@ -93,7 +91,8 @@ def describe_frame(direction: str, payload: bytes | str) -> str | None:
     if kind == "new_session":
         return f"<- new_session run={run.script_run_id[:6]} fragments={fragments}"
     if kind == "script_finished":
-        return f"<- script_finished {ForwardMsg.ScriptFinishedStatus.Name(msg.script_finished)} run={run.script_run_id[:6]}"
+        status = ForwardMsg.ScriptFinishedStatus.Name(msg.script_finished)
+        return f"<- script_finished {status} run={run.script_run_id[:6]}"
     if kind == "ref_hash":
         return f"<- ref_hash {msg.ref_hash[:8]}"
     if msg.metadata.cacheable:
