@@ -1,5 +1,6 @@
 """Issue 28's stress test: three students at once press arrow keys in fast bursts on every slider of Label,
-Eigenvectors and Explain while a training runs and the sidebar's progress timer reruns every second.
+Explain and Eigenvectors while a training runs and the sidebar's progress timer reruns every second (until a
+student moves a grid slider: picking a precomputed model leaves the training, so those sliders come last).
 
 Each burst is BURST presses one way and BURST back, with no wait between presses (the pattern that made the
 Label page's slider lose its connection to a "Cached ForwardMsg MISS", docs/forwardmsg_cache.md); after each
