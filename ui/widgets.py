@@ -193,7 +193,7 @@ def png_url(png: bytes) -> str:
     """A PNG as a data: URL, which travels inside the element's message. Given bytes, st.image stores them as a
     media file instead, and the end of the next script run deletes it: in a burst of slider steps the browser
     asked for images that a later run had already dropped (HTTP 404: a broken image and a console error,
-    tests/test_browser_stress.py). A 28×28 figure is a few hundred bytes, so inline it also spares a request."""
+    tests/browser/test_browser_stress.py). A 28×28 figure is a few hundred bytes: inline, it spares a request."""
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
