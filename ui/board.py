@@ -104,9 +104,17 @@ def who(trained: TrainedModel) -> str:
 def entry(trained: TrainedModel, added: float | None) -> Entry:
     """A model's board entry; its eigendecomposition is computed once per model id for the server."""
 
-    top = resources.board_top(trained.model_id, trained)
+    top, share = resources.board_top(trained.model_id, trained)
     row = board_row(
-        trained.model_id, trained.config, trained.history, trained.origin, who(trained), added, top.cos, top.eigenvalue
+        trained.model_id,
+        trained.config,
+        trained.history,
+        trained.origin,
+        who(trained),
+        added,
+        top.cos,
+        top.eigenvalue,
+        top_share=share,
     )
     return Entry(row, trained, top.image)
 

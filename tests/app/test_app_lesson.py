@@ -10,7 +10,10 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.grid import load_index
+from core.checkpoint import load_checkpoint
+from core.eigen import decompose
+from core.findings import decay_row
+from core.grid import grid_path
 from core.lesson import BY_ID, STEPS, balance_question, weight_decay_question
 from tests.app.test_app import assert_clean, open_page
 from tests.app.test_app_board import BOARD, PASSCODE, has, unlocked_board
@@ -43,9 +46,20 @@ def predict(at: AppTest, step: str, choice: int) -> AppTest:
     return at
 
 
+def grid_question(threshold: float = 0.4):
+    """The Eigenvectors step's question at a grid threshold, from the shipped checkpoints."""
+    rows = []
+    for weight_decay in (0.0, 1.0):
+        model, config, history = load_checkpoint(grid_path(threshold, weight_decay).read_bytes())
+        target = resources.mnist().train_x[config.target_index]
+        aug, free = decompose(model, "true_minus_false"), decompose(model, "true_minus_false", "bias_free")
+        rows.append(decay_row(aug, free, target, weight_decay, history[-1].val_acc))
+    return weight_decay_question(rows, threshold)
+
+
 def eigen_answer() -> int:
     """The right answer of the Eigenvectors step at the default grid threshold, from the shipped grid."""
-    return weight_decay_question(load_index(), 0.4).answer
+    return grid_question().answer
 
 
 def test_a_page_hides_its_result_until_the_prediction_is_revealed():
@@ -68,7 +82,7 @@ def test_a_page_hides_its_result_until_the_prediction_is_revealed():
 
     assert has(at, "segmented_control", "eig_direction") and at.image, "the page's live result"
     shown = texts(at)
-    explanation = weight_decay_question(load_index(), 0.4).explanation
+    explanation = grid_question().explanation
     assert " ".join(explanation) in shown, "the two computed sentences"
     assert "Not this time" in shown and BY_ID["eigenvectors"].choices[right] in shown
     assert at.query_params["picked"] == f"eigenvectors-{wrong}", "progress in the URL"
