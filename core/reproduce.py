@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from core.analysis import summarize
+from core.analysis import analyze, summarize
 from core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from core.config import PRESETS, Config, preset
 from core.data import MNISTError, load_mnist
@@ -79,8 +79,6 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespac
 
 def analyze_main(argv: list[str]) -> int:
     """`analyze PATH [--json OUT]`: core.analysis.analyze of a saved model, without training."""
-    from core.analysis import analyze
-
     p = argparse.ArgumentParser(
         prog="python -m core.reproduce analyze", description="Analyze a saved model (no training)."
     )
