@@ -8,7 +8,7 @@ verdict must be the one the oracle reaches; where a number sits within rounding 
 verdict is not checked (another CPU may round it to the other side).
 
 The zoo: 12 models spanning 9 targets, τ 0.2–0.8, inverse on and off, weight decay 0–4, d_hidden 8–128
-and 12 seeds, each trained for a few epochs on 2,048 images, once per test session.
+and 12 seeds, each trained for 4 epochs on 2,048 images (1,000 test images), once per test session.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from core.data import MNIST
 from core.labels import labels_for, make_splits, target_similarities
 from core.train import fit
 
-N_TRAIN, N_TEST = 2048, 2000
+N_TRAIN, N_TEST = 2048, 1000
 ZOO = (  # target, τ, d_hidden, weight decay, seed, inverse
     (6, 0.4, 64, 1.0, 0, True),
     (1, 0.2, 8, 0.0, 1, True),
@@ -53,7 +53,7 @@ def zoo_config(target, threshold, d_hidden, weight_decay, seed, inverse) -> Conf
         seed=seed,
         include_inverse=inverse,
         n_train=N_TRAIN,
-        epochs=6,
+        epochs=4,
         batch_size=512,
         lr=3e-3,
     )
@@ -164,8 +164,9 @@ def test_target_findings_and_the_pair_check_their_premises(zoo):
             cos, free_cos = cosines(V, W_e, target), cosines(W, W_e, target)
             target_finding = found(result, "eigenvectors", "target", d)
             said = target_finding["sentences"]
-            assert numbers(target_finding)["bias_free_cos"] == pytest.approx(free_cos[0], abs=1e-9)
-            assert numbers(target_finding)["augmented_cos"] == pytest.approx(cos[0], abs=1e-9)
+            # eigenvectors from two eigh implementations agree to ~1e-9 where eigenvalues are close: 1e-6
+            assert numbers(target_finding)["bias_free_cos"] == pytest.approx(free_cos[0], abs=1e-6)
+            assert numbers(target_finding)["augmented_cos"] == pytest.approx(cos[0], abs=1e-6)
             for sentence, c in ((said[0], free_cos[0]), (said[1], cos[0])):
                 if far(c, IS_TARGET, RESEMBLES):
                     words = "is the target" if c >= IS_TARGET else "resembles" if c >= RESEMBLES else "does not look"
