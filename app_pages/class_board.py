@@ -18,7 +18,7 @@ widgets.page_intro(
     ":material/groups:",
     "Every model trained on this server today, by anyone in the room, appears here within seconds, beside the 15 "
     "precomputed ones: who trained it (an anonymous nickname), with which settings, and how much the top "
-    "eigenvector of its bias-augmented True − False matrix looks like the target. Together they answer Figure 6's "
+    "eigenvector of its bias-free True − False block looks like the target. Together they answer Figure 6's "
     "question for the whole class at once: which thresholds and weight decays put the target in the weights?",
     r"|\cos(u_0,\, t - \bar t\,)| = \frac{|u_0 \cdot (t - \bar t\,)|}{\lVert u_0 \rVert\, \lVert t - \bar t \rVert},"
     r" \qquad B v_0 = \lambda_{\max} v_0, \quad u_0 = W_e'^\top v_0",
@@ -68,7 +68,12 @@ st.dataframe(
             format="%.2f",
             min_value=0.0,
             max_value=1.0,
-            help="Of the top eigenvector of the bias-augmented True − False matrix with the mean-centred target.",
+            help="Of the top eigenvector of the bias-free True − False block with the mean-centred target.",
+        ),
+        "top share of Σλ²": st.column_config.NumberColumn(
+            format="percent",
+            help="That eigenvector's eigenvalue squared over Σλ² of the block: near 100 % means one spike, the "
+            "paper's “one high positive eigenvalue”.",
         ),
         "status": st.column_config.TextColumn(help="pinned: the model the teacher pinned; yours: your active model"),
         "model": st.column_config.TextColumn("model id", help="The model's id: model=<id> in a link opens it."),
@@ -104,7 +109,7 @@ def gallery(entries, per_row: int) -> None:
 per_row = 3 if st.session_state.get("projector") else 6
 st.subheader("Their top eigenvectors")
 st.caption(
-    f"Each image is the top True − False eigenvector (bias-augmented) as 28×28 pixels ({widgets.DIVERGING}), "
+    f"Each image is the top eigenvector of the bias-free True − False block as 28×28 pixels ({widgets.DIVERGING}), "
     "flipped towards the target; under it, who trained it, τ, weight decay and |cos|."
 )
 gallery(shown.entries, per_row)

@@ -11,6 +11,7 @@ from core.directions import DIRECTIONS, VIEWS
 from core.eigen import cos_with_centered_target, decompose, linear_term_image, top_eigenvector
 from core.grid import GRID_THRESHOLDS, GRID_WEIGHT_DECAYS, grid_config, load_index
 from core.lesson import weight_decay_question
+from core.spectrum import concentration_of
 from render import charts, figures
 from ui import lesson, links, models, resources, state, widgets
 
@@ -68,10 +69,13 @@ with st.container(border=True):
             "train live on the Train page."
         )
 
-lesson.gate(
-    weight_decay_question(resources.grid_index(), st.session_state.grid_threshold),
-    "the precomputed grid's index, checkpoints/grid/index.json, lacks this threshold",
-)
+if lesson.enabled():  # the question decomposes five precomputed models: only in lesson mode
+    lesson.gate(
+        weight_decay_question(
+            resources.grid_decay_rows(st.session_state.grid_threshold), st.session_state.grid_threshold
+        ),
+        "this server lacks the precomputed models with weight decay 0 and 1 at this threshold",
+    )
 H = trained.config.d_hidden
 settings = figures.Settings.of(trained)  # what every figure's download states
 eigen_tab, compare_tab = st.tabs(list(state.EIGEN_TABS.values()), key="eig_tab", on_change="rerun")
@@ -178,18 +182,23 @@ with eigen_tab:
                     width=124,
                     key=f"eig_images_{side}",
                 )
+        spread = concentration_of(eigen)
         st.caption(
+            f"The top eigenvalue carries {spread.top_energy_share:.0%} of Σλ²; {spread.eigenvectors_for_90pct} of "
+            f"{spread.n} eigenvectors (largest |λ| first) carry 90 % of it. "
             f"{VIEWS[view].description}. Top: the largest eigenvalues; bottom: the most negative. Red < 0 < blue, "
             "each image on its own symmetric scale ±max|v|; only the pattern and |cos| carry meaning."
         )
 
-        st.subheader("Why the two spectra differ: the ± pair the biases add")
+        st.subheader("Why the two spectra differ: the ± pair the biases can add")
         st.latex(
             r"B = \begin{bmatrix} B_{hh} & b \\ b^\top & c \end{bmatrix}, \qquad "
-            r"\lambda_\pm \approx \frac{c \pm \sqrt{c^2 + 4\,\lVert b \rVert^2}}{2}"
+            r"R = \begin{bmatrix} a & \lVert b \rVert \\ \lVert b \rVert & c \end{bmatrix},\ "
+            r"a = \hat b^\top B_{hh} \hat b, \qquad "
+            r"\lambda_\pm(R) = \frac{a + c \pm \sqrt{(a - c)^2 + 4\,\lVert b \rVert^2}}{2}"
         )
-        if float(augmented.bias_vector.norm()) > 0:
-            pair = findings.bias_pair(augmented)
+        pair = resources.bias_pair(trained, direction)
+        if pair is not None:
             st.markdown("\n".join(f"- {sentence}" for sentence in pair.sentences()))
         else:
             st.markdown("- This model's biases do not couple to the constant coordinate (b = 0): there is no pair.")
@@ -284,9 +293,7 @@ with compare_tab:
                         grid_trained,
                         resources.top(grid_trained, "true_minus_false", "augmented"),
                         resources.top(grid_trained, "true_minus_false", "bias_free"),
-                        resources.eigen(
-                            grid_trained.model_id, grid_trained, "true_minus_false", "augmented"
-                        ).bias_vector,
+                        resources.decay_row(grid_trained),
                     )
                 )
         grid_labels = figures.Settings(grid_config(threshold, state.DEFAULTS.weight_decay))  # the grid's labels
@@ -303,7 +310,12 @@ with compare_tab:
                 figures.pixels(
                     row[pick].image,
                     f"top_eigenvector_{view_name}_true_minus_false",
-                    f"weight decay {row[0].config.weight_decay:g} · |cos| {row[pick].cos:.2f}",
+                    f"weight decay {row[0].config.weight_decay:g} · |cos| {row[pick].cos:.2f}"
+                    + (
+                        f" · λ₀ {row[3].top_share:.0%} of Σλ² · {row[3].n_90} for 90 %"
+                        if view_name == "bias_free"
+                        else f" · |b| {row[3].b_norm:.2f}"
+                    ),
                     f"Top True − False eigenvector of the {VIEWS[view_name].label.lower()}, precomputed model with "
                     f"weight decay {row[0].config.weight_decay:g} ({widgets.DIVERGING}): |cos| with the target "
                     f"{row[pick].cos:.2f}",
@@ -324,10 +336,7 @@ with compare_tab:
                 icon=":material/warning:",
             )
         if len(shown) >= 2:
-            rows = [
-                findings.DecayRow(g.config.weight_decay, aug.cos, free.cos, float(b.norm()), g.history[-1].val_acc)
-                for g, aug, free, b in shown
-            ]
+            rows = [row for *_, row in shown]
             st.markdown("\n".join(f"- {s}" for s in findings.weight_decay_finding(rows).sentences()))
         st.caption(
             "Each eigenvector is flipped to point towards the target (its sign is arbitrary) and drawn on "
@@ -356,6 +365,8 @@ widgets.code_expander(
     findings.target_finding,
     findings.bias_pair,
     findings.figure_code_finding,
+    findings.decay_row,
+    concentration_of,
     findings.weight_decay_finding,
     linear_term_image,
     grid_config,

@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from core import findings
 from core.digits import load_upload, preprocess_drawing
 from core.directions import DIRECTIONS
 from core.explain import cancellation, explain, largest_contributions, margin, misclassified_indices, oriented_images
@@ -124,17 +125,16 @@ if digit is not None:
             "is positive: blue is where ink increases the term. Its contribution λᵢ(vᵢ·h̃)² has the sign of "
             "λᵢ, whatever the input."
         )
-    parts = cancellation(e.contributions)
-    if parts.largest >= 0 and parts.smallest >= 0:
-        st.info(
-            f"**Large contributions cancel.** The positive terms add up to {parts.positive:+.2f} and the "
-            f"negative ones to {parts.negative:+.2f}, for a total of only {e.total:+.2f}: eigenvector "
-            f"#{parts.largest} alone gives {e.contributions[parts.largest]:+.2f} and #{parts.smallest} "
-            f"{e.contributions[parts.smallest]:+.2f}. Read the bars together, never one by one: a big bar "
-            "says a pattern is present, not that it decided the answer.",
-            icon=":material/balance:",
-        )
+    said = findings.contribution_finding(e.contributions, resources.bias_pair(trained, direction))
+    st.info("\n\n".join(said.sentences()), icon=":material/balance:")
 
 widgets.code_expander(
-    explain, largest_contributions, cancellation, misclassified_indices, load_upload, preprocess_drawing
+    explain,
+    largest_contributions,
+    cancellation,
+    findings.bias_pair,
+    findings.contribution_finding,
+    misclassified_indices,
+    load_upload,
+    preprocess_drawing,
 )

@@ -15,8 +15,8 @@ widgets.page_intro(
     "target among that matrix's eigenvectors. Figure 6 of *Bilinear MLPs enable weight-based mechanistic "
     "interpretability* (Pearce et al., ICLR 2025, §4.3) finds it there; here you check when that holds, for "
     "any threshold, weight decay and target (see *What the paper says and what this lab shows* below).",
-    r"\text{logit}_1(x) - \text{logit}_0(x) \;=\; \tilde x^\top B\, \tilde x "
-    r"\;=\; \sum_i \lambda_i \,(u_i \cdot \tilde x)^2, \qquad \tilde x = [x, 1]",
+    r"\text{logit}_1(x) - \text{logit}_0(x) \;=\; \tilde x^\top W_e'^\top B\, W_e' \tilde x "
+    r"\;=\; \sum_i \lambda_i \,(u_i \cdot \tilde x)^2, \qquad \tilde x = [x, 1],\ u_i = W_e'^\top v_i",
 )
 board.pinned_card()  # the model the teacher pinned for the room, if any (a Use this model button)
 
@@ -58,7 +58,7 @@ beyond = [
         "app_pages/truncation.py",
         "6 · Truncation",
         ":material/content_cut:",
-        "Keep only the top-k eigenvectors and watch how few the model needs to classify as well as before.",
+        "Keep only the top-k eigenvectors and measure how many the model needs to classify as well as before.",
     ),
 ]
 the_class = [

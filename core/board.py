@@ -2,10 +2,10 @@
 
 A classroom trains many models at once; the board (app_pages/class_board.py) lists every one of them
 beside the 15 precomputed checkpoints, so the class sees Figure 6's question answered across the room:
-does the top eigenvector of the bias-augmented True − False matrix look like the target, and how does
-that depend on the threshold and the weight decay? This module turns one model's numbers into one
-`BoardRow` and words it (a table row, a caption, an image's alt text); ui.board gathers the models and
-caches the eigendecomposition per model id. Pure Python: no torch, no Streamlit.
+does the top eigenvector of the bias-free True − False block look like the target, how much of the
+spectrum does it carry, and how does that depend on the threshold and the weight decay? This module
+turns one model's numbers into one `BoardRow` and words it (a table row, a caption, an image's alt
+text); ui.board gathers the models and caches the eigendecomposition per model id. Pure Python: no torch, no Streamlit.
 
 Students are anonymous: a session is known only by a random token (ui.models.token), which never leaves
 the server. The board shows `nickname(token)` instead, an adjective and an animal picked by a salted
@@ -73,8 +73,9 @@ class BoardRow:
     config: Config  # the whole training Config
     epochs_done: int  # < config.epochs for a stopped run
     val_acc: float | None  # validation accuracy after the last epoch (None: no history)
-    cos: float  # |cos| of the top bias-augmented True − False eigenvector with the centred target
-    eigenvalue: float  # its eigenvalue, the largest of the matrix
+    cos: float  # |cos| of the top eigenvector of the bias-free True − False block with the centred target
+    eigenvalue: float  # its eigenvalue, the largest of the block
+    top_share: float | None = None  # that eigenvalue's share of Σλ² (core.spectrum.top_energy_share)
 
     @property
     def precomputed(self) -> bool:
@@ -111,9 +112,10 @@ def board_row(
     added: float | None,
     cos: float,
     eigenvalue: float,
+    top_share: float | None = None,
 ) -> BoardRow:
     """One model's row: its settings and history as trained, and its top eigenvector's |cos| and λ
-    (core.eigen.top_eigenvector of decompose(model, "true_minus_false", "augmented"))."""
+    (core.eigen.top_eigenvector of decompose(model, "true_minus_false", "bias_free"))."""
     if not (math.isfinite(cos) and 0.0 <= cos <= 1.0 + 1e-9):
         raise ValueError(f"|cos| must be in [0, 1], got {cos}")
     return BoardRow(
@@ -126,6 +128,7 @@ def board_row(
         val_acc=history[-1].val_acc if history else None,
         cos=min(float(cos), 1.0),
         eigenvalue=float(eigenvalue),
+        top_share=None if top_share is None else float(top_share),
     )
 
 
@@ -166,7 +169,7 @@ def describe(row: BoardRow, timezone: str | None = None, colours: str = "") -> s
     accuracy = f", validation accuracy {row.val_acc:.1%}" if row.val_acc is not None else ""
     shown = f" ({colours})" if colours else ""
     return (
-        f"Top True − False eigenvector (bias-augmented) of {whose} ({row.settings}{accuracy}) as a 28×28 "
+        f"Top eigenvector of the bias-free True − False block of {whose} ({row.settings}{accuracy}) as a 28×28 "
         f"image{shown}: eigenvalue {row.eigenvalue:+.3f}, |cos| with the centred target {row.cos:.2f}"
     )
 
@@ -199,6 +202,7 @@ def table(
             "data (train / test)": row.data,
             "val acc": row.val_acc,
             "|cos|": row.cos,
+            "top share of Σλ²": row.top_share,
             "status": marks(row),
             "model": row.model_id,
         }

@@ -48,7 +48,9 @@ class ViewInfo:
 
 VIEWS: dict[str, ViewInfo] = {
     "bias_free": ViewInfo(
-        "Bias-free block", "B[:-1, :-1], the hidden×hidden part: the quadratic part alone, the paper's picture"
+        "Bias-free block",
+        "B[:-1, :-1], the hidden×hidden part: the quadratic part alone (this lab's view; the paper decomposes "
+        "the whole matrix)",
     ),
     "augmented": ViewInfo(
         "Bias-augmented B", "the whole (H+1)×(H+1) B: its form is exactly the output, biases included"

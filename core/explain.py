@@ -191,11 +191,24 @@ def misclassified_indices(
     return torch.cat(wrong).numpy().astype(np.int64)
 
 
+CANCEL_RATIO = 1.0  # "terms cancel" when the smaller side (positive or negative sum) is at least this times |total|
+
+
 class Cancellation(NamedTuple):
     positive: float  # sum of the positive contributions
     negative: float  # sum of the negative contributions
     largest: int  # eigenvector index of the largest positive contribution (-1 if none)
     smallest: int  # eigenvector index of the most negative contribution (-1 if none)
+
+    @property
+    def total(self) -> float:
+        return self.positive + self.negative
+
+    @property
+    def cancels(self) -> bool:
+        """Terms of both signs are large against the total: each side's sum is at least CANCEL_RATIO x |total|."""
+        smaller = min(self.positive, -self.negative)
+        return smaller > 0 and smaller >= CANCEL_RATIO * abs(self.total)
 
 
 def cancellation(contributions: np.ndarray) -> Cancellation:
@@ -207,6 +220,21 @@ def cancellation(contributions: np.ndarray) -> Cancellation:
         int(np.argmax(c)) if (c > 0).any() else -1,
         int(np.argmin(c)) if (c < 0).any() else -1,
     )
+
+
+@torch.no_grad()
+def contribution_sizes(
+    eigen: Eigen, x_uint8: UInt8[Tensor, "n 28 28"], W_e: Float[Tensor, "h 784"]
+) -> Float[np.ndarray, " h1"]:
+    """Mean |lambda_i (v_i . h~)^2| over a batch of uint8 images, per eigenvector of an augmented decomposition:
+    which terms are large for every input (the affine part) rather than for some (a pattern present)."""
+    if eigen.view != "augmented":
+        raise ValueError("contribution sizes need the augmented decomposition")
+    W_e = W_e.double()
+    h = torch.cat(
+        [(x_uint8.reshape(-1, 784).double() @ W_e.T) / 255.0, torch.ones(len(x_uint8), 1, dtype=torch.float64)], dim=1
+    )
+    return (eigen.eigenvalues * (h @ eigen.vectors.T) ** 2).abs().mean(dim=0).numpy()
 
 
 def oriented_images(explanation: Explanation, indices: np.ndarray) -> list[Float[Tensor, "28 28"]]:

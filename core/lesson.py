@@ -10,8 +10,8 @@ A step's choices are fixed, so the votes of a whole room can be tallied side by 
 choice is right, the question's wording and its explanation are computed from the numbers the page
 computes for the student's own settings and model (`balance_question`, `tensor_question`,
 `weight_decay_question`, `truncation_question`): they stay true for every target, threshold and
-model. The weight-decay question is about models not on screen, so its evidence is the precomputed
-grid (core.grid), and it says so.
+model. The weight-decay question compares two precomputed models (core.grid) that need not be the
+model on screen, and its prompt names them.
 
 Progress (which steps a student revealed, and what they predicted) travels in the URL as
 `picked=label-1.eigenvectors-0` (`format_progress` / `parse_progress`). Votes (`Vote`) are tallied
@@ -22,9 +22,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from core.findings import IS_TARGET, RESEMBLES
+from core.findings import DecayRow, weight_decay_finding
 from core.labels import Similarities, labels_from_similarities, percent  # percent: the Label page's wording
 from core.truncation import TruncationCurves, smallest_k_within
 
@@ -69,11 +68,11 @@ STEPS: tuple[Step, ...] = (
         "eigenvectors",
         "app_pages/eigenvectors.py",
         "4 · Eigenvectors",
-        "What does the top True − False eigenvector look like with weight decay 0?",
+        "What does weight decay do to the True − False spectrum (bias-free block)?",
         (
-            f"The target, clearly (|cos| {IS_TARGET:g} or more)",
-            f"A blurred target (|cos| {RESEMBLES:g} to {IS_TARGET:g})",
-            f"Not the target (|cos| below {RESEMBLES:g})",
+            "It concentrates it: fewer eigenvectors carry 90 % of Σλ²",
+            "It leaves it about as concentrated",
+            "It spreads it over more eigenvectors",
         ),
     ),
     Step(
@@ -95,6 +94,7 @@ class Question:
     prompt: str  # the question, naming the settings it is about
     answer: int  # index into step.choices of the right choice, computed from the data
     explanation: tuple[str, str]  # two sentences, every number from the data
+    about: str = "the settings on screen"  # what the answer is computed from, as the verdict names it
 
     def __post_init__(self) -> None:
         if not 0 <= self.answer < len(self.step.choices):
@@ -160,42 +160,33 @@ def tensor_question(error: float, n_images: int) -> Question:
     )
 
 
-def match_choice(cos: float) -> int:
-    """The eigenvectors step's choice that describes an |cos| with the centred target (core.findings' levels)."""
-    return 0 if cos >= IS_TARGET else 1 if cos >= RESEMBLES else 2
-
-
-def grid_cos(index: Mapping[str, Mapping[str, Any]], threshold: float, weight_decay: float) -> float | None:
-    """|cos| of a precomputed model's top True − False eigenvector with the target, from checkpoints/grid/index.json."""
-    for row in index.values():
-        if abs(row["threshold"] - threshold) < 1e-9 and abs(row["weight_decay"] - weight_decay) < 1e-9:
-            return float(row["top_cos"]["true_minus_false"])
-    return None
-
-
-def weight_decay_question(index: Mapping[str, Mapping[str, Any]], threshold: float) -> Question | None:
-    """Eigenvectors: how target-like the top eigenvector is without weight decay, from the precomputed grid at
-    this threshold (the paper's settings otherwise); None if this server lacks those grid rows."""
-    without, paper = grid_cos(index, threshold, 0.0), grid_cos(index, threshold, PAPER_WEIGHT_DECAY)
+def weight_decay_question(rows: Sequence[DecayRow], threshold: float) -> Question | None:
+    """Eigenvectors: what weight decay does to the True − False spectrum, between the two precomputed models at
+    this threshold with weight decay 0 and PAPER_WEIGHT_DECAY (core.findings.decay_row of each); None if this
+    server lacks either. The question names those two models: they need not be the model on screen."""
+    by_decay = {row.weight_decay: row for row in rows}
+    without, paper = by_decay.get(0.0), by_decay.get(PAPER_WEIGHT_DECAY)
     if without is None or paper is None:
         return None
-    answer = match_choice(without)
-    looks = ("is the target", "resembles the target, blurred", "does not look like the target")[answer]
-    if abs(paper - without) < 0.02:
-        effect = "about the same"
-    else:
-        effect = "more target-like" if paper > without else "less target-like"
+    finding = weight_decay_finding([without, paper])
+    answer = 0 if finding.concentrates else 2 if finding.spreads else 1
+    verdict = ("concentrates", "leaves about as concentrated", "spreads")[answer]
     return Question(
         BY_ID["eigenvectors"],
-        f"Two precomputed models share your grid threshold τ = {threshold:.2f} and the paper's other settings; "
-        f"one was trained with weight decay {PAPER_WEIGHT_DECAY:g} (the paper's), the other with none. What does "
-        "the top eigenvector of the bias-augmented True − False matrix look like with weight decay 0?",
+        f"Two precomputed models share the grid threshold τ = {threshold:.2f} and the paper's other settings (the "
+        f"Compare weight decays tab shows them; they need not be the model on screen): one trained with weight "
+        f"decay {PAPER_WEIGHT_DECAY:g} (the paper's), the other with none. What does weight decay do to the "
+        "spectrum of their bias-free True − False block?",
         answer,
         (
-            f"With weight decay 0 it has |cos| {without:.2f} with the centred target: it {looks}.",
-            f"With weight decay {PAPER_WEIGHT_DECAY:g} it has |cos| {paper:.2f}, so at τ = {threshold:.2f} weight "
-            f"decay makes the top eigenvector {effect} (the Compare weight decays tab shows all five).",
+            f"With weight decay 0 the top eigenvalue carries {without.top_share:.0%} of Σλ² and {without.n_90} "
+            f"eigenvectors reach 90 % of it; with weight decay {PAPER_WEIGHT_DECAY:g}, {paper.top_share:.0%} and "
+            f"{paper.n_90}: weight decay {verdict} the spectrum.",
+            f"The top eigenvector's |cos| with the target goes {without.bias_free_cos:.2f} → {paper.bias_free_cos:.2f} "
+            f"in the bias-free block and {without.augmented_cos:.2f} → {paper.augmented_cos:.2f} in the augmented "
+            f"matrix, while |b| goes {without.b_norm:.2f} → {paper.b_norm:.2f}.",
         ),
+        about=f"the two precomputed models at τ = {threshold:.2f}",
     )
 
 
@@ -214,26 +205,30 @@ def truncation_question(curves: TruncationCurves, tolerance: float) -> Question:
     n_all = int(curves.k[-1])
     if k_needed is None:
         first = (
-            f"No truncation of the {n_all} eigenvectors of B₁ − B₀ comes within {tolerance:.1%} of the full model's "
+            f"No truncation of the {n_all} eigenvectors of B₁ − B₀ comes within "
+            f"{tolerance * 100:.1f} percentage points of the full model's "
             f"{curves.full_model:.2%} on {curves.n_images:,} test images."
         )
     else:
         reached = float(curves.true_minus_false[k_needed])
         first = (
             f"Keeping the top {k_needed} of the {n_all} eigenvectors of B₁ − B₀ classifies {reached:.2%} of the "
-            f"{curves.n_images:,} test images correctly, within {tolerance:.1%} of the full model's "
+            f"{curves.n_images:,} test images correctly, within {tolerance * 100:.1f} percentage points of the full "
+            f"model's "
             f"{curves.full_model:.2%}."
         )
-    gap = curves.top_only - curves.full_model
+    constant = "true" if curves.constant_answer else "false"
     return Question(
         BY_ID["truncation"],
         f"Keep only the k eigenvectors of B₁ − B₀ with the largest |λ| and classify the test images again. How "
-        f"many of the {n_all} does your model need to come within {tolerance:.1%} of its full accuracy?",
+        f"many of the {n_all} does your model need to come within {tolerance * 100:.1f} percentage points of its "
+        "full accuracy?",
         k_choice(k_needed),
         (
             first,
-            f"The most positive eigenvector alone, with the biases' exact linear and constant terms, reaches "
-            f"{curves.top_only:.2%} ({gap:+.2%} against the full model).",
+            f"The most positive eigenvector alone, against a threshold refit on the "
+            f"{'training' if curves.calibration_set == 'training' else 'test'} images, reaches "
+            f"{curves.top_only_calibrated:.2%}; always answering {constant} scores {curves.constant_baseline:.2%}.",
         ),
     )
 

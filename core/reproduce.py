@@ -4,8 +4,11 @@
     python -m core.reproduce --preset quick        # the app's quick classroom preset
     python -m core.reproduce --epochs 10 --json out.json
     python -m core.reproduce --loop reference      # train with the readable loop (core.reference_train)
+    python -m core.reproduce analyze model.safetensors --json out.json   # a saved model, no training
 
 Every Config field is a flag (built from dataclasses.fields(Config), with the field's help text).
+`analyze` writes what a training run's JSON holds for that model, plus truncation and every sentence
+the pages would state about it, with the numbers behind it (core.analysis).
 """
 
 from __future__ import annotations
@@ -21,38 +24,17 @@ from typing import Any
 
 import torch
 
-from core.checkpoint import save_checkpoint
+from core.analysis import analyze, summarize
+from core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from core.config import PRESETS, Config, preset
-from core.data import MNIST, MNISTError, load_mnist, to_float
-from core.eigen import cos_with_centered_target, decompose
+from core.data import MNISTError, load_mnist
 from core.labels import make_splits
-from core.model import BilinearMLP
 from core.reference_train import train as reference_loop
-from core.tensor import DIRECTIONS, reconstruction_error
 from core.train import TrainingDiverged, fit, train
 
 LOOPS = {"fast": train, "reference": reference_loop}  # the same law (tests/unit/test_reference_train.py)
 
-
-def summarize(model: BilinearMLP, mnist: MNIST, config: Config, n_check: int = 1000) -> dict:
-    """Reconstruction error on test images and, per direction, eigenvalues and top-vector |cos|
-    (the augmented matrix at the top level, the bias-free block under "bias_free")."""
-    target = mnist.train_x[config.target_index]
-
-    def spectrum(name: str, view: str) -> dict[str, Any]:
-        eig = decompose(model, name, view)
-        return {
-            "eigenvalues": eig.eigenvalues.tolist(),
-            "top_cos_centered_target": cos_with_centered_target(eig.pixel_vectors[:1], target).item(),
-        }
-
-    directions = {
-        name: {**spectrum(name, "augmented"), "bias_free": spectrum(name, "bias_free")} for name in DIRECTIONS
-    }
-    return {
-        "reconstruction_max_abs_err": reconstruction_error(model, to_float(mnist.test_x[:n_check])),
-        "directions": directions,
-    }
+__all__ = ["analyze_main", "main", "parse_args", "summarize"]
 
 
 def _flag_settings(name: str) -> dict[str, Any]:
@@ -95,7 +77,35 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespac
     return config, args
 
 
+def analyze_main(argv: list[str]) -> int:
+    """`analyze PATH [--json OUT]`: core.analysis.analyze of a saved model, without training."""
+    p = argparse.ArgumentParser(
+        prog="python -m core.reproduce analyze", description="Analyze a saved model (no training)."
+    )
+    p.add_argument("path", type=Path, help="a checkpoint saved by --save or the app (safetensors)")
+    p.add_argument("--json", type=Path, default=None, help="write the analysis here (default: stdout)")
+    args = p.parse_args(argv)
+    try:
+        model, config, history = load_checkpoint(args.path.read_bytes())
+        result = analyze(model, config, history, load_mnist())
+    except (OSError, CheckpointError, MNISTError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    for finding in result["findings"]:
+        for sentence in finding["sentences"]:
+            print(f"[{finding['page']}/{finding['finding']}] {sentence}", file=sys.stderr)
+    text = json.dumps(result, indent=2)
+    if args.json:
+        args.json.write_text(text)
+    else:
+        print(text)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["analyze"]:
+        return analyze_main(argv[1:])
     config, args = parse_args(argv)
     start = time.perf_counter()
     try:

@@ -399,7 +399,7 @@ def _contribution_template(n_bars: int) -> tuple[alt.LayerChart, dict[str, Any]]
         alt.Chart(alt.NamedData(name="contributions"))
         .mark_bar()
         .encode(
-            x=alt.X("contribution:Q", title="contribution λᵢ (vᵢ·x̃)² to the output"),
+            x=alt.X("contribution:Q", title="contribution λᵢ (vᵢ·h̃)² to the output"),
             y=y,
             color=alt.Color(
                 "sign:N",

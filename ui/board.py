@@ -105,7 +105,7 @@ def entry(trained: TrainedModel, added: float | None, name: str | None = None) -
     """A model's board entry (`name`: the trainer's nickname as the room lists it); its eigendecomposition is
     computed once per model id for the server."""
 
-    top = resources.board_top(trained.model_id, trained)
+    top, share = resources.board_top(trained.model_id, trained)
     row = board_row(
         trained.model_id,
         trained.config,
@@ -115,6 +115,7 @@ def entry(trained: TrainedModel, added: float | None, name: str | None = None) -
         added,
         top.cos,
         top.eigenvalue,
+        top_share=share,
     )
     return Entry(row, trained, top.image)
 

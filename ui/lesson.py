@@ -141,9 +141,9 @@ def explanation(question: Question) -> None:
         st.markdown(
             f"You predicted **{step.choices[chosen]}**. "
             + (
-                ":material/check_circle: **Right** for the settings on screen."
+                f":material/check_circle: **Right** for {question.about}."
                 if chosen == question.answer
-                else f":material/cancel: **Not this time**: for the settings on screen it is **{right}**."
+                else f":material/cancel: **Not this time**: for {question.about} it is **{right}**."
             )
         )
         st.markdown(" ".join(question.explanation))

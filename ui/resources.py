@@ -17,15 +17,18 @@ import streamlit as st
 import torch
 from sqlalchemy.exc import SQLAlchemyError
 
+from core import findings
 from core.board import nickname
 from core.checkpoint import CheckpointError, load_checkpoint
 from core.config import Config
 from core.data import MNIST, MNISTError, load_mnist
 from core.eigen import Eigen, TopEigenvector, View, decompose, top_eigenvector
 from core.explain import misclassified_indices
-from core.grid import grid_checkpoint, grid_config, grid_points, is_on_grid, load_index
+from core.findings import BiasPair, DecayRow
+from core.grid import GRID_WEIGHT_DECAYS, grid_checkpoint, grid_config, grid_points, is_on_grid, load_index
 from core.identity import TrainedModel, config_id
 from core.labels import Splits, TargetSimilarities, labels_for, make_splits, target_similarities
+from core.spectrum import concentration_of
 from core.store import ModelStore, default_local_url, default_store_url, open_store
 from core.tensor import Direction
 from core.train import train
@@ -241,8 +244,12 @@ def misclassified(model_id: str, _trained: TrainedModel) -> tuple[int, ...]:
 
 @st.cache_resource(max_entries=32, show_spinner="Truncating every interaction matrix, for every k…")
 def truncation(model_id: str, _trained: TrainedModel) -> TruncationCurves:
-    """Accuracy on all 10 000 test images with only the top-k eigenvectors kept."""
-    return truncation_curves(_trained.model, mnist().test_x, labels(_trained.config)[1])
+    """Accuracy on all 10 000 test images with only the top-k eigenvectors kept (thresholds refit on the
+    model's training images)."""
+    config = _trained.config
+    train_y, test_y = labels(config)
+    train = (mnist().train_x[: config.n_train], train_y[: config.n_train])  # the model's own training images
+    return truncation_curves(_trained.model, mnist().test_x, test_y, train=train)
 
 
 @st.cache_resource(max_entries=128, show_spinner=False)
@@ -262,15 +269,51 @@ def top(trained: TrainedModel, direction: Direction, view: View) -> TopEigenvect
     )
 
 
+def decay_row(trained: TrainedModel) -> DecayRow:
+    """The model's row of the weight-decay comparison (core.findings.decay_row), from the cached decompositions."""
+    return findings.decay_row(
+        eigen(trained.model_id, trained, "true_minus_false", "augmented"),
+        eigen(trained.model_id, trained, "true_minus_false", "bias_free"),
+        mnist().train_x[trained.config.target_index],
+        trained.config.weight_decay,
+        trained.history[-1].val_acc if trained.history else float("nan"),
+    )
+
+
+def grid_decay_rows(threshold: float) -> list[DecayRow]:
+    """The weight-decay rows of the precomputed models at this threshold that this server has."""
+    rows = []
+    for weight_decay in GRID_WEIGHT_DECAYS:
+        grid_trained = registry().get(grid_config(threshold, weight_decay))
+        if grid_trained is not None:
+            rows.append(decay_row(grid_trained))
+    return rows
+
+
+def bias_pair(trained: TrainedModel, direction: Direction) -> BiasPair | None:
+    """core.findings.bias_pair of the direction (None where the biases do not couple: b = 0)."""
+    augmented = eigen(trained.model_id, trained, direction, "augmented")
+    if float(augmented.bias_vector.norm()) == 0:
+        return None
+    return findings.bias_pair(
+        augmented,
+        eigen(trained.model_id, trained, direction, "bias_free"),
+        mnist().train_x[trained.config.target_index],
+    )
+
+
 @st.cache_resource(max_entries=256, show_spinner=False)
-def board_top(model_id: str, _trained: TrainedModel) -> TopEigenvector:
-    """The class board's number for a model: its top bias-augmented True − False eigenvector and |cos|,
+def board_top(model_id: str, _trained: TrainedModel) -> tuple[TopEigenvector, float]:
+    """The class board's numbers for a model: the top eigenvector of its bias-free True − False block with its
+    |cos| (what the Eigenvectors page's verdict leads with), and that eigenvalue's share of Σλ² (core.spectrum);
     once per model for the whole server (every session's board asks every few seconds; ~6 KB each).
 
     Kept apart from `eigen` (128 entries, every page's views): a board of a class's models and the grid
     must not push out, and then recompute, a decomposition a board shows.
     """
-    return top(_trained, "true_minus_false", "augmented")
+    free = decompose(_trained.model, "true_minus_false", "bias_free")
+    top = top_eigenvector(free, mnist().train_x[_trained.config.target_index])
+    return top, concentration_of(free).top_energy_share
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)

@@ -14,9 +14,10 @@ from streamlit.proto.TextInput_pb2 import TextInput as TextInputProto
 from streamlit.testing.v1 import AppTest
 
 from core.board import PRECOMPUTED, nickname
+from core.checkpoint import load_checkpoint
 from core.config import Config
 from core.eigen import decompose, top_eigenvector
-from core.grid import grid_config, grid_name, grid_points, load_index
+from core.grid import grid_config, grid_path, grid_points
 from core.identity import TrainedModel, config_id
 from tests.app.test_app import APP, HOME, SMALL_RUN, assert_clean, badge_caption, open_page, press_train, set_training
 from tests.app.test_app_alt_text import check as check_alt_texts
@@ -84,14 +85,18 @@ def test_the_board_lists_the_grid_and_a_model_trained_in_another_session(classma
     assert (row["epochs"], row["data (train / test)"]) == ("2", "4,096 / 1,000")
     assert row["val acc"] == pytest.approx(trained.history[-1].val_acc)
     target = resources.mnist().train_x[trained.config.target_index]
-    exact = top_eigenvector(decompose(trained.model, "true_minus_false", "augmented"), target).cos
-    assert row["|cos|"] == pytest.approx(exact, abs=1e-9), "|cos| of the bias-augmented True − False top eigenvector"
+    free = decompose(trained.model, "true_minus_false", "bias_free")
+    exact = top_eigenvector(free, target).cos
+    assert row["|cos|"] == pytest.approx(exact, abs=1e-9), "|cos| of the bias-free True − False top eigenvector"
+    values = free.eigenvalues
+    assert row["top share of Σλ²"] == pytest.approx(float(values.max() ** 2 / (values**2).sum()), abs=1e-9)
 
-    index = load_index()
-    for t, wd in grid_points():  # the backdrop: all 15, each with the |cos| its index recorded
+    for t, wd in grid_points():  # the backdrop: all 15, each with its bias-free |cos|
         grid_row = row_of(at, config_id(grid_config(t, wd)))
         assert grid_row["who"] == PRECOMPUTED and grid_row["when"] == "before class"
-        assert grid_row["|cos|"] == pytest.approx(index[grid_name(t, wd)]["top_cos"]["true_minus_false"], abs=0.006)
+        model, _, _ = load_checkpoint(grid_path(t, wd).read_bytes())
+        grid_cos = top_eigenvector(decompose(model, "true_minus_false", "bias_free"), target).cos
+        assert grid_row["|cos|"] == pytest.approx(grid_cos, abs=1e-6)
     assert list(table_of(at)["model"]).index(trained.model_id) < list(table_of(at)["model"]).index(
         config_id(grid_config(0.3, 0.0))
     ), "the class's models first, then the backdrop"

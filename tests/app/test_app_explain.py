@@ -62,6 +62,7 @@ def test_a_test_image_is_explained_exactly():
     row = next(i for i in at.image if len(i.value) == shown + 1)
     assert row.captions[0] == "the input" and row.captions[1].startswith("#"), "the input beside its eigenvectors"
     assert any("Large contributions cancel" in i.value for i in at.info)
+    assert any("are the biases' ± pair, the model's affine part" in i.value for i in at.info), "named for what it is"
 
     at.segmented_control(key="explain_direction").set_value("true").run()
     assert model_output(at) == pytest.approx(

@@ -52,15 +52,20 @@ def test_the_curve_and_the_full_model_reference():
     text = " ".join(m.value for m in at.markdown)
     answer = "false" if abs(k1 - (1 - share_true)) < 1e-9 else "true"
     assert f"answers {answer} for every image" in text, "k = 1 is explained, from the numbers"
+    curves = resources.truncation(seed.model_id, seed)
     top_only = next(m for m in at.metric if m.label.startswith("Top eigenvector alone"))
-    assert top_only.value == f"{resources.truncation(seed.model_id, seed).top_only:.2%}"
+    assert top_only.value == f"{curves.top_only_calibrated:.2%}", "the threshold refit on the training images"
+    constant = next(m for m in at.metric if m.label.startswith("Constant answer"))
+    majority = int(resources.labels(seed.config)[0].double().mean() > 0.5)
+    assert constant.label.endswith("true" if majority else "false")
+    assert constant.value == f"{float((test_labels == majority).double().mean()):.2%}", "beside every accuracy"
 
 
 def test_curves_are_cached_per_model(monkeypatch):
     at = open_page(TRUNCATION)
     calls = []
     original = resources.truncation_curves
-    monkeypatch.setattr(resources, "truncation_curves", lambda *a: calls.append(1) or original(*a))
+    monkeypatch.setattr(resources, "truncation_curves", lambda *a, **k: calls.append(1) or original(*a, **k))
     at.run()
     assert calls == [], "the seed's curves come from the cache"
     at.switch_page("app_pages/eigenvectors.py").run()

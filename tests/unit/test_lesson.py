@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from core.grid import load_index
+from core.checkpoint import load_checkpoint
+from core.eigen import decompose
+from core.findings import DecayRow, decay_row
+from core.grid import grid_path
 from core.labels import Similarities, cosine_similarities
 from core.lesson import (
     BALANCE_THRESHOLDS,
@@ -72,32 +75,40 @@ def test_the_tensor_answer_follows_the_measured_error():
     assert "no approximation" not in tensor_question(0.2, 256).explanation[1], "never claims what the number denies"
 
 
-def test_the_weight_decay_answer_comes_from_the_grid_rows():
-    def index(without: float, paper: float) -> dict:
-        return {
-            f"{wd}": {"threshold": 0.4, "weight_decay": wd, "top_cos": {"true_minus_false": cos}}
-            for wd, cos in ((0.0, without), (1.0, paper))
-        }
-
-    for without, answer in ((0.9, 0), (0.6, 1), (0.3, 2)):
-        question = weight_decay_question(index(without, 0.85), 0.4)
-        assert question.answer == answer and f"|cos| {without:.2f}" in question.explanation[0]
-    assert "more target-like" in weight_decay_question(index(0.3, 0.85), 0.4).explanation[1]
-    assert "less target-like" in weight_decay_question(index(0.9, 0.6), 0.4).explanation[1]
-    assert "about the same" in weight_decay_question(index(0.6, 0.61), 0.4).explanation[1]
-    assert weight_decay_question(index(0.3, 0.85), 0.5) is None, "no grid rows for that threshold: no question"
+def decay(weight_decay: float, n_90: int, share: float, cos: float = 0.9) -> DecayRow:
+    return DecayRow(weight_decay, cos - 0.1, cos, 0.5, 0.96, share, n_90)
 
 
-def test_the_weight_decay_question_on_the_shipped_grid():
-    grid = load_index()
-    if not grid:
-        pytest.skip("no checkpoints/grid/index.json")
+def test_the_weight_decay_answer_comes_from_the_spectra_of_the_two_models():
+    for rows, answer in (
+        ([decay(0.0, 14, 0.47), decay(1.0, 2, 0.88)], 0),
+        ([decay(0.0, 3, 0.80), decay(1.0, 3, 0.82)], 1),
+        ([decay(0.0, 2, 0.90), decay(1.0, 6, 0.60)], 2),
+        ([decay(0.0, 3, 0.60), decay(1.0, 3, 0.80), decay(0.5, 9, 0.1)], 0),  # the same n: the share decides
+    ):
+        question = weight_decay_question(rows, 0.4)
+        assert question.answer == answer, rows
+        without, paper = rows[0], rows[1]
+        assert f"{without.top_share:.0%} of Σλ² and {without.n_90} eigenvectors" in question.explanation[0]
+        assert f"{paper.top_share:.0%} and {paper.n_90}" in question.explanation[0]
+        assert "they need not be the model on screen" in question.prompt and "τ = 0.40" in question.about
+    assert weight_decay_question([decay(0.0, 14, 0.47), decay(0.5, 2, 0.88)], 0.4) is None, "no weight decay 1 row"
+
+
+def test_the_weight_decay_question_on_the_shipped_grid(mnist):
     for threshold in (0.3, 0.4, 0.5):
-        row = next(r for r in grid.values() if r["threshold"] == threshold and r["weight_decay"] == 0.0)
-        question = weight_decay_question(grid, threshold)
-        cos = row["top_cos"]["true_minus_false"]
-        assert question.answer == (0 if cos >= 0.8 else 1 if cos >= 0.5 else 2)
-        assert f"|cos| {cos:.2f}" in question.explanation[0]
+        rows, n_90 = [], {}
+        for weight_decay in (0.0, 1.0):
+            model, _, history = load_checkpoint(grid_path(threshold, weight_decay).read_bytes())
+            aug, free = decompose(model, "true_minus_false"), decompose(model, "true_minus_false", "bias_free")
+            rows.append(decay_row(aug, free, mnist.train_x[6], weight_decay, history[-1].val_acc))
+            squares = np.sort(np.linalg.eigvalsh(free.matrix.numpy()) ** 2)[::-1]  # numpy, by |λ|
+            n_90[weight_decay] = int(np.searchsorted(np.cumsum(squares) / squares.sum(), 0.9) + 1)
+        question = weight_decay_question(rows, threshold)
+        expected = 0 if n_90[1.0] < n_90[0.0] else 2 if n_90[1.0] > n_90[0.0] else None
+        if expected is not None:
+            assert question.answer == expected, threshold
+        assert f"{n_90[0.0]} eigenvectors reach 90 %" in question.explanation[0], threshold
 
 
 def curves(true_minus_false: list[float], full: float, top_only: float) -> TruncationCurves:
@@ -115,6 +126,16 @@ def curves(true_minus_false: list[float], full: float, top_only: float) -> Trunc
         largest_true_minus_false=1.0,
         top_only=top_only,
         top_only_eigenvalue=1.0,
+        top_only_calibrated=top_only,
+        top_only_threshold=0.0,
+        top_only_linear_calibrated=top_only,
+        top_only_linear_threshold=0.0,
+        trained_offset=0.0,
+        true_minus_false_calibrated=np.array(true_minus_false),
+        constant_answer=0,
+        constant_baseline=0.5,
+        calibration_set="training",
+        class_k1_true_share=0.0,
     )
 
 
@@ -123,7 +144,10 @@ def test_the_truncation_answer_is_the_fewest_eigenvectors_within_the_tolerance()
     question = truncation_question(curves(accuracies, 0.966, 0.9), 0.005)
     assert question.answer == 1, "k = 4 is the first within half a point: '2 to 5'"
     assert "top 4 of the 25 eigenvectors" in question.explanation[0] and "96.20%" in question.explanation[0]
-    assert "90.00% (-6.60% against the full model)" in question.explanation[1]
+    assert (
+        "refit on the training images, reaches 90.00%; always answering false scores 50.00%"
+        in (question.explanation[1])
+    )
     assert truncation_question(curves([0.5, 0.97, 0.97], 0.97, 0.97), 0.005).answer == 0
     never = truncation_question(curves([0.5, 0.6, 0.7], 0.97, 0.6), 0.005)
     assert never.answer == 3 and "No truncation" in never.explanation[0]
