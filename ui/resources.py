@@ -23,6 +23,7 @@ from core.config import Config
 from core.data import MNIST, MNISTError, load_mnist
 from core.eigen import Eigen, TopEigenvector, View, decompose, top_eigenvector
 from core.explain import misclassified_indices
+from core.findings import verdict_view
 from core.grid import grid_checkpoint, grid_config, grid_points, is_on_grid, load_index
 from core.identity import TrainedModel, config_id
 from core.labels import Splits, TargetSimilarities, labels_for, make_splits, target_similarities
@@ -160,6 +161,7 @@ def training_pool() -> TrainingPool:
         threads_alone=threads_alone,
         claims=room(),  # replicas sharing the room never train the same settings twice
         fetch=lambda config: registry().get(config, fresh=True),  # what another replica finished, from the store
+        target=lambda config: mnist().train_x[config.target_index],  # each run's live eigenvector (core.snapshot)
     )
 
 
@@ -264,13 +266,14 @@ def top(trained: TrainedModel, direction: Direction, view: View) -> TopEigenvect
 
 @st.cache_resource(max_entries=256, show_spinner=False)
 def board_top(model_id: str, _trained: TrainedModel) -> TopEigenvector:
-    """The class board's number for a model: its top bias-augmented True − False eigenvector and |cos|,
+    """The class board's number for a model: the top eigenvector of the verdict's matrix (core.findings.verdict_view,
+    the bias-augmented True − False matrix) and its |cos|,
     once per model for the whole server (every session's board asks every few seconds; ~6 KB each).
 
     Kept apart from `eigen` (128 entries, every page's views): a board of a class's models and the grid
     must not push out, and then recompute, a decomposition a board shows.
     """
-    return top(_trained, "true_minus_false", "augmented")
+    return top(_trained, *verdict_view())
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
