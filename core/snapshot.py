@@ -94,10 +94,10 @@ class Snapshot:
 
     @property
     def label(self) -> str:
-        """'before training', 'epoch 0.25', 'epoch 3': where in the run it was taken."""
+        """'at the start', 'epoch 0.24', 'epoch 3': where in the run it was taken."""
         if self.step == 0:
-            return "before training"
-        return f"epoch {self.epoch:g}"
+            return "at the start"
+        return f"epoch {self.epoch:g}" if float(self.epoch).is_integer() else f"epoch {self.epoch:.2f}"
 
     def to_dict(self) -> dict[str, Any]:
         values = {f.name: getattr(self, f.name) for f in fields(self)}

@@ -252,7 +252,7 @@ def snapshot_curves(rows: Sequence[tuple[float, float, float, float, int]], epoc
             color=alt.Color(
                 "series:N",
                 title=None,
-                legend=alt.Legend(orient="top", direction="vertical", labelLimit=0),
+                legend=alt.Legend(orient="top", labelLimit=0),
                 scale=alt.Scale(domain=list(SNAPSHOT_SERIES.values()), range=[BLUE, "#e08214"]),
             ),
             tooltip=[
@@ -263,7 +263,7 @@ def snapshot_curves(rows: Sequence[tuple[float, float, float, float, int]], epoc
                 alt.Tooltip("for_90pct:Q", title="eigenvectors for 90 % of Σλ²"),
             ],
         )
-        .properties(height=220)
+        .properties(height=240)
     )
 
 

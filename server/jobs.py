@@ -42,7 +42,7 @@ from core.config import Config
 from core.identity import TrainedModel, config_id
 from core.labels import Splits
 from core.model import BilinearMLP
-from core.snapshot import BUDGET, Snapshot, Watcher, first_epoch_steps
+from core.snapshot import BUDGET, Snapshot, Watcher, first_epoch_steps, take
 from core.train import EpochMetrics, TrainingDiverged, new_model
 
 log = logging.getLogger("bilinear_eigen_lab")
@@ -323,13 +323,20 @@ class TrainingPool:
     # --- what sessions call -----------------------------------------------------------------
 
     def submit(self, config: Config, splits: Splits, follower: str) -> TrainingJob:
-        """Train `config` for `follower`; joins the job already queued or running for it, if any."""
+        """Train `config` for `follower`; joins the job already queued or running for it, if any.
+
+        A new job comes with its first snapshot (the initial weights' top eigenvector, a few milliseconds,
+        taken here outside the lock), so the page run that follows the Train click already has a picture."""
+        joined = self._join(config, follower)
+        if joined is not None:
+            return joined
+        first = self._first_snapshot(config, splits)
         with self._lock:
-            job = self._jobs.get(config)
-            if job is not None and not job.stop_requested.is_set():  # a stopping job cannot be joined
-                job.followers.add(follower)
-                return job
+            joined = self._join(config, follower)
+            if joined is not None:
+                return joined
             job = TrainingJob(config, splits, {follower}, trained_by=follower)
+            job.observe(first)
             self._jobs[config] = job
             self._queue.append(job)
             if len(self._threads) < self.workers:
@@ -338,6 +345,20 @@ class TrainingPool:
                 thread.start()
             self._lock.notify()
             return job
+
+    def _join(self, config: Config, follower: str) -> TrainingJob | None:
+        with self._lock:
+            job = self._jobs.get(config)
+            if job is not None and not job.stop_requested.is_set():  # a stopping job cannot be joined
+                job.followers.add(follower)
+                return job
+            return None
+
+    def _first_snapshot(self, config: Config, splits: Splits) -> Snapshot | None:
+        """The snapshot of a run's initial weights (deterministic in the Config), or None without a target."""
+        if self._target is None:
+            return None
+        return take(new_model(config), self._target(config), 0, max(1, len(splits.train_x) // config.batch_size))
 
     def in_flight(self) -> list[TrainingJob]:
         """The jobs queued or running, oldest first."""
@@ -459,7 +480,8 @@ class TrainingPool:
             return None, {}
         steps_per_epoch = max(1, len(job.splits.train_x) // job.config.batch_size)
         watcher = Watcher(self._target(job.config), steps_per_epoch, self._snapshot_budget)
-        job.observe(watcher.look(model, 0))
+        if not job.snapshots:  # submit took the initial weights' snapshot already
+            job.observe(watcher.look(model, 0))
 
         def watch(model: BilinearMLP, step: int) -> None:
             job.observe(watcher.look(model, step))

@@ -132,7 +132,8 @@ def watch_target(
     else:
         direction, view = last.direction, last.view
         image, cos, eigenvalue, when = last.image(), last.cos, last.eigenvalue, last.label
-    matrix = f"the {VIEWS[view].label.lower()} of {DIRECTIONS[direction].name}"
+    label = VIEWS[view].label
+    matrix = f"the {label[0].lower()}{label[1:]} of {DIRECTIONS[direction].name}"  # as the Eigenvectors page says
     digit = int(resources.mnist().train_y[config.target_index])
     pictures, chart_column = st.columns([2, 3], vertical_alignment="top")
     with pictures:
@@ -149,9 +150,10 @@ def watch_target(
             figures.pixels(
                 image,
                 f"top_eigenvector_{view}_{direction}" + ("" if trained is not None else f"_step{last.step}"),
-                f"Top eigenvector, {when}",
-                f"Top eigenvector of {matrix}, {when}, as a 28×28 image ({DIVERGING}): eigenvalue {eigenvalue:+.3f}, "
-                f"|cos| with the target {cos:.2f}",
+                f"Top eigenvector, {when}" + ("" if trained is not None else " (live)"),
+                f"Top eigenvector of {matrix}"
+                + (", after training" if trained is not None else f" while training ({when})")
+                + f", as a 28×28 image ({DIVERGING}): eigenvalue {eigenvalue:+.3f}, |cos| with the target {cos:.2f}",
                 settings,
                 scale=5,
             ),

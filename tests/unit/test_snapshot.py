@@ -114,8 +114,8 @@ def test_every_snapshot_is_the_decomposition_of_the_weights_at_its_step(pool_run
     assert trained.snapshots == job.snapshots, "the published model carries its snapshots"
 
 
-def test_the_snapshots_travel_in_the_checkpoint_and_match_the_weights_saved_at_each_epoch(pool_run, data):
-    job, trained, saved, target = pool_run
+def test_the_snapshots_travel_in_the_checkpoint_and_match_the_weights_saved_at_each_epoch(pool_run):
+    _, trained, saved, target = pool_run
     data_ = save_checkpoint(trained.model, trained.config, list(trained.history), trained.snapshots)
     _, config, _ = load_checkpoint(data_)
     loaded = load_snapshots(data_, config)
