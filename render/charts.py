@@ -222,7 +222,7 @@ def training_curve(
     )  # no title: with a top legend, Streamlit's theme squeezes the plot
 
 
-SNAPSHOT_SERIES = {"cos": "|cos| of the top eigenvector with the target", "top_share": "its eigenvalue's share of Σλ²"}
+SNAPSHOT_SERIES = {"cos": "|cos| with the target", "top_share": "λ₀'s share of Σλ²"}
 
 
 @reused

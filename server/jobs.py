@@ -47,7 +47,8 @@ from core.train import EpochMetrics, TrainingDiverged, new_model
 
 log = logging.getLogger("bilinear_eigen_lab")
 JobState = Literal["queued", "running", "finished", "stopped", "failed"]
-Trainer = Callable[[BilinearMLP, Splits, Config, Callable[[], bool]], Iterator[EpochMetrics]]
+# (model, splits, config, should_stop) -> epochs; with a target, also watch= and watch_steps= (core.train.train)
+Trainer = Callable[..., Iterator[EpochMetrics]]
 # Training threads' CPU priority relative to the page scripts (0 = equal, 19 = lowest). At 5 a training
 # competing with a busy page script for one core gets about a quarter of it (Linux CFS weights 335 vs
 # 1024); at 10 only a tenth, which starved trainings 10-fold beside another busy process on 2 cores.

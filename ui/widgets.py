@@ -170,6 +170,10 @@ def watch_target(
         if snapshots:
             rows = tuple((s.epoch, s.cos, s.top_share, s.eigenvalue, s.for_90pct) for s in snapshots)
             altair(charts.snapshot_curves(rows, config.epochs))
+            st.caption(
+                "Per epoch (and four times in the first): does the top eigenvector look like the target, and how "
+                "much of the matrix is it (λ₀² / Σλ²: near 1, one spike; low, many features). Hover for λ₀."
+            )
         else:
             st.caption(
                 "This model's file kept no record of its top eigenvector during training (it was saved before the "
