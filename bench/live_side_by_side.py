@@ -59,8 +59,8 @@ def run(url: str, decays: list[float], out: Path, seed: int, tag: str) -> list[d
             expect(page.get_by_role("button", name="Train", exact=True)).to_be_enabled(timeout=60_000)
         clicked = []
         for page in pages:
+            clicked.append(time.perf_counter())  # before: click() returns only once the page took the click
             page.get_by_role("button", name="Train", exact=True).click()
-            clicked.append(time.perf_counter())
         first: list[float | None] = [None] * len(pages)
         done: list[float | None] = [None] * len(pages)
         middle_taken = [False] * len(pages)
@@ -79,7 +79,7 @@ def run(url: str, decays: list[float], out: Path, seed: int, tag: str) -> list[d
                     except Exception:  # redrawn between the count and the read
                         alt = None
                 if alt and not middle_taken[i] and "epoch 4" in alt:
-                    page.screenshot(path=out / f"{tag}_wd{decays[i]:g}_live.png")
+                    page.screenshot(path=out / f"{tag}_{i}_wd{decays[i]:g}_live.png")
                     middle_taken[i] = True
                 if page.get_by_text("Training finished").count() > 0:
                     done[i] = now - clicked[i]
@@ -87,11 +87,11 @@ def run(url: str, decays: list[float], out: Path, seed: int, tag: str) -> list[d
         for i, page in enumerate(pages):
             wait_idle(page)
             time.sleep(0.5)
-            page.screenshot(path=out / f"{tag}_wd{decays[i]:g}_after.png")
+            page.screenshot(path=out / f"{tag}_{i}_wd{decays[i]:g}_after.png")
             results.append({"weight_decay": decays[i], "first_image_s": first[i], "finished_s": done[i]})
         browser.close()
     for when in ("live", "after"):
-        paths = [out / f"{tag}_wd{wd:g}_{when}.png" for wd in decays]
+        paths = [out / f"{tag}_{i}_wd{wd:g}_{when}.png" for i, wd in enumerate(decays)][:4]
         if all(p.exists() for p in paths):
             side_by_side(paths, out / f"{tag}_side_by_side_{when}.png", crop_top=0)
     return results
@@ -100,11 +100,14 @@ def run(url: str, decays: list[float], out: Path, seed: int, tag: str) -> list[d
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--url", default=None, help="an app already running (default: start one)")
-    p.add_argument("--weight-decays", type=float, nargs="+", default=[0.0, 3.0])
+    p.add_argument("--weight-decays", type=float, nargs="+", default=[0.0, 3.0], help="one page (student) each")
+    p.add_argument("--students", type=int, default=0, help="instead: this many pages, all at the first weight decay")
     p.add_argument("--repeat", type=int, default=1)
     p.add_argument("--seed-offset", type=int, default=100, help="seeds used: offset, offset + 1, … (fresh models)")
     p.add_argument("--out", type=Path, default=Path("artifacts/live_eigenvector"))
     args = p.parse_args()
+    if args.students:
+        args.weight_decays = args.weight_decays[:1] * args.students
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"load average at start: {os.getloadavg()}")
     server = nullcontext((args.url, None)) if args.url else streamlit_server(Path(tempfile.mkdtemp()) / "streamlit.log")

@@ -4,11 +4,13 @@ run by the server's training pool, and they travel with the model through checkp
 from __future__ import annotations
 
 import base64
+import io
 import json
 import threading
 
 import pytest
 import torch
+from PIL import Image
 from safetensors.torch import save as st_save
 
 from core.checkpoint import CheckpointError, load_checkpoint, load_snapshots, save_checkpoint
@@ -230,3 +232,20 @@ def test_the_watcher_skips_snapshots_that_would_cost_more_than_its_budget(monkey
     assert watcher.look(model, 3) == "snapshot"
     assert (watcher.taken, watcher.skipped) == (3, 1)
     assert watcher.spent == pytest.approx(0.3)
+
+
+def test_the_strip_exports_for_slides_as_one_figure():
+    from render import figures
+
+    images = [torch.randn(28, 28, dtype=torch.float64) for _ in range(3)]
+    kept = [
+        Snapshot(i, float(i), "true_minus_false", "augmented", 0.5, 0.1, 0.3, 4, encode_thumbnail(image))
+        for i, image in enumerate(images)
+    ]
+    figure = figures.pixels(strip_pixels(kept), "strip", "How the target appeared", "three", figures.Settings(CONFIG))
+    svg = figures.render(figure, "svg").decode()
+    assert svg.count("<rect") >= 3 * 28 * 28, "one rect per pixel of every thumbnail"
+    png = Image.open(io.BytesIO(figures.render(figure, "png")))
+    assert png.width > 3 * 28 * figures.CELL * figures.PNG_SCALE * 0.9
+    screen = Image.open(io.BytesIO(figure.screen_png()))
+    assert screen.size == (3 * 28 + 2 * 2, 28)
