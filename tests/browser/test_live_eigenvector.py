@@ -4,6 +4,7 @@ ends, the Train page's eigenvector is pixel for pixel the one the Eigenvectors p
 
 from __future__ import annotations
 
+import base64
 import io
 import re
 import time
@@ -50,7 +51,9 @@ def page(tmp_path_factory):
 def pixels(page, image) -> np.ndarray:
     """The image's pixels as the server sent them (its PNG, decoded)."""
     src = image.evaluate("i => i.src")
-    return np.asarray(Image.open(io.BytesIO(page.request.get(src).body())).convert("RGB"))
+    inline = src.startswith("data:")  # pixel figures travel inside their element (ui.widgets)
+    data = base64.b64decode(src.partition(",")[2]) if inline else page.request.get(src).body()
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
 
 
 def test_the_live_eigenvector_appears_updates_and_ends_as_the_eigenvectors_page_shows_it(page):
