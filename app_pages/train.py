@@ -152,39 +152,23 @@ with st.container(horizontal=True):
     )
 
 
-@st.fragment(run_every=1.0)
-def live_progress() -> None:
-    """The followed run, redrawn every second; the whole page reruns when it ends."""
-    job = models.followed()
-    if job is None or models.settle():
-        st.rerun()
-    step = models.progress(job)
-    st.progress(step.fraction, text=step.text)
-    if step.history:
-        for column, metric in zip(st.columns(2), ("loss", "accuracy"), strict=True):
-            with column:
-                widgets.live_curve(step.history, metric)
-    st.caption(
-        "The run belongs to the server: you can look at other pages meanwhile (the sidebar shows its progress) "
-        "or reload; it becomes your active model when it finishes."
-    )
-
-
 trained = models.active_or_none()  # None only while there is no model yet (no shipped checkpoint on this server)
 if following is not None:
-    live_progress()
-elif trained is not None and trained.history:  # the active model's curves
-    epochs = f"{trained.epochs_done} epoch" + ("s" if trained.epochs_done > 1 else "")
-    st.caption(f"Training curves of the active model ({epochs}, {trained.history[-1].seconds:.0f} s).")
-    for column, metric in zip(st.columns(2), ("loss", "accuracy"), strict=True):
-        figure = figures.chart(
-            charts.training_curve(trained.history, metric),
-            f"training_{metric}",
-            f"Training and validation {'cross-entropy loss' if metric == 'loss' else 'accuracy'} per epoch",
-            figures.Settings.of(trained),
-        )
-        with column:
-            widgets.chart(figure, f"train_{metric}")
+    widgets.follow_run("train")  # progress, the top eigenvector beside the target, spectrum and curves, live
+elif trained is not None:  # the active model: how its target appeared, and its curves
+    widgets.watch_target(trained.config, trained.snapshots, figures.Settings.of(trained), trained, "train_strip")
+    if trained.history:
+        epochs = f"{trained.epochs_done} epoch" + ("s" if trained.epochs_done > 1 else "")
+        st.caption(f"Training curves of the active model ({epochs}, {trained.history[-1].seconds:.0f} s).")
+        for column, metric in zip(st.columns(2), ("loss", "accuracy"), strict=True):
+            figure = figures.chart(
+                charts.training_curve(trained.history, metric),
+                f"training_{metric}",
+                f"Training and validation {'cross-entropy loss' if metric == 'loss' else 'accuracy'} per epoch",
+                figures.Settings.of(trained),
+            )
+            with column:
+                widgets.chart(figure, f"train_{metric}")
 
 st.subheader("Keep your model")
 stem = models.file_stem(trained) if trained is not None else "bilinear-eigen-lab"

@@ -1,4 +1,7 @@
-"""Checkpoints as safetensors: weights plus the config and history as JSON metadata.
+"""Checkpoints as safetensors: weights plus the config, history and snapshots as JSON metadata.
+
+The snapshots (core.snapshot: the top eigenvector's |cos|, λ, spectrum share and a few thumbnails per
+epoch) are optional: files saved before they existed, like the shipped checkpoints, load with none.
 
 Uploaded files are untrusted, so loading never unpickles anything and checks every tensor's
 name, shape, dtype and finiteness against the config it carries before building a model.
@@ -16,6 +19,7 @@ from safetensors.torch import save as st_save
 
 from core.config import Config
 from core.model import D_INPUT, BilinearMLP
+from core.snapshot import Snapshot, kept_for_file
 from core.text import literal
 from core.train import EpochMetrics
 
@@ -36,15 +40,43 @@ def expected_shapes(d_hidden: int, d_output: int = 2) -> dict[str, tuple[int, ..
     }
 
 
-def save_checkpoint(model: BilinearMLP, config: Config, history: list[EpochMetrics] = ()) -> bytes:
-    """Serialise the model with its config and per-epoch history (safetensors bytes)."""
+def save_checkpoint(
+    model: BilinearMLP, config: Config, history: list[EpochMetrics] = (), snapshots: tuple[Snapshot, ...] = ()
+) -> bytes:
+    """Serialise the model with its config, per-epoch history and snapshots (safetensors bytes); of the
+    snapshots' thumbnails only a few are kept (core.snapshot.kept_for_file)."""
     tensors = {name: t.detach().float().contiguous() for name, t in model.state_dict().items()}
     metadata = {
         "format": FORMAT,
         "config": json.dumps(config.to_dict()),
         "history": json.dumps([m.to_dict() for m in history]),
     }
+    if snapshots:
+        metadata["snapshots"] = json.dumps([s.to_dict() for s in kept_for_file(snapshots)])
     return st_save(tensors, metadata=metadata)
+
+
+def load_snapshots(data: bytes, config: Config) -> tuple[Snapshot, ...]:
+    """The snapshots a checkpoint carries (none for a file saved without), each valid, in the order they were
+    taken and within the config's epochs; call it after load_checkpoint accepted the file. CheckpointError
+    with the reason otherwise."""
+    text = _metadata(data).get("snapshots")
+    if text is None:
+        return ()
+    try:
+        records = json.loads(text)
+        if not isinstance(records, list):
+            raise ValueError("it is not a list")
+        snapshots = tuple(Snapshot.from_dict(record) for record in records)
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"the checkpoint's snapshots are invalid: {e}") from e
+    steps = [s.step for s in snapshots]
+    if steps != sorted(set(steps)) or any(s.epoch > config.epochs for s in snapshots):
+        raise CheckpointError(
+            "the checkpoint's snapshots are invalid: they must come in the order they were taken, "
+            f"within the {config.epochs} epochs of its config"
+        )
+    return snapshots
 
 
 def _metadata(data: bytes) -> dict[str, str]:

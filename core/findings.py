@@ -594,3 +594,15 @@ def truncation_finding(curves, tolerance: float) -> TruncationFinding:
         n_all=int(curves.k[-1]),
         tolerance=tolerance,
     )
+
+
+# --- which matrix the verdict reads ---------------------------------------------------------
+
+VERDICT_DIRECTION, VERDICT_VIEW = "true_minus_false", "bias_free"  # the pattern without the biases' ± pair
+
+
+def verdict_view() -> tuple[str, str]:
+    """(direction, view) of the matrix whose top eigenvector the app's verdict reads: the class board's
+    number, the Train page's live eigenvector and every model's snapshots (core.snapshot). One place, so
+    that a change of the headline view (issue 23) moves all of them together."""
+    return VERDICT_DIRECTION, VERDICT_VIEW

@@ -19,6 +19,7 @@ from core.config import Config
 
 if TYPE_CHECKING:  # annotations only: links parse ids before torch loads
     from core.model import BilinearMLP
+    from core.snapshot import Snapshot
     from core.train import EpochMetrics
 
 ID_HEX = 12  # hex digits of a model id: 48 bits, no collision in any classroom
@@ -72,6 +73,9 @@ class TrainedModel:
     # the session token of the student who trained it ("" when unknown: shipped, uploaded, or read back
     # from the store after a restart); never shown, only hashed into a nickname (core.board.nickname)
     trained_by: str = field(default="", compare=False, repr=False)
+    # the verdict's top eigenvector and spectrum as it trained (core.snapshot), oldest first; () when not
+    # recorded (the shipped checkpoints, files saved before snapshots existed). Not part of the id.
+    snapshots: tuple[Snapshot, ...] = field(default=(), compare=False, repr=False)
 
     def __post_init__(self) -> None:
         self.model.eval().requires_grad_(False)  # from here on the model is only read, maybe by many sessions

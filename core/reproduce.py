@@ -27,14 +27,61 @@ import torch
 from core.analysis import analyze, summarize
 from core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from core.config import PRESETS, Config, preset
-from core.data import MNISTError, load_mnist
+from core.data import MNIST, MNISTError, load_mnist
 from core.labels import make_splits
+from core.model import BilinearMLP
 from core.reference_train import train as reference_loop
-from core.train import TrainingDiverged, fit, train
+from core.snapshot import Snapshot, Watcher, epoch_ends, first_epoch_steps, kept_for_file
+from core.train import EpochMetrics, TrainingDiverged, new_model, train
 
 LOOPS = {"fast": train, "reference": reference_loop}  # the same law (tests/unit/test_reference_train.py)
 
 __all__ = ["analyze_main", "main", "parse_args", "summarize"]
+
+
+def fit_watched(
+    config: Config, splits: Any, mnist: MNIST, on_epoch: Any = None, loop: Any = train
+) -> tuple[BilinearMLP, list[EpochMetrics], list[Snapshot], float]:
+    """Train `config` as core.train.fit does, taking the verdict's snapshot (core.snapshot) before the first
+    step, in the first epoch and after every epoch, as the app's training pool does (here without a time
+    budget: every one). Returns the model, its history, the snapshots and the seconds they took. The
+    reference loop (core.reference_train) has no hook inside an epoch: its snapshots are at epochs' ends."""
+    model = new_model(config)
+    steps = max(1, len(splits.train_x) // config.batch_size)
+    watcher = Watcher(mnist.train_x[config.target_index], steps, budget=None)
+    snapshots = [watcher.look(model, 0)]
+    history = []
+
+    def watch(model: BilinearMLP, step: int) -> None:
+        snapshots.append(watcher.look(model, step))
+
+    inside = {"watch": watch, "watch_steps": first_epoch_steps(steps)} if loop is train else {}
+    for metrics in loop(model, splits, config, **inside):
+        history.append(metrics)
+        snapshots.append(watcher.look(model, metrics.epoch * steps))
+        if on_epoch is not None:
+            on_epoch(metrics)
+    model.eval()
+    return model, history, snapshots, watcher.spent
+
+
+def history_with_snapshots(history: list[EpochMetrics], snapshots: list[Snapshot]) -> list[dict[str, Any]]:
+    """Each epoch's metrics with its end's snapshot numbers: |cos| and λ of the verdict's top eigenvector, its
+    share of Σλ² and the eigenvectors that carry 90 % (`top_*`; the matrix under `top_matrix`)."""
+    at_end = {round(s.epoch): s for s in epoch_ends(snapshots)}
+    rows = []
+    for m in history:
+        row, s = m.to_dict(), at_end.get(m.epoch)
+        if s is not None:
+            row |= {
+                "top_matrix": f"{s.direction}/{s.view}",
+                "top_cos": s.cos,
+                "top_eigenvalue": s.eigenvalue,
+                "top_share": s.top_share,
+                "eigenvectors_for_90pct": s.for_90pct,
+            }
+        rows.append(row)
+    return rows
 
 
 def _flag_settings(name: str) -> dict[str, Any]:
@@ -119,7 +166,9 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
 
-        model, history = fit(config, splits, on_epoch=progress, loop=LOOPS[args.loop])
+        model, history, snapshots, snapshot_seconds = fit_watched(
+            config, splits, mnist, on_epoch=progress, loop=LOOPS[args.loop]
+        )
     except (MNISTError, TrainingDiverged) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -133,7 +182,9 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": time.perf_counter() - start,  # everything: loading, labelling, training
         "train_seconds": history[-1].seconds,  # the training loop alone (incl. its per-epoch evaluation)
         **summarize(model, mnist, config),
-        "history": [m.to_dict() for m in history],
+        "history": history_with_snapshots(history, snapshots),
+        "snapshots": [s.to_dict() for s in kept_for_file(snapshots)],
+        "snapshot_seconds": snapshot_seconds,  # all the snapshots' decompositions and thumbnails together
     }
     tmf = result["directions"]["true_minus_false"]
     print(
@@ -146,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
     if args.save:
-        args.save.write_bytes(save_checkpoint(model, config, history))
+        args.save.write_bytes(save_checkpoint(model, config, history, tuple(snapshots)))
     return 0
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -332,13 +332,20 @@ def _embedding(config: Config, generator: torch.Generator) -> Embedding:
 
 
 def train(
-    model: BilinearMLP, splits: Splits, config: Config, should_stop: Callable[[], bool] | None = None
+    model: BilinearMLP,
+    splits: Splits,
+    config: Config,
+    should_stop: Callable[[], bool] | None = None,
+    watch: Callable[[BilinearMLP, int], None] | None = None,
+    watch_steps: Collection[int] = (),
 ) -> Iterator[EpochMetrics]:
     """Train `model` in place, yielding one EpochMetrics per finished epoch.
 
     `should_stop` is polled between batches; when it returns True the generator ends early and
     the model keeps what it has learnt. Deterministic for a given config.seed (CPU). Raises
-    TrainingDiverged if the loss becomes non-finite.
+    TrainingDiverged if the loss becomes non-finite. After each optimiser step in `watch_steps`
+    (counted from 1 over the whole run) the model gets the weights so far and `watch(model, step)`
+    is called (core.snapshot: the top eigenvector during the first epoch); it must not change them.
     """
     n_train = len(splits.train_x)
     n_batches = n_train // config.batch_size  # drop_last, as the seed
@@ -373,6 +380,9 @@ def train(
             optimizer.step(weights.grad, lr)
             loss_sum += loss
             correct += right
+            if watch is not None and (epoch - 1) * n_batches + b + 1 in watch_steps:
+                weights.write_back()
+                watch(model, (epoch - 1) * n_batches + b + 1)
 
         train_loss = loss_sum.item() / n_batches
         if not math.isfinite(train_loss):

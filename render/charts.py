@@ -222,6 +222,51 @@ def training_curve(
     )  # no title: with a top legend, Streamlit's theme squeezes the plot
 
 
+SNAPSHOT_SERIES = {"cos": "|cos| with the target", "top_share": "λ₀'s share of Σλ²"}
+
+
+@reused
+def snapshot_curves(rows: Sequence[tuple[float, float, float, float, int]], epochs: int) -> alt.Chart:
+    """The verdict's top eigenvector while the model trains (core.snapshot): per snapshot `rows` of (epoch, |cos|,
+    top share of Σλ², λ_0, eigenvectors for 90 %), two lines on one [0, 1] axis: does the top eigenvector look
+    like the target, and is it alone in the spectrum (weight decay 3: one spike; 0: many features)."""
+    records = [
+        {
+            "epoch": epoch,
+            "series": SNAPSHOT_SERIES[name],
+            "value": value,
+            "cos": cos,
+            "share": share,
+            "eigenvalue": eigenvalue,
+            "for_90pct": for_90pct,
+        }
+        for epoch, cos, share, eigenvalue, for_90pct in rows
+        for name, value in (("cos", cos), ("top_share", share))
+    ]
+    return (
+        alt.Chart(alt.Data(values=records))
+        .mark_line(point=len(rows) <= 30)
+        .encode(
+            x=alt.X("epoch:Q", title="epoch", scale=alt.Scale(domain=[0, max(epochs, 1)])),
+            y=alt.Y("value:Q", title=None, scale=alt.Scale(domain=[0, 1])),
+            color=alt.Color(
+                "series:N",
+                title=None,
+                legend=alt.Legend(orient="top", labelLimit=0),
+                scale=alt.Scale(domain=list(SNAPSHOT_SERIES.values()), range=[BLUE, "#e08214"]),
+            ),
+            tooltip=[
+                alt.Tooltip("epoch:Q", format=".2f"),
+                alt.Tooltip("cos:Q", title="|cos| with the target", format=".3f"),
+                alt.Tooltip("eigenvalue:Q", title="top eigenvalue λ₀", format="+.4f"),
+                alt.Tooltip("share:Q", title="λ₀² / Σλ²", format=".1%"),
+                alt.Tooltip("for_90pct:Q", title="eigenvectors for 90 % of Σλ²"),
+            ],
+        )
+        .properties(height=240)
+    )
+
+
 def _shown_indices(n: int, max_size: int) -> np.ndarray:
     """All of 0..n-1, or the first max_size - 1 and the last (the bias row/column) if n is larger."""
     return np.arange(n) if n <= max_size else np.r_[np.arange(max_size - 1), n - 1]

@@ -219,7 +219,8 @@ def pixels(
     colours: Colours = "diverging",
     scale: int = 4,
 ) -> Figure:
-    """A figure of a 28×28 image: `title` is its caption on screen and `description` its alt text."""
+    """A figure of a 28×28 image (or a 28-high strip of them): `title` is its caption on screen and
+    `description` its alt text."""
     return Figure(name, title, settings, pixels=values, colours=colours, description=description, scale=scale)
 
 
@@ -319,8 +320,8 @@ def _layout(figure: Figure, captioned: bool = True) -> _Layout:
     they are the image's caption and alt text)."""
     margin, cell = 16, figure.cell
     values = charts._array(figure.pixels)  # float64, from numpy or a tensor
-    if figure.axes is None:
-        values, rows, cols = values.reshape(28, 28), None, None
+    if figure.axes is None:  # a 28×28 image, or a strip of them side by side (core.snapshot.strip_pixels)
+        values, rows, cols = values.reshape(28, -1), None, None
     else:
         rows, cols, values = charts.shown_block(values)
     if figure.colours == "digit":  # white ink on black, 0..255, as charts.digit_image

@@ -42,11 +42,13 @@ from core.config import Config
 from core.identity import TrainedModel, config_id
 from core.labels import Splits
 from core.model import BilinearMLP
+from core.snapshot import BUDGET, Snapshot, Watcher, first_epoch_steps, take
 from core.train import EpochMetrics, TrainingDiverged, new_model
 
 log = logging.getLogger("bilinear_eigen_lab")
 JobState = Literal["queued", "running", "finished", "stopped", "failed"]
-Trainer = Callable[[BilinearMLP, Splits, Config, Callable[[], bool]], Iterator[EpochMetrics]]
+# (model, splits, config, should_stop) -> epochs; with a target, also watch= and watch_steps= (core.train.train)
+Trainer = Callable[..., Iterator[EpochMetrics]]
 # Training threads' CPU priority relative to the page scripts (0 = equal, 19 = lowest). At 5 a training
 # competing with a busy page script for one core gets about a quarter of it (Linux CFS weights 335 vs
 # 1024); at 10 only a tenth, which starved trainings 10-fold beside another busy process on 2 cores.
@@ -85,21 +87,32 @@ class TrainingJob:
         self.trained_by = trained_by or (next(iter(followers)) if len(followers) == 1 else "")
         self.state: JobState = "queued"
         self.history: tuple[EpochMetrics, ...] = ()  # replaced (never mutated) after every epoch
+        # the verdict's top eigenvector and spectrum so far (core.snapshot), taken once per run by its worker
+        # for every follower: before the first step, a few times in the first epoch, after every epoch
+        self.snapshots: tuple[Snapshot, ...] = ()  # replaced (never mutated), like the history
         self.result: TrainedModel | None = None  # when finished: the server's model for this Config
         self.error = ""  # when failed: why, for the student
         self.stop_requested = threading.Event()
         self.done = threading.Event()  # set once the job is finished, stopped or failed
         self.queued_at, self.started_at = time.monotonic(), 0.0
         self.elsewhere = False  # True while another replica trains this Config and the job follows its progress
-        self._snapshot: tuple[dict[str, torch.Tensor], tuple[EpochMetrics, ...]] | None = None
+        self._snapshot: tuple[dict[str, torch.Tensor], tuple[EpochMetrics, ...], tuple[Snapshot, ...]] | None = None
         self._lock = threading.Lock()
 
-    def record(self, model: BilinearMLP, metrics: EpochMetrics) -> None:
-        """An epoch finished: keep its weights and history (what a Stop hands out)."""
+    def record(self, model: BilinearMLP, metrics: EpochMetrics, snapshot: Snapshot | None = None) -> None:
+        """An epoch finished: keep its weights and history (what a Stop hands out), and its snapshot."""
         weights = {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
         with self._lock:
             self.history = (*self.history, metrics)
-            self._snapshot = (weights, self.history)
+            if snapshot is not None:
+                self.snapshots = (*self.snapshots, snapshot)
+            self._snapshot = (weights, self.history, self.snapshots)
+
+    def observe(self, snapshot: Snapshot | None) -> None:
+        """A snapshot taken between epochs (before the first step, inside the first epoch)."""
+        if snapshot is not None:
+            with self._lock:
+                self.snapshots = (*self.snapshots, snapshot)
 
     def model_so_far(self, trained_by: str = "") -> TrainedModel | None:
         """The model at the end of the last finished epoch (a fresh copy), or None before the first;
@@ -108,11 +121,13 @@ class TrainingJob:
             snapshot = self._snapshot
         if snapshot is None:
             return None
-        weights, history = snapshot
+        weights, history, snapshots = snapshot
         model = new_model(self.config)
         model.load_state_dict(copy.deepcopy(weights))
         origin = "trained" if len(history) == self.config.epochs else "stopped"
-        return TrainedModel(model, self.config, history, origin, trained_by=trained_by or self.trained_by)
+        return TrainedModel(
+            model, self.config, history, origin, trained_by=trained_by or self.trained_by, snapshots=snapshots
+        )
 
     def seconds_left(self, seconds_per_image_epoch: float) -> float:
         """Estimated training time still to go (the whole run while queued)."""
@@ -284,10 +299,15 @@ class TrainingPool:
         thread_choice: Callable[[int, int], ThreadChoice] | None = None,
         claims: Claims | None = None,
         fetch: Callable[[Config], TrainedModel | None] | None = None,
+        target: Callable[[Config], torch.Tensor] | None = None,
+        snapshot_budget: float | None = BUDGET,
     ) -> None:
         self._trainer, self._publish = trainer, publish  # publish: e.g. the registry's add
         # claims: the replicas' shared claims (server.room); fetch: a model another replica finished (the store)
         self._claims, self._fetch = claims, fetch
+        # the target image of a Config: given, each job snapshots its weights (core.snapshot) and the trainer
+        # is asked to `watch` steps of the first epoch; at most `snapshot_budget` of the training time
+        self._target, self._snapshot_budget = target, snapshot_budget
         self.workers = max(1, workers or os.cpu_count() or 1)
         self._nice = nice
         # intra-op threads of a training: `threads_alone` while it is the only job in flight, else the
@@ -304,13 +324,20 @@ class TrainingPool:
     # --- what sessions call -----------------------------------------------------------------
 
     def submit(self, config: Config, splits: Splits, follower: str) -> TrainingJob:
-        """Train `config` for `follower`; joins the job already queued or running for it, if any."""
+        """Train `config` for `follower`; joins the job already queued or running for it, if any.
+
+        A new job comes with its first snapshot (the initial weights' top eigenvector, a few milliseconds,
+        taken here outside the lock), so the page run that follows the Train click already has a picture."""
+        joined = self._join(config, follower)
+        if joined is not None:
+            return joined
+        first = self._first_snapshot(config, splits)
         with self._lock:
-            job = self._jobs.get(config)
-            if job is not None and not job.stop_requested.is_set():  # a stopping job cannot be joined
-                job.followers.add(follower)
-                return job
+            joined = self._join(config, follower)
+            if joined is not None:
+                return joined
             job = TrainingJob(config, splits, {follower}, trained_by=follower)
+            job.observe(first)
             self._jobs[config] = job
             self._queue.append(job)
             if len(self._threads) < self.workers:
@@ -319,6 +346,20 @@ class TrainingPool:
                 thread.start()
             self._lock.notify()
             return job
+
+    def _join(self, config: Config, follower: str) -> TrainingJob | None:
+        with self._lock:
+            job = self._jobs.get(config)
+            if job is not None and not job.stop_requested.is_set():  # a stopping job cannot be joined
+                job.followers.add(follower)
+                return job
+            return None
+
+    def _first_snapshot(self, config: Config, splits: Splits) -> Snapshot | None:
+        """The snapshot of a run's initial weights (deterministic in the Config), or None without a target."""
+        if self._target is None:
+            return None
+        return take(new_model(config), self._target(config), 0, max(1, len(splits.train_x) // config.batch_size))
 
     def in_flight(self) -> list[TrainingJob]:
         """The jobs queued or running, oldest first."""
@@ -433,6 +474,21 @@ class TrainingPool:
         with self._lock:
             return len(self._jobs) == 1 and self._jobs.get(job.config) is job
 
+    def _watcher(self, job: TrainingJob, model: BilinearMLP) -> tuple[Watcher | None, dict]:
+        """The job's snapshot taker, its first snapshot (the initial weights: a picture at once) taken, and what
+        the trainer is given to call it inside the first epoch; (None, {}) without a target."""
+        if self._target is None:
+            return None, {}
+        steps_per_epoch = max(1, len(job.splits.train_x) // job.config.batch_size)
+        watcher = Watcher(self._target(job.config), steps_per_epoch, self._snapshot_budget)
+        if not job.snapshots:  # submit took the initial weights' snapshot already
+            job.observe(watcher.look(model, 0))
+
+        def watch(model: BilinearMLP, step: int) -> None:
+            job.observe(watcher.look(model, step))
+
+        return watcher, {"watch": watch, "watch_steps": first_epoch_steps(steps_per_epoch)}
+
     def _train(self, job: TrainingJob) -> JobState:
         config, threads = job.config, 0
         choice = self._thread_choice(self.threads_alone, self._threads_default)
@@ -447,9 +503,14 @@ class TrainingPool:
 
         try:
             model = new_model(config)
-            for metrics in self._trainer(model, job.splits, config, poll):
-                job.record(model, metrics)
-                choice.skip()  # the epoch's evaluation ran since the last batch began
+            watcher, watching = self._watcher(job, model)
+            for metrics in self._trainer(model, job.splits, config, poll, **watching):
+                snapshot = None
+                if watcher is not None:  # the epoch's end: always its last, within the budget before
+                    step = metrics.epoch * watcher.steps_per_epoch
+                    snapshot = watcher.look(model, step, final=metrics.epoch == config.epochs)
+                job.record(model, metrics, snapshot)
+                choice.skip()  # the epoch's evaluation (and the snapshot) ran since the last batch began
                 if self._claims is not None:  # the other replicas' followers see the epoch (and that we live)
                     self._claims.report(config_id(config), [m.to_dict() for m in job.history])
         except TrainingDiverged as error:
@@ -461,7 +522,9 @@ class TrainingPool:
             return self._released(job, "failed")
         if len(job.history) < config.epochs:
             return self._released(job, "stopped")  # every follower left (Stop): the run ends where it was
-        job.result = self._publish(TrainedModel(model, config, job.history, "trained", trained_by=job.trained_by))
+        job.result = self._publish(
+            TrainedModel(model, config, job.history, "trained", trained_by=job.trained_by, snapshots=job.snapshots)
+        )
         self._released(job, "finished")  # after the publish: the model is in the store for the other replicas
         seconds = job.history[-1].seconds
         images = (config.n_train or 60_000) * config.epochs * max(1.0, config.d_hidden / 64)

@@ -22,7 +22,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 
-from core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from core.checkpoint import CheckpointError, load_checkpoint, load_snapshots, save_checkpoint
 from core.config import Config
 from core.identity import PREFIXES, Origin, TrainedModel, config_id
 from core.store import ModelStore
@@ -35,7 +35,8 @@ def save(store: ModelStore | None, trained: TrainedModel) -> None:
     if store is None or trained.origin not in ("trained", "stopped"):
         return
     try:
-        store.put(trained.model_id, save_checkpoint(trained.model, trained.config, list(trained.history)))
+        data = save_checkpoint(trained.model, trained.config, list(trained.history), trained.snapshots)
+        store.put(trained.model_id, data)
     except Exception:  # disk full, bucket unreachable: the model still lives in memory
         log.exception("could not write model %s to the store %s", trained.model_id, store.url)
 
@@ -47,10 +48,11 @@ def load(store: ModelStore | None, model_id: str, origin: Origin, fresh: bool = 
         return None
     try:
         model, config, history = load_checkpoint(data)
+        snapshots = load_snapshots(data, config)
     except CheckpointError:
         log.exception("the store's model %s is unusable", model_id)
         return None
-    trained = TrainedModel(model, config, tuple(history), origin)
+    trained = TrainedModel(model, config, tuple(history), origin, snapshots=snapshots)
     if trained.model_id != model_id or (origin == "trained" and len(history) != config.epochs):
         log.warning("the store's model %s holds another model (%s): ignored", model_id, trained.model_id)
         return None

@@ -75,7 +75,7 @@ class TrainingGate:
         self.hold_at = 1
         self.held, self.release = threading.Event(), threading.Event()
 
-    def trainer(self, model, splits, config, should_stop):
+    def trainer(self, model, splits, config, should_stop, **watching):
         polls = itertools.count(1)
 
         def poll() -> bool:
@@ -84,7 +84,7 @@ class TrainingGate:
                 self.release.wait(60)
             return should_stop()
 
-        yield from train(model, splits, config, should_stop=poll)
+        yield from train(model, splits, config, should_stop=poll, **watching)  # the pool's live snapshots
 
 
 @pytest.fixture

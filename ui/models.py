@@ -17,10 +17,11 @@ from dataclasses import dataclass
 import pandas as pd
 import streamlit as st
 
-from core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from core.checkpoint import CheckpointError, load_checkpoint, load_snapshots, save_checkpoint
 from core.config import Config
 from core.grid import grid_config, is_on_grid
 from core.identity import TrainedModel, config_id
+from core.snapshot import Snapshot
 from core.text import literal
 from core.train import EpochMetrics
 from render import figures
@@ -304,6 +305,7 @@ class Progress:
 
     history: tuple[EpochMetrics, ...]  # the epochs finished so far
     epochs: int  # planned
+    snapshots: tuple[Snapshot, ...]  # the verdict's top eigenvector so far (core.snapshot), taken by the job
     text: str  # one line for the progress bar
     queued: bool
 
@@ -315,7 +317,7 @@ class Progress:
 def progress(job: TrainingJob) -> Progress:
     """The followed job's state in words: its queue position, or its epoch and accuracy."""
     pool = resources.training_pool()
-    history, epochs = job.history, job.config.epochs
+    history, epochs, snapshots = job.history, job.config.epochs, job.snapshots
     if job.state == "queued":
         running, queued = pool.status()
         text = (
@@ -323,14 +325,14 @@ def progress(job: TrainingJob) -> Progress:
             f"yours is number {pool.position(job)} of {queued} in the queue and starts in about "
             f"{pool.seconds_to_start(job):.0f} s."
         )
-        return Progress(history, epochs, text, queued=True)
+        return Progress(history, epochs, snapshots, text, queued=True)
     others = len(job.followers) - 1  # a snapshot: another session may join or leave meanwhile
     shared = f" · shared with {others} other student{'s' if others > 1 else ''}" if others > 0 else ""
     if job.elsewhere:  # server.jobs: another server of the class trains these settings; this one follows it
         shared += " · training on another server of the class"
     if not history:
-        return Progress(history, epochs, f"Epoch 1 / {epochs} is running…{shared}", queued=False)
-    return Progress(history, epochs, progress_text(history[-1]) + shared, queued=False)
+        return Progress(history, epochs, snapshots, f"Epoch 1 / {epochs} is running…{shared}", queued=False)
+    return Progress(history, epochs, snapshots, progress_text(history[-1]) + shared, queued=False)
 
 
 def progress_text(m: EpochMetrics) -> str:
@@ -368,7 +370,7 @@ def history_csv(trained: TrainedModel) -> str:
 
 def checkpoint_bytes(trained: TrainedModel) -> bytes:
     """The model with its config and history as a .safetensors file."""
-    return save_checkpoint(trained.model, trained.config, list(trained.history))
+    return save_checkpoint(trained.model, trained.config, list(trained.history), trained.snapshots)
 
 
 def upload_key() -> str:
@@ -384,6 +386,7 @@ def load_upload(key: str) -> None:
         return
     try:
         model, config, history = load_checkpoint(upload.getvalue())
+        snapshots = load_snapshots(upload.getvalue(), config)
     except CheckpointError as e:
         st.session_state[REJECTED_KEY] = st.session_state.get(REJECTED_KEY, 0) + 1
         notify("error", f"Could not load {literal(upload.name)}: {e}. Your current model is kept.")
@@ -397,6 +400,6 @@ def load_upload(key: str) -> None:
             "Your current model is kept.",
         )
         return
-    set_active(TrainedModel(model, config, tuple(history), "uploaded"))
+    set_active(TrainedModel(model, config, tuple(history), "uploaded", snapshots=snapshots))
     left = leave_for_another_model()
     notify("success", f"Loaded {literal(upload.name)}: it is now your active model, on every page.{left}")

@@ -24,7 +24,7 @@ from core.config import Config
 from core.data import MNIST, MNISTError, load_mnist
 from core.eigen import Eigen, TopEigenvector, View, decompose, top_eigenvector
 from core.explain import misclassified_indices
-from core.findings import BiasPair, DecayRow
+from core.findings import BiasPair, DecayRow, verdict_view
 from core.grid import GRID_WEIGHT_DECAYS, grid_checkpoint, grid_config, grid_points, is_on_grid, load_index
 from core.identity import TrainedModel, config_id
 from core.labels import Splits, TargetSimilarities, labels_for, make_splits, target_similarities
@@ -163,6 +163,7 @@ def training_pool() -> TrainingPool:
         threads_alone=threads_alone,
         claims=room(),  # replicas sharing the room never train the same settings twice
         fetch=lambda config: registry().get(config, fresh=True),  # what another replica finished, from the store
+        target=lambda config: mnist().train_x[config.target_index],  # each run's live eigenvector (core.snapshot)
     )
 
 
@@ -304,16 +305,18 @@ def bias_pair(trained: TrainedModel, direction: Direction) -> BiasPair | None:
 
 @st.cache_resource(max_entries=256, show_spinner=False)
 def board_top(model_id: str, _trained: TrainedModel) -> tuple[TopEigenvector, float]:
-    """The class board's numbers for a model: the top eigenvector of its bias-free True − False block with its
-    |cos| (what the Eigenvectors page's verdict leads with), and that eigenvalue's share of Σλ² (core.spectrum);
+    """The class board's numbers for a model: the top eigenvector of the verdict's matrix (core.findings.verdict_view:
+    the bias-free True − False block, what the Eigenvectors page leads with) with its |cos|, and that eigenvalue's
+    share of Σλ² (core.spectrum);
     once per model for the whole server (every session's board asks every few seconds; ~6 KB each).
 
     Kept apart from `eigen` (128 entries, every page's views): a board of a class's models and the grid
     must not push out, and then recompute, a decomposition a board shows.
     """
-    free = decompose(_trained.model, "true_minus_false", "bias_free")
-    top = top_eigenvector(free, mnist().train_x[_trained.config.target_index])
-    return top, concentration_of(free).top_energy_share
+    matrix = decompose(_trained.model, *verdict_view())
+    return top_eigenvector(matrix, mnist().train_x[_trained.config.target_index]), concentration_of(
+        matrix
+    ).top_energy_share
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import streamlit as st
 
@@ -80,17 +80,133 @@ def model_badge(note: str = "", needs_model: bool = True) -> None:
 
 
 @st.fragment(run_every=1.0)
-def training_badge() -> None:
-    """The sidebar's progress of the student's training run, on the other pages; reruns the app when it ends."""
+def follow_run(where: Literal["train", "sidebar"]) -> None:
+    """The training run this student follows, redrawn every second; the whole app reruns when it ends
+    (ui.models.settle). On the Train page (`where="train"`) its progress, the verdict's top eigenvector beside
+    the target, the spectrum and the curves as they change; in the sidebar of the other pages, a badge."""
     from ui import models  # altair and pandas: see `model_badge`
 
     job = models.followed()
     if job is None or models.settle():
         st.rerun()  # the run ended: every page redraws with the new model (or the message)
     step = models.progress(job)
-    status = "Queued for training" if step.queued else f"Training: epoch {len(step.history)} / {step.epochs}"
-    st.progress(step.fraction, text=status)
-    st.page_link("app_pages/train.py", label="Watch it train", icon=":material/model_training:")
+    if where == "sidebar":
+        status = "Queued for training" if step.queued else f"Training: epoch {len(step.history)} / {step.epochs}"
+        st.progress(step.fraction, text=status)
+        st.page_link("app_pages/train.py", label="Watch it train", icon=":material/model_training:")
+        return
+    st.progress(step.fraction, text=step.text)
+    if step.snapshots:
+        from render import figures  # altair: see `model_badge`
+
+        watch_target(job.config, step.snapshots, figures.Settings(job.config, step.history))
+    if step.history:
+        for column, metric in zip(st.columns(2), ("loss", "accuracy"), strict=True):
+            with column:
+                live_curve(step.history, metric)
+    st.caption(
+        "The run belongs to the server: you can look at other pages meanwhile (the sidebar shows its progress) "
+        "or reload; it becomes your active model when it finishes."
+    )
+
+
+def watch_target(
+    config: Any, snapshots: Sequence[Any], settings: Any, trained: Any = None, key: str | None = None
+) -> None:
+    """The target beside the top eigenvector of the verdict's matrix (core.findings.verdict_view) as the model
+    trains (core.snapshot: the latest snapshot), or for a `trained` model its own top eigenvector (ui.resources.top,
+    exactly the Eigenvectors page's image); its numbers, and the spectrum per snapshot. With a `key`, a strip of
+    thumbnails of how the target appeared, and its download as one figure."""
+    from core.findings import match_words, verdict_view  # torch: after the page's text (cold start)
+    from core.snapshot import strip, strip_pixels  # torch: as above
+    from render import charts, figures  # altair: see `model_badge`
+    from ui import resources  # altair and pandas: see `model_badge`
+
+    last = snapshots[-1] if snapshots else None
+    if trained is not None:  # the model itself, decomposed now in today's verdict view
+        direction, view = verdict_view()
+        top = resources.top(trained, direction, view)
+        image, cos, eigenvalue, when = top.image, top.cos, top.eigenvalue, "after training"
+        snapshots = [s for s in snapshots if (s.direction, s.view) == (direction, view)]  # one matrix per chart
+        last = snapshots[-1] if snapshots else None
+    else:
+        direction, view = last.direction, last.view
+        image, cos, eigenvalue, when = last.image(), last.cos, last.eigenvalue, last.label
+    label = VIEWS[view].label
+    matrix = f"the {label[0].lower()}{label[1:]} of {DIRECTIONS[direction].name}"  # as the Eigenvectors page says
+    digit = int(resources.mnist().train_y[config.target_index])
+    pictures, chart_column = st.columns([2, 3], vertical_alignment="top")
+    with pictures:
+        shown = [
+            figures.pixels(
+                resources.mnist().train_x[config.target_index],
+                "target",
+                f"Target #{config.target_index}",
+                f"The target: MNIST training image #{config.target_index}, a handwritten {digit}",
+                settings,
+                colours="digit",
+                scale=5,
+            ),
+            figures.pixels(
+                image,
+                f"top_eigenvector_{view}_{direction}" + ("" if trained is not None else f"_step{last.step}"),
+                f"Top eigenvector, {when}" + ("" if trained is not None else " (live)"),
+                f"Top eigenvector of {matrix}"
+                + (", after training" if trained is not None else f" while training ({when})")
+                + f", as a 28×28 image ({DIVERGING}): eigenvalue {eigenvalue:+.3f}, |cos| with the target {cos:.2f}",
+                settings,
+                scale=5,
+            ),
+        ]
+        image_row(shown, width=130)
+        words = f"λ₀ {eigenvalue:+.3f} · |cos| {cos:.2f}: {match_words(cos)}."
+        if last is not None:
+            words += (
+                f" At {last.label} its eigenvalue carried {last.top_share:.0%} of Σλ², and {last.for_90pct} "
+                f"eigenvector{'s' if last.for_90pct != 1 else ''} carried 90 %."
+            )
+        st.caption(f"Top eigenvector of {matrix} ({DIVERGING}). {words}")
+    with chart_column:
+        if snapshots:
+            rows = tuple((s.epoch, s.cos, s.top_share, s.eigenvalue, s.for_90pct) for s in snapshots)
+            altair(charts.snapshot_curves(rows, config.epochs))
+            st.caption(
+                "Per epoch (and four times in the first): does the top eigenvector look like the target, and how "
+                "much of the matrix is it (λ₀² / Σλ²: near 1, one spike; low, many features). Hover for λ₀."
+            )
+        else:
+            st.caption(
+                "This model's file kept no record of its top eigenvector during training (it was saved before the "
+                "lab recorded one): train it here to watch the target appear."
+            )
+    if key is None:
+        return
+    kept = strip(snapshots)
+    if len(kept) < 2:
+        return
+    st.markdown("**How the target appeared**")
+    image_row(
+        [
+            figures.pixels(
+                s.image(),
+                f"top_eigenvector_{s.label.replace(' ', '')}",
+                f"{s.label} · |cos| {s.cos:.2f}",
+                f"Top eigenvector of {matrix}, {s.label} ({DIVERGING}): |cos| with the target {s.cos:.2f}",
+                settings,
+            )
+            for s in kept
+        ],
+        width=72,
+    )
+    strip_figure = figures.pixels(
+        strip_pixels(kept),
+        f"top_eigenvector_strip_{view}_{direction}",
+        "How the target appeared: " + " → ".join(s.label for s in kept),
+        f"The top eigenvector of {matrix} at {len(kept)} moments of training, each at its own scale ({DIVERGING}): "
+        + ", ".join(f"{s.label} |cos| {s.cos:.2f}" for s in kept),
+        settings,
+    )
+    downloads(key, [strip_figure])
 
 
 def model_sidebar(badge: bool = True) -> None:
@@ -102,7 +218,7 @@ def model_sidebar(badge: bool = True) -> None:
     with st.sidebar:
         st.subheader("Your model", divider="gray")
         if badge and models.followed() is not None:
-            training_badge()
+            follow_run("sidebar")
         retrain = models.retrain_offer()
         if retrain is not None:
             st.button(

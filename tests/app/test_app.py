@@ -178,7 +178,8 @@ def test_training_on_a_slice_becomes_the_active_model():
     assert "Your trained model" in badge(at)
     trained = at.session_state["active"]
     assert (trained.origin, trained.epochs_done) == ("trained", 2)
-    assert len(at.get("vega_lite_chart")) == 2, "loss and accuracy curves"
+    assert len(at.get("vega_lite_chart")) == 3, "the top eigenvector per snapshot, loss and accuracy curves"
+    assert trained.snapshots and trained.snapshots[-1].step > 0, "the run's snapshots travel with the model"
     assert resources.registry().get(trained.config) is trained, "shared with every session"
 
     # a bad config afterwards: a clear message, and the model just trained stays active
@@ -201,7 +202,7 @@ def test_training_on_a_slice_becomes_the_active_model():
     assert_clean(other)
     assert "Training finished" in other.success[0].value
     assert other.session_state["active"] is trained, "deterministic: the registry's model, shared"
-    assert len(other.get("vega_lite_chart")) == 2
+    assert len(other.get("vega_lite_chart")) == 3, "its snapshots per epoch, loss and accuracy"
 
 
 def test_bad_config_keeps_the_pretrained_model():
