@@ -17,6 +17,7 @@ from core.board import PRECOMPUTED, nickname
 from core.checkpoint import load_checkpoint
 from core.config import Config
 from core.eigen import decompose, top_eigenvector
+from core.findings import verdict_view
 from core.grid import grid_config, grid_path, grid_points
 from core.identity import TrainedModel, config_id
 from tests.app.test_app import APP, HOME, SMALL_RUN, assert_clean, badge_caption, open_page, press_train, set_training
@@ -209,7 +210,7 @@ def test_each_models_top_eigenvector_is_computed_once_for_the_server(monkeypatch
         at.run()
         assert_clean(at)
     n_models = len(table_of(at))
-    assert n_models >= 16 and calls == [("true_minus_false", "augmented")] * n_models
+    assert n_models >= 16 and calls == [verdict_view()] * n_models
 
 
 def test_without_a_passcode_the_controls_are_hidden_and_the_page_says_how_to_enable_them():
