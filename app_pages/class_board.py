@@ -22,6 +22,8 @@ widgets.page_intro(
     "question for the whole class at once: which thresholds and weight decays put the target in the weights?",
     r"|\cos(u_0,\, t - \bar t\,)| = \frac{|u_0 \cdot (t - \bar t\,)|}{\lVert u_0 \rVert\, \lVert t - \bar t \rVert},"
     r" \qquad B v_0 = \lambda_{\max} v_0, \quad u_0 = W_e'^\top v_0",
+    lead="Every model the room trains appears here within seconds: does its top "
+    "eigenvector look like the target, and for which settings?",
 )
 widgets.model_badge()
 shown = board.snapshot()
@@ -202,4 +204,5 @@ else:
         "These controls act on the whole room; they stay unlocked in this tab until you press Lock or reload."
     )
 
+widgets.next_step("app_pages/home.py", "Back to Home", ":material/home:", "")
 widgets.code_expander(nickname, board_row, decompose, top_eigenvector, cos_with_centered_target)

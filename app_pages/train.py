@@ -19,6 +19,8 @@ widgets.page_intro(
     "and input noise keep the weights simple, which is what lets the target show up in step 4.",
     r"\text{logits}(x) = W_u \big[ (W_l h + b_l) \odot (W_r h + b_r) \big], \quad h = W_e x, \qquad "
     r"\text{trained on } x + \varepsilon,\ \ \varepsilon \sim \mathcal N(0, \sigma^2 I)",
+    lead="A one-layer bilinear MLP learns your labels. Weight decay and input noise keep "
+    "its weights simple, which lets the target show in step 4.",
 )
 widgets.model_badge(needs_model=False)
 
@@ -203,6 +205,9 @@ st.caption(
     "(on every page). Its id is in the address bar, so reloading the page keeps it."
 )
 
+widgets.next_step(
+    "app_pages/tensor.py", "Next: 3 · Tensor →", ":material/grid_on:", "Turn the weights into one matrix."
+)
 widgets.code_expander(
     Config.validate,
     labels_from_similarities,

@@ -21,6 +21,8 @@ widgets.page_intro(
     r"B^{(k)} = \sum_{i \,\in\, \text{top-}k\ |\lambda|} \lambda_i\, v_i v_i^\top, \qquad "
     r"\text{out}^{(k)}(x) = \sum_{i \,\in\, \text{top-}k\ |\lambda|} \lambda_i\, (v_i \cdot \tilde h)^2, "
     r"\quad \tilde h = W_e' \tilde x",
+    lead="Keep only the k eigenvectors with the largest |λ|, classify the 10 000 test "
+    "images again: how few does the model need?",
 )
 widgets.model_badge()
 trained = models.active()
@@ -85,6 +87,7 @@ st.caption(
     "largest signed eigenvalue. A tie in a prediction goes to class 0, as torch's argmax does."
 )
 
+widgets.next_step("app_pages/class_board.py", "Next: 7 · Class board →", ":material/groups:", "Compare with the room.")
 widgets.code_expander(
     truncation_curves,
     order_by_magnitude,
