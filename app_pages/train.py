@@ -108,8 +108,11 @@ with st.expander("Advanced and classroom options", icon=":material/tune:"):
             disabled=settings["disabled"],
         )
 
+# The classroom path is the default: until the student changes a setting, Train trains the quick preset (~5 s) with
+# the student's labels, not the paper's 100 epochs (whose model, the pretrained one, is already there).
+quick = not state.training_changed() and following is None
 try:
-    config = state.config_from_widgets()
+    config = state.quick_config() if quick else state.config_from_widgets()
 except ValueError as error:
     config = None
     st.error(f"These settings can't be trained: {error}. Your current model is kept.", icon=":material/error:")
@@ -122,15 +125,19 @@ if config is not None:
     if existing is not None and not refused:
         st.info(models.describe_existing(existing), icon=":material/bolt:")
 
-with st.container(horizontal=True):
+seconds = f"about {models.estimate(config):.0f} s" if config is not None else ""
+with st.container(horizontal=True, vertical_alignment="center"):
     st.button(
-        "Train",
+        (f"Train the quick preset ({seconds})" if quick else f"Train ({seconds})")
+        if existing is None
+        else "Use this model (instant)",
         type="primary",
         icon=":material/play_arrow:",
         key="train_button",
         disabled=refused or following is not None,
-        on_click=models.train_or_load,
-        args=(config,),
+        on_click=models.train_quick if quick else models.train_or_load,
+        args=() if quick else (config,),
+        help=f"{state.describe_training(config)}." if config is not None else None,
     )
     if existing is not None:
         st.button(
@@ -144,6 +151,9 @@ with st.container(horizontal=True):
             help="Train these settings from scratch and watch the curves; training is deterministic per seed, "
             "so the result is the same model.",
         )
+    mine = models.current()
+    if following is None and mine is not None and mine.origin in ("trained", "stopped"):  # a run just finished
+        st.page_link("app_pages/eigenvectors.py", label="See what it learnt →", icon=":material/insights:")
     st.button(
         "Stop training",
         icon=":material/stop:",

@@ -26,7 +26,7 @@ from core.train import EpochMetrics
 from render import figures
 from server.jobs import TrainingJob, estimate_seconds
 from ui import resources
-from ui.state import JOB_KEY, TOKEN_KEY, Unavailable, config_from_widgets, notify, training_widgets
+from ui.state import JOB_KEY, TOKEN_KEY, Unavailable, config_from_widgets, notify, quick_config, training_widgets
 
 log = logging.getLogger("bilinear_eigen_lab")
 REJECTED_KEY = "_uploads_rejected"  # not a widget: how many files the sidebar uploader refused
@@ -222,6 +222,14 @@ def train_or_load(config: Config, again: bool = False) -> None:
     if previous is not None and previous is not job:  # one run per student: the new one replaces it
         _leave(previous)
     st.session_state[JOB_KEY] = job
+
+
+def train_quick() -> None:
+    """The Train button at the default settings: the quick preset with the student's labels (the Train page's
+    settings then show the preset, so they describe the run)."""
+    config = quick_config()
+    st.session_state.update(training_widgets(config))
+    train_or_load(config)
 
 
 def follow(job: TrainingJob) -> bool:

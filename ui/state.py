@@ -105,6 +105,20 @@ def training_widgets(config: Config) -> dict[str, Any]:
     return values
 
 
+def training_changed() -> bool:
+    """Has the student changed a Train page setting from its default (the paper's, the pretrained model's)?"""
+    defaults = training_widgets(DEFAULTS)
+    return any(st.session_state.get(name, value) != value for name, value in defaults.items())
+
+
+def quick_config() -> Config:
+    """The quick classroom preset (core.config.PRESETS) with this student's labels: what Train trains by default."""
+    return preset("quick").replace(**{name: getattr(label_config(), name) for name in LABEL_FIELDS})
+
+
+LABEL_FIELDS = ("target_index", "threshold", "include_inverse")  # what the Label page sets (and the URL carries)
+
+
 def preset_widgets(name: str) -> dict[str, Any]:
     """The Train page's widget values for a named preset (core.config.PRESETS)."""
     return training_widgets(preset(name))
