@@ -45,10 +45,11 @@ widgets.chart(
     "truncation_curve",
 )
 st.caption(
-    f"Blue: B₀ and B₁ (one per class) each keep their own top-k; predict the larger truncated logit. "
+    "Blue: each class logit truncated; orange: True − False; dashed: the full model.",
+    help=f"Blue: B₀ and B₁ (one per class) each keep their own top-k; predict the larger truncated logit. "
     f"Orange: B₁ − B₀ keeps its top-k; predict class 1 when the truncated form is > 0. "
     f"Dashed: the full model. All {curves.n_images:,} test images, labelled by the model's own rule; "
-    "hover for values."
+    "hover for values.",
 )
 
 columns = st.columns(3)
@@ -81,10 +82,13 @@ st.metric(
     help="λ₀(v₀·h)² + 2b·h + c: the most positive eigenvector of the bias-free True − False block, with the "
     "linear and constant terms of the biases kept exactly (§4.3's claim).",
 )
-st.markdown("\n".join(f"- {sentence}" for sentence in finding.sentences()))
-st.caption(
-    "Here eigenvectors are ranked by |λ| (largest first), unlike the Eigenvectors page, whose “top” is the "
-    "largest signed eigenvalue. A tie in a prediction goes to class 0, as torch's argmax does."
+said = finding.sentences()
+st.markdown(f"- {said[0]}")  # the headline; the rest, and the caveats, on demand
+widgets.why(
+    "\n".join(f"- {sentence}" for sentence in said[1:])
+    + "\n\nHere eigenvectors are ranked by |λ| (largest first), unlike the Eigenvectors page, whose “top” is the "
+    "largest signed eigenvalue. A tie in a prediction goes to class 0, as torch's argmax does.",
+    key="why_truncation",
 )
 
 widgets.next_step("app_pages/class_board.py", "Next: 7 · Class board →", ":material/groups:", "Compare with the room.")

@@ -505,6 +505,7 @@ pre { white-space: pre-wrap !important; overflow: visible !important; overflow-w
 [data-testid="stImageContainer"] { max-width: 100%; }
 [data-testid="stImage"] img { max-width: 100% !important; height: auto; }
 [data-testid="stMainBlockContainer"] { padding-top: 3.5rem; }
+[data-testid="stButtonGroup"] div { flex-wrap: wrap; }
 [class*="st-key-formula_"] { container-type: inline-size; text-align: center; }
 [class*="st-key-formula_"] .katex { font-size: min(1.15em, 4cqi); }
 """
@@ -516,6 +517,7 @@ pre { white-space: pre-wrap !important; overflow: visible !important; overflow-w
 # Projector mode: larger type everywhere (Streamlit sizes text in rem), for the back row.
 PROJECTOR_STYLE = """
 html { font-size: 22px !important; }
+[data-testid="stMainBlockContainer"] { padding-top: 2.75rem; }
 """
 PROJECTOR_SCALE = 2  # images twice as large: a 28×28 eigenvector at 8 screen pixels per pixel or more
 
