@@ -30,7 +30,8 @@ following = models.followed()
 settings = {"persist_state": "session", "disabled": following is not None}
 st.subheader("Settings")
 label_column, link_column = st.columns([3, 1], vertical_alignment="center")
-label_column.markdown(f"**Labels** (set in step 1): {state.describe_labels(state.label_config())}")
+labels_now = state.describe_labels(state.label_config(), resources.digit_of(st.session_state.target_index))
+label_column.markdown(f"**Labels** (set in step 1): {labels_now}")
 link_column.page_link("app_pages/label.py", label="Change the labels", icon=":material/label:")
 
 columns = st.columns(4)

@@ -132,10 +132,12 @@ def label_config() -> Config:
     )
 
 
-def describe_labels(config: Config) -> str:
-    """'target #6, threshold 0.40, inverse counted' (one line, markdown)."""
+def describe_labels(config: Config, digit: int | None = None) -> str:
+    """'target image #6 (a 1), threshold 0.40, inverse counted' (one line, markdown): the image's number never
+    reads as the digit it shows; `digit`, the digit it shows, when the caller has MNIST at hand."""
     inverse = "inverse counted" if config.include_inverse else "inverse ignored"
-    return f"target #{config.target_index}, threshold {config.threshold:.2f}, {inverse}"
+    shows = f" (a {digit})" if digit is not None else ""
+    return f"target image #{config.target_index}{shows}, threshold {config.threshold:.2f}, {inverse}"
 
 
 def describe_training(config: Config) -> str:

@@ -91,6 +91,7 @@ def model_badge(note: str = "", needs_model: bool = True) -> None:
     Without any model (ui.models.NoModel), a page that needs one stops here (the entry file shows
     the message instead of the page); the others (Home, Label, Train) show the message and go on.
     """
+    from ui import resources  # torch: after the page's text (cold start)
     from ui.models import NoModel, active  # ui.models loads altair and pandas: after the page's text (cold start)
 
     try:
@@ -106,7 +107,7 @@ def model_badge(note: str = "", needs_model: bool = True) -> None:
     with st.container(border=True):
         st.badge(label, icon=icon, color=color)
         st.caption(
-            f"Labels: {state.describe_labels(config)}{accuracy}  \n"
+            f"Labels: {state.describe_labels(config, resources.digit_of(config.target_index))}{accuracy}  \n"
             f"Training: {state.describe_training(config)}" + (f"  \n{note}" if note else "")
         )
 

@@ -117,7 +117,8 @@ def assert_clean(at: AppTest) -> None:
 def test_every_page_renders_with_its_widgets(page):
     at = open_page(page)
     assert_clean(at)
-    assert at.title and at.latex, "every page opens with a title and a formula"
+    assert at.title, "every page opens with a title"
+    assert page == HOME or any(e.label == "Why?" for e in at.expander), "its derivation waits in a Why? expander"
     assert "Pretrained seed checkpoint" in badge(at)
     assert any(e.label == "Show the code this page ran" for e in at.expander)
     assert not [c for c in at.code if "def " in c.value] or page == "app_pages/tensor.py", "closed: no code sent"
@@ -360,3 +361,14 @@ def test_each_models_decomposition_is_computed_once_for_the_server(monkeypatch):
     for page in ("app_pages/eigenvectors.py", "app_pages/explain.py", "app_pages/eigenvectors.py"):
         assert_clean(open_page(page))  # a new session each time, as another student
     assert sorted(calls) == [("true_minus_false", "augmented"), ("true_minus_false", "bias_free")]
+
+
+def test_train_trains_the_quick_preset_until_a_setting_changes():
+    """Issue 24: the classroom path is the default. At the paper's settings (the pretrained model's) the primary
+    button trains the quick preset and says how long; once the student changes a setting it trains those."""
+    at = open_page("app_pages/train.py")
+    label = at.button(key="train_button").label
+    assert "quick preset" in label and " s)" in label, label
+    at.slider(key="weight_decay").set_value(2.5).run()
+    label = at.button(key="train_button").label
+    assert "quick preset" not in label and label.startswith("Train ("), label

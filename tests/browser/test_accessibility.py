@@ -167,7 +167,9 @@ def test_the_main_path_by_keyboard_alone(browser_page):
     tab_to(page, "Train", tag="BUTTON")
     page.keyboard.press("Enter")
     expect(page.get_by_text("Training finished")).to_be_visible(timeout=180_000)
-    expect(page.locator(MAIN).get_by_text(re.compile(r"^Labels: target #6, threshold 0\.41"))).to_be_visible()
+    expect(
+        page.locator(MAIN).get_by_text(re.compile(r"^Labels: target image #6 \(a 1\), threshold 0\.41"))
+    ).to_be_visible()
     tab_to(page, "4 · Eigenvectors", tag="A")
     after_run(page, lambda: page.keyboard.press("Enter"))
     expect(page.locator(MAIN).get_by_text("Your trained model")).to_be_visible()
