@@ -25,6 +25,7 @@ widgets.page_intro(
     lead="Every model the room trains appears here within seconds: does its top "
     "eigenvector look like the target, and for which settings?",
 )
+widgets.model_badge()
 shown = board.snapshot()
 board.watch(shown.key)  # reruns this page when the board changes
 tz = board.timezone()

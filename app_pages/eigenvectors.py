@@ -28,7 +28,8 @@ widgets.page_intro(
     "Is the target among them?",
 )
 trained = models.active()
-punchline.show(trained, "eig")  # the lesson first: target, top eigenvector, verdict
+if not lesson.enabled():  # the lesson first: target, top eigenvector, verdict (in lesson mode: after the prediction)
+    punchline.show(trained, "eig")
 on_grid = models.grid_point(trained)
 if on_grid is not None:  # the sliders show the active model whenever it is a precomputed one
     st.session_state.grid_threshold, st.session_state.grid_weight_decay = on_grid
@@ -78,6 +79,8 @@ lesson.gate(
     weight_decay_question(resources.grid_index(), st.session_state.grid_threshold),
     "the precomputed grid's index, checkpoints/grid/index.json, lacks this threshold",
 )
+if lesson.enabled():
+    punchline.show(trained, "eig")
 H = trained.config.d_hidden
 settings = figures.Settings.of(trained)  # what every figure's download states
 eigen_tab, compare_tab = st.tabs(list(state.EIGEN_TABS.values()), key="eig_tab", on_change="rerun")

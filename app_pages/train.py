@@ -152,7 +152,7 @@ with st.container(horizontal=True, vertical_alignment="center"):
             help="Train these settings from scratch and watch the curves; training is deterministic per seed, "
             "so the result is the same model.",
         )
-    mine = models.current()
+    mine = models.active_or_none()
     if following is None and mine is not None and mine.origin in ("trained", "stopped"):  # a run just finished
         st.page_link("app_pages/eigenvectors.py", label="See what it learnt →", icon=":material/insights:")
     st.button(

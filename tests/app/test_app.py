@@ -285,17 +285,24 @@ def test_eigenvectors_page_shows_images_for_each_direction(direction):
     rows = [image for image in at.image if len(image.value) > 1]
     assert [len(image.value) for image in rows] == [k, k], "top-k positive and negative eigenvectors"
     singles = [image.captions[0] for image in at.image if len(image.value) == 1]
-    assert len(singles) == 5 + 2 * (direction == "true"), (
-        "target, both tops, linear term (+ class 1's pair), the browsed eigenvector"
+    headline = direction == "true_minus_false"  # the punchline shows its bias-free top: the section does not repeat it
+    assert singles[0] == "Target: image #6 (a 1)" and singles[1].startswith("Top eigenvector · λ"), "punchline first"
+    assert len(singles) == 2 + (2 if headline else 3) + 2 * (direction == "true") + 1, (
+        "the punchline (target, headline top), the section's tops and linear term (+ class 1's pair), the browsed one"
     )
     assert singles[-1].startswith("Eigenvector #0 of the bias-free block"), "browsing: an image with a colour bar"
     assert len(at.get("vega_lite_chart")) == 2, "two spectrum panels"
     seed = resources.seed_model()
     target = resources.mnist().train_x[seed.config.target_index]
     text = " ".join(m.value for m in at.markdown)
-    for view, caption in (("bias_free", singles[1]), ("augmented", singles[2])):
+    for view, where in (("bias_free", "Top of the bias-free block"), ("augmented", "Top of the bias-augmented B")):
         exact = top_eigenvector(decompose(seed.model, direction, view), target).cos
-        assert caption.endswith(f"|cos| {exact:.2f}"), view
+        caption = next((c for c in singles if c.startswith(where)), None)
+        if caption is None:  # the punchline's image: its number is in the verdict
+            assert headline and view == "bias_free", f"{view}: no image"
+            assert f"|cos| **{exact:.2f}**" in text, "the verdict quotes the headline's number"
+        else:
+            assert caption.endswith(f"|cos| {exact:.2f}"), view
         assert f"|cos| {exact:.2f}" in text, f"{view}: the finding quotes the number under the image"
         if direction == "true_minus_false":
             assert exact > 0.8, "Figure 6: the top True − False eigenvector is the target (0.85-0.92 for the seed)"
