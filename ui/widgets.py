@@ -523,10 +523,30 @@ html { font-size: 22px !important; }
 PROJECTOR_SCALE = 2  # images twice as large: a 28×28 eigenvector at 8 screen pixels per pixel or more
 
 
+# On a phone the sidebar covers 300 of 390 px and Streamlit leaves it open after a tap on a page link: close it
+# as a tap on its own close button would (installed once per browser tab; narrow screens only).
+CLOSE_SIDEBAR_JS = """
+if (!window.__closeSidebarAfterNavigation) {
+  window.__closeSidebarAfterNavigation = true;
+  document.addEventListener('click', (event) => {
+    if (window.innerWidth >= 768) return;
+    const link = event.target.closest('[data-testid="stSidebar"] a[href]');
+    if (!link) return;
+    setTimeout(() => {
+      const close = document.querySelector('[data-testid="stSidebarCollapseButton"] button');
+      const sidebar = document.querySelector('[data-testid="stSidebar"]');
+      if (close && sidebar && sidebar.getAttribute('aria-expanded') !== 'false') close.click();
+    }, 50);
+  }, true);
+}
+"""
+
+
 def styles() -> None:
     """The app's style sheet (contrast fixes, and projector mode when on), once per script run."""
     css = STYLE + (PROJECTOR_STYLE if st.session_state.get("projector") else "")
     st.html(f"<style>{css}</style>")
+    st.html(f"<script>{CLOSE_SIDEBAR_JS}</script>", unsafe_allow_javascript=True)
 
 
 def projector_toggle() -> None:

@@ -146,3 +146,26 @@ def test_every_page_holds_its_layout(browser, mode):
     finally:
         context.close()
     assert not found, "\n".join(f"{page} ({mode}): {p}" for page, problems in found.items() for p in problems)
+
+
+def test_on_a_phone_the_sidebar_closes_after_navigation(browser):
+    """The sidebar covers 300 of a phone's 390 px: after a tap on a page link in it, the page shows."""
+    url, chromium = browser
+    context = chromium.new_context(viewport=MODES["phone"][0])
+    page = context.new_page()
+    try:
+        open_page(page, url, "phone", "")
+        sidebar = page.locator('[data-testid="stSidebar"]')
+        page.locator('[data-testid="stExpandSidebarButton"]').click()
+        page.wait_for_function(OPEN_JS, arg=True)
+        sidebar.locator('[data-testid="stSidebarNav"] a', has_text="1 · Label").click()
+        page.locator('[data-testid="stMain"] h1', has_text="Label").wait_for(timeout=60_000)
+        page.wait_for_function(OPEN_JS, arg=False, timeout=10_000)  # closed within 10 s, or the test fails here
+    finally:
+        context.close()
+
+
+OPEN_JS = """(open) => {
+  const r = document.querySelector('[data-testid="stSidebar"]').getBoundingClientRect();
+  return (r.right > 0) === open;
+}"""
