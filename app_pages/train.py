@@ -126,12 +126,10 @@ if config is not None:
     if existing is not None and not refused:
         st.info(models.describe_existing(existing), icon=":material/bolt:")
 
-seconds = f"about {models.estimate(config):.0f} s" if config is not None else ""
+seconds = "" if config is None else "instant: trained before" if existing else f"about {models.estimate(config):.0f} s"
 with st.container(horizontal=True, vertical_alignment="center"):
     st.button(
-        (f"Train the quick preset ({seconds})" if quick else f"Train ({seconds})")
-        if existing is None
-        else "Use this model (instant)",
+        f"Train the quick preset ({seconds})" if quick else f"Train ({seconds})",
         type="primary",
         icon=":material/play_arrow:",
         key="train_button",
@@ -183,9 +181,23 @@ def live_progress() -> None:
     )
 
 
+@st.fragment(run_every=0.25)
+def replay(trained) -> None:
+    """The curves of a model the server already had, drawn epoch by epoch over a few seconds; then the page."""
+    shown = models.replayed_epochs(trained)
+    if shown is None:
+        st.rerun()
+    st.progress(shown / len(trained.history), text=f"Replaying the run that trained it: epoch {shown}")
+    for column, metric in zip(st.columns(2), ("loss", "accuracy"), strict=True):
+        with column:
+            widgets.live_curve(tuple(trained.history[:shown]), metric)
+
+
 trained = models.active_or_none()  # None only while there is no model yet (no shipped checkpoint on this server)
 if following is not None:
     live_progress()
+elif trained is not None and trained.history and models.replayed_epochs(trained) is not None:
+    replay(trained)
 elif trained is not None and trained.history:  # the active model's curves
     epochs = f"{trained.epochs_done} epoch" + ("s" if trained.epochs_done > 1 else "")
     st.caption(f"Training curves of the active model ({epochs}, {trained.history[-1].seconds:.0f} s).")

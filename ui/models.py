@@ -11,6 +11,7 @@ the URL: a reload, which starts a new session, finds the model again with `resto
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -210,6 +211,8 @@ def train_or_load(config: Config, again: bool = False) -> None:
     if existing is not None:
         if previous is not None:
             _leave(previous)
+        if existing.history and st.session_state.get("active") is not existing:  # its curves, replayed
+            st.session_state[REPLAY_KEY] = (existing.model_id, time.monotonic())
         set_active(existing)
         notify(
             "success",
@@ -222,6 +225,24 @@ def train_or_load(config: Config, again: bool = False) -> None:
     if previous is not None and previous is not job:  # one run per student: the new one replaces it
         _leave(previous)
     st.session_state[JOB_KEY] = job
+
+
+REPLAY_KEY = "_replay"  # (model id, monotonic start): the curves of a model someone trained before, replayed once
+REPLAY_SECONDS = 4.0  # a replay's length, whatever the run's
+
+
+def replayed_epochs(trained: TrainedModel) -> int | None:
+    """How many of the model's epochs its replay shows now (a student who pressed Train for settings the server
+    already had sees the run's curves drawn as if it trained); None when no replay of it is running."""
+    kept = st.session_state.get(REPLAY_KEY)
+    if kept is None or kept[0] != trained.model_id:
+        return None
+    n = len(trained.history)
+    shown = 1 + int((time.monotonic() - kept[1]) / REPLAY_SECONDS * n)
+    if shown >= n:
+        del st.session_state[REPLAY_KEY]
+        return None
+    return shown
 
 
 def train_quick() -> None:
