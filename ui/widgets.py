@@ -546,7 +546,7 @@ def styles() -> None:
     """The app's style sheet (contrast fixes, and projector mode when on), once per script run."""
     css = STYLE + (PROJECTOR_STYLE if st.session_state.get("projector") else "")
     st.html(f"<style>{css}</style>")
-    st.html(f"<script>{CLOSE_SIDEBAR_JS}</script>", unsafe_allow_javascript=True)
+    st.sidebar.html(f"<script>{CLOSE_SIDEBAR_JS}</script>", unsafe_allow_javascript=True)  # no gap in the page
 
 
 def projector_toggle() -> None:
