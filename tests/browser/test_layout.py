@@ -9,7 +9,7 @@ phone, in a real chromium, checked for what a class sees.
   not count).
 
 One server and one chromium for the module; each page is opened by its address. Screenshots of every first screen
-go to artifacts/layout/ (printed at the end). BILINEAR_LAB_TEST_PORT picks the server's port (default: a free one).
+go to artifacts/layout/ (printed at the end).
 """
 
 from __future__ import annotations
@@ -101,8 +101,7 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     SHOTS.mkdir(parents=True, exist_ok=True)
-    port = int(os.environ.get("BILINEAR_LAB_TEST_PORT", "0")) or None
-    with streamlit_server(SHOTS / "streamlit.log", port=port) as (url, _), sync_playwright() as playwright:
+    with streamlit_server(SHOTS / "streamlit.log") as (url, _), sync_playwright() as playwright:
         chromium = launch_chromium(playwright)
         yield url, chromium
         chromium.close()
