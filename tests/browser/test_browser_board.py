@@ -190,6 +190,7 @@ def test_a_revealed_prediction_appears_in_the_other_boards_tally_by_itself(room)
     choice = step.choices[2]  # τ = 0.40
     tallied = f"1 prediction(s); the most common: “{choice}” (1 of 1)."
     for name in "AB":
+        s[name].locator(MAIN).get_by_text("How the room predicted (lesson mode)").first.click()  # folded: no vote yet
         expect(s[name].locator(MAIN).get_by_text("Nobody has revealed this step yet.").first).to_be_visible()
         watch(s[name], "vote", f'{MAIN} [data-testid="stCaptionContainer"]', tallied)
 
