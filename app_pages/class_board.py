@@ -22,6 +22,8 @@ widgets.page_intro(
     "question for the whole class at once: which thresholds and weight decays put the target in the weights?",
     r"|\cos(u_0,\, t - \bar t\,)| = \frac{|u_0 \cdot (t - \bar t\,)|}{\lVert u_0 \rVert\, \lVert t - \bar t \rVert},"
     r" \qquad B v_0 = \lambda_{\max} v_0, \quad u_0 = W_e'^\top v_0",
+    lead="Every model the room trains appears here within seconds: does its top "
+    "eigenvector look like the target, and for which settings?",
 )
 widgets.model_badge()
 shown = board.snapshot()
@@ -31,9 +33,9 @@ active = models.active_or_none()
 active_id = active.model_id if active is not None else None
 mine = nickname(st.session_state[TOKEN_KEY]) if TOKEN_KEY in st.session_state else None
 st.caption(
-    (f"Your models appear here as **{mine}**. " if mine else "A model you train appears here under a nickname. ")
-    + "Nicknames are anonymous (an adjective and an animal drawn from your browser tab's random id) and change "
-    "when you reload the page; clock times are yours."
+    f"Your models appear here as **{mine}**." if mine else "A model you train appears here under a nickname.",
+    help="Nicknames are anonymous (an adjective and an animal drawn from your browser tab's random id) and change "
+    "when you reload the page; clock times are yours.",
 )
 
 pinned = shown.pinned()
@@ -43,7 +45,6 @@ if pinned is not None:
         icon=":material/push_pin:",
     )
 
-st.subheader("Every model in the room")
 if not shown.entries:
     st.info(
         "No model trained in class yet"
@@ -54,38 +55,6 @@ if not shown.entries:
     )
 elif shown.hidden:
     st.caption(f"The teacher cleared {shown.hidden} earlier model(s) from the board.")
-st.dataframe(
-    table(board.rows(shown.all), tz, active_id, shown.room.pinned),
-    hide_index=True,
-    width="stretch",
-    column_config={
-        "threshold τ": st.column_config.NumberColumn(format="%.2f"),
-        "weight decay": st.column_config.NumberColumn(format="%g"),
-        "noise": st.column_config.NumberColumn(format="%g"),
-        "val acc": st.column_config.NumberColumn("validation accuracy", format="percent"),
-        "|cos|": st.column_config.ProgressColumn(
-            "|cos| with the target",
-            format="%.2f",
-            min_value=0.0,
-            max_value=1.0,
-            help="Of the top eigenvector of the bias-free True − False block with the mean-centred target.",
-        ),
-        "top share of Σλ²": st.column_config.NumberColumn(
-            format="percent",
-            help="That eigenvector's eigenvalue squared over Σλ² of the block: near 100 % means one spike, the "
-            "paper's “one high positive eigenvalue”.",
-        ),
-        "status": st.column_config.TextColumn(help="pinned: the model the teacher pinned; yours: your active model"),
-        "model": st.column_config.TextColumn("model id", help="The model's id: model=<id> in a link opens it."),
-    },
-)
-
-st.subheader("Weight decay against |cos|, every model of the room")
-widgets.altair(charts.board_scatter(points(board.rows(shown.all), tz)))
-st.caption(
-    "Dots: models trained in class; hollow squares: the 15 precomputed models. Colour: the threshold τ. Hover a "
-    "point for who trained it, when and with which settings."
-)
 
 
 def gallery(entries, per_row: int) -> None:
@@ -107,10 +76,11 @@ def gallery(entries, per_row: int) -> None:
 
 
 per_row = 3 if st.session_state.get("projector") else 6
-st.subheader("Their top eigenvectors")
+st.subheader("Every model in the room: its top eigenvector")
 st.caption(
-    f"Each image is the top eigenvector of the bias-free True − False block as 28×28 pixels ({widgets.DIVERGING}), "
-    "flipped towards the target; under it, who trained it, τ, weight decay and |cos|."
+    "Under each: who trained it, τ, weight decay, |cos| with the target.",
+    help=f"Each image is the top eigenvector of the bias-free True − False block, 28×28 pixels ({widgets.DIVERGING}), "
+    "flipped towards the target.",
 )
 gallery(shown.entries, per_row)
 backdrop = widgets.lazy_expander(
@@ -120,24 +90,66 @@ if backdrop is not None:
     with backdrop:
         gallery(shown.backdrop, per_row)
 
-st.subheader("How the room predicted (lesson mode)")
-answers = shown.room.answers_visible
+st.subheader("Weight decay against |cos|, every model of the room")
+widgets.altair(charts.board_scatter(points(board.rows(shown.all), tz)))
 st.caption(
-    "In lesson mode (the sidebar's switch) every step asks a question before it shows its result; each revealed "
-    "prediction is counted here, anonymously, one per browser tab and step. "
-    + (
-        "The teacher has shown the answers: the second bar counts the students for whom a choice was right (it "
-        "depends on each one's target and model)."
-        if answers
-        else "The right answers stay hidden until the teacher shows them."
-    )
+    "Dots: the class's models; squares: the 15 precomputed ones; colour: τ.",
+    help="Hover a point for who trained it, when and with which settings.",
 )
-for step in STEPS:
-    counted = tally(shown.room.votes, step)
-    st.markdown(f"**{step.title}:** {step.summary}")
-    if counted.n:
-        widgets.altair(charts.lesson_tally(counted, answers))
-    st.caption(" ".join(counted.sentences(answers)))
+
+with st.expander("The table: every model's settings and numbers", icon=":material/table:", key="board_table"):
+    st.dataframe(
+        table(board.rows(shown.all), tz, active_id, shown.room.pinned),
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "threshold τ": st.column_config.NumberColumn(format="%.2f"),
+            "weight decay": st.column_config.NumberColumn(format="%g"),
+            "noise": st.column_config.NumberColumn(format="%g"),
+            "val acc": st.column_config.NumberColumn("validation accuracy", format="percent"),
+            "|cos|": st.column_config.ProgressColumn(
+                "|cos| with the target",
+                format="%.2f",
+                min_value=0.0,
+                max_value=1.0,
+                help="Of the top eigenvector of the bias-free True − False block with the mean-centred target.",
+            ),
+            "top share of Σλ²": st.column_config.NumberColumn(
+                format="percent",
+                help="That eigenvector's eigenvalue squared over Σλ² of the block: near 100 % means one spike, the "
+                "paper's “one high positive eigenvalue”.",
+            ),
+            "status": st.column_config.TextColumn(
+                help="pinned: the model the teacher pinned; yours: your active model"
+            ),
+            "model": st.column_config.TextColumn("model id", help="The model's id: model=<id> in a link opens it."),
+        },
+    )
+
+answers = shown.room.answers_visible
+tally_box = (
+    st.container()
+    if shown.room.votes
+    else st.expander("How the room predicted (lesson mode)", icon=":material/how_to_vote:", key="board_tally")
+)
+with tally_box:
+    st.subheader("How the room predicted (lesson mode)")
+    st.caption(
+        "In lesson mode (the sidebar's switch) every step asks a question before it shows its result; each revealed "
+        "prediction is counted here, anonymously, one per browser tab and step. "
+        + (
+            "The teacher has shown the answers: the second bar counts the students for whom a choice was right (it "
+            "depends on each one's target and model)."
+            if answers
+            else "The right answers stay hidden until the teacher shows them."
+        )
+    )
+    for step in STEPS:
+        counted = tally(shown.room.votes, step)
+        st.markdown(f"**{step.title}:** {step.summary}")
+        if counted.n:
+            widgets.altair(charts.lesson_tally(counted, answers))
+        st.caption(" ".join(counted.sentences(answers)))
 
 st.subheader("Teacher controls", divider="gray")
 if not board.controls_enabled():
@@ -162,6 +174,9 @@ elif not board.is_teacher():
     right.button("Unlock", key="teacher_unlock", icon=":material/lock_open:", on_click=board.unlock)
 else:
     choices = shown.choices(tz)
+    newest = shown.entries[0].row.model_id if shown.entries else None
+    if newest is not None and st.session_state.get("_pin_default") != newest:  # a new student model: offer it
+        st.session_state["_pin_default"] = st.session_state[board.PIN_CHOICE] = newest
     left, right = st.columns([3, 1], vertical_alignment="bottom")
     left.selectbox(
         "Model to pin on every student's Home page",
@@ -207,4 +222,5 @@ else:
         "These controls act on the whole room; they stay unlocked in this tab until you press Lock or reload."
     )
 
+widgets.next_step("app_pages/home.py", "Back to Home", ":material/home:", "")
 widgets.code_expander(nickname, board_row, decompose, top_eigenvector, cos_with_centered_target)

@@ -13,7 +13,7 @@ from core.grid import GRID_THRESHOLDS, GRID_WEIGHT_DECAYS, grid_config, load_ind
 from core.lesson import weight_decay_question
 from core.spectrum import concentration_of
 from render import charts, figures
-from ui import lesson, links, models, resources, state, widgets
+from ui import lesson, links, models, punchline, resources, state, widgets
 
 widgets.page_intro(
     "Eigenvectors",
@@ -25,17 +25,27 @@ widgets.page_intro(
     "alone tell us what the model computes.",
     r"B = \sum_i \lambda_i\, v_i v_i^\top \;\Longrightarrow\; \tilde x^\top W_e'^\top B\, W_e' \tilde x "
     r"= \sum_i \lambda_i \,(u_i \cdot \tilde x)^2, \qquad u_i = W_e'^\top v_i",
+    lead="Each eigenvector of the model's interaction matrix is an input pattern, read from the weights alone. "
+    "Is the target among them?",
 )
-widgets.model_badge()
 trained = models.active()
+if not lesson.enabled():  # the lesson first: target, top eigenvector, verdict (in lesson mode: after the prediction)
+    punchline.show(trained, "eig")
 on_grid = models.grid_point(trained)
 if on_grid is not None:  # the sliders show the active model whenever it is a precomputed one
     st.session_state.grid_threshold, st.session_state.grid_weight_decay = on_grid
 
-with st.container(border=True):
+# The sliders name the model on screen, or sit in a closed expander when it is not a precomputed one: they never
+# show a τ and a weight decay that no model on the page has.
+instant = (
+    st.container(border=True)
+    if on_grid is not None
+    else st.expander("Instant models: show a precomputed one", icon=":material/bolt:", key="eig_instant")
+)
+with instant:
     st.markdown(
-        "**Instant models.** 15 models were trained before class with the paper's settings, varying only "
-        "the threshold τ and the weight decay: move a slider and that model is shown at once, on every page."
+        "**Instant models**: 15 trained before class; move a slider to show one, on every page.",
+        help="They have the paper's settings and vary only the threshold τ and the weight decay.",
     )
     columns = st.columns([2, 3, 2], vertical_alignment="bottom")
     columns[0].select_slider(
@@ -64,10 +74,7 @@ with st.container(border=True):
             on_click=models.use_grid_point,
             help="Replace the model shown by the precomputed one the sliders select.",
         )
-        st.caption(
-            "The model shown is not one of the precomputed ones (see the badge); settings off this grid "
-            "train live on the Train page."
-        )
+        st.caption("Settings off this grid train live on the Train page.")
 
 if lesson.enabled():  # the question decomposes five precomputed models: only in lesson mode
     lesson.gate(
@@ -76,6 +83,7 @@ if lesson.enabled():  # the question decomposes five precomputed models: only in
         ),
         "this server lacks the precomputed models with weight decay 0 and 1 at this threshold",
     )
+    punchline.show(trained, "eig")
 H = trained.config.d_hidden
 settings = figures.Settings.of(trained)  # what every figure's download states
 eigen_tab, compare_tab = st.tabs(list(state.EIGEN_TABS.values()), key="eig_tab", on_change="rerun")
@@ -96,20 +104,10 @@ with eigen_tab:
         target = resources.mnist().train_x[trained.config.target_index]
         found = findings.target_finding(augmented, bias_free, target, DIRECTIONS[direction].name)
 
-        st.subheader("Where is the target?")
+        st.subheader(f"{DIRECTIONS[direction].label}: both views, and what the biases add")
         free_top, aug_top = top_eigenvector(bias_free, target), top_eigenvector(augmented, target)
-        digit = int(resources.mnist().train_y[trained.config.target_index])
         name = DIRECTIONS[direction].name
-        shown = [  # (pixels, file name, caption, what a screen reader hears)
-            figures.pixels(
-                target,
-                "target",
-                f"Target: training image #{trained.config.target_index}",
-                f"The target: MNIST training image #{trained.config.target_index}, a handwritten {digit}",
-                settings,
-                colours="digit",
-                scale=6,
-            ),
+        shown = [  # (pixels, file name, caption, what a screen reader hears); the target is in the punchline above
             *(
                 figures.pixels(
                     top.image,
@@ -124,6 +122,7 @@ with eigen_tab:
                     (free_top, "bias-free block", "bias_free"),
                     (aug_top, "bias-augmented B", "augmented"),
                 )
+                if view_name != "bias_free" or direction != punchline.HEADLINE[0]  # the punchline shows it
             ),
             figures.pixels(
                 linear_term_image(augmented, trained.model.W_e),
@@ -136,13 +135,15 @@ with eigen_tab:
         ]
         for cell, figure in zip(widgets.cells(len(shown)), shown, strict=True):
             with cell:
-                widgets.image(figure, width=168)
+                widgets.image(figure, width=124)
         widgets.downloads("eig_where", shown)
-        st.markdown("\n".join(f"- {sentence}" for sentence in found.sentences()))
-        st.caption(
-            "“Top” means the largest (most positive) eigenvalue, everywhere in this lab. |cos| is taken with the "
+        widgets.why(
+            "\n".join(f"- {sentence}" for sentence in found.sentences())
+            + "\n\n“Top” means the largest (most positive) eigenvalue, everywhere in this lab. |cos| is taken with the "
             f"mean-centred target: {findings.IS_TARGET:g} or more reads “is the target”, {findings.RESEMBLES:g} "
-            "or more “resembles it”. Images are flipped towards the target (an eigenvector's sign is arbitrary)."
+            "or more “resembles it”. Images are flipped towards the target (an eigenvector's sign is arbitrary).\n\n"
+            + widgets.GLOSSARY,
+            key="why_where",
         )
 
         st.subheader(f"Eigenspectrum of the {VIEWS[view].label.lower()} and its extreme eigenvectors")
@@ -185,23 +186,26 @@ with eigen_tab:
         spread = concentration_of(eigen)
         st.caption(
             f"The top eigenvalue carries {spread.top_energy_share:.0%} of Σλ²; {spread.eigenvectors_for_90pct} of "
-            f"{spread.n} eigenvectors (largest |λ| first) carry 90 % of it. "
+            f"{spread.n} eigenvectors (largest |λ| first) carry 90 % of it."
+        )
+        widgets.why(
             f"{VIEWS[view].description}. Top: the largest eigenvalues; bottom: the most negative. Red < 0 < blue, "
-            "each image on its own symmetric scale ±max|v|; only the pattern and |cos| carry meaning."
+            "each image on its own symmetric scale ±max|v|; only the pattern and |cos| carry meaning.",
+            key="why_spectrum",
         )
 
-        st.subheader("Why the two spectra differ: the ± pair the biases can add")
-        st.latex(
-            r"B = \begin{bmatrix} B_{hh} & b \\ b^\top & c \end{bmatrix}, \qquad "
-            r"R = \begin{bmatrix} a & \lVert b \rVert \\ \lVert b \rVert & c \end{bmatrix},\ "
-            r"a = \hat b^\top B_{hh} \hat b, \qquad "
-            r"\lambda_\pm(R) = \frac{a + c \pm \sqrt{(a - c)^2 + 4\,\lVert b \rVert^2}}{2}"
-        )
-        pair = resources.bias_pair(trained, direction)
-        if pair is not None:
-            st.markdown("\n".join(f"- {sentence}" for sentence in pair.sentences()))
-        else:
-            st.markdown("- This model's biases do not couple to the constant coordinate (b = 0): there is no pair.")
+        with st.expander("Why do the two spectra differ? The ± pair the biases can add", icon=":material/help:"):
+            widgets.latex(
+                r"B = \begin{bmatrix} B_{hh} & b \\ b^\top & c \end{bmatrix}, \qquad "
+                r"R = \begin{bmatrix} a & \lVert b \rVert \\ \lVert b \rVert & c \end{bmatrix},\ "
+                r"a = \hat b^\top B_{hh} \hat b, \qquad "
+                r"\lambda_\pm(R) = \frac{a + c \pm \sqrt{(a - c)^2 + 4\,\lVert b \rVert^2}}{2}"
+            )
+            pair = resources.bias_pair(trained, direction)
+            if pair is not None:
+                st.markdown("\n".join(f"- {sentence}" for sentence in pair.sentences()))
+            else:
+                st.markdown("- This model's biases do not couple to the constant coordinate (b = 0): there is no pair.")
 
         if direction == "true":
             st.subheader("The authors' figure code: class 1 without its top eigenpair")
@@ -359,6 +363,12 @@ with compare_tab:
             "eig_compare_grid",
         )
 
+widgets.next_step(
+    "app_pages/explain.py",
+    "Next: 5 · Explain →",
+    ":material/manage_search:",
+    "Split one image's output per eigenvector.",
+)
 widgets.code_expander(
     decompose,
     top_eigenvector,

@@ -18,6 +18,7 @@ widgets.page_intro(
     r"\text{out}(x) = \tilde h^\top B\, \tilde h = \sum_i \lambda_i\, (v_i \cdot \tilde h)^2 "
     r"= \underbrace{h^\top B_{hh}\, h}_{\text{quadratic}} + \underbrace{2\, b_B \cdot h}_{\text{linear (biases)}} "
     r"+ \underbrace{c_B}_{\text{constant}}, \qquad \tilde h = W_e' \tilde x = [W_e x,\ 1]",
+    lead="Pick, upload or draw a digit: the model's output for it splits exactly into one term per eigenvector.",
 )
 widgets.model_badge()
 trained = models.active()
@@ -128,6 +129,9 @@ if digit is not None:
     said = findings.contribution_finding(e.contributions, resources.bias_pair(trained, direction))
     st.info("\n\n".join(said.sentences()), icon=":material/balance:")
 
+widgets.next_step(
+    "app_pages/truncation.py", "Next: 6 · Truncation →", ":material/content_cut:", "How few eigenvectors does it need?"
+)
 widgets.code_expander(
     explain,
     largest_contributions,

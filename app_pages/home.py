@@ -1,97 +1,64 @@
-"""Home: what the class will discover, the four steps (two beyond the paper, the class board), the model the
-teacher pinned for the room (if any) and where this student is."""
+"""Home: the lesson in one picture (the target beside the top eigenvector of the model's weights, and the
+verdict), one sentence of what the class will find, the steps, the model the teacher pinned (if any)."""
 
 import streamlit as st
 
 from core.config import Config
-from ui import board, widgets
+from ui import board, state, widgets
 
-widgets.page_intro(
-    "Bilinear Eigen Lab",
-    ":material/biotech:",
-    "A bilinear MLP computes its output as a *quadratic form* of its input, so its weights alone, "
-    "without looking at a single activation, can be read as an interaction matrix. Today you label "
-    "MNIST images by how much they look like one **target** digit, train such a model, and look for the "
-    "target among that matrix's eigenvectors. Figure 6 of *Bilinear MLPs enable weight-based mechanistic "
-    "interpretability* (Pearce et al., ICLR 2025, §4.3) finds it there; here you check when that holds, for "
-    "any threshold, weight decay and target (see *What the paper says and what this lab shows* below).",
-    r"\text{logit}_1(x) - \text{logit}_0(x) \;=\; \tilde x^\top W_e'^\top B\, W_e' \tilde x "
-    r"\;=\; \sum_i \lambda_i \,(u_i \cdot \tilde x)^2, \qquad \tilde x = [x, 1],\ u_i = W_e'^\top v_i",
+st.title("Bilinear Eigen Lab", icon=":material/biotech:")
+st.markdown(
+    "Label handwritten digits by how much they look like one **target** image, train a small network on those "
+    "labels, and the target reappears in its weights: no data needed to see what it learnt.",
+    help="A bilinear MLP's output is a quadratic form of its input, so one matrix made of its weights says "
+    "exactly what it computes; that matrix's eigenvectors are images. Figure 6 of Pearce et al., *Bilinear MLPs "
+    "enable weight-based mechanistic interpretability* (ICLR 2025, §4.3).",
 )
+state.show_notices()
+
+
+def picture() -> None:
+    from ui import models, punchline  # torch and altair load here: the sentence above is on screen first
+
+    try:
+        trained = models.active()
+    except models.NoModel as missing:
+        st.info(str(missing), icon=":material/model_training:")
+        return
+    punchline.show(trained, "home")
+
+
+picture()
 board.pinned_card()  # the model the teacher pinned for the room, if any (a Use this model button)
+widgets.next_step(
+    "app_pages/label.py", "Start: 1 · Label →", ":material/label:", "Pick a target; train; find it again in step 4."
+)
 
-st.subheader("The four steps")
-steps = [
-    (
-        "app_pages/label.py",
-        "1 · Label",
-        ":material/label:",
-        "Pick a target digit and a similarity threshold: images that look like it become class 1.",
-    ),
-    (
-        "app_pages/train.py",
-        "2 · Train",
-        ":material/model_training:",
-        "Train a one-layer bilinear MLP on those labels and watch its loss fall, epoch by epoch.",
-    ),
-    (
-        "app_pages/tensor.py",
-        "3 · Tensor",
-        ":material/grid_on:",
-        "Fold the biases into the weights and check that one matrix reproduces the model's logits exactly.",
-    ),
-    (
-        "app_pages/eigenvectors.py",
-        "4 · Eigenvectors",
-        ":material/insights:",
-        "Decompose that matrix and look for the target among its eigenvectors, read straight from the weights.",
-    ),
-]
-beyond = [
-    (
-        "app_pages/explain.py",
-        "5 · Explain",
-        ":material/manage_search:",
-        "Split one image's output, yours drawn with the mouse if you like, into an exact term per eigenvector.",
-    ),
-    (
-        "app_pages/truncation.py",
-        "6 · Truncation",
-        ":material/content_cut:",
-        "Keep only the top-k eigenvectors and measure how many the model needs to classify as well as before.",
-    ),
-]
-the_class = [
-    (
-        "app_pages/class_board.py",
-        "7 · Class board",
-        ":material/groups:",
-        "Everyone's models side by side, live: who found the target in the weights, and with which settings.",
-    )
-]
-for heading, rows in ((None, steps), ("Beyond the paper", beyond), ("The class", the_class)):
-    if heading:
-        st.subheader(heading)
-    for path, label, icon, description in rows:
-        left, right = st.columns([1, 4], vertical_alignment="center")
-        with left:
-            st.page_link(path, label=label, icon=icon)
-        right.markdown(description)
+STEPS = (
+    ("app_pages/label.py", "1 · Label", ":material/label:", "Images that look like the target become class 1."),
+    ("app_pages/train.py", "2 · Train", ":material/model_training:", "Train a one-layer bilinear MLP, about 5 s."),
+    ("app_pages/tensor.py", "3 · Tensor", ":material/grid_on:", "One matrix reproduces the model's logits exactly."),
+    ("app_pages/eigenvectors.py", "4 · Eigenvectors", ":material/insights:", "Find the target among its eigenvectors."),
+    ("app_pages/explain.py", "5 · Explain", ":material/manage_search:", "Split one image's output per eigenvector."),
+    ("app_pages/truncation.py", "6 · Truncation", ":material/content_cut:", "How few eigenvectors does it need?"),
+    ("app_pages/class_board.py", "7 · Class board", ":material/groups:", "Everyone's models side by side, live."),
+)
+with st.container(horizontal=True, key="home_steps"):
+    for path, label, icon, description in STEPS:
+        st.page_link(path, label=label, icon=icon, help=description)
 
+glossary = widgets.lazy_expander("Words used in this lab", "glossary", ":material/dictionary:")
+if glossary is not None:
+    glossary.markdown(widgets.GLOSSARY)
 notes = widgets.lazy_expander(
     "What the paper says and what this lab shows (docs/science.md)", "science_notes", ":material/menu_book:"
 )
 if notes is not None:
     notes.markdown(widgets.science_notes())
-
-st.subheader("Where you are")
-st.markdown(
-    "Steps 3 to 6 work right away with the pretrained checkpoint; train your own model in "
-    "step 2 (or pick a precomputed one in step 4) and they will show it instead. The sidebar's "
-    "**Your model** section downloads it or loads one back, and the address bar keeps your settings "
-    "and model: copy it to share exactly what you see."
+st.caption(
+    "Your settings and model are in the address bar: copy it to share exactly what you see. "
+    "The sidebar's **Your model** downloads your model or loads one back."
 )
-widgets.model_badge(needs_model=False)  # the first use of torch: everything above is already on screen
 
 from core.checkpoint import load_checkpoint
 

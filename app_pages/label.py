@@ -18,6 +18,8 @@ widgets.page_intro(
     "later read it back from the weights alone, the weights really do encode what the model computes.",
     r"y(x) = \big[\cos(x, t) > \tau\big] \;\lor\; \big[\cos(x, 1 - t) > \tau\big], \qquad "
     r"\cos(a, b) = \frac{a \cdot b}{\lVert a \rVert\, \lVert b \rVert}",
+    lead="Images that look like the **target** (or its photographic negative) are "
+    "labelled *true*, the rest *false*. The model never sees the target itself.",
 )
 widgets.model_badge("The labels you choose here are used by the next model you train.", needs_model=False)
 mnist = resources.mnist()
@@ -145,4 +147,7 @@ def labelling() -> None:
 
 labelling()
 
+widgets.next_step(
+    "app_pages/train.py", "Next: 2 · Train →", ":material/model_training:", "Train a model on these labels."
+)
 widgets.code_expander(cosine_similarities, labels_from_similarities, class_balance_problem, balance_question)

@@ -28,6 +28,8 @@ widgets.page_intro(
     "the model is then *exactly* a quadratic form, one (d_hidden+1)² interaction matrix per class. "
     "Everything step 4 reads off the weights rests on this identity, so we check it live on real test images.",
     r"\text{logit}_a(x) + 1 \;=\; \tilde x^\top\, W_e'^\top B_a\, W_e'\, \tilde x, \qquad \tilde x = [x, 1]",
+    lead="Append a constant 1 to the input and the model is *exactly* one matrix per "
+    "class. Checked live on real test images below.",
 )
 widgets.model_badge()
 trained = models.active()
@@ -162,6 +164,9 @@ def check() -> None:
 
 check()
 
+widgets.next_step(
+    "app_pages/eigenvectors.py", "Next: 4 · Eigenvectors →", ":material/insights:", "Find the target in that matrix."
+)
 widgets.code_expander(
     augment,
     interaction_matrices,

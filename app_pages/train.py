@@ -19,6 +19,8 @@ widgets.page_intro(
     "and input noise keep the weights simple, which is what lets the target show up in step 4.",
     r"\text{logits}(x) = W_u \big[ (W_l h + b_l) \odot (W_r h + b_r) \big], \quad h = W_e x, \qquad "
     r"\text{trained on } x + \varepsilon,\ \ \varepsilon \sim \mathcal N(0, \sigma^2 I)",
+    lead="A one-layer bilinear MLP learns your labels. Weight decay and input noise keep "
+    "its weights simple, which lets the target show in step 4.",
 )
 widgets.model_badge(needs_model=False)
 
@@ -28,7 +30,8 @@ following = models.followed()
 settings = {"persist_state": "session", "disabled": following is not None}
 st.subheader("Settings")
 label_column, link_column = st.columns([3, 1], vertical_alignment="center")
-label_column.markdown(f"**Labels** (set in step 1): {state.describe_labels(state.label_config())}")
+labels_now = state.describe_labels(state.label_config(), resources.digit_of(st.session_state.target_index))
+label_column.markdown(f"**Labels** (set in step 1): {labels_now}")
 link_column.page_link("app_pages/label.py", label="Change the labels", icon=":material/label:")
 
 columns = st.columns(4)
@@ -106,8 +109,11 @@ with st.expander("Advanced and classroom options", icon=":material/tune:"):
             disabled=settings["disabled"],
         )
 
+# The classroom path is the default: until the student changes a setting, Train trains the quick preset (~5 s) with
+# the student's labels, not the paper's 100 epochs (whose model, the pretrained one, is already there).
+quick = not state.training_changed() and following is None
 try:
-    config = state.config_from_widgets()
+    config = state.quick_config() if quick else state.config_from_widgets()
 except ValueError as error:
     config = None
     st.error(f"These settings can't be trained: {error}. Your current model is kept.", icon=":material/error:")
@@ -120,15 +126,17 @@ if config is not None:
     if existing is not None and not refused:
         st.info(models.describe_existing(existing), icon=":material/bolt:")
 
-with st.container(horizontal=True):
+seconds = "" if config is None else "instant: trained before" if existing else f"about {models.estimate(config):.0f} s"
+with st.container(horizontal=True, vertical_alignment="center"):
     st.button(
-        "Train",
+        f"Train the quick preset ({seconds})" if quick else f"Train ({seconds})",
         type="primary",
         icon=":material/play_arrow:",
         key="train_button",
         disabled=refused or following is not None,
-        on_click=models.train_or_load,
-        args=(config,),
+        on_click=models.train_quick if quick else models.train_or_load,
+        args=() if quick else (config,),
+        help=f"{state.describe_training(config)}." if config is not None else None,
     )
     if existing is not None:
         st.button(
@@ -142,6 +150,9 @@ with st.container(horizontal=True):
             help="Train these settings from scratch and watch the curves; training is deterministic per seed, "
             "so the result is the same model.",
         )
+    mine = models.active_or_none()
+    if following is None and mine is not None and mine.origin in ("trained", "stopped"):  # a run just finished
+        st.page_link("app_pages/eigenvectors.py", label="See what it learnt →", icon=":material/insights:")
     st.button(
         "Stop training",
         icon=":material/stop:",
@@ -152,9 +163,23 @@ with st.container(horizontal=True):
     )
 
 
+@st.fragment(run_every=0.25)
+def replay(trained) -> None:
+    """The curves of a model the server already had, drawn epoch by epoch over a few seconds; then the page."""
+    shown = models.replayed_epochs(trained)
+    if shown is None:
+        st.rerun()
+    st.progress(shown / len(trained.history), text=f"Replaying the run that trained it: epoch {shown}")
+    for column, metric in zip(st.columns(2), ("loss", "accuracy"), strict=True):
+        with column:
+            widgets.live_curve(tuple(trained.history[:shown]), metric)
+
+
 trained = models.active_or_none()  # None only while there is no model yet (no shipped checkpoint on this server)
 if following is not None:
     widgets.follow_run("train")  # progress, the top eigenvector beside the target, spectrum and curves, live
+elif trained is not None and trained.history and models.replayed_epochs(trained) is not None:
+    replay(trained)
 elif trained is not None:  # the active model: how its target appeared, and its curves
     widgets.watch_target(trained.config, trained.snapshots, figures.Settings.of(trained), trained, "train_strip")
     if trained.history:
@@ -187,6 +212,9 @@ st.caption(
     "(on every page). Its id is in the address bar, so reloading the page keeps it."
 )
 
+widgets.next_step(
+    "app_pages/tensor.py", "Next: 3 · Tensor →", ":material/grid_on:", "Turn the weights into one matrix."
+)
 widgets.code_expander(
     Config.validate,
     labels_from_similarities,

@@ -28,6 +28,8 @@ widgets.page_intro(
     r"B^{(k)} = \sum_{i \,\in\, \text{top-}k\ |\lambda|} \lambda_i\, v_i v_i^\top, \qquad "
     r"\text{out}^{(k)}(x) = \sum_{i \,\in\, \text{top-}k\ |\lambda|} \lambda_i\, (v_i \cdot \tilde h)^2, "
     r"\quad \tilde h = W_e' \tilde x",
+    lead="Keep only the k eigenvectors with the largest |λ|, classify the 10 000 test "
+    "images again: how few does the model need?",
 )
 widgets.model_badge()
 trained = models.active()
@@ -50,11 +52,12 @@ widgets.chart(
     "truncation_curve",
 )
 st.caption(
-    f"Blue: B₀ and B₁ (one per class) each keep their own top-k; predict the larger truncated logit. "
+    "Blue: each class logit truncated; orange: True − False; dashed: the full model.",
+    help=f"Blue: B₀ and B₁ (one per class) each keep their own top-k; predict the larger truncated logit. "
     f"Orange: B₁ − B₀ keeps its top-k; predict class 1 when the truncated form is > 0. "
     f"Dashed: the full model. All {curves.n_images:,} test images, labelled by the model's own rule; "
-    f"always answering {'true' if curves.constant_answer else 'false'} scores {curves.constant_baseline:.2%}. "
-    "Hover for values."
+    f"always answering {'true' if curves.constant_answer else 'false'} scores {curves.constant_baseline:.2%}; "
+    "hover for values.",
 )
 
 columns = st.columns(3)
@@ -96,12 +99,16 @@ columns[1].metric(
     help="The training set's majority answer for every test image: a score at or below this says nothing about "
     "the eigenvectors kept.",
 )
-st.markdown("\n".join(f"- {sentence}" for sentence in finding.sentences()))
-st.caption(
-    "Here eigenvectors are ranked by |λ| (largest first), unlike the Eigenvectors page, whose “top” is the "
-    "largest signed eigenvalue. A tie in a prediction goes to class 0, as torch's argmax does."
+said = finding.sentences()
+st.markdown(f"- {said[0]}")  # the headline; the rest, and the caveats, on demand
+widgets.why(
+    "\n".join(f"- {sentence}" for sentence in said[1:])
+    + "\n\nHere eigenvectors are ranked by |λ| (largest first), unlike the Eigenvectors page, whose “top” is the "
+    "largest signed eigenvalue. A tie in a prediction goes to class 0, as torch's argmax does.",
+    key="why_truncation",
 )
 
+widgets.next_step("app_pages/class_board.py", "Next: 7 · Class board →", ":material/groups:", "Compare with the room.")
 widgets.code_expander(
     truncation_curves,
     order_by_magnitude,

@@ -207,7 +207,12 @@ def training_curve(
         alt.Chart(df)
         .mark_line(point=len(history) <= 30)
         .encode(
-            x=alt.X("epoch:Q", title="epoch", scale=alt.Scale(domain=[1, max(epochs, 2)])),
+            x=alt.X(
+                "epoch:Q",
+                title="epoch",
+                scale=alt.Scale(domain=[1, max(epochs, 2)]),
+                axis=alt.Axis(tickMinStep=1, format="d"),  # whole epochs: no 0.5 ticks
+            ),
             y=alt.Y(
                 f"{metric}:Q",
                 title="cross-entropy loss" if metric == "loss" else "accuracy",

@@ -70,7 +70,7 @@ def streamlit_server(
     is called right after the process starts, before it is healthy (e.g. to put it into a cgroup). `port`: a
     fixed one (default: a free one); `env`: variables to set on top of this process's (None unsets one);
     `options`: more command-line options for `streamlit run` (e.g. `--global.maxCachedMessageAge`, `50`)."""
-    port = port or free_port()
+    port = port or int(os.environ.get("BILINEAR_LAB_TEST_PORT", "0")) or free_port()  # developers' own ports
     base = {**os.environ, "BILINEAR_LAB_MODEL_STORE": model_store or str(log_path.parent / f"model-store-{port}")}
     changes = env or {}
     env = {k: v for k, v in {**base, **changes}.items() if v is not None}

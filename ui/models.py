@@ -11,6 +11,7 @@ the URL: a reload, which starts a new session, finds the model again with `resto
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -27,7 +28,7 @@ from core.train import EpochMetrics
 from render import figures
 from server.jobs import TrainingJob, estimate_seconds
 from ui import resources
-from ui.state import JOB_KEY, TOKEN_KEY, Unavailable, config_from_widgets, notify, training_widgets
+from ui.state import JOB_KEY, TOKEN_KEY, Unavailable, config_from_widgets, notify, quick_config, training_widgets
 
 log = logging.getLogger("bilinear_eigen_lab")
 REJECTED_KEY = "_uploads_rejected"  # not a widget: how many files the sidebar uploader refused
@@ -211,6 +212,8 @@ def train_or_load(config: Config, again: bool = False) -> None:
     if existing is not None:
         if previous is not None:
             _leave(previous)
+        if existing.history and st.session_state.get("active") is not existing:  # its curves, replayed
+            st.session_state[REPLAY_KEY] = (existing.model_id, time.monotonic())
         set_active(existing)
         notify(
             "success",
@@ -223,6 +226,32 @@ def train_or_load(config: Config, again: bool = False) -> None:
     if previous is not None and previous is not job:  # one run per student: the new one replaces it
         _leave(previous)
     st.session_state[JOB_KEY] = job
+
+
+REPLAY_KEY = "_replay"  # (model id, monotonic start): the curves of a model someone trained before, replayed once
+REPLAY_SECONDS = 4.0  # a replay's length, whatever the run's
+
+
+def replayed_epochs(trained: TrainedModel) -> int | None:
+    """How many of the model's epochs its replay shows now (a student who pressed Train for settings the server
+    already had sees the run's curves drawn as if it trained); None when no replay of it is running."""
+    kept = st.session_state.get(REPLAY_KEY)
+    if kept is None or kept[0] != trained.model_id:
+        return None
+    n = len(trained.history)
+    shown = 1 + int((time.monotonic() - kept[1]) / REPLAY_SECONDS * n)
+    if shown >= n:
+        del st.session_state[REPLAY_KEY]
+        return None
+    return shown
+
+
+def train_quick() -> None:
+    """The Train button at the default settings: the quick preset with the student's labels (the Train page's
+    settings then show the preset, so they describe the run)."""
+    config = quick_config()
+    st.session_state.update(training_widgets(config))
+    train_or_load(config)
 
 
 def follow(job: TrainingJob) -> bool:

@@ -263,6 +263,14 @@ def eigen(model_id: str, _trained: TrainedModel, direction: Direction, view: Vie
     return decompose(_trained.model, direction, view)
 
 
+def digit_of(index: int) -> int | None:
+    """The digit MNIST training image `index` shows (None where MNIST is missing on this server)."""
+    try:
+        return int(mnist().train_y[index])
+    except (Unavailable, IndexError):
+        return None
+
+
 def top(trained: TrainedModel, direction: Direction, view: View) -> TopEigenvector:
     """The direction's top eigenvector as an image, with its |cos| to the model's target."""
     return top_eigenvector(

@@ -105,6 +105,20 @@ def training_widgets(config: Config) -> dict[str, Any]:
     return values
 
 
+def training_changed() -> bool:
+    """Has the student changed a Train page setting from its default (the paper's, the pretrained model's)?"""
+    defaults = training_widgets(DEFAULTS)
+    return any(st.session_state.get(name, value) != value for name, value in defaults.items())
+
+
+def quick_config() -> Config:
+    """The quick classroom preset (core.config.PRESETS) with this student's labels: what Train trains by default."""
+    return preset("quick").replace(**{name: getattr(label_config(), name) for name in LABEL_FIELDS})
+
+
+LABEL_FIELDS = ("target_index", "threshold", "include_inverse")  # what the Label page sets (and the URL carries)
+
+
 def preset_widgets(name: str) -> dict[str, Any]:
     """The Train page's widget values for a named preset (core.config.PRESETS)."""
     return training_widgets(preset(name))
@@ -118,10 +132,12 @@ def label_config() -> Config:
     )
 
 
-def describe_labels(config: Config) -> str:
-    """'target #6, threshold 0.40, inverse counted' (one line, markdown)."""
+def describe_labels(config: Config, digit: int | None = None) -> str:
+    """'target image #6 (a 1), threshold 0.40, inverse counted' (one line, markdown): the image's number never
+    reads as the digit it shows; `digit`, the digit it shows, when the caller has MNIST at hand."""
     inverse = "inverse counted" if config.include_inverse else "inverse ignored"
-    return f"target #{config.target_index}, threshold {config.threshold:.2f}, {inverse}"
+    shows = f" (a {digit})" if digit is not None else ""
+    return f"target image #{config.target_index}{shows}, threshold {config.threshold:.2f}, {inverse}"
 
 
 def describe_training(config: Config) -> str:

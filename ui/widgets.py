@@ -8,6 +8,7 @@ import contextlib
 import inspect
 import json
 import threading
+import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -24,13 +25,44 @@ if TYPE_CHECKING:
     from render.figures import Figure
 
 
-def page_intro(title: str, icon: str, what_and_why: str, formula: str | None = None) -> None:
-    """Title, two sentences on what this step does and why, its formula, and any queued messages."""
+def page_intro(title: str, icon: str, what_and_why: str, formula: str | None = None, lead: str = "") -> None:
+    """Title, the page's lead (a sentence or two, visible), and what this step does and why with its formula in a
+    closed "Why?" expander (`why`); then any queued messages. Without a lead, `what_and_why` is the lead."""
     st.title(title, icon=icon)
-    st.markdown(what_and_why)
-    if formula:
-        st.latex(formula)
+    if lead:
+        st.markdown(lead)
+        why(what_and_why, formula, key=f"why_{title}")
+    else:
+        st.markdown(what_and_why)
+        if formula:
+            latex(formula)
     state.show_notices()
+
+
+def why(text: str, formula: str | None = None, key: str | None = None, label: str = "Why?") -> None:
+    """The derivation or caveat behind what a page shows, closed until a student asks (issue 24: a page a minute)."""
+    with st.expander(label, icon=":material/help:", key=key):
+        st.markdown(text)
+        if formula:
+            latex(formula)
+
+
+def latex(formula: str) -> None:
+    """A display formula that fits its column: typeset inline (KaTeX may break a line after a relation or an
+    operator) in display style, its parts (split at \\qquad) separated by spaces a line may also break at, and
+    scaled down with its column (FORMULA_STYLE). st.latex's display box never wraps: 533-1,045 px formulas were cut
+    off in 358-846 px columns on a phone and in projector mode."""
+    parts = [part.strip() for part in formula.split(r"\qquad") if part.strip()]
+    with st.container(key=f"formula_{zlib.crc32(formula.encode()):08x}"):  # one key per formula: a page shows each once
+        st.markdown(" \u2003 ".join(f"$\\displaystyle {part}$" for part in parts))
+
+
+def next_step(page: str, label: str, icon: str, why_go: str = "") -> None:
+    """Where to go from here: a page link (and a short reason) at the foot of every page."""
+    with st.container(horizontal=True, vertical_alignment="center", key="next_step"):
+        st.page_link(page, label=label, icon=icon)
+        if why_go:
+            st.caption(why_go)
 
 
 def badge_style(trained: Any) -> tuple[str, str, str]:
@@ -59,6 +91,7 @@ def model_badge(note: str = "", needs_model: bool = True) -> None:
     Without any model (ui.models.NoModel), a page that needs one stops here (the entry file shows
     the message instead of the page); the others (Home, Label, Train) show the message and go on.
     """
+    from ui import resources  # torch: after the page's text (cold start)
     from ui.models import NoModel, active  # ui.models loads altair and pandas: after the page's text (cold start)
 
     try:
@@ -74,7 +107,7 @@ def model_badge(note: str = "", needs_model: bool = True) -> None:
     with st.container(border=True):
         st.badge(label, icon=icon, color=color)
         st.caption(
-            f"Labels: {state.describe_labels(config)}{accuracy}  \n"
+            f"Labels: {state.describe_labels(config, resources.digit_of(config.target_index))}{accuracy}  \n"
             f"Training: {state.describe_training(config)}" + (f"  \n{note}" if note else "")
         )
 
@@ -464,6 +497,37 @@ def downloads(key: str, figures: Sequence[Figure]) -> None:
                     )
 
 
+# Every term a page uses, defined once: the glossary on Home, and the tooltips (`term`) where a page first uses one.
+TERMS = {
+    "target": "The MNIST training image the labels are built from. The model never sees it.",
+    "threshold τ": "An image is labelled true when its cosine similarity with the target is above τ.",
+    "True − False": "The model's output logit(true) − logit(false): positive means it says true.",
+    "interaction matrix": "The matrix B with output = x̃ᵀ W_e′ᵀ B W_e′ x̃, built from the weights alone.",
+    "eigenvector": "A direction v with B v = λ v; drawn through the embedding, a 28×28 image. Top: largest λ.",
+    "eigenvalue λ": "How strongly the output responds to its eigenvector: + pushes the output up, − down.",
+    "bias-augmented": "The inputs get a constant 1 appended, so the biases become ordinary weights: B is then "
+    "exactly the model.",
+    "bias-free block": "B without the row and column of that constant 1: the quadratic part of the model alone.",
+    "constant coordinate": "The appended 1; the biases live in its row and column of B.",
+    "linear term": "What the biases add to the output: 2 · b · h, one weight per pixel (b = B[:-1, -1]).",
+    "centred target": "The target minus its mean pixel, so that a uniform background does not count as a match.",
+    "|cos|": "The absolute cosine between an eigenvector and the centred target: 1 the same pattern, 0 unrelated "
+    "(the sign of an eigenvector is arbitrary).",
+    "round-off bound": "The error a float64 computation can make by rounding alone: a check below it is exact.",
+    "AdamW": "The optimiser: Adam's adaptive steps, with weight decay applied to the weights directly.",
+    "weight decay": "Shrinks every weight a little at each step, so the model keeps only what it needs.",
+    "cosine schedule": "The learning rate falls from its start to zero along half a cosine over the run.",
+    "d_hidden": "The number of hidden units (the width of the bilinear layer).",
+    "safetensors": "A file format for weights that holds numbers only, never code: safe to load from anyone.",
+}
+GLOSSARY = "\n".join(f"- **{word}**: {meaning}" for word, meaning in TERMS.items())
+
+
+def terms(*words: str) -> str:
+    """The definitions of `words` (keys of TERMS), as a tooltip's text for the element that first uses them."""
+    return "  \n".join(f"**{word}**: {TERMS[word]}" for word in words)
+
+
 DIVERGING = "red negative, white zero, blue positive"  # how every eigenvector image is coloured (alt texts)
 
 
@@ -555,21 +619,50 @@ STYLE = """
 .katex-display { overflow: visible !important; }
 pre { white-space: pre-wrap !important; overflow: visible !important; overflow-wrap: anywhere; }
 [data-testid="stImage"] img[style*="px"] { image-rendering: pixelated; }
+[data-testid="stImageContainer"] { max-width: 100%; }
+[data-testid="stImage"] img { max-width: 100% !important; height: auto; }
+[data-testid="stMainBlockContainer"] { padding-top: 3.5rem; }
+[data-testid="stButtonGroup"] div { flex-wrap: wrap; }
+[class*="st-key-formula_"] { container-type: inline-size; text-align: center; }
+[class*="st-key-formula_"] .katex { font-size: min(1.15em, 4cqi); }
 """
-# The last rule: an image given a width in pixels is a 28×28 pixel figure sent at one PNG pixel per MNIST pixel
+# (Images and formulas never grow past their column: a 448 px image in a 238 px projector column covered the chart
+# beside it; `latex` formulas scale with their column's width, a container query.)
+# The pixelated rule: an image given a width in pixels is a 28×28 pixel figure sent at one PNG pixel per MNIST pixel
 # (render.figures.Figure.screen_png), which the browser scales up with nearest neighbours, as render.charts would. A
 # heatmap is shown at its own size (`width="content"`, a width in %), so the rule leaves it alone.
 # Projector mode: larger type everywhere (Streamlit sizes text in rem), for the back row.
 PROJECTOR_STYLE = """
 html { font-size: 22px !important; }
+[data-testid="stMainBlockContainer"] { padding-top: 2.75rem; }
 """
 PROJECTOR_SCALE = 2  # images twice as large: a 28×28 eigenvector at 8 screen pixels per pixel or more
+
+
+# On a phone the sidebar covers 300 of 390 px and Streamlit leaves it open after a tap on a page link: close it
+# as a tap on its own close button would (installed once per browser tab; narrow screens only).
+CLOSE_SIDEBAR_JS = """
+if (!window.__closeSidebarAfterNavigation) {
+  window.__closeSidebarAfterNavigation = true;
+  document.addEventListener('click', (event) => {
+    if (window.innerWidth >= 768) return;
+    const link = event.target.closest('[data-testid="stSidebar"] a[href]');
+    if (!link) return;
+    setTimeout(() => {
+      const close = document.querySelector('[data-testid="stSidebarCollapseButton"] button');
+      const sidebar = document.querySelector('[data-testid="stSidebar"]');
+      if (close && sidebar && sidebar.getAttribute('aria-expanded') !== 'false') close.click();
+    }, 50);
+  }, true);
+}
+"""
 
 
 def styles() -> None:
     """The app's style sheet (contrast fixes, and projector mode when on), once per script run."""
     css = STYLE + (PROJECTOR_STYLE if st.session_state.get("projector") else "")
     st.html(f"<style>{css}</style>")
+    st.sidebar.html(f"<script>{CLOSE_SIDEBAR_JS}</script>", unsafe_allow_javascript=True)  # no gap in the page
 
 
 def projector_toggle() -> None:

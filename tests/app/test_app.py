@@ -117,7 +117,8 @@ def assert_clean(at: AppTest) -> None:
 def test_every_page_renders_with_its_widgets(page):
     at = open_page(page)
     assert_clean(at)
-    assert at.title and at.latex, "every page opens with a title and a formula"
+    assert at.title, "every page opens with a title"
+    assert page == HOME or any(e.label == "Why?" for e in at.expander), "its derivation waits in a Why? expander"
     assert "Pretrained seed checkpoint" in badge(at)
     assert any(e.label == "Show the code this page ran" for e in at.expander)
     assert not [c for c in at.code if "def " in c.value] or page == "app_pages/tensor.py", "closed: no code sent"
@@ -285,17 +286,24 @@ def test_eigenvectors_page_shows_images_for_each_direction(direction):
     rows = [image for image in at.image if len(image.value) > 1]
     assert [len(image.value) for image in rows] == [k, k], "top-k positive and negative eigenvectors"
     singles = [image.captions[0] for image in at.image if len(image.value) == 1]
-    assert len(singles) == 5 + 2 * (direction == "true"), (
-        "target, both tops, linear term (+ class 1's pair), the browsed eigenvector"
+    headline = direction == "true_minus_false"  # the punchline shows its bias-free top: the section does not repeat it
+    assert singles[0] == "Target: image #6 (a 1)" and singles[1].startswith("Top eigenvector · λ"), "punchline first"
+    assert len(singles) == 2 + (2 if headline else 3) + 2 * (direction == "true") + 1, (
+        "the punchline (target, headline top), the section's tops and linear term (+ class 1's pair), the browsed one"
     )
     assert singles[-1].startswith("Eigenvector #0 of the bias-free block"), "browsing: an image with a colour bar"
     assert len(at.get("vega_lite_chart")) == 2, "two spectrum panels"
     seed = resources.seed_model()
     target = resources.mnist().train_x[seed.config.target_index]
     text = " ".join(m.value for m in at.markdown)
-    for view, caption in (("bias_free", singles[1]), ("augmented", singles[2])):
+    for view, where in (("bias_free", "Top of the bias-free block"), ("augmented", "Top of the bias-augmented B")):
         exact = top_eigenvector(decompose(seed.model, direction, view), target).cos
-        assert caption.endswith(f"|cos| {exact:.2f}"), view
+        caption = next((c for c in singles if c.startswith(where)), None)
+        if caption is None:  # the punchline's image: its number is in the verdict
+            assert headline and view == "bias_free", f"{view}: no image"
+            assert f"|cos| **{exact:.2f}**" in text, "the verdict quotes the headline's number"
+        else:
+            assert caption.endswith(f"|cos| {exact:.2f}"), view
         assert f"|cos| {exact:.2f}" in text, f"{view}: the finding quotes the number under the image"
         if direction == "true_minus_false":
             assert exact > 0.8, "Figure 6: the top True − False eigenvector is the target (0.85-0.92 for the seed)"
@@ -361,3 +369,14 @@ def test_each_models_decomposition_is_computed_once_for_the_server(monkeypatch):
     for page in ("app_pages/eigenvectors.py", "app_pages/explain.py", "app_pages/eigenvectors.py"):
         assert_clean(open_page(page))  # a new session each time, as another student
     assert sorted(calls) == [("true_minus_false", "augmented"), ("true_minus_false", "bias_free")]
+
+
+def test_train_trains_the_quick_preset_until_a_setting_changes():
+    """Issue 24: the classroom path is the default. At the paper's settings (the pretrained model's) the primary
+    button trains the quick preset and says how long; once the student changes a setting it trains those."""
+    at = open_page("app_pages/train.py")
+    label = at.button(key="train_button").label
+    assert "quick preset" in label and " s)" in label, label
+    at.slider(key="weight_decay").set_value(2.5).run()
+    label = at.button(key="train_button").label
+    assert "quick preset" not in label and label.startswith("Train ("), label

@@ -75,7 +75,7 @@ def test_a_student_model_is_off_the_grid_until_asked():
     seed = resources.seed_model()
     at.session_state["active"] = TrainedModel(seed.model, seed.config.replace(seed=3), seed.history, "trained")
     at.run()
-    assert any("not one of the precomputed ones" in c.value for c in at.caption)
+    assert any(e.label == "Instant models: show a precomputed one" for e in at.expander), "sliders folded away"
     at.button(key="grid_show").click().run()
     assert_clean(at)
     assert at.session_state["active"].config == grid_config(0.4, 1.0), "the sliders' point: the seed's config"
