@@ -309,20 +309,23 @@ with compare_tab:
             grid_labels,
             colours="digit",
         )
+
+        def spread(row, view_name: str) -> str:
+            """The concentration (bias-free) or the biases' size (augmented), for a title and its alt text."""
+            if view_name == "bias_free":
+                return f"λ₀ {row[3].top_share:.0%} of Σλ² · {row[3].n_90} for 90 %"
+            return f"|b| {row[3].b_norm:.2f}"
+
         for view_name, pick in (("bias_free", 2), ("augmented", 1)):
             row_figures = [
                 figures.pixels(
                     row[pick].image,
                     f"top_eigenvector_{view_name}_true_minus_false",
-                    f"weight decay {row[0].config.weight_decay:g} · |cos| {row[pick].cos:.2f}"
-                    + (
-                        f" · λ₀ {row[3].top_share:.0%} of Σλ² · {row[3].n_90} for 90 %"
-                        if view_name == "bias_free"
-                        else f" · |b| {row[3].b_norm:.2f}"
-                    ),
+                    f"weight decay {row[0].config.weight_decay:g} · |cos| {row[pick].cos:.2f} · "
+                    f"{spread(row, view_name)}",
                     f"Top True − False eigenvector of the {VIEWS[view_name].label.lower()}, precomputed model with "
                     f"weight decay {row[0].config.weight_decay:g} ({widgets.DIVERGING}): |cos| with the target "
-                    f"{row[pick].cos:.2f}",
+                    f"{row[pick].cos:.2f}, {spread(row, view_name)}",
                     figures.Settings.of(row[0]),
                 )
                 for row in shown

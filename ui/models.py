@@ -222,6 +222,7 @@ def train_or_load(config: Config, again: bool = False) -> None:
             else "Loaded the model trained earlier with exactly these settings.",
         )
         return
+    st.session_state.pop(REPLAY_KEY, None)  # a real run draws its own curves, live
     job = resources.training_pool().submit(config, resources.splits(config), session_token())
     if previous is not None and previous is not job:  # one run per student: the new one replaces it
         _leave(previous)
