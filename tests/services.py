@@ -2,8 +2,8 @@
 
 PostgreSQL comes from Debian's `postgresql` package (`make services` installs it as root); initdb refuses
 to run as root, so as root the cluster is made and run by the `postgres` user. moto's server mode comes
-from requirements-dev.txt. Each binds 127.0.0.1 on a fixed port (PG_PORT, S3_PORT; the environment may
-override them), lives in a fresh directory and is stopped, and its directory removed, on exit.
+from requirements-dev.txt. Each binds 127.0.0.1 on a port the kernel picks (PG_PORT, S3_PORT; the environment
+may name them), lives in a fresh directory and is stopped, and its directory removed, on exit.
 """
 
 from __future__ import annotations
@@ -20,8 +20,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 PG_BIN = Path(os.environ.get("BILINEAR_LAB_PG_BIN", "/usr/lib/postgresql/15/bin"))
-PG_PORT = int(os.environ.get("BILINEAR_LAB_TEST_PG_PORT", "8715"))
-S3_PORT = int(os.environ.get("BILINEAR_LAB_TEST_S3_PORT", "8716"))
+
+
+def port_from(variable: str) -> int:
+    """The port the environment names, or a free one the kernel picks: two test runs on one machine (a
+    developer's and another's, or CI beside a session) never meet on a fixed port."""
+    if os.environ.get(variable):
+        return int(os.environ[variable])
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+PG_PORT = port_from("BILINEAR_LAB_TEST_PG_PORT")
+S3_PORT = port_from("BILINEAR_LAB_TEST_S3_PORT")
 BUCKET = "bilinear-lab-test"
 
 

@@ -22,10 +22,10 @@ from core.lesson import STEPS, Vote
 from server import room as room_module
 from server.jobs import TrainingPool
 from server.room import CLAIM_STALE_SECONDS, POLL_SECONDS, RETRY_SECONDS, Room, voter_key
-from tests.services import postgres, postgres_available
+from tests.services import port_from, postgres, postgres_available
 from tests.unit.test_jobs import EPOCHS, Trainers, config
 
-UNIT_PG_PORT = int(os.environ.get("BILINEAR_LAB_TEST_UNIT_PG_PORT", "8717"))  # the browser test uses PG_PORT
+UNIT_PG_PORT = port_from("BILINEAR_LAB_TEST_UNIT_PG_PORT")  # the browser test uses PG_PORT
 CLOSED_PORT = int(os.environ.get("BILINEAR_LAB_TEST_CLOSED_PORT", "8719"))  # nothing listens there
 A, B = "a0a0a0a0a0a0", "b1b1b1b1b1b1"
 

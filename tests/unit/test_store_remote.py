@@ -10,9 +10,9 @@ import pytest
 
 from core import store as store_module
 from core.store import StoreUnavailable, open_store
-from tests.services import BUCKET, s3
+from tests.services import BUCKET, port_from, s3
 
-UNIT_S3_PORT = int(os.environ.get("BILINEAR_LAB_TEST_UNIT_S3_PORT", "8718"))  # the browser test uses S3_PORT
+UNIT_S3_PORT = port_from("BILINEAR_LAB_TEST_UNIT_S3_PORT")  # the browser test uses S3_PORT
 CLOSED_PORT = int(os.environ.get("BILINEAR_LAB_TEST_CLOSED_PORT", "8719"))  # nothing listens there
 A, B = "a0a0a0a0a0a0", "b1b1b1b1b1b1"
 
