@@ -15,6 +15,7 @@ from typing import Any
 
 import streamlit as st
 import torch
+from streamlit.runtime import Runtime
 
 from core.checkpoint import CheckpointError, load_checkpoint
 from core.config import Config
@@ -29,8 +30,10 @@ from core.tensor import Direction
 from core.train import train
 from core.truncation import TruncationCurves, truncation_curves
 from render.figures import ExportCache, Figure, heatmap_png
-from server.jobs import NICE, TrainingPool
-from server.registry import ModelRegistry, ModelSlots
+from server.budget import BytesLRU
+from server.jobs import DEFAULT_MAX_SECONDS, NICE, TrainingPool
+from server.registry import Bounds, ModelRegistry, ModelSlots
+from server.sessions import Sessions
 from ui.state import Unavailable
 
 SEED_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "seed-default.safetensors"
@@ -96,28 +99,58 @@ def model_store() -> ModelStore:
     return ModelStore(url, max_bytes=int(os.environ.get("BILINEAR_LAB_MODEL_STORE_MB", "512")) * 2**20)
 
 
+def _tab_open(session_id: str) -> bool:
+    """Whether a Streamlit session still has its websocket (False within a moment of its tab closing)."""
+    return not Runtime.exists() or Runtime.instance().is_active_session(session_id)
+
+
+@st.cache_resource
+def sessions() -> Sessions:
+    """Which sessions' tabs are open and which model each shows (server.sessions), one per server."""
+    return Sessions(_tab_open)
+
+
+@st.cache_resource
+def bounds() -> Bounds:
+    """What the model stores keep (server.eviction): BILINEAR_LAB_MODELS_PER_STUDENT models per session, never
+    one in use (ui.board adds the teacher's pin)."""
+    return Bounds(sessions().in_use, per_owner=int(os.environ.get("BILINEAR_LAB_MODELS_PER_STUDENT", "3")))
+
+
 @st.cache_resource
 def registry() -> ModelRegistry:
     """The server-wide registry of trained models: the shipped checkpoint, and the precomputed grid
     (loaded on first request, so a grid slider or an on-grid Train click is instant)."""
     lazy_ids = {config_id(grid_config(t, wd)): grid_config(t, wd) for t, wd in grid_points()}
-    return ModelRegistry(seed_model_or_none(), loader=load_grid_model, lazy_ids=lazy_ids, store=model_store())
+    return ModelRegistry(
+        seed_model_or_none(), loader=load_grid_model, lazy_ids=lazy_ids, store=model_store(), bounds=bounds()
+    )
 
 
 @st.cache_resource
 def training_pool() -> TrainingPool:
-    """The server's trainings: at most one per core at once (BILINEAR_LAB_TRAINING_WORKERS), the rest queued;
-    a lone training uses every core (BILINEAR_LAB_TRAINING_THREADS_ALONE)."""
+    """The server's trainings: at most one per core at once (BILINEAR_LAB_TRAINING_WORKERS), the rest queued
+    fairly; a lone training uses every core (BILINEAR_LAB_TRAINING_THREADS_ALONE); a run's estimate at most
+    BILINEAR_LAB_MAX_RUN_SECONDS (the teacher changes it on the board); a run whose tabs all closed stops."""
     workers = int(os.environ.get("BILINEAR_LAB_TRAINING_WORKERS", "0")) or None
     nice = int(os.environ.get("BILINEAR_LAB_TRAINING_NICE", str(NICE)))
     threads_alone = int(os.environ.get("BILINEAR_LAB_TRAINING_THREADS_ALONE", "0")) or None
-    return TrainingPool(train, registry().add, workers=workers, nice=nice, threads_alone=threads_alone)
+    cap = float(os.environ.get("BILINEAR_LAB_MAX_RUN_SECONDS", str(DEFAULT_MAX_SECONDS)))
+    return TrainingPool(
+        train,
+        registry().add,
+        workers=workers,
+        nice=nice,
+        threads_alone=threads_alone,
+        max_seconds=cap,
+        connected=sessions().connected,
+    )
 
 
 @st.cache_resource
 def slots() -> ModelSlots:
     """The server-wide store of stopped runs and uploaded models, by id."""
-    return ModelSlots(store=model_store())
+    return ModelSlots(store=model_store(), bounds=bounds())
 
 
 def find_model(model_id: str) -> TrainedModel | None:
@@ -191,14 +224,16 @@ def truncation(model_id: str, _trained: TrainedModel) -> TruncationCurves:
     return truncation_curves(_trained.model, mnist().test_x, labels(_trained.config)[1])
 
 
-@st.cache_resource(max_entries=128, show_spinner=False)
-def eigen(model_id: str, _trained: TrainedModel, direction: Direction, view: View) -> Eigen:
-    """core.eigen.decompose, once per model, direction and view for the whole server (~0.4 MB at H = 64).
+@st.cache_resource
+def eigen_cache() -> BytesLRU[Eigen]:
+    """The server's eigendecompositions, least recently used dropped past BILINEAR_LAB_EIGEN_CACHE_MB (default
+    256): 0.4 MB each at H = 64, 23 MB at H = 1024, so a count of entries bounds nothing (server.budget)."""
+    return BytesLRU(int(os.environ.get("BILINEAR_LAB_EIGEN_CACHE_MB", "256")) * 2**20, lambda e: e.n_bytes)
 
-    `view` has no default on purpose: st.cache_resource keys on the arguments as passed, so a default
-    left out in one call and spelt out in another would compute the same decomposition twice.
-    """
-    return decompose(_trained.model, direction, view)
+
+def eigen(model_id: str, _trained: TrainedModel, direction: Direction, view: View) -> Eigen:
+    """core.eigen.decompose, once per model, direction and view for the whole server (within a byte budget)."""
+    return eigen_cache().get((model_id, direction, view), lambda: decompose(_trained.model, direction, view))
 
 
 def top(trained: TrainedModel, direction: Direction, view: View) -> TopEigenvector:

@@ -197,7 +197,7 @@ def test_each_models_top_eigenvector_is_computed_once_for_the_server(monkeypatch
     calls = []
     real = resources.decompose
     monkeypatch.setattr(resources, "decompose", lambda model, *args: calls.append(args) or real(model, *args))
-    resources.eigen.clear()
+    resources.eigen_cache().clear()
     resources.board_top.clear()
     for _ in range(2):  # two students, each opening the board and rerunning it
         at = open_page(BOARD)
