@@ -187,7 +187,7 @@ class ModelRegistry:
                 config = self._ids.pop(model_id)
                 del self._models[config]
                 self._added.pop(config, None)
-            self._revision += bool(dropped.all)
+            self._revision += bool(dropped.all) and existing is not trained  # an arrival already counted a change
             keep = self._bounds.keep(held, protected)
         if existing is trained:
             save(self._store, trained, keep)
