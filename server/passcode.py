@@ -65,7 +65,7 @@ class GuessLimiter:
     def _forget(self, now: float) -> None:
         """Under the lock: drop the guesses older than the window (and sessions with none left)."""
         for times in (*self._wrong.values(), self._all):
-            while times and now - times[0] > self.window:
+            while times and now - times[0] >= self.window:
                 times.popleft()
         self._wrong = {s: t for s, t in self._wrong.items() if t}
         self._until = {s: t for s, t in self._until.items() if t > now}
