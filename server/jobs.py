@@ -531,13 +531,15 @@ class TrainingPool:
         now = time.monotonic()
         return sorted(self._queue, key=lambda j: (self._usage(j.trained_by, now), j.queued_at))
 
-    def _long(self, job: TrainingJob) -> bool:
-        return self.workers > 1 and self.estimate(job.config) > EXPRESS_SECONDS
+    def is_long(self, job: TrainingJob) -> bool:
+        """A long run (estimated past EXPRESS_SECONDS on RATES, whatever this server's speed): it never takes
+        the last free trainer."""
+        return self.workers > 1 and estimate_seconds(job.config) > EXPRESS_SECONDS
 
     def _next(self) -> TrainingJob | None:
         """Under the lock: the job a free worker starts now, if any (long runs never take the last trainer)."""
-        long_running = sum(self._long(j) for j in self._jobs.values() if j.state == "running")
-        return next((j for j in self._order() if not self._long(j) or long_running < self.workers - 1), None)
+        long_running = sum(self.is_long(j) for j in self._jobs.values() if j.state == "running")
+        return next((j for j in self._order() if not self.is_long(j) or long_running < self.workers - 1), None)
 
     def position(self, job: TrainingJob) -> int:
         """1 for the next job to start, 2 after it...; 0 when not queued."""
@@ -555,9 +557,9 @@ class TrainingPool:
         factor = self.speed.factor
         # Greedy list scheduling: each job starts on the worker that frees up first; a short job has its
         # express lane, so only the short runs ahead of it and one trainer's running job delay it.
-        if not self._long(job) and self.workers > 1:
-            ahead = [j for j in ahead if not self._long(j)]
-            running = [j for j in running if not self._long(j)] or running[:0]
+        if not self.is_long(job) and self.workers > 1:
+            ahead = [j for j in ahead if not self.is_long(j)]
+            running = [j for j in running if not self.is_long(j)] or running[:0]
         free_at = sorted(j.seconds_left(factor) for j in running) + [0.0] * max(0, self.workers - len(running))
         for queued in ahead:
             free_at.sort()

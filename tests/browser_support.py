@@ -65,7 +65,7 @@ def streamlit_server(
     its log): a server here is a new server, and another test's models must not turn its trainings
     into loads; a restart benchmark passes the same store to the second server. `on_start(process)`
     is called right after the process starts, before it is healthy (e.g. to put it into a cgroup)."""
-    port = free_port()
+    port = int(os.environ.get("BILINEAR_LAB_TEST_PORT", "0")) or free_port()  # a shared machine may assign ports
     env = {**os.environ, "BILINEAR_LAB_MODEL_STORE": model_store or str(log_path.parent / f"model-store-{port}")}
     with open(log_path, "w") as log:
         process = subprocess.Popen(

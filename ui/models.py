@@ -367,10 +367,16 @@ def progress(job: TrainingJob) -> Progress:
     history, epochs = job.history, job.config.epochs
     if job.state == "queued":
         running, queued = pool.status()
+        lane = (
+            " A long run like yours leaves the last trainer to short runs, so one student's long runs never "
+            "hold up the class."
+            if pool.is_long(job) and running < pool.workers
+            else ""
+        )
         text = (
             f"Waiting for a free trainer: {running} run(s) are training on this server's {pool.workers} core(s); "
             f"yours is number {pool.position(job)} of {queued} in the queue and starts in about "
-            f"{pool.seconds_to_start(job):.0f} s."
+            f"{duration(pool.seconds_to_start(job))}.{lane}"
         )
         return Progress(history, epochs, text, queued=True)
     others = len(job.followers) - 1  # a snapshot: another session may join or leave meanwhile
