@@ -258,11 +258,15 @@ def train_or_load(config: Config, again: bool = False) -> None:
         )
         return
     pool = resources.training_pool()
+    refusal = too_long(config) if pool.find(config) is None else None  # joining a run costs nothing more
+    if refusal is not None:  # the page disables Train past the cap: a forged click, or the cap just changed
+        notify("error", refusal_text(refusal) + " Your current model is kept.")
+        return
     if previous is not None and previous is not pool.find(config):  # one run per student: the new one replaces it
         _leave(previous)
     try:
         job = pool.submit(config, resources.splits(config), session_token())
-    except TooLong as refusal:  # the page disables Train past the cap: a forged click, or the cap just changed
+    except TooLong as refusal:  # the cap changed between the check and the submit
         notify("error", refusal_text(refusal) + " Your current model is kept.")
         return
     except OneRunEach as refusal:  # this session still follows a run in flight (a race with its own Stop)

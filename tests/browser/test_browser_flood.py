@@ -93,7 +93,7 @@ def train_quick(page, url: str, seed: int) -> tuple[float, bool]:
     )
     start = time.monotonic()
     page.get_by_role("button", name="Train", exact=True).click()
-    expect(page.locator(MAIN).get_by_text("Training finished")).to_be_visible(timeout=TRAIN_WAIT)
+    expect(page.locator(MAIN).get_by_text("Training finished").first).to_be_visible(timeout=TRAIN_WAIT)
     seconds = time.monotonic() - start
     return seconds, page.evaluate("() => window.__queued")
 
