@@ -60,7 +60,11 @@ def server():
     saved = {key: os.environ.get(key) for key in SERVER_ENV}
     os.environ.update(SERVER_ENV)
     try:
-        with streamlit_server(ARTIFACTS / "streamlit.log") as (url, process), sync_playwright() as playwright:
+        store = ARTIFACTS / f"model-store-{time.time_ns()}"  # a new server's store: every run here is a training
+        with (
+            streamlit_server(ARTIFACTS / "streamlit.log", model_store=str(store)) as (url, process),
+            sync_playwright() as playwright,
+        ):
             browser = launch_chromium(playwright, NO_THROTTLING_ARGS)
             with RssSampler(process.pid, interval=0.5) as rss:
                 yield url, browser, rss
