@@ -24,8 +24,9 @@ sets it; `check` says which nearest settings fit), a session follows at most one
 followers all left (Stop, or a closed tab: `connected` says no for `grace` seconds) stops, the teacher can
 `cancel` any run, and the queue is fair: the next run is the one whose submitter trained least lately, and
 while `workers - 1` long runs train, the last trainer is kept for short ones (an express lane), so one
-student's long runs never hold every trainer. The speed estimate (`Speed`) is a cost model of steps,
-images and width, scaled by the median of what the last runs measured.
+student's long runs never hold every trainer; and while another session's short run trains, a long run
+waits between two batches, so the short one trains as fast as it would alone. The speed estimate
+(`Speed`) is a cost model of steps, images and width, scaled by the median of what the last runs measured.
 
 No Streamlit here: ui.models connects sessions to jobs, tests drive the pool directly.
 """
@@ -62,6 +63,7 @@ Trainer = Callable[[BilinearMLP, Splits, Config, Callable[[], bool]], Iterator[E
 NICE = 5
 DEFAULT_MAX_SECONDS = 120.0  # a run's estimated cost at most: two minutes of a lesson (the teacher can change it)
 EXPRESS_SECONDS = 30.0  # a run estimated longer is "long": it never takes the last free trainer
+PAUSE_POLL = 0.05  # seconds between a paused long run's looks at the short runs it waits for
 GRACE_SECONDS = 6.0  # a follower whose tab is gone this long has left (a reload reattaches well within it)
 
 
@@ -227,6 +229,7 @@ class TrainingJob:
         self.result: TrainedModel | None = None  # when finished: the server's model for this Config
         self.error = ""  # when failed: why, for the student
         self.cancelled = ""  # when stopped by the server, not a Stop: why ("the teacher stopped it", ...)
+        self.paused = False  # a long run waiting between two batches while another session's short run trains
         self.stop_requested = threading.Event()
         self.done = threading.Event()  # set once the job is finished, stopped or failed
         self.queued_at, self.started_at = time.monotonic(), 0.0
@@ -624,9 +627,17 @@ class TrainingPool:
                 self._end(job, state)
 
     def _alone(self, job: TrainingJob) -> bool:
-        """Nothing but `job` is running or queued."""
+        """Nothing but `job` is running or queued (a long run paused for a short one does not count)."""
         with self._lock:
-            return len(self._jobs) == 1 and self._jobs.get(job.config) is job
+            return all(j is job or (j.state == "running" and j.paused) for j in self._jobs.values())
+
+    def _short_one_running(self, job: TrainingJob) -> bool:
+        """Another session's short run is training (a long `job` then waits)."""
+        with self._lock:
+            return any(
+                j.state == "running" and j.trained_by != job.trained_by and not self.is_long(j)
+                for j in self._jobs.values()
+            )
 
     def _train(self, job: TrainingJob) -> JobState:
         config, threads = job.config, 0
@@ -634,6 +645,12 @@ class TrainingPool:
 
         def poll() -> bool:  # the trainer asks between batches: also fit its threads to the pool's load
             nonlocal threads
+            if self.is_long(job) and self._short_one_running(job):  # a classmate's quick run goes as if alone
+                job.paused = True
+                while self._short_one_running(job) and not job.stop_requested.is_set():
+                    time.sleep(PAUSE_POLL)
+                job.paused = False
+                choice.skip()  # the pause was not a batch
             wanted = choice.next(self._alone(job))
             if wanted != threads:
                 _use_threads(wanted, self._threads_default)

@@ -33,7 +33,7 @@ from server.jobs import (
 from server.passcode import GuessLimiter, remaining, weakness
 from server.registry import Bounds, ModelRegistry, ModelSlots
 from server.sessions import Sessions
-from tests.unit.test_jobs import EPOCHS, Trainers, config, wait_for
+from tests.unit.test_jobs import EPOCHS, Greedy, Trainers, config, wait_for
 
 FLOOD = Config(epochs=1000, d_hidden=1024, batch_size=1)  # the three tabs
 QUICK = preset("quick")
@@ -340,3 +340,20 @@ def test_a_short_passcode_draws_a_warning():
     assert "only 6 characters" in weakness("owl-42")
     assert weakness("three random words") is None
     assert remaining(100.2) == "1 min 40 s" and remaining(0.2) == "1 s"
+
+
+def test_a_long_run_waits_while_another_sessions_short_run_trains(trainers):
+    long_config = Config(d_hidden=1024, epochs=3, n_train=4096, n_test=100, batch_size=8, seed=30)
+    pool = TrainingPool(trainers, lambda trained: trained, workers=2, threads_alone=2, thread_choice=Greedy)
+    long_run = pool.submit(long_config, splits=None, follower="flooder")
+    assert trainers.has_started(30).wait(10)
+    quick = pool.submit(config(31), splits=None, follower="classmate")
+    assert trainers.has_started(31).wait(10)
+    assert wait_for(lambda: long_run.paused), "the long run waits between two batches"
+    polls = len(trainers.threads.get(30, []))
+    time.sleep(0.3)
+    assert len(trainers.threads.get(30, [])) == polls, "and runs no batch meanwhile"
+    assert wait_for(lambda: 2 in trainers.threads.get(31, [])), "the short run trains as if alone: every thread"
+    trainers.step(31, EPOCHS)
+    assert quick.done.wait(10)
+    assert wait_for(lambda: not long_run.paused and len(trainers.threads.get(30, [])) > polls), "then it goes on"
