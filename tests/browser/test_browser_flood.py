@@ -10,9 +10,9 @@ the runs on the board and cancels one; the student's browser closes, and the rem
 themselves within seconds (the board's list of runs empties).
 
 The server's RSS is sampled throughout and printed with every wait, for the issue's closing note. The
-teacher's cap is raised to 5 minutes for this server (an environment variable, as a teacher would set it
+teacher's cap is raised to 15 minutes for this server (an environment variable, as a teacher would set it
 on the board): a paper run is estimated at a minute on an idle machine and the shared machine may measure
-itself several times slower.
+itself five times slower (the quick preset took 28 s instead of 5 at a load average of 30).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ PASSCODE = "flood-test-teacher-passcode"
 QUICK = "/train?epochs=8&wd=3.3&lr=0.004&batch=1024&seed={seed}"  # core.config.PRESETS["quick"], full MNIST
 FLOOD = "/train?epochs=1000&width=1024&batch=1&seed={seed}"  # the issue's link: about 70 days here
 LONG = "/train?seed={seed}"  # the paper's settings: 100 epochs of full MNIST, a long run under the cap
-SERVER_ENV = {"BILINEAR_LAB_MAX_RUN_SECONDS": "300", "BILINEAR_LAB_TEACHER_PASSCODE": PASSCODE}
+SERVER_ENV = {"BILINEAR_LAB_MAX_RUN_SECONDS": "900", "BILINEAR_LAB_TEACHER_PASSCODE": PASSCODE}
 
 
 @pytest.fixture(scope="module")
