@@ -32,6 +32,7 @@ from tests.browser_support import (
     ROOT,
     RssSampler,
     error_texts,
+    go_to,
     launch_chromium,
     require_chromium,
     streamlit_server,
@@ -155,8 +156,9 @@ def test_one_students_three_tabs_cannot_stall_the_classmate(server):
     )
     assert during <= 2 * alone, f"the classmate's quick preset took {during:.1f} s, alone {alone:.1f} s"
 
-    classmate.goto(f"{url}/class_board")
+    go_to(classmate, "Class board", timeout=WAIT / 1000)  # the same session: its model is the one just trained
     expect(classmate.locator(MAIN).get_by_text("Your active model")).to_be_visible()
+    assert quick_id in classmate.url
     wait_idle(classmate, WAIT / 1000)
     classmate.screenshot(path=ARTIFACTS / "4_classmate_board.png")
     assert error_texts(classmate) == []
