@@ -420,6 +420,7 @@ class TrainingPool:
         connected: Callable[[str], bool] | None = None,
         grace: float = GRACE_SECONDS,
         speed: Speed | None = None,
+        owner: Callable[[str], str] = str,
     ) -> None:
         self._trainer, self._publish = trainer, publish  # publish: e.g. the registry's add
         self.workers = max(1, workers or os.cpu_count() or 1)
@@ -439,7 +440,8 @@ class TrainingPool:
         self._connected, self._grace = connected, grace
         self._absent: dict[tuple[int, str], float] = {}  # (job, follower) -> when first seen gone
         self._sweeper: threading.Thread | None = None
-        self._used: dict[str, tuple[float, float]] = {}  # submitter -> (training seconds, when), decaying
+        self._used: dict[str, tuple[float, float]] = {}  # owner -> (training seconds, when), decaying
+        self._owner = owner  # a submitter's token -> whose turn it is in the fair queue (their browser)
 
     # --- what sessions call -----------------------------------------------------------------
 
@@ -526,13 +528,15 @@ class TrainingPool:
     def _usage(self, owner: str, now: float) -> float:
         """Under the lock: `owner`'s training seconds lately, its running jobs' included."""
         return self._used_before(owner, now) + sum(
-            now - j.started_at for j in self._jobs.values() if j.state == "running" and j.trained_by == owner
+            now - j.started_at
+            for j in self._jobs.values()
+            if j.state == "running" and self._owner(j.trained_by) == owner
         )
 
     def _order(self) -> list[TrainingJob]:
         """Under the lock: the queue in the order its jobs start (who trained least lately first)."""
         now = time.monotonic()
-        return sorted(self._queue, key=lambda j: (self._usage(j.trained_by, now), j.queued_at))
+        return sorted(self._queue, key=lambda j: (self._usage(self._owner(j.trained_by), now), j.queued_at))
 
     def is_long(self, job: TrainingJob) -> bool:
         """A long run (estimated past EXPRESS_SECONDS on RATES, whatever this server's speed): it never takes
@@ -607,7 +611,8 @@ class TrainingPool:
         """Under the lock: the job is over; the next session asking for its Config starts afresh."""
         if job.state == "running":  # what its submitter used, for the fair queue
             now = time.monotonic()
-            self._used[job.trained_by] = (self._used_before(job.trained_by, now) + now - job.started_at, now)
+            owner = self._owner(job.trained_by)
+            self._used[owner] = (self._used_before(owner, now) + now - job.started_at, now)
         job.state = state
         if self._jobs.get(job.config) is job:
             del self._jobs[job.config]
@@ -632,10 +637,12 @@ class TrainingPool:
             return all(j is job or (j.state == "running" and j.paused) for j in self._jobs.values())
 
     def _short_one_running(self, job: TrainingJob) -> bool:
-        """Another session's short run is training (a long `job` then waits)."""
+        """Another student's short run is training (a long `job` then waits)."""
         with self._lock:
             return any(
-                j.state == "running" and j.trained_by != job.trained_by and not self.is_long(j)
+                j.state == "running"
+                and self._owner(j.trained_by) != self._owner(job.trained_by)
+                and not self.is_long(j)
                 for j in self._jobs.values()
             )
 

@@ -57,9 +57,14 @@ class Bounds:
     `protect` callables each name ids in use (the sessions' active models, the teacher's pin)."""
 
     def __init__(
-        self, *protect: Callable[[], Collection[str]], per_owner: int = PER_OWNER, recent: float = LESSON_SECONDS
+        self,
+        *protect: Callable[[], Collection[str]],
+        per_owner: int = PER_OWNER,
+        recent: float = LESSON_SECONDS,
+        owner: Callable[[str], str] = str,
     ) -> None:
         self._protect, self.per_owner, self.recent = list(protect), per_owner, recent
+        self.owner = owner  # a model's trainer (session token) -> whose share it counts against (their browser)
 
     def protect(self, ids: Callable[[], Collection[str]]) -> None:
         """Also keep the ids this names (e.g. the class room's pin, once the room exists)."""
@@ -173,7 +178,10 @@ class ModelRegistry:
             if self._pinned is not None:
                 protected.add(self._models[self._pinned].model_id)
             protected.add(existing.model_id)
-            held = [Held(m.model_id, m.trained_by, self._added[c], m.n_bytes) for c, m in self._models.items()]
+            held = [
+                Held(m.model_id, self._bounds.owner(m.trained_by), self._added[c], m.n_bytes)
+                for c, m in self._models.items()
+            ]
             dropped = evictions(
                 held,
                 max_models=self._max,
@@ -242,7 +250,10 @@ class ModelSlots:
             self._used[trained.model_id] = time.time()
             if existing is trained:
                 self._added[trained.model_id], self._revision = time.time(), self._revision + 1
-            held = [Held(i, m.trained_by, self._added[i], m.n_bytes, self._used[i]) for i, m in self._models.items()]
+            held = [
+                Held(i, self._bounds.owner(m.trained_by), self._added[i], m.n_bytes, self._used[i])
+                for i, m in self._models.items()
+            ]
             dropped = evictions(
                 held,
                 max_models=self._max_models,

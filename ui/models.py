@@ -26,6 +26,7 @@ from core.text import literal
 from core.train import EpochMetrics
 from render import figures
 from server.jobs import OneRunEach, TooLong, TrainingJob, duration, seconds_left
+from server.sessions import browser_key as browser_key_of
 from ui import resources
 from ui.state import JOB_KEY, TOKEN_KEY, Unavailable, config_from_widgets, notify, training_widgets
 
@@ -210,8 +211,17 @@ def session_token() -> str:
     if token is None:
         token = st.session_state[TOKEN_KEY] = uuid.uuid4().hex
     ctx = get_script_run_ctx()
-    resources.sessions().seen(token, ctx.session_id if ctx is not None else None)
+    resources.sessions().seen(token, ctx.session_id if ctx is not None else None, browser_key())
     return token
+
+
+def browser_key() -> str | None:
+    """This browser's anonymous key (server.sessions.browser_key of its XSRF cookie), the same in all its tabs
+    and after a reload; None without one (AppTest, or XSRF protection off)."""
+    try:
+        return browser_key_of(st.context.cookies.get("_streamlit_xsrf"))
+    except Exception:  # no browser (AppTest, a bare script run)
+        return None
 
 
 def followed() -> TrainingJob | None:

@@ -112,9 +112,13 @@ def sessions() -> Sessions:
 
 @st.cache_resource
 def bounds() -> Bounds:
-    """What the model stores keep (server.eviction): BILINEAR_LAB_MODELS_PER_STUDENT models per session, never
-    one in use (ui.board adds the teacher's pin)."""
-    return Bounds(sessions().in_use, per_owner=int(os.environ.get("BILINEAR_LAB_MODELS_PER_STUDENT", "3")))
+    """What the model stores keep (server.eviction): BILINEAR_LAB_MODELS_PER_STUDENT models per browser (all its
+    tabs and reloads), never one in use (ui.board adds the teacher's pin)."""
+    return Bounds(
+        sessions().in_use,
+        per_owner=int(os.environ.get("BILINEAR_LAB_MODELS_PER_STUDENT", "3")),
+        owner=sessions().owner,  # per browser: a reload or another tab is the same student
+    )
 
 
 @st.cache_resource
@@ -144,6 +148,7 @@ def training_pool() -> TrainingPool:
         threads_alone=threads_alone,
         max_seconds=cap,
         connected=sessions().connected,
+        owner=sessions().owner,
     )
 
 

@@ -32,7 +32,7 @@ from server.jobs import (
 )
 from server.passcode import GuessLimiter, remaining, weakness
 from server.registry import Bounds, ModelRegistry, ModelSlots
-from server.sessions import Sessions
+from server.sessions import Sessions, browser_key
 from tests.unit.test_jobs import EPOCHS, Greedy, Trainers, config, wait_for
 
 FLOOD = Config(epochs=1000, d_hidden=1024, batch_size=1)  # the three tabs
@@ -357,3 +357,23 @@ def test_a_long_run_waits_while_another_sessions_short_run_trains(trainers):
     trainers.step(31, EPOCHS)
     assert quick.done.wait(10)
     assert wait_for(lambda: not long_run.paused and len(trainers.threads.get(30, [])) > polls), "then it goes on"
+
+
+def test_a_browser_is_one_student_across_tabs_and_reloads():
+    from streamlit.web.server.starlette.starlette_app_utils import generate_xsrf_token_string
+
+    token = bytes(range(16))
+    first, reload = generate_xsrf_token_string(token, 1), generate_xsrf_token_string(token, 1)
+    assert first != reload, "the cookie's mask changes on every page load..."
+    assert browser_key(first) == browser_key(reload) is not None, "...its token, and so the key, does not"
+    assert browser_key(generate_xsrf_token_string(bytes(16), 1)) != browser_key(first), "another browser"
+    assert token.hex() not in (browser_key(first) or "") and browser_key("garbage") is None
+    sessions = Sessions()
+    for tab in range(64):  # 64 reloads or tabs of one browser: 64 sessions
+        sessions.seen(f"tab{tab}", None, browser_key(first))
+    assert {sessions.owner(f"tab{tab}") for tab in range(64)} == {browser_key(first)}
+    assert sessions.owner("unknown") == "unknown", "no browser key: the session itself"
+    registry = ModelRegistry(None, max_models=100, bounds=Bounds(per_owner=3, owner=sessions.owner))
+    for tab in range(64):
+        registry.add(small(300 + tab, f"tab{tab}"))
+    assert len(registry) == 3, "one browser keeps three models, however many sessions trained them"
