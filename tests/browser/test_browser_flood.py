@@ -106,7 +106,7 @@ def train_quick(page, url: str, seed: int) -> tuple[float, bool]:
 def teacher_runs(page, url: str) -> int:
     """The number of runs the teacher's board lists (a fresh session, unlocked)."""
     page.goto(f"{url}/class_board")
-    field = page.get_by_label("Teacher passcode")
+    field = page.locator(".st-key-teacher_passcode input")  # ui.board.PASSCODE_WIDGET
     expect(field).to_be_visible()
     field.fill(PASSCODE)
     field.press("Enter")
