@@ -268,11 +268,12 @@ def train_or_load(config: Config, again: bool = False) -> None:
         )
         return
     pool = resources.training_pool()
-    refusal = too_long(config) if pool.find(config) is None else None  # joining a run costs nothing more
+    running = next((j for j in pool.in_flight() if j.config == config), None)  # joining it costs nothing more
+    refusal = too_long(config) if running is None else None
     if refusal is not None:  # the page disables Train past the cap: a forged click, or the cap just changed
         notify("error", refusal_text(refusal) + " Your current model is kept.")
         return
-    if previous is not None and previous is not pool.find(config):  # one run per student: the new one replaces it
+    if previous is not None and previous is not running:  # one run per student: the new one replaces it
         _leave(previous)
     try:
         job = pool.submit(config, resources.splits(config), session_token())
