@@ -632,9 +632,10 @@ class TrainingPool:
                 self._end(job, state)
 
     def _alone(self, job: TrainingJob) -> bool:
-        """Nothing but `job` is running or queued (a long run paused for a short one does not count)."""
+        """Nothing but `job` is training: the others wait in the queue (every trainer is busy) or are long runs
+        paused for a short one, so `job` may take every idle core."""
         with self._lock:
-            return all(j is job or (j.state == "running" and j.paused) for j in self._jobs.values())
+            return all(j is job or j.state != "running" or j.paused for j in self._jobs.values())
 
     def _short_one_running(self, job: TrainingJob) -> bool:
         """Another student's short run is training (a long `job` then waits)."""
