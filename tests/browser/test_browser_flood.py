@@ -97,7 +97,7 @@ def train_quick(page, url: str, seed: int) -> tuple[float, bool]:
             if (document.body.textContent.includes('Waiting for a free trainer')) window.__queued = true; }, 100); }"""
     )
     start = time.monotonic()
-    page.get_by_role("button", name="Train", exact=True).click()
+    page.locator(".st-key-train_button button").first.click()
     expect(page.locator(MAIN).get_by_text("Training finished").first).to_be_visible(timeout=TRAIN_WAIT)
     seconds = time.monotonic() - start
     return seconds, page.evaluate("() => window.__queued")
@@ -136,11 +136,11 @@ def test_one_students_three_tabs_cannot_stall_the_classmate(server):
         )
         expect(refusal).to_be_visible()
         assert "days on this server" in refusal.inner_text() and "Nearest settings that fit" in refusal.inner_text()
-        expect(tab.get_by_role("button", name="Train", exact=True)).to_be_disabled()
+        expect(tab.locator(".st-key-train_button button").first).to_be_disabled()
     tabs[0].screenshot(path=ARTIFACTS / "1_flood_link_refused.png")
     for seed, tab in enumerate(tabs, 100):
         open_train(tab, url, LONG.format(seed=seed))
-        tab.get_by_role("button", name="Train", exact=True).click()
+        tab.locator(".st-key-train_button button").first.click()
         expect(tab.locator(MAIN).get_by_text(re.compile("Epoch|Waiting for a free trainer")).first).to_be_visible()
     time.sleep(2)  # the queue settles: one long run trains, two wait (the last trainer stays free)
     tabs[2].screenshot(path=ARTIFACTS / "2_third_tab_queued.png")
