@@ -14,7 +14,7 @@ import streamlit as st
 import torch
 
 from core.text import literal
-from ui import admission, lesson, links, recovery, state, widgets
+from ui import admission, lesson, links, passcode, recovery, state, widgets
 
 log = logging.getLogger("bilinear_eigen_lab")
 
@@ -50,6 +50,7 @@ TURN_TICKET = "_page_turn_ticket"  # the session's place in line, kept until one
 # emoji icon makes the browser fetch an image from a CDN, which fails offline.
 ICON = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets", "favicon.png")
 st.set_page_config(page_title="Bilinear Eigen Lab", page_icon=ICON, layout="wide")
+passcode.warn_if_weak()  # once per server, in its log: a short teacher passcode is guessable
 
 
 def run() -> None:

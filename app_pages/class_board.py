@@ -162,6 +162,9 @@ if not board.controls_enabled():
         icon=":material/lock:",
     )
 elif not board.is_teacher():
+    wait = board.locked_out()
+    if wait > 0:
+        st.warning(board.lockout_text(wait), icon=":material/timer:")
     left, right = st.columns([3, 1], vertical_alignment="bottom")
     left.text_input(
         "Teacher passcode",
@@ -221,6 +224,29 @@ else:
         f"The lesson's answers are **{'visible' if answers else 'hidden'}** for the class. "
         "These controls act on the whole room; they stay unlocked in this tab until you press Lock or reload."
     )
+    st.number_input(
+        "Longest training run (minutes, as this server estimates it)",
+        min_value=0.5,
+        max_value=600.0,
+        value=board.cap_minutes(),
+        step=0.5,
+        key=board.CAP_WIDGET,
+        on_change=board.set_cap,
+        help="Train refuses settings estimated past it and offers the nearest settings that fit.",
+    )
+    running = board.runs()
+    st.markdown(f"**Training runs on this server:** {len(running) or 'none'}")
+    for job in running:
+        line, button = st.columns([4, 1], vertical_alignment="center")
+        line.markdown(board.describe_run(job))
+        button.button(
+            "Cancel",
+            key=f"teacher_cancel_{board.config_id(job.config)}",
+            icon=":material/cancel:",
+            on_click=board.cancel_run,
+            args=(board.config_id(job.config),),
+            help="Stops this run for everyone who follows it; they keep their previous model.",
+        )
 
 widgets.next_step("app_pages/home.py", "Back to Home", ":material/home:", "")
 widgets.code_expander(nickname, board_row, decompose, top_eigenvector, cos_with_centered_target)

@@ -118,13 +118,26 @@ except ValueError as error:
     config = None
     st.error(f"These settings can't be trained: {error}. Your current model is kept.", icon=":material/error:")
 
-refused, existing = True, None
+refused, existing, too_long = True, None, None
 if config is not None:
     splits = resources.splits(config)
     refused = widgets.class_balance(splits.train_y, class_balance_problem(splits.train_y))
     existing = resources.registry().get(config)  # finds the precomputed grid models too
+    too_long = models.too_long(config)  # past the server's cap on one run (the teacher sets it)
     if existing is not None and not refused:
         st.info(models.describe_existing(existing), icon=":material/bolt:")
+    elif too_long is not None and not refused and following is None:
+        refused = True
+        st.error(models.refusal_text(too_long), icon=":material/timer_off:")
+        with st.container(horizontal=True):
+            for number, nearer in enumerate(too_long.nearest):
+                st.button(
+                    f"Use {models.describe_change(config, nearer)}",
+                    key=f"nearest_{number}",
+                    icon=":material/timer:",
+                    on_click=state.apply,
+                    args=(state.training_widgets(nearer),),
+                )
 
 seconds = "" if config is None else "instant: trained before" if existing else f"about {models.estimate(config):.0f} s"
 with st.container(horizontal=True, vertical_alignment="center"):
@@ -143,7 +156,7 @@ with st.container(horizontal=True, vertical_alignment="center"):
             "Train again anyway",
             icon=":material/replay:",
             key="train_again",
-            disabled=refused or following is not None,
+            disabled=refused or following is not None or too_long is not None,
             on_click=models.train_or_load,
             args=(config,),
             kwargs={"again": True},

@@ -25,6 +25,10 @@ from core.train import EpochMetrics
 
 FORMAT = "bilinear-eigen-lab/1"
 MAX_BYTES = 20 * 1024 * 1024  # d_hidden=1024 is ~7 MB; anything far larger is not ours
+# Trained weights stay below 1 here (the shipped and grid checkpoints: 0.62 at most); past this bound the
+# quadratic form's float64 sums lose every digit (3e38 gave a difference of 5e185 on Explain), so no page
+# could state its numbers honestly.
+MAX_ABS_WEIGHT = 1e3
 
 
 class CheckpointError(ValueError):
@@ -64,7 +68,7 @@ def load_snapshots(data: bytes, config: Config) -> tuple[Snapshot, ...]:
     if text is None:
         return ()
     try:
-        records = json.loads(text)
+        records = _json(text, "the checkpoint's snapshots")
         if not isinstance(records, list):
             raise ValueError("it is not a list")
         snapshots = tuple(Snapshot.from_dict(record) for record in records)
@@ -79,17 +83,28 @@ def load_snapshots(data: bytes, config: Config) -> tuple[Snapshot, ...]:
     return snapshots
 
 
+def _json(text: str | bytes, what: str) -> object:
+    """json.loads, with JSON nested too deeply for Python's parser (RecursionError) refused in the app's words."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise CheckpointError(f"{what} nests JSON too deeply to read; a checkpoint's is flat") from None
+
+
 def _metadata(data: bytes) -> dict[str, str]:
     (header_len,) = struct.unpack("<Q", data[:8])
     if header_len > len(data) - 8:
         raise CheckpointError("not a safetensors file: its header length runs past the end of the file")
     try:
-        header = json.loads(data[8 : 8 + header_len])
+        header = _json(data[8 : 8 + header_len], "not a safetensors file: its header")
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise CheckpointError(f"not a safetensors file: its header is not JSON ({e})") from e
     if not isinstance(header, dict):
         raise CheckpointError("not a safetensors file: its header is not a JSON object")
-    return header.get("__metadata__") or {}
+    metadata = header.get("__metadata__") or {}
+    if not isinstance(metadata, dict):
+        raise CheckpointError("not a safetensors file: its __metadata__ is not a JSON object")
+    return metadata
 
 
 def _is_pickle(data: bytes) -> bool:
@@ -108,7 +123,7 @@ def _is_pickle(data: bytes) -> bool:
 def _history(text: str, config: Config) -> list[EpochMetrics]:
     """The per-epoch records, each valid and all consistent with the config: epochs 1, 2, … of its plan."""
     try:
-        records = json.loads(text)
+        records = _json(text, "the checkpoint's training history")
         if not isinstance(records, list):
             raise ValueError("it is not a list")
         history = [EpochMetrics.from_dict(record) for record in records]
@@ -141,9 +156,15 @@ def load_checkpoint(data: bytes, max_bytes: int = MAX_BYTES) -> tuple[BilinearML
             f"not a Bilinear Eigen Lab checkpoint (metadata format is {literal(metadata.get('format'))}, "
             f"expected {literal(FORMAT)})"
         )
+    if not isinstance(metadata.get("config"), str):
+        raise CheckpointError(
+            "the checkpoint has no config (the settings it was trained with), so the app cannot tell what it is"
+        )
     try:
-        config = Config.from_dict(json.loads(metadata["config"]))
-    except (KeyError, TypeError, ValueError) as e:
+        config = Config.from_dict(_json(metadata["config"], "the checkpoint's config"))
+    except CheckpointError:
+        raise
+    except (TypeError, ValueError) as e:
         raise CheckpointError(f"the checkpoint's config is invalid: {e}") from e
     history = _history(metadata.get("history", "[]"), config)
     try:
@@ -162,6 +183,11 @@ def load_checkpoint(data: bytes, max_bytes: int = MAX_BYTES) -> tuple[BilinearML
             raise CheckpointError(f"{name} has dtype {t.dtype}, expected float32")
         if not torch.isfinite(t).all():
             raise CheckpointError(f"{name} contains NaN or infinite values")
+        if t.abs().max() > MAX_ABS_WEIGHT:
+            raise CheckpointError(
+                f"{name} holds a weight of magnitude {float(t.abs().max()):.3g}; trained weights stay far below "
+                f"{MAX_ABS_WEIGHT:g}, and past it the pages' float64 sums would lose every digit"
+            )
     model = BilinearMLP(config.d_hidden, d_output=2)
     model.load_state_dict(tensors)
     model.eval()

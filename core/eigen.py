@@ -46,6 +46,13 @@ class Eigen:
     vectors: Float[Tensor, "n n"]  # row i = eigenvector i (in the hidden space of `matrix`)
     pixel_vectors: Float[Tensor, "n 785"]  # row i = W_e'^T [v_i (, 0)]: 784 pixels + constant coordinate
 
+    @property
+    def n_bytes(self) -> int:
+        """Memory held by its tensors (what a cache of decompositions counts)."""
+        return sum(
+            t.nelement() * t.element_size() for t in (self.matrix, self.eigenvalues, self.vectors, self.pixel_vectors)
+        )
+
     def images(self) -> Float[Tensor, "n 28 28"]:
         """The pixel part of every eigenvector."""
         return self.pixel_vectors[:, :-1].reshape(-1, 28, 28)

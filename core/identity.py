@@ -37,8 +37,10 @@ def short_hash(*parts: bytes) -> str:
 
 
 def config_id(config: Config) -> str:
-    """Id of the model a Config trains to (deterministic per Config): a hash of its fields."""
-    return short_hash(json.dumps(config.to_dict(), sort_keys=True).encode())
+    """Id of the model a Config trains to (deterministic per Config): a hash of its fields (-0.0 as 0.0: equal
+    Configs, as Python compares them, have one id)."""
+    fields = {k: v + 0.0 if isinstance(v, float) else v for k, v in config.to_dict().items()}
+    return short_hash(json.dumps(fields, sort_keys=True).encode())
 
 
 def content_id(origin: str, *parts: bytes) -> str:

@@ -20,6 +20,7 @@ anonymously for the class board (`record`, `tally`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -248,15 +249,20 @@ def format_progress(progress: Progress) -> str:
     return ".".join(f"{step}-{choice}" for step, choice in progress)
 
 
+MAX_PROGRESS_TEXT = 100  # `picked=`: every step with a two-digit choice fits in far less
+
+
 def parse_progress(text: str) -> Progress:
     """URL text back to Progress; ValueError (a reason for the student) on an unknown step or choice."""
+    if len(text) > MAX_PROGRESS_TEXT:
+        raise ValueError(f"is longer than the {MAX_PROGRESS_TEXT} characters every step's pick takes")
     picks: dict[str, int] = {}
     for part in filter(None, text.split(".")):
         step_id, _, choice = part.partition("-")
         step = BY_ID.get(step_id)
         if step is None:
             raise ValueError(f"names a step other than {', '.join(BY_ID)}")
-        if not choice.isdigit() or not 0 <= int(choice) < len(step.choices):
+        if not re.fullmatch(r"[0-9]{1,2}", choice) or not 0 <= int(choice) < len(step.choices):  # ASCII digits only
             raise ValueError(f"must give step {step_id} a choice from 0 to {len(step.choices) - 1}")
         picks[step_id] = int(choice)
     return ordered(picks)

@@ -49,7 +49,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -241,8 +241,9 @@ class ModelStore:
             raise ValueError(f"not a model id: {model_id!r}")
         return posixpath.join(self.root, model_id + SUFFIX)
 
-    def put(self, model_id: str, data: bytes) -> None:
-        """Store a checkpoint, then evict the least recently used past max_bytes (never this one).
+    def put(self, model_id: str, data: bytes, keep: Collection[str] = ()) -> None:
+        """Store a checkpoint, then evict the least recently used past max_bytes (never this one, nor
+        those in `keep`: pinned, in use or recent, as the caller knows them).
 
         An id already present is only marked recently used: a model is deterministic per id.
         Raises ValueError for a bad id or data over core.checkpoint.MAX_BYTES; a filesystem error
@@ -273,7 +274,7 @@ class ModelStore:
                         self.fs.pipe_file(path, data)
                 self._misses.pop(model_id, None)
                 self._mark_used(model_id, path)
-                self._evict(keep=model_id)
+                self._evict(keep={model_id, *keep})
                 self._down_why = ""
             except (StoreUnavailable, ValueError):
                 raise
@@ -281,6 +282,14 @@ class ModelStore:
                 if not self._local:  # a local disk error (full, read-only) is not an unreachable store
                     self._down(e)
                 raise
+
+    def delete(self, model_id: str) -> None:
+        """Remove a checkpoint (absent already: nothing happens)."""
+        path = self._path(model_id)
+        with self._lock:
+            self._remove(path)
+            self._used.pop(model_id, None)
+            self._misses.pop(model_id, None)
 
     def get(self, model_id: str, fresh: bool = False) -> bytes | None:
         """The checkpoint's bytes, or None if absent or unreadable (never raises, except for a bad id).
@@ -381,13 +390,13 @@ class ModelStore:
         self._used = {i: u for i, u in self._used.items() if i in present}  # bounded by what is stored
         return entries
 
-    def _evict(self, keep: str) -> None:
+    def _evict(self, keep: Collection[str]) -> None:
         entries = self._entries()
         total = sum(e.size for e in entries)
         for entry in sorted(entries, key=lambda e: e.recency):
             if total <= self.max_bytes:
                 break
-            if entry.model_id != keep:
+            if entry.model_id not in keep:
                 self._remove(posixpath.join(self.root, entry.model_id + SUFFIX))
                 self._used.pop(entry.model_id, None)
                 total -= entry.size

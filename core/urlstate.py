@@ -53,7 +53,7 @@ def number(low: float, high: float, decimals: int) -> Parser:
             raise ValueError(f"must be a number between {low:g} and {high:g}") from None
         if not math.isfinite(value) or not low <= value <= high:
             raise ValueError(f"must be a number between {low:g} and {high:g}")
-        return round(value, decimals)
+        return round(value, decimals) + 0.0  # -0 is 0: one model, one id, one link
 
     return parse
 
@@ -112,8 +112,8 @@ class Param:
 
 
 def fmt_number(value: float) -> str:
-    """0.41000000000000003 -> '0.41'; 1.0 -> '1'."""
-    return f"{round(float(value), 6):g}"
+    """0.41000000000000003 -> '0.41'; 1.0 -> '1'; -0.0 -> '0'."""
+    return f"{round(float(value), 6) + 0.0:g}"
 
 
 def fmt_bool(value: bool) -> str:
@@ -131,30 +131,51 @@ class Parsed:
     problems: list[str]  # one user-facing sentence per rejected or unknown parameter
 
 
-def parse_query(query: Mapping[str, str], params: Sequence[Param], defaults: Mapping[str, Any]) -> Parsed:
-    """Valid values by session_state key; each bad or unknown parameter becomes a problem sentence.
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
+
+def visible(text: str) -> str:
+    """Control characters as \\xNN, so that a message echoes what the link really holds (NUL included)."""
+    return CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}", text)
+
+
+def parse_query(
+    query: Mapping[str, str | Sequence[str]], params: Sequence[Param], defaults: Mapping[str, Any]
+) -> Parsed:
+    """Valid values by session_state key; each bad, unknown or repeated parameter becomes a problem sentence.
+
+    A parameter may come with several values (`?target=1&target=2`): unless they agree, none is taken.
     `defaults` (session_state key -> default value) only words the message: "using the default".
     """
     by_name = {p.name: p for p in params}
     values: dict[str, Any] = {}
     problems: list[str] = []
-    for name, text in query.items():
+    for name, given in query.items():
         if name in RESERVED:
             continue
         param = by_name.get(name)
         if param is None:
-            problems.append(f"The link's parameter {literal(name, 40)} is unknown and was ignored.")
+            problems.append(f"The link's parameter {literal(visible(name), 40)} is unknown and was ignored.")
             continue
-        try:
-            values[param.key] = param.parse(str(text))
-        except ValueError as error:
-            default = defaults.get(param.key)
-            fallback = param.fallback or (
-                f"the default {param.format(default)}" if default is not None else "the default"
-            )
+        texts = [given] if isinstance(given, str) else list(given)
+        default = defaults.get(param.key)
+        fallback = param.fallback or (f"the default {param.format(default)}" if default is not None else "the default")
+        if len(set(texts)) > 1:
+            shown = ", ".join(visible(t) for t in texts[:3]) + (", …" if len(texts) > 3 else "")
             problems.append(
-                f"The link's {literal(f'{name}={text}', 50)} was ignored: {name} {error}. Using {fallback} instead."
+                f"The link gives {literal(name, 20)} {len(texts)} times ({literal(shown, 40)}) and was ignored: "
+                f"which one was meant? Using {fallback} instead."
+            )
+            continue
+        text = str(texts[0]) if texts else ""
+        try:
+            if CONTROL.search(text):
+                raise ValueError("contains a control character, which no setting has")
+            values[param.key] = param.parse(text)
+        except ValueError as error:
+            problems.append(
+                f"The link's {literal(f'{name}={visible(text)}', 50)} was ignored: {name} {error}. "
+                f"Using {fallback} instead."
             )
     return Parsed(values, problems)
 

@@ -19,6 +19,15 @@ thread, and the same training took up to 27 s instead of 5 s. So a lone training
 each way, keeps the faster, and measures again every so often; beside another job it uses one thread
 from its next batch on.
 
+A fair room (issue 25): every run's estimated cost on this server stays under `max_seconds` (the teacher
+sets it; `check` says which nearest settings fit), a session follows at most one run in flight, a run whose
+followers all left (Stop, or a closed tab: `connected` says no for `grace` seconds) stops, the teacher can
+`cancel` any run, and the queue is fair: the next run is the one whose submitter trained least lately, and
+while `workers - 1` long runs train, the last trainer is kept for short ones (an express lane), so one
+student's long runs never hold every trainer; and while another session's short run trains, a long run
+waits between two batches, so the short one trains as fast as it would alone. The speed estimate
+(`Speed`) is a cost model of steps, images and width, scaled by the median of what the last runs measured.
+
 No Streamlit here: ui.models connects sessions to jobs, tests drive the pool directly.
 """
 
@@ -34,11 +43,12 @@ import statistics
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 import torch
 
-from core.config import Config
+from core.config import N_TEST_MNIST, N_TRAIN_MNIST, Config, preset
 from core.identity import TrainedModel, config_id
 from core.labels import Splits
 from core.model import BilinearMLP
@@ -53,10 +63,11 @@ Trainer = Callable[..., Iterator[EpochMetrics]]
 # competing with a busy page script for one core gets about a quarter of it (Linux CFS weights 335 vs
 # 1024); at 10 only a tenth, which starved trainings 10-fold beside another busy process on 2 cores.
 NICE = 5
-# Seconds per training image per epoch at d_hidden 64, on one core of this 2-core AMD EPYC (quick
-# preset: 60,000 images x 8 epochs in about 5.2 s); replaced by what this server measures.
-DEFAULT_SECONDS_PER_IMAGE_EPOCH = 1.08e-5
 FOLLOW_SECONDS = 1.0  # how often a job trained by another replica reads that replica's progress
+DEFAULT_MAX_SECONDS = 120.0  # a run's estimated cost at most: two minutes of a lesson (the teacher can change it)
+EXPRESS_SECONDS = 30.0  # a run estimated longer is "long": it never takes the last free trainer
+PAUSE_POLL = 0.05  # seconds between a paused long run's looks at the short runs it waits for
+GRACE_SECONDS = 6.0  # a follower whose tab is gone this long has left (a reload reattaches well within it)
 
 
 class ClaimView(Protocol):
@@ -77,6 +88,155 @@ class Claims(Protocol):
     def progress(self, model_id: str) -> ClaimView | None: ...
 
 
+@dataclass(frozen=True)
+class Rates:
+    """What a run costs on one core of this 2-core AMD EPYC, in seconds per size unit (the model's parameters
+    over d_hidden 64's 58,624: 49.5 at width 1024, whose bilinear layer grows as its square): `step` per
+    optimiser step (the update of every weight, the batch's noise draw), `image` per training image through
+    the forward and backward pass, `test_image` per test image evaluated after each epoch.
+
+    Fitted to idle runs (the quick preset, 469 steps of 1024 images: 5.2 s on one thread; width 1024 at
+    batch 1: 105.7 ms a step, issue 25) and checked against one-epoch runs at widths 64, 256 and 1024 and
+    batches 1, 64 and 1024 on a loaded machine (5 of 7 within 15 % once scaled by the load; batch 1 at
+    width 64 and batch 64 at width 256 ran 2-3.5 times slower than this)."""
+
+    step: float = 2.1e-3
+    image: float = 8.8e-6
+    test_image: float = 3.0e-6
+
+
+RATES = Rates()
+D_INPUT = 784
+
+
+def size_units(d_hidden: int) -> float:
+    """A model's parameters relative to d_hidden 64 (at least a quarter: a tiny model still pays Python's overheads)."""
+
+    def parameters(d: int) -> int:
+        return d * D_INPUT + 2 * d * d + 2 * d + 2 * d  # W_e, the bilinear W_l and W_r with their biases, W_u
+
+    return max(0.25, parameters(d_hidden) / parameters(64))
+
+
+def estimate_seconds(config: Config, factor: float = 1.0, rates: Rates = RATES) -> float:
+    """Training time of `config` alone on one core: its steps, images and test images times its size,
+    at this server's `factor` (Speed.factor) on RATES. Batch size counts: batch 1 is 60,000 steps an epoch."""
+    n_train = config.n_train or N_TRAIN_MNIST
+    steps = n_train // config.batch_size  # the last partial batch is dropped (core.train)
+    per_epoch = (
+        steps * rates.step
+        + steps * config.batch_size * rates.image
+        + (config.n_test or N_TEST_MNIST) * rates.test_image
+    )
+    return factor * config.epochs * per_epoch * size_units(config.d_hidden)
+
+
+def seconds_left(history: tuple[EpochMetrics, ...], estimate: float = 0.0, elapsed: float = 0.0) -> float:
+    """A run's time still to go: from its own finished epochs once there are some, else the estimate less
+    what it has run (the one ETA of the Train page, the sidebar badge and the queue)."""
+    if history:
+        last = history[-1]
+        return last.seconds / last.epoch * (last.epochs - last.epoch)
+    return max(0.0, estimate - elapsed)
+
+
+class Speed:
+    """This server's speed as a factor on RATES: the median of measured / estimated over the last `keep`
+    runs that were estimated to take at least `shortest` seconds. A tiny run, all start-up overheads, is
+    left out, and one odd run cannot move a median (issue 25: one run's 404 s for a 5 s preset)."""
+
+    def __init__(self, factor: float = 1.0, keep: int = 9, shortest: float = 1.0) -> None:
+        self._default, self._keep, self._shortest = factor, keep, shortest
+        self._ratios: collections.deque[float] = collections.deque(maxlen=keep)
+        self._lock = threading.Lock()
+
+    def observe(self, config: Config, seconds: float) -> None:
+        expected = estimate_seconds(config)
+        if expected < self._shortest or not math.isfinite(seconds) or seconds <= 0:
+            return
+        with self._lock:
+            self._ratios.append(min(20.0, max(0.05, seconds / expected)))
+
+    @property
+    def factor(self) -> float:
+        with self._lock:
+            return statistics.median(self._ratios) if self._ratios else self._default
+
+
+class TooLong(ValueError):
+    """A run estimated past the server's cap; `nearest` holds settings that fit, nearest first."""
+
+    def __init__(self, config: Config, seconds: float, cap: float, nearest: tuple[Config, ...]) -> None:
+        self.config, self.seconds, self.cap, self.nearest = config, seconds, cap, nearest
+        super().__init__(
+            f"these settings would train for about {duration(seconds)} on this server, and a run may take at most "
+            f"{duration(cap)} here (the teacher's limit)"
+        )
+
+
+class OneRunEach(RuntimeError):
+    """The session already follows another run queued or training: one run per student at a time."""
+
+
+def duration(seconds: float) -> str:
+    """'45 s', '12 min', '3.2 h', '70 days': a duration in the unit a person reads it in."""
+    if seconds < 100:
+        return f"{seconds:.0f} s"
+    if seconds < 100 * 60:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.0f} days"
+
+
+def nearest_allowed(config: Config, cap: float, estimate: Callable[[Config], float]) -> tuple[Config, ...]:
+    """Settings that fit under `cap`, each changing one thing of `config` as little as possible: fewer
+    epochs, a larger batch, a smaller width, a slice of the training images; when none of those fits, the
+    quick preset with the same labels."""
+    found: list[Config] = []
+    per_epoch = estimate(config.replace(epochs=1))
+    if per_epoch <= cap:
+        found.append(config.replace(epochs=max(1, min(config.epochs - 1, int(cap // per_epoch)))))
+    n_train = config.n_train or N_TRAIN_MNIST
+    batch = next(
+        (
+            b
+            for b in (2**k for k in range(17))
+            if config.batch_size < b <= n_train and estimate(config.replace(batch_size=b)) <= cap
+        ),
+        None,
+    )
+    if batch is not None:
+        found.append(config.replace(batch_size=batch))
+    width = next(
+        (
+            w
+            for w in (2**k for k in range(10, 1, -1))
+            if w < config.d_hidden and estimate(config.replace(d_hidden=w)) <= cap
+        ),
+        None,
+    )
+    if width is not None:
+        found.append(config.replace(d_hidden=width))
+    step = 1000 if n_train > 2000 else 100
+    n = (n_train - 1) // step * step
+    while (
+        n >= max(step, config.batch_size)
+        and estimate(config.replace(n_train=n, n_test=min(config.n_test or 2000, 2000))) > cap
+    ):
+        n -= step
+    if n >= max(step, config.batch_size):
+        found.append(config.replace(n_train=n, n_test=min(config.n_test or 2000, 2000)))
+    if not found:
+        labels = {
+            "target_index": config.target_index,
+            "threshold": config.threshold,
+            "include_inverse": config.include_inverse,
+        }
+        found.append(preset("quick", **labels, seed=config.seed))
+    return tuple(found)
+
+
 class TrainingJob:
     """One Config being trained (or waiting to be) for the sessions that follow it."""
 
@@ -92,6 +252,8 @@ class TrainingJob:
         self.snapshots: tuple[Snapshot, ...] = ()  # replaced (never mutated), like the history
         self.result: TrainedModel | None = None  # when finished: the server's model for this Config
         self.error = ""  # when failed: why, for the student
+        self.cancelled = ""  # when stopped by the server, not a Stop: why ("the teacher stopped it", ...)
+        self.paused = False  # a long run waiting between two batches while another session's short run trains
         self.stop_requested = threading.Event()
         self.done = threading.Event()  # set once the job is finished, stopped or failed
         self.queued_at, self.started_at = time.monotonic(), 0.0
@@ -129,18 +291,10 @@ class TrainingJob:
             model, self.config, history, origin, trained_by=trained_by or self.trained_by, snapshots=snapshots
         )
 
-    def seconds_left(self, seconds_per_image_epoch: float) -> float:
+    def seconds_left(self, factor: float) -> float:
         """Estimated training time still to go (the whole run while queued)."""
-        if self.history:
-            last = self.history[-1]
-            return last.seconds / last.epoch * (last.epochs - last.epoch)
-        return estimate_seconds(self.config, seconds_per_image_epoch)
-
-
-def estimate_seconds(config: Config, seconds_per_image_epoch: float) -> float:
-    """Training time of `config` alone, from a measured rate (the cost grows with images and width)."""
-    images = config.n_train or 60_000
-    return seconds_per_image_epoch * images * config.epochs * max(1.0, config.d_hidden / 64)
+        elapsed = time.monotonic() - self.started_at if self.state == "running" else 0.0
+        return seconds_left(self.history, estimate_seconds(self.config, factor), elapsed)
 
 
 def idle_cores_meter() -> Callable[[], float] | None:
@@ -287,7 +441,7 @@ def _lower_priority(nice: int) -> None:
 
 
 class TrainingPool:
-    """Jobs by Config, at most `workers` training at once, the others queued in order."""
+    """Jobs by Config, at most `workers` training at once, the others queued fairly (see the module)."""
 
     def __init__(
         self,
@@ -301,6 +455,11 @@ class TrainingPool:
         fetch: Callable[[Config], TrainedModel | None] | None = None,
         target: Callable[[Config], torch.Tensor] | None = None,
         snapshot_budget: float | None = BUDGET,
+        max_seconds: float = math.inf,
+        connected: Callable[[str], bool] | None = None,
+        grace: float = GRACE_SECONDS,
+        speed: Speed | None = None,
+        owner: Callable[[str], str] = str,
     ) -> None:
         self._trainer, self._publish = trainer, publish  # publish: e.g. the registry's add
         # claims: the replicas' shared claims (server.room); fetch: a model another replica finished (the store)
@@ -317,25 +476,45 @@ class TrainingPool:
         self._thread_choice = thread_choice or (lambda many, one: ThreadChoice(many, one, idle=idle_cores_meter()))
         self._lock = threading.Condition()
         self._jobs: dict[Config, TrainingJob] = {}  # queued or running
-        self._queue: collections.deque[TrainingJob] = collections.deque()
+        self._queue: list[TrainingJob] = []  # in arrival order; `_order` says which starts next
         self._threads: list[threading.Thread] = []
-        self.seconds_per_image_epoch = DEFAULT_SECONDS_PER_IMAGE_EPOCH
+        self.speed = speed or Speed()
+        self.max_seconds = max_seconds  # the teacher's cap on one run's estimated seconds
+        # whether a follower's tab is still open (None: never asked, e.g. tests); absent `grace` s = left
+        self._connected, self._grace = connected, grace
+        self._absent: dict[tuple[int, str], float] = {}  # (job, follower) -> when first seen gone
+        self._sweeper: threading.Thread | None = None
+        self._used: dict[str, tuple[float, float]] = {}  # owner -> (training seconds, when), decaying
+        self._owner = owner  # a submitter's token -> whose turn it is in the fair queue (their browser)
 
     # --- what sessions call -----------------------------------------------------------------
+
+    def estimate(self, config: Config) -> float:
+        """Seconds `config` takes to train alone on this server."""
+        return estimate_seconds(config, self.speed.factor)
+
+    def check(self, config: Config) -> None:
+        """Raise TooLong (with the nearest settings that fit) if `config` is past the cap."""
+        seconds, cap = self.estimate(config), self.max_seconds
+        if seconds > cap:
+            raise TooLong(config, seconds, cap, nearest_allowed(config, cap, self.estimate))
 
     def submit(self, config: Config, splits: Splits, follower: str) -> TrainingJob:
         """Train `config` for `follower`; joins the job already queued or running for it, if any.
 
         A new job comes with its first snapshot (the initial weights' top eigenvector, a few milliseconds,
-        taken here outside the lock), so the page run that follows the Train click already has a picture."""
+        taken here outside the lock), so the page run that follows the Train click already has a picture.
+        Raises TooLong past the cap, OneRunEach if `follower` follows another run still in flight."""
         joined = self._join(config, follower)
         if joined is not None:
             return joined
+        self._admit(config, follower)  # before the snapshot: a refused run costs nothing
         first = self._first_snapshot(config, splits)
         with self._lock:
             joined = self._join(config, follower)
             if joined is not None:
                 return joined
+            self._admit(config, follower)
             job = TrainingJob(config, splits, {follower}, trained_by=follower)
             job.observe(first)
             self._jobs[config] = job
@@ -344,8 +523,22 @@ class TrainingPool:
                 thread = threading.Thread(target=self._work, name=f"training-{len(self._threads)}", daemon=True)
                 self._threads.append(thread)
                 thread.start()
-            self._lock.notify()
+            if self._connected is not None and self._sweeper is None:
+                self._sweeper = threading.Thread(target=self._sweep, name="training-sweeper", daemon=True)
+                self._sweeper.start()
+            self._lock.notify_all()
             return job
+
+    def _admit(self, config: Config, follower: str) -> None:
+        """Raise OneRunEach if `follower` follows another run still in flight, TooLong if `config` is past the cap."""
+        with self._lock:
+            other = next((j for j in self._jobs.values() if follower in j.followers), None)
+            if other is not None and not other.stop_requested.is_set():
+                raise OneRunEach(
+                    "you already have a run queued or training on this server: stop it, or wait for it to end, "
+                    "before you start another"
+                )
+        self.check(config)
 
     def _join(self, config: Config, follower: str) -> TrainingJob | None:
         with self._lock:
@@ -380,29 +573,74 @@ class TrainingPool:
             job.followers.discard(follower)
             if job.followers or job.done.is_set():
                 return
-            job.stop_requested.set()
-            if job in self._queue:  # never started: it ends here
-                self._queue.remove(job)
-                self._end(job, "stopped")
+            self._stop(job, "")
+
+    def cancel(self, job: TrainingJob, reason: str = "the teacher stopped it") -> None:
+        """Stop a run for everyone who follows it (the teacher's control on the class board)."""
+        with self._lock:
+            if not job.done.is_set():
+                self._stop(job, reason)
+
+    def _stop(self, job: TrainingJob, reason: str) -> None:
+        """Under the lock: stop a job (a queued one ends here, a running one at its next batch)."""
+        job.cancelled = job.cancelled or reason
+        job.stop_requested.set()
+        if job in self._queue:  # never started: it ends here
+            self._queue.remove(job)
+            self._end(job, "stopped")
+        self._lock.notify_all()
+
+    def _used_before(self, owner: str, now: float) -> float:
+        """Under the lock: `owner`'s finished training seconds, halved every 10 minutes."""
+        seconds, when = self._used.get(owner, (0.0, now))
+        return seconds * 0.5 ** ((now - when) / 600.0)
+
+    def _usage(self, owner: str, now: float) -> float:
+        """Under the lock: `owner`'s training seconds lately, its running jobs' included."""
+        return self._used_before(owner, now) + sum(
+            now - j.started_at
+            for j in self._jobs.values()
+            if j.state == "running" and self._owner(j.trained_by) == owner
+        )
+
+    def _order(self) -> list[TrainingJob]:
+        """Under the lock: the queue in the order its jobs start (who trained least lately first)."""
+        now = time.monotonic()
+        return sorted(self._queue, key=lambda j: (self._usage(self._owner(j.trained_by), now), j.queued_at))
+
+    def is_long(self, job: TrainingJob) -> bool:
+        """A long run (estimated past EXPRESS_SECONDS on RATES, whatever this server's speed): it never takes
+        the last free trainer."""
+        return self.workers > 1 and estimate_seconds(job.config) > EXPRESS_SECONDS
+
+    def _next(self) -> TrainingJob | None:
+        """Under the lock: the job a free worker starts now, if any (long runs never take the last trainer)."""
+        long_running = sum(self.is_long(j) for j in self._jobs.values() if j.state == "running" and not j.elsewhere)
+        return next((j for j in self._order() if not self.is_long(j) or long_running < self.workers - 1), None)
 
     def position(self, job: TrainingJob) -> int:
         """1 for the next job to start, 2 after it...; 0 when not queued."""
         with self._lock:
-            return next((i for i, queued in enumerate(self._queue, 1) if queued is job), 0)
+            return next((i for i, queued in enumerate(self._order(), 1) if queued is job), 0)
 
     def seconds_to_start(self, job: TrainingJob) -> float:
         """Estimated wait before a queued job starts: the work ahead of it shared by the workers."""
         with self._lock:
             running = [j for j in self._jobs.values() if j.state == "running"]
-            ahead = list(self._queue)[: max(0, list(self._queue).index(job))] if job in self._queue else None
-            rate = self.seconds_per_image_epoch
+            order = self._order()
+            ahead = order[: order.index(job)] if job in order else None
         if ahead is None:
             return 0.0
-        # Greedy list scheduling: each job starts on the worker that frees up first.
-        free_at = sorted(j.seconds_left(rate) for j in running) + [0.0] * (self.workers - len(running))
+        factor = self.speed.factor
+        # Greedy list scheduling: each job starts on the worker that frees up first; a short job has its
+        # express lane, so only the short runs ahead of it and one trainer's running job delay it.
+        if not self.is_long(job) and self.workers > 1:
+            ahead = [j for j in ahead if not self.is_long(j)]
+            running = [j for j in running if not self.is_long(j)] or running[:0]
+        free_at = sorted(j.seconds_left(factor) for j in running) + [0.0] * max(0, self.workers - len(running))
         for queued in ahead:
             free_at.sort()
-            free_at[0] += queued.seconds_left(rate)
+            free_at[0] += queued.seconds_left(factor)
         return min(free_at)
 
     def status(self) -> tuple[int, int]:
@@ -410,22 +648,54 @@ class TrainingPool:
         with self._lock:
             return sum(j.state == "running" for j in self._jobs.values()), len(self._queue)
 
+    # --- followers whose tab closed ---------------------------------------------------------------
+
+    def sweep(self) -> None:
+        """Drop the followers `connected` has said no to for `grace` seconds; a job nobody follows stops."""
+        if self._connected is None:
+            return
+        now = time.monotonic()
+        with self._lock:
+            pairs = [(job, f) for job in self._jobs.values() for f in job.followers if not job.stop_requested.is_set()]
+        gone = {(id(job), f) for job, f in pairs if not self._connected(f)}
+        with self._lock:
+            self._absent = {key: self._absent.get(key, now) for key in gone}
+            for job, follower in pairs:
+                if now - self._absent.get((id(job), follower), now) >= self._grace:
+                    log.info("the tab following %s closed: it no longer follows the run", config_id(job.config))
+                    job.followers.discard(follower)
+                    if not job.followers and not job.done.is_set():
+                        self._stop(job, "everyone who followed it closed their page")
+
+    def _sweep(self) -> None:
+        while True:
+            time.sleep(min(1.0, self._grace / 3))
+            try:
+                self.sweep()
+            except Exception:  # never let the sweeper die: a closed tab would then hold its run
+                log.exception("sweeping the training pool's followers failed")
+
     # --- the worker threads -----------------------------------------------------------------
 
     def _end(self, job: TrainingJob, state: JobState) -> None:
         """Under the lock: the job is over; the next session asking for its Config starts afresh."""
+        if job.state == "running":  # what its submitter used, for the fair queue
+            now = time.monotonic()
+            owner = self._owner(job.trained_by)
+            self._used[owner] = (self._used_before(owner, now) + now - job.started_at, now)
         job.state = state
         if self._jobs.get(job.config) is job:
             del self._jobs[job.config]
         job.done.set()
+        self._lock.notify_all()
 
     def _work(self) -> None:
         _lower_priority(self._nice)
         while True:
             with self._lock:
-                while not self._queue:
-                    self._lock.wait()
-                job = self._queue.popleft()
+                while (job := self._next()) is None:
+                    self._lock.wait(timeout=5.0)
+                self._queue.remove(job)
                 job.state, job.started_at = "running", time.monotonic()
             if self._claims is not None and not self._claims.claim(config_id(job.config), job.config.epochs):
                 job.elsewhere = True  # another replica trains it: follow its progress without taking a worker
@@ -470,9 +740,21 @@ class TrainingPool:
         return state
 
     def _alone(self, job: TrainingJob) -> bool:
-        """Nothing but `job` is running or queued."""
+        """Nothing but `job` is training: the others wait in the queue (every trainer is busy) or are long runs
+        paused for a short one, so `job` may take every idle core."""
         with self._lock:
-            return len(self._jobs) == 1 and self._jobs.get(job.config) is job
+            return all(j is job or j.state != "running" or j.paused or j.elsewhere for j in self._jobs.values())
+
+    def _short_one_running(self, job: TrainingJob) -> bool:
+        """Another student's short run is training (a long `job` then waits)."""
+        with self._lock:
+            return any(
+                j.state == "running"
+                and not j.elsewhere  # another replica trains it: not on this server's cores
+                and self._owner(j.trained_by) != self._owner(job.trained_by)
+                and not self.is_long(j)
+                for j in self._jobs.values()
+            )
 
     def _watcher(self, job: TrainingJob, model: BilinearMLP) -> tuple[Watcher | None, dict]:
         """The job's snapshot taker, its first snapshot (the initial weights: a picture at once) taken, and what
@@ -495,6 +777,12 @@ class TrainingPool:
 
         def poll() -> bool:  # the trainer asks between batches: also fit its threads to the pool's load
             nonlocal threads
+            if self.is_long(job) and self._short_one_running(job):  # a classmate's quick run goes as if alone
+                job.paused = True
+                while self._short_one_running(job) and not job.stop_requested.is_set():
+                    time.sleep(PAUSE_POLL)
+                job.paused = False
+                choice.skip()  # the pause was not a batch
             wanted = choice.next(self._alone(job))
             if wanted != threads:
                 _use_threads(wanted, self._threads_default)
@@ -526,7 +814,5 @@ class TrainingPool:
             TrainedModel(model, config, job.history, "trained", trained_by=job.trained_by, snapshots=job.snapshots)
         )
         self._released(job, "finished")  # after the publish: the model is in the store for the other replicas
-        seconds = job.history[-1].seconds
-        images = (config.n_train or 60_000) * config.epochs * max(1.0, config.d_hidden / 64)
-        self.seconds_per_image_epoch = seconds / images  # the next estimates use this server's speed
+        self.speed.observe(config, job.history[-1].seconds)  # the next estimates use this server's speed
         return "finished"

@@ -10,6 +10,10 @@ Both write what was trained here (finished and stopped runs, not the shipped or 
 `core.store.ModelStore` when they have one, and look there for an id they lack: a model survives a
 restart of the server, and replicas sharing one bucket find each other's models.
 
+Both bound what one student can fill and never drop what the class needs (server.eviction): each trainer
+keeps at most `per_owner` models (their oldest go, from the store too), and making room never drops a
+model pinned or in use (`protect`) or trained within the last lesson-length.
+
 Whatever these hold is read-only: never train, modify or move a model obtained here.
 """
 
@@ -26,19 +30,55 @@ from core.checkpoint import CheckpointError, load_checkpoint, load_snapshots, sa
 from core.config import Config
 from core.identity import PREFIXES, Origin, TrainedModel, config_id
 from core.store import ModelStore
+from server.eviction import LESSON_SECONDS, PER_OWNER, Evictions, Held, evictions
 
 log = logging.getLogger("bilinear_eigen_lab")
 
 
-def save(store: ModelStore | None, trained: TrainedModel) -> None:
-    """Write a model trained on this server to the store (a failed write costs a retraining later, no more)."""
+def save(store: ModelStore | None, trained: TrainedModel, keep: Collection[str] = ()) -> None:
+    """Write a model trained on this server to the store (a failed write costs a retraining later, no more);
+    making room there never drops the models in `keep`."""
     if store is None or trained.origin not in ("trained", "stopped"):
         return
     try:
         data = save_checkpoint(trained.model, trained.config, list(trained.history), trained.snapshots)
-        store.put(trained.model_id, data)
+        store.put(trained.model_id, data, keep=keep)
     except Exception:  # disk full, bucket unreachable: the model still lives in memory
         log.exception("could not write model %s to the store %s", trained.model_id, store.url)
+
+
+def forget(store: ModelStore | None, dropped: Evictions) -> None:
+    """Delete from the store the models dropped for being over their trainer's share."""
+    for model_id in dropped.over_owner if store is not None else ():
+        store.delete(model_id)
+
+
+class Bounds:
+    """How the registry and the slots decide what to drop (server.eviction), and what they must keep:
+    `protect` callables each name ids in use (the sessions' active models, the teacher's pin)."""
+
+    def __init__(
+        self,
+        *protect: Callable[[], Collection[str]],
+        per_owner: int = PER_OWNER,
+        recent: float = LESSON_SECONDS,
+        owner: Callable[[str], str] = str,
+    ) -> None:
+        self._protect, self.per_owner, self.recent = list(protect), per_owner, recent
+        self.owner = owner  # a model's trainer (session token) -> whose share it counts against (their browser)
+
+    def protect(self, ids: Callable[[], Collection[str]]) -> None:
+        """Also keep the ids this names (e.g. the class room's pin, once the room exists)."""
+        self._protect.append(ids)
+
+    def protected(self) -> set[str]:
+        """The ids no eviction drops now (pinned, in use)."""
+        return {i for ids in list(self._protect) for i in ids() if i}
+
+    def keep(self, held: Iterable[Held], protected: set[str]) -> set[str]:
+        """What the file store must not drop to make room: the protected and the recent models."""
+        now = time.time()
+        return protected | {h.model_id for h in held if now - h.added < self.recent}
 
 
 def load(store: ModelStore | None, model_id: str, origin: Origin, fresh: bool = False) -> TrainedModel | None:
@@ -90,9 +130,12 @@ class ModelRegistry:
         lazy_ids: Mapping[str, Config] | None = None,
         store: ModelStore | None = None,
         on_new: Callable[[TrainedModel], None] | None = None,
+        bounds: Bounds | None = None,
+        max_bytes: float = 512 * 2**20,
     ) -> None:
         self._lock = threading.Lock()
         self._on_new = on_new  # told of each model trained on this server (the room lists it for every replica)
+        self._bounds, self._max_bytes = bounds or Bounds(), max_bytes
         self._models: OrderedDict[Config, TrainedModel] = OrderedDict()
         self._ids: dict[str, Config] = {}
         self._added: dict[Config, float] = {}  # when each model arrived (the class board's clock time)
@@ -131,20 +174,41 @@ class ModelRegistry:
 
     def add(self, trained: TrainedModel, new: bool = True) -> TrainedModel:
         """Register a finished model (`new`: trained here, not read back); if another session got there first,
-        return theirs."""
+        return theirs. Past the bounds (server.eviction) older models go; never the shipped one, a protected
+        one or a recent one."""
+        protected = self._bounds.protected()  # outside the lock: it asks the sessions
         with self._lock:
             existing = self._models.setdefault(trained.config, trained)
             self._ids[existing.model_id] = existing.config
             if existing is trained:
                 self._added[trained.config], self._revision = time.time(), self._revision + 1
-            while len(self._models) > self._max:
-                oldest = next(c for c in self._models if c != self._pinned)
-                self._ids.pop(self._models.pop(oldest).model_id, None)
-                self._added.pop(oldest, None)
+            if self._pinned is not None:
+                protected.add(self._models[self._pinned].model_id)
+            protected.add(existing.model_id)
+            held = [
+                Held(m.model_id, self._bounds.owner(m.trained_by), self._added[c], m.n_bytes)
+                for c, m in self._models.items()
+            ]
+            dropped = evictions(
+                held,
+                max_models=self._max,
+                max_bytes=self._max_bytes,
+                per_owner=self._bounds.per_owner,
+                protected=protected,
+                now=time.time(),
+                recent=self._bounds.recent,
+            )
+            for model_id in dropped.all:
+                config = self._ids.pop(model_id)
+                del self._models[config]
+                self._added.pop(config, None)
+            self._revision += bool(dropped.all) and existing is not trained  # an arrival already counted a change
+            keep = self._bounds.keep(held, protected)
         if existing is trained:
-            save(self._store, trained)
+            save(self._store, trained, keep)
             if new and self._on_new is not None and trained.origin == "trained":
                 self._on_new(trained)  # after the save: a replica reading the room finds it in the store
+        forget(self._store, dropped)
         return existing
 
     def models(self, origins: Collection[Origin] | None = None) -> list[Listed]:
@@ -178,30 +242,50 @@ class ModelSlots:
         max_bytes: int = 200 * 2**20,
         store: ModelStore | None = None,
         on_new: Callable[[TrainedModel], None] | None = None,
+        bounds: Bounds | None = None,
     ) -> None:
+        self._bounds = bounds or Bounds()
         self._lock = threading.Lock()
         self._on_new = on_new  # told of each run stopped on this server (the room lists it for every replica)
         self._models: OrderedDict[str, TrainedModel] = OrderedDict()
         self._added: dict[str, float] = {}  # by id: when each model arrived (not when it was last used)
+        self._used: dict[str, float] = {}  # by id: when it was last added or used (the order of eviction)
         self._revision = 0  # +1 whenever a model arrives or leaves (not when one is merely used)
         self._max_models, self._max_bytes, self._store = max_models, max_bytes, store
 
     def add(self, trained: TrainedModel, new: bool = True) -> TrainedModel:
-        save(self._store, trained)  # a stopped run; an upload is not written (its owner has the file)
+        protected = self._bounds.protected() | {trained.model_id}  # outside the lock: it asks the sessions
         with self._lock:
             known = trained.model_id in self._models
             existing = self._models.setdefault(trained.model_id, trained)
             self._models.move_to_end(trained.model_id)
+            self._used[trained.model_id] = time.time()
             if existing is trained:
                 self._added[trained.model_id], self._revision = time.time(), self._revision + 1
-            while len(self._models) > 1 and (
-                len(self._models) > self._max_models or sum(m.n_bytes for m in self._models.values()) > self._max_bytes
-            ):
-                dropped, _ = self._models.popitem(last=False)
-                self._added.pop(dropped, None)
-                self._revision += 1
+            held = [
+                Held(i, self._bounds.owner(m.trained_by), self._added[i], m.n_bytes, self._used[i])
+                for i, m in self._models.items()
+            ]
+            dropped = evictions(
+                held,
+                max_models=self._max_models,
+                max_bytes=self._max_bytes,
+                per_owner=self._bounds.per_owner,
+                protected=protected,
+                now=time.time(),
+                recent=self._bounds.recent,
+            )
+            for model_id in dropped.all:
+                del self._models[model_id]
+                self._added.pop(model_id, None)
+                self._used.pop(model_id, None)
+            self._revision += len(dropped.all)
+            keep = self._bounds.keep(held, protected)
+        if existing is trained:
+            save(self._store, trained, keep)  # a stopped run; an upload is not written (its owner has the file)
+        forget(self._store, dropped)
         if new and not known and self._on_new is not None and trained.origin == "stopped":
-            self._on_new(trained)
+            self._on_new(trained)  # after the save: a replica reading the room finds it in the store
         return existing
 
     def models(self, origins: Collection[Origin] | None = None) -> list[Listed]:
@@ -221,6 +305,7 @@ class ModelSlots:
             found = self._models.get(model_id)
             if found is not None:
                 self._models.move_to_end(model_id)
+                self._used[model_id] = time.time()
                 return found
         if model_id.startswith(PREFIXES["stopped"]):
             stored = load(self._store, model_id, "stopped")

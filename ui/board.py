@@ -9,10 +9,12 @@ differ. A model one student trains is thus on every other board within REFRESH_S
 and a quiet board costs three lock reads per wake, no drawing.
 
 Teacher controls without accounts: a passcode from st.secrets["teacher_passcode"] or the environment
-variable BILINEAR_LAB_TEACHER_PASSCODE (neither set: no controls). A session that types it (compared by
-hmac.compare_digest; a wrong one waits WRONG_PASSCODE_DELAY) keeps a digest of it in st.session_state,
-never the passcode; every control's callback checks that digest against the current passcode before it
-changes the room (server.classroom), so a control reached without the passcode changes nothing.
+variable BILINEAR_LAB_TEACHER_PASSCODE (ui.passcode; neither set: no controls). A session that types it
+(compared by server.classroom.passcode_matches, the one comparison; a wrong one waits WRONG_PASSCODE_DELAY
+and counts towards server.passcode.GuessLimiter's lockouts, per session and for the server) keeps a digest
+of it in st.session_state, never the passcode; every control's callback checks that digest against the
+current passcode before it changes the room (server.classroom) or the trainings (server.jobs: cancel any
+run, the cap on one run's seconds), so a control reached without the passcode changes nothing.
 
 torch loads (through ui.resources) only when a function needs a model: Home calls `pinned_card` before
 its text is on screen, and with nothing pinned that reads one number.
@@ -20,9 +22,7 @@ its text is on screen, and with nothing pinned that reads one number.
 
 from __future__ import annotations
 
-import hmac
 import logging
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,11 +32,15 @@ import streamlit as st
 
 from core.board import PRECOMPUTED, BoardRow, board_row, caption, describe, label, nickname
 from core.grid import grid_points
+from core.identity import config_id
 from render import figures
 from server.classroom import RoomState, passcode_digest, passcode_matches
+from server.jobs import TrainingJob, duration
+from server.passcode import GuessLimiter, remaining
 from server.registry import Listed, newest_first
 from server.room import Room
 from ui import models, resources, widgets
+from ui.passcode import PASSCODE_ENV, PASSCODE_SECRET, teacher_passcode
 from ui.state import notify
 
 if TYPE_CHECKING:
@@ -48,8 +52,8 @@ log = logging.getLogger("bilinear_eigen_lab")
 REFRESH_SECONDS = 2.0  # how often a board looks for new models (the goal: on every board within 5 s)
 PIN_REFRESH_SECONDS = 5.0  # how often a Home page looks for a newly pinned model
 WRONG_PASSCODE_DELAY = 1.0  # seconds a wrong passcode waits: guessing costs time
-PASSCODE_SECRET = "teacher_passcode"  # a root-level key of the app's secrets
-PASSCODE_ENV = "BILINEAR_LAB_TEACHER_PASSCODE"
+__all__ = ["PASSCODE_ENV", "PASSCODE_SECRET", "teacher_passcode"]  # read in ui.passcode, named here too
+CAP_WIDGET = "teacher_cap_minutes"  # the teacher's cap on one run, in minutes
 PASSCODE_WIDGET = "teacher_passcode"  # the password input; emptied as soon as it is read
 TEACHER_KEY = "_teacher"  # not a widget: server.classroom.passcode_digest of the passcode this session unlocked with
 PIN_CHOICE = "teacher_pin_choice"  # the teacher's choice of the model to pin
@@ -58,8 +62,15 @@ BOARD_ORIGINS = ("trained", "stopped")  # what the class trained here (not the s
 
 def classroom() -> Room:
     """The room's shared state (pin, cleared models, answers shown, votes), in the database every replica
-    shares (server.room; memory while it is unreachable)."""
+    shares (server.room; memory while it is unreachable); its pinned model is never dropped by the model
+    stores (ui.resources.bounds)."""
     return resources.room()
+
+
+@st.cache_resource
+def guesses() -> GuessLimiter:
+    """Wrong passcodes, counted per session and for the server (server.passcode)."""
+    return GuessLimiter()
 
 
 # --- the board ---------------------------------------------------------------------------------
@@ -209,19 +220,6 @@ def use(model_id: str) -> None:
 # --- the teacher's controls ----------------------------------------------------------------------
 
 
-def teacher_passcode() -> str | None:
-    """The teacher's passcode: st.secrets["teacher_passcode"], else $BILINEAR_LAB_TEACHER_PASSCODE; None if neither."""
-    try:
-        value = st.secrets.get(PASSCODE_SECRET)
-    except (FileNotFoundError, KeyError):  # no secrets file at all (StreamlitSecretNotFoundError)
-        value = None
-    if value is None or value == "":
-        value = os.environ.get(PASSCODE_ENV)
-    if isinstance(value, bool) or not isinstance(value, (str, int)) or value == "":
-        return None
-    return str(value)
-
-
 def controls_enabled() -> bool:
     return teacher_passcode() is not None
 
@@ -231,23 +229,47 @@ def is_teacher() -> bool:
     expected, unlocked = teacher_passcode(), st.session_state.get(TEACHER_KEY)
     if expected is None or not isinstance(unlocked, str):
         return False
-    return hmac.compare_digest(unlocked, passcode_digest(expected))
+    return passcode_matches(unlocked, passcode_digest(expected))
+
+
+def locked_out() -> float:
+    """Seconds before this session may try a passcode again (0: now)."""
+    return guesses().wait(models.session_token())
+
+
+def lockout_text(seconds: float) -> str:
+    return (
+        f"Too many wrong passcodes on this server: the teacher controls accept no passcode for {remaining(seconds)} "
+        "more (guessing is slow for everyone)."
+    )
 
 
 def unlock() -> None:
-    """The passcode input and its Unlock button: unlock this session's teacher controls, or wait and say no."""
+    """The passcode input and its Unlock button: unlock this session's teacher controls, or wait and say no.
+    During a lockout (server.passcode) no passcode is compared at all."""
     given = st.session_state.get(PASSCODE_WIDGET) or ""
     st.session_state[PASSCODE_WIDGET] = ""  # the passcode does not stay in the session, nor go back to the browser
     expected = teacher_passcode()
     if expected is None or not given or is_teacher():
         return
+    session, limiter = models.session_token(), guesses()
+    wait = limiter.wait(session)
+    if wait > 0:
+        notify("error", lockout_text(wait))
+        return
     if passcode_matches(given, expected):
         st.session_state[TEACHER_KEY] = passcode_digest(expected)
         notify("success", "Teacher controls unlocked, in this browser tab only. **Lock** them before you leave.")
         return
+    limiter.wrong(session)
     time.sleep(WRONG_PASSCODE_DELAY)  # each guess costs a second
     log.warning("a wrong teacher passcode was typed on the class board")
-    notify("error", "That passcode is wrong: the teacher controls stay locked. Check it and try again.")
+    wait = limiter.wait(session)
+    notify(
+        "error",
+        "That passcode is wrong: the teacher controls stay locked. "
+        + (lockout_text(wait) if wait > 0 else "Check it and try again."),
+    )
 
 
 def lock() -> None:
@@ -299,6 +321,49 @@ def clear_votes() -> None:
     if _teacher_only("reset the lesson's tally"):
         classroom().clear_votes()
         notify("info", "The lesson's tally is empty again; predictions revealed from now on are counted.")
+
+
+def runs() -> list[TrainingJob]:
+    """The runs queued or training on this server now (what the teacher may cancel)."""
+    return resources.training_pool().in_flight()
+
+
+def describe_run(job: TrainingJob) -> str:
+    """One line per run: whose, its settings, where it is and its time to go."""
+    pool = resources.training_pool()
+    where = (
+        f"queued (number {pool.position(job)})"
+        if job.state == "queued"
+        else f"training, epoch {len(job.history)} of {job.config.epochs}"
+    )
+    left = job.seconds_left(pool.speed.factor)
+    return f"{nickname(job.trained_by)} · {where} · about {duration(left)} to go"
+
+
+def cancel_run(job_id: str) -> None:
+    """The teacher's Cancel on a run: it stops for everyone who follows it."""
+    if not _teacher_only("cancel a training run"):
+        return
+    job = next((j for j in runs() if config_id(j.config) == job_id), None)
+    if job is None:
+        notify("info", "That run had already ended.")
+        return
+    resources.training_pool().cancel(job)
+    notify("info", f"Cancelled {nickname(job.trained_by)}'s run; they keep their previous model.")
+
+
+def cap_minutes() -> float:
+    """The server's cap on one run's estimated time, in minutes."""
+    return resources.training_pool().max_seconds / 60
+
+
+def set_cap() -> None:
+    """The teacher's cap on one run's estimated time (server-wide; runs already started keep going)."""
+    minutes = st.session_state.get(CAP_WIDGET)
+    if not _teacher_only("change the longest training run") or minutes is None:
+        return
+    resources.training_pool().max_seconds = float(minutes) * 60
+    notify("success", f"A training run may now take at most {duration(float(minutes) * 60)} on this server.")
 
 
 # --- Home: the model the teacher pinned ------------------------------------------------------------

@@ -19,6 +19,7 @@ from core.lesson import BY_ID, STEPS, Question, Step, Vote, ordered
 
 MODE_KEY = "lesson"  # the sidebar toggle (a widget key; `lesson=true` in the URL)
 PROGRESS_KEY = "_lesson_progress"  # not a widget: core.lesson.Progress, the revealed steps and their picks
+COUNTED_KEY = "_lesson_counted"  # not a widget: steps a link's `picked=` says were revealed (and counted) before
 
 
 class Pending(Exception):
@@ -45,13 +46,22 @@ def reveal(step_id: str, right: int) -> None:
     if chosen is None:  # the button is disabled without a choice; a forged click changes nothing
         return
     st.session_state[PROGRESS_KEY] = ordered({**picks(), step_id: chosen})
+    if step_id in st.session_state.get(COUNTED_KEY, ()):  # revealed before this reload: its vote is in the tally
+        return
     from ui import board, models  # altair and pandas load with them: the entry file imports this module
 
     board.classroom().vote(Vote(models.session_token(), step_id, chosen, right))
 
 
+def counted_by_link(progress: dict[str, int] | tuple) -> None:
+    """A link (a reload) brought revealed steps: they were counted by the session that revealed them, so
+    revealing them again here (after Start over) adds no vote: one vote per step per student."""
+    st.session_state[COUNTED_KEY] = frozenset(step for step, _ in dict(progress).items())
+
+
 def start_over() -> None:
-    """Forget this session's predictions (the room's tally keeps its votes until the teacher resets it)."""
+    """Forget this session's predictions (the room's tally keeps its votes until the teacher resets it; a step
+    counted before a reload stays counted, COUNTED_KEY)."""
     st.session_state[PROGRESS_KEY] = ()
     for step in STEPS:
         st.session_state.pop(choice_key(step.id), None)

@@ -77,6 +77,7 @@ DEFAULTS: dict[str, Any] = {
     lesson.PROGRESS_KEY: (),  # no lesson step revealed
 }
 GRID_KEYS = ("grid_threshold", "grid_weight_decay")
+TRAINING_KEYS = ("epochs", "d_hidden", "batch_size", "n_train", "use_slice", "weight_decay", "noise_std", "lr")
 
 
 def restore() -> None:
@@ -85,15 +86,26 @@ def restore() -> None:
     if ss.get(READ_KEY):
         return
     ss[READ_KEY] = True
-    parsed = parse_query(st.query_params.to_dict(), PARAMS, DEFAULTS)
+    parsed = parse_query({name: st.query_params.get_all(name) for name in st.query_params}, PARAMS, DEFAULTS)
     requested = parsed.values.pop(MODEL_KEY, None)
     training = parsed.values.pop(JOB_LINK_KEY, None)
     ss.update(parsed.values)
+    if lesson.PROGRESS_KEY in parsed.values:
+        lesson.counted_by_link(parsed.values[lesson.PROGRESS_KEY])
     for problem in parsed.problems:
         state.notify("warning", problem)
-    if requested is None and training is None and not any(key in parsed.values for key in GRID_KEYS):
+    sets_training = any(key in parsed.values for key in TRAINING_KEYS)
+    if (
+        requested is None
+        and training is None
+        and not sets_training
+        and not any(key in parsed.values for key in GRID_KEYS)
+    ):
         return
-    from ui import models  # altair and pandas load with it: only when a link names a model
+    from ui import models  # altair and pandas load with it: only when a link names a model or training settings
+
+    if sets_training and training is None:
+        _warn_if_too_long(models)
 
     if training is not None and models.reattach(training):
         return  # the run (or the model it became) wins over the model the link showed meanwhile
@@ -102,6 +114,17 @@ def restore() -> None:
             models.restore(requested)
     else:  # a hand-written link with grid settings only: show that precomputed model
         models.use_grid_point()
+
+
+def _warn_if_too_long(models) -> None:
+    """The link's training settings are past the server's cap: say so now, with the nearest that fit."""
+    try:
+        config = state.config_from_widgets()
+    except ValueError:
+        return  # the Train page says why these settings cannot be trained
+    refusal = models.too_long(config)
+    if refusal is not None:
+        state.notify("warning", "The link's training settings: " + models.refusal_text(refusal))
 
 
 def current_query() -> dict[str, str]:

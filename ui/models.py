@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from core.checkpoint import CheckpointError, load_checkpoint, load_snapshots, save_checkpoint
 from core.config import Config
@@ -26,7 +27,8 @@ from core.snapshot import Snapshot
 from core.text import literal
 from core.train import EpochMetrics
 from render import figures
-from server.jobs import TrainingJob, estimate_seconds
+from server.jobs import OneRunEach, TooLong, TrainingJob, duration, seconds_left
+from server.sessions import browser_key as browser_key_of
 from ui import resources
 from ui.state import JOB_KEY, TOKEN_KEY, Unavailable, config_from_widgets, notify, quick_config, training_widgets
 
@@ -72,6 +74,7 @@ def set_active(trained: TrainedModel) -> None:
     if trained.origin in ("stopped", "uploaded"):
         trained = resources.slots().add(trained)
     st.session_state.active = trained
+    resources.sessions().using(session_token(), trained.model_id)  # in use: the stores keep it
 
 
 def restore(model_id: str) -> bool:
@@ -101,6 +104,7 @@ def restore(model_id: str) -> bool:
         )
         return False
     st.session_state.active = found
+    resources.sessions().using(session_token(), found.model_id)
     if found.origin in ("trained", "stopped"):  # the student's own run: its settings back on the Train page
         st.session_state.update(training_widgets(found.config))
     return True
@@ -116,7 +120,37 @@ def _settings_that_train(model_id: str) -> Config | None:
 
 def estimate(config: Config) -> float:
     """Seconds `config` takes to train alone on this server (from what it has measured so far)."""
-    return estimate_seconds(config, resources.training_pool().seconds_per_image_epoch)
+    return resources.training_pool().estimate(config)
+
+
+def too_long(config: Config) -> TooLong | None:
+    """Why `config` is past the server's cap on one run (with the nearest settings that fit), or None."""
+    try:
+        resources.training_pool().check(config)
+    except TooLong as refusal:
+        return refusal
+    return None
+
+
+def describe_change(old: Config, new: Config) -> str:
+    """What `new` changes of `old`, in the Train page's words: '3 epochs', 'batch 64', 'a 9,000-image slice'."""
+    if new.epochs != old.epochs and new.replace(epochs=old.epochs) == old:
+        return f"{new.epochs} epoch{'s' if new.epochs > 1 else ''}"
+    if new.batch_size != old.batch_size and new.replace(batch_size=old.batch_size) == old:
+        return f"batch {new.batch_size}"
+    if new.d_hidden != old.d_hidden and new.replace(d_hidden=old.d_hidden) == old:
+        return f"width {new.d_hidden}"
+    if new.n_train != old.n_train and new.replace(n_train=old.n_train, n_test=old.n_test) == old:
+        return f"a {new.n_train:,}-image slice"
+    return "the quick preset"
+
+
+def refusal_text(refusal: TooLong) -> str:
+    """The cap's message, with the nearest settings that fit and how long each takes."""
+    options = ", or ".join(
+        f"{describe_change(refusal.config, c)} (about {duration(estimate(c))})" for c in refusal.nearest
+    )
+    return f"These settings can't be trained: {refusal}. Nearest settings that fit: {options}."
 
 
 def retrain_offer() -> Config | None:
@@ -173,8 +207,23 @@ def grid_point(trained: TrainedModel) -> tuple[float, float] | None:
 
 
 def session_token() -> str:
-    """This session's anonymous token: how the training pool knows who follows a job."""
-    return st.session_state.setdefault(TOKEN_KEY, uuid.uuid4().hex)
+    """This session's anonymous token: how the training pool knows who follows a job (and, through
+    server.sessions, whether that session's tab is still open)."""
+    token = st.session_state.get(TOKEN_KEY)
+    if token is None:
+        token = st.session_state[TOKEN_KEY] = uuid.uuid4().hex
+    ctx = get_script_run_ctx()
+    resources.sessions().seen(token, ctx.session_id if ctx is not None else None, browser_key())
+    return token
+
+
+def browser_key() -> str | None:
+    """This browser's anonymous key (server.sessions.browser_key of its XSRF cookie), the same in all its tabs
+    and after a reload; None without one (AppTest, or XSRF protection off)."""
+    try:
+        return browser_key_of(st.context.cookies.get("_streamlit_xsrf"))
+    except Exception:  # no browser (AppTest, a bare script run)
+        return None
 
 
 def followed() -> TrainingJob | None:
@@ -222,10 +271,23 @@ def train_or_load(config: Config, again: bool = False) -> None:
             else "Loaded the model trained earlier with exactly these settings.",
         )
         return
+    pool = resources.training_pool()
+    running = next((j for j in pool.in_flight() if j.config == config), None)  # joining it costs nothing more
+    refusal = too_long(config) if running is None else None
+    if refusal is not None:  # the page disables Train past the cap: a forged click, or the cap just changed
+        notify("error", refusal_text(refusal) + " Your current model is kept.")
+        return
     st.session_state.pop(REPLAY_KEY, None)  # a real run draws its own curves, live
-    job = resources.training_pool().submit(config, resources.splits(config), session_token())
-    if previous is not None and previous is not job:  # one run per student: the new one replaces it
+    if previous is not None and previous is not running:  # one run per student: the new one replaces it
         _leave(previous)
+    try:
+        job = pool.submit(config, resources.splits(config), session_token())
+    except TooLong as refusal:  # the cap changed between the check and the submit
+        notify("error", refusal_text(refusal) + " Your current model is kept.")
+        return
+    except OneRunEach as refusal:  # this session still follows a run in flight (a race with its own Stop)
+        notify("error", f"Not started: {refusal}. Your current model is kept.")
+        return
     st.session_state[JOB_KEY] = job
 
 
@@ -324,6 +386,8 @@ def settle() -> bool:
         )
     elif job.state == "failed":
         notify("error", f"{job.error} Your previous model is kept.")
+    elif job.cancelled:  # the teacher, or the server, stopped it for everyone
+        notify("info", f"The training run stopped before the end ({job.cancelled}); your previous model is kept.")
     else:  # stopped by everyone else who followed it, before this session noticed
         notify("info", "The training run stopped before the end; your previous model is kept.")
     return True
@@ -350,10 +414,16 @@ def progress(job: TrainingJob) -> Progress:
     history, epochs, snapshots = job.history, job.config.epochs, job.snapshots
     if job.state == "queued":
         running, queued = pool.status()
+        lane = (
+            " A long run like yours leaves the last trainer to short runs, so one student's long runs never "
+            "hold up the class."
+            if pool.is_long(job) and running < pool.workers
+            else ""
+        )
         text = (
             f"Waiting for a free trainer: {running} run(s) are training on this server's {pool.workers} core(s); "
             f"yours is number {pool.position(job)} of {queued} in the queue and starts in about "
-            f"{pool.seconds_to_start(job):.0f} s."
+            f"{duration(pool.seconds_to_start(job))}.{lane}"
         )
         return Progress(history, epochs, snapshots, text, queued=True)
     others = len(job.followers) - 1  # a snapshot: another session may join or leave meanwhile
@@ -366,7 +436,7 @@ def progress(job: TrainingJob) -> Progress:
 
 
 def progress_text(m: EpochMetrics) -> str:
-    left = m.seconds / m.epoch * (m.epochs - m.epoch)
+    left = seconds_left((m,))  # from the run's own epochs, as the queue's estimates (server.jobs)
     return (
         f"Epoch {m.epoch} / {m.epochs} · validation accuracy {m.val_acc:.1%} · "
         f"{m.seconds:.0f} s elapsed, about {left:.0f} s left"

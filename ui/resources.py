@@ -16,6 +16,7 @@ from typing import Any
 import streamlit as st
 import torch
 from sqlalchemy.exc import SQLAlchemyError
+from streamlit.runtime import Runtime
 
 from core import findings
 from core.board import nickname
@@ -34,9 +35,11 @@ from core.tensor import Direction
 from core.train import train
 from core.truncation import TruncationCurves, truncation_curves
 from render.figures import ExportCache, Figure, heatmap_png
-from server.jobs import NICE, TrainingPool
-from server.registry import ModelRegistry, ModelSlots
+from server.budget import BytesLRU
+from server.jobs import DEFAULT_MAX_SECONDS, NICE, TrainingPool
+from server.registry import Bounds, ModelRegistry, ModelSlots
 from server.room import Room, default_url
+from server.sessions import Sessions
 from ui.state import Unavailable
 
 SEED_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "seed-default.safetensors"
@@ -138,23 +141,53 @@ def _listed_in_room(trained: TrainedModel) -> None:
     room().record_model(trained.model_id, trained.origin, trained.config.to_dict(), nickname(trained.trained_by))
 
 
+def _tab_open(session_id: str) -> bool:
+    """Whether a Streamlit session still has its websocket (False within a moment of its tab closing)."""
+    return not Runtime.exists() or Runtime.instance().is_active_session(session_id)
+
+
+@st.cache_resource
+def sessions() -> Sessions:
+    """Which sessions' tabs are open and which model each shows (server.sessions), one per server."""
+    return Sessions(_tab_open)
+
+
+@st.cache_resource
+def bounds() -> Bounds:
+    """What the model stores keep (server.eviction): BILINEAR_LAB_MODELS_PER_STUDENT models per browser (all its
+    tabs and reloads), never one in use nor the teacher's pin (the room's, server.room)."""
+    return Bounds(
+        sessions().in_use,
+        lambda: {room().state().pinned} - {None},
+        per_owner=int(os.environ.get("BILINEAR_LAB_MODELS_PER_STUDENT", "3")),
+        owner=sessions().owner,  # per browser: a reload or another tab is the same student
+    )
+
+
 @st.cache_resource
 def registry() -> ModelRegistry:
     """The server-wide registry of trained models: the shipped checkpoint, and the precomputed grid
     (loaded on first request, so a grid slider or an on-grid Train click is instant)."""
     lazy_ids = {config_id(grid_config(t, wd)): grid_config(t, wd) for t, wd in grid_points()}
     return ModelRegistry(
-        seed_model_or_none(), loader=load_grid_model, lazy_ids=lazy_ids, store=model_store(), on_new=_listed_in_room
+        seed_model_or_none(),
+        loader=load_grid_model,
+        lazy_ids=lazy_ids,
+        store=model_store(),
+        on_new=_listed_in_room,
+        bounds=bounds(),
     )
 
 
 @st.cache_resource
 def training_pool() -> TrainingPool:
-    """The server's trainings: at most one per core at once (BILINEAR_LAB_TRAINING_WORKERS), the rest queued;
-    a lone training uses every core (BILINEAR_LAB_TRAINING_THREADS_ALONE)."""
+    """The server's trainings: at most one per core at once (BILINEAR_LAB_TRAINING_WORKERS), the rest queued
+    fairly; a lone training uses every core (BILINEAR_LAB_TRAINING_THREADS_ALONE); a run's estimate at most
+    BILINEAR_LAB_MAX_RUN_SECONDS (the teacher changes it on the board); a run whose tabs all closed stops."""
     workers = int(os.environ.get("BILINEAR_LAB_TRAINING_WORKERS", "0")) or None
     nice = int(os.environ.get("BILINEAR_LAB_TRAINING_NICE", str(NICE)))
     threads_alone = int(os.environ.get("BILINEAR_LAB_TRAINING_THREADS_ALONE", "0")) or None
+    cap = float(os.environ.get("BILINEAR_LAB_MAX_RUN_SECONDS", str(DEFAULT_MAX_SECONDS)))
     return TrainingPool(
         train,
         registry().add,
@@ -164,13 +197,16 @@ def training_pool() -> TrainingPool:
         claims=room(),  # replicas sharing the room never train the same settings twice
         fetch=lambda config: registry().get(config, fresh=True),  # what another replica finished, from the store
         target=lambda config: mnist().train_x[config.target_index],  # each run's live eigenvector (core.snapshot)
+        max_seconds=cap,
+        connected=sessions().connected,
+        owner=sessions().owner,
     )
 
 
 @st.cache_resource
 def slots() -> ModelSlots:
     """The server-wide store of stopped runs and uploaded models, by id."""
-    return ModelSlots(store=model_store(), on_new=_listed_in_room)
+    return ModelSlots(store=model_store(), on_new=_listed_in_room, bounds=bounds())
 
 
 def find_model(model_id: str) -> TrainedModel | None:
@@ -253,14 +289,16 @@ def truncation(model_id: str, _trained: TrainedModel) -> TruncationCurves:
     return truncation_curves(_trained.model, mnist().test_x, test_y, train=train)
 
 
-@st.cache_resource(max_entries=128, show_spinner=False)
-def eigen(model_id: str, _trained: TrainedModel, direction: Direction, view: View) -> Eigen:
-    """core.eigen.decompose, once per model, direction and view for the whole server (~0.4 MB at H = 64).
+@st.cache_resource
+def eigen_cache() -> BytesLRU[Eigen]:
+    """The server's eigendecompositions, least recently used dropped past BILINEAR_LAB_EIGEN_CACHE_MB (default
+    256): 0.4 MB each at H = 64, 23 MB at H = 1024, so a count of entries bounds nothing (server.budget)."""
+    return BytesLRU(int(os.environ.get("BILINEAR_LAB_EIGEN_CACHE_MB", "256")) * 2**20, lambda e: e.n_bytes)
 
-    `view` has no default on purpose: st.cache_resource keys on the arguments as passed, so a default
-    left out in one call and spelt out in another would compute the same decomposition twice.
-    """
-    return decompose(_trained.model, direction, view)
+
+def eigen(model_id: str, _trained: TrainedModel, direction: Direction, view: View) -> Eigen:
+    """core.eigen.decompose, once per model, direction and view for the whole server (within a byte budget)."""
+    return eigen_cache().get((model_id, direction, view), lambda: decompose(_trained.model, direction, view))
 
 
 def digit_of(index: int) -> int | None:

@@ -19,6 +19,7 @@ from core.eigen import decompose, top_eigenvector
 from core.grid import grid_config
 from core.identity import TrainedModel, config_id
 from core.tensor import DIRECTIONS, augment
+from server.registry import Bounds
 from ui import resources
 
 APP = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
@@ -329,7 +330,7 @@ def test_browsing_an_eigenvector_index():
 
 def test_registry_shares_the_first_model_and_keeps_the_pinned_one():
     seed = resources.seed_model()
-    registry = resources.ModelRegistry(seed, max_models=2)
+    registry = resources.ModelRegistry(seed, max_models=2, bounds=Bounds(recent=0))  # size alone decides
     first = TrainedModel(seed.model, seed.config.replace(seed=1), seed.history, "trained")
     again = TrainedModel(seed.model, seed.config.replace(seed=1), seed.history, "trained")
     assert registry.add(first) is first and registry.add(again) is first, "the first finished model wins"
@@ -365,7 +366,7 @@ def test_each_models_decomposition_is_computed_once_for_the_server(monkeypatch):
     calls = []
     real = resources.decompose
     monkeypatch.setattr(resources, "decompose", lambda *args: calls.append(args[1:]) or real(*args))
-    resources.eigen.clear()
+    resources.eigen_cache().clear()
     for page in ("app_pages/eigenvectors.py", "app_pages/explain.py", "app_pages/eigenvectors.py"):
         assert_clean(open_page(page))  # a new session each time, as another student
     assert sorted(calls) == [("true_minus_false", "augmented"), ("true_minus_false", "bias_free")]

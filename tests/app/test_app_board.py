@@ -7,6 +7,7 @@ by another student" for the next. The room is reset around every test.
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -203,7 +204,7 @@ def test_each_models_top_eigenvector_is_computed_once_for_the_server(monkeypatch
     calls = []
     real = resources.decompose
     monkeypatch.setattr(resources, "decompose", lambda model, *args: calls.append(args) or real(model, *args))
-    resources.eigen.clear()
+    resources.eigen_cache().clear()
     resources.board_top.clear()
     for _ in range(2):  # two students, each opening the board and rerunning it
         at = open_page(BOARD)
@@ -246,6 +247,26 @@ def test_a_wrong_passcode_waits_says_so_and_unlocks_nothing(monkeypatch):
     assert not has(at, "button", "teacher_pin") and "_teacher" not in at.session_state
     assert at.text_input(key=board.PASSCODE_WIDGET).value == "", "the guess does not stay in the session"
     assert "heron-7-lanter" not in texts(at) and PASSCODE not in str(at.query_params)
+
+
+def test_guessing_locks_the_tab_out_with_the_time_left_and_compares_no_passcode_meanwhile(monkeypatch):
+    """Issue 25: one tab made 60 guesses in 16 s; now the fifth wrong one in a minute locks it out."""
+    monkeypatch.setenv(board.PASSCODE_ENV, PASSCODE)
+    at = open_page(BOARD)
+    for guess in range(5):
+        at.text_input(key=board.PASSCODE_WIDGET).input(f"guess-{guess}").run()
+    assert (
+        "Too many wrong passcodes on this server" in at.error[0].value
+        and " more (guessing is slow" in at.error[0].value
+    )
+    assert any(re.search(r"accept no passcode for 1 min \d+ s more", w.value) for w in at.warning), "time left"
+    at.text_input(key=board.PASSCODE_WIDGET).input(PASSCODE).run()  # even the right one, during the lockout
+    assert not has(at, "button", "teacher_pin") and "_teacher" not in at.session_state
+    assert "Too many wrong passcodes" in at.error[0].value
+    other = open_page(BOARD)  # another tab may still try (the server-wide limit is 30 a minute)
+    other.text_input(key=board.PASSCODE_WIDGET).input(PASSCODE)
+    other.button(key="teacher_unlock").click().run()
+    assert has(other, "button", "teacher_pin")
 
 
 def test_the_teacher_pins_unpins_clears_and_shows_the_answers(monkeypatch, classmate):

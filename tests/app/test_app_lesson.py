@@ -129,6 +129,20 @@ def test_progress_survives_a_reload_without_voting_twice():
     assert reloaded.session_state["_lesson_progress"] == () and "picked" not in reloaded.query_params
 
 
+def test_reloading_and_revealing_again_adds_no_vote():
+    """Issue 25: one tab reloading and revealing five times counted five predictions."""
+    at = predict(in_lesson(EIGEN), "eigenvectors", 1)
+    for choice in (0, 2, 1, 0, 2):
+        reloaded = open_link(dict(at.query_params), EIGEN)  # a reload: a new session, the link's picked=
+        reloaded.button(key="lesson_start_over").click().run()
+        at = predict(reloaded, "eigenvectors", choice)
+        assert at.query_params["picked"] == f"eigenvectors-{choice}", "the new prediction is the tab's own"
+    assert len(board.classroom().state().votes) == 1, "one vote per step per student"
+    fresh = predict(in_lesson(EIGEN), "eigenvectors", 0)  # a classmate, with no such link
+    assert_clean(fresh)
+    assert len(board.classroom().state().votes) == 2, "another student still counts"
+
+
 @pytest.mark.parametrize("picked", ["eigenvectors-9", "sideways-1", "eigenvectors", "label-1.label-x"])
 def test_a_bad_progress_link_is_ignored_with_a_notice(picked):
     at = open_link({"lesson": "true", "picked": picked}, EIGEN)

@@ -14,13 +14,16 @@ that take a resource away (the shipped checkpoint, MNIST) clear those caches and
 from __future__ import annotations
 
 import io
+import json
 import pickle
 import re
+import struct
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from streamlit.testing.v1 import AppTest
 
 import core.data
 from core.checkpoint import MAX_BYTES, CheckpointError, load_checkpoint, save_checkpoint
@@ -29,7 +32,17 @@ from core.grid import grid_config
 from core.identity import config_id
 from core.labels import make_splits
 from core.train import TrainingDiverged, new_model, train
-from tests.app.test_app import SMALL_RUN, assert_clean, badge, open_page, percentages, press_train, set_training
+from tests.app.test_app import (
+    APP,
+    SMALL_RUN,
+    TIMEOUT,
+    assert_clean,
+    badge,
+    open_page,
+    percentages,
+    press_train,
+    set_training,
+)
 from tests.app.test_app_links import open_link, warnings
 from ui import resources, state
 
@@ -412,6 +425,21 @@ def good_checkpoint() -> bytes:
     return save_checkpoint(seed.model, seed.config.replace(seed=5), list(seed.history))
 
 
+def safetensors_header(header: dict | bytes) -> bytes:
+    """A file that is only a safetensors header (its metadata is checked before any tensor is read)."""
+    text = header if isinstance(header, bytes) else json.dumps(header).encode()
+    return struct.pack("<Q", len(text)) + text
+
+
+def huge_weights() -> bytes:
+    seed = resources.seed_model()
+    model = new_model(seed.config)
+    model.load_state_dict(seed.model.state_dict())
+    with torch.no_grad():
+        model.embed.weight[0, 0] = 3e38
+    return save_checkpoint(model, seed.config.replace(seed=5), list(seed.history))
+
+
 BAD_CHECKPOINTS = {  # file -> what the message must say
     "corrupt bytes": (lambda: bytes(range(256)) * 64, "not a safetensors file: its header length runs past the end"),
     "corrupt header": (
@@ -421,6 +449,15 @@ BAD_CHECKPOINTS = {  # file -> what the message must say
     "truncated": (lambda: good_checkpoint()[:-1000], "corrupt or truncated safetensors file"),
     "oversized": (lambda: good_checkpoint() + bytes(MAX_BYTES), "MB; a checkpoint is at most 20 MB"),
     "a png renamed": (lambda: png(np.zeros((28, 28), np.uint8)), "not a safetensors file"),
+    "deeply nested JSON": (
+        lambda: safetensors_header(b'{"__metadata__": {}, "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"),
+        "its header nests JSON too deeply to read",
+    ),
+    "no config": (
+        lambda: safetensors_header({"__metadata__": {"format": "bilinear-eigen-lab/1", "history": "[]"}}),
+        "the checkpoint has no config (the settings it was trained with)",
+    ),
+    "weights of 3e38": (huge_weights, "embed.weight holds a weight of magnitude 3e+38"),
 }
 
 
@@ -542,3 +579,56 @@ def test_bad_image_upload(kind):
     assert_clean(at)
     assert at.metric and any("Test image #42" in (i.captions or [""])[0] for i in at.image)
     assert active_model(at) is model
+
+
+# --- issue 25: the small ones --------------------------------------------------------------------
+
+
+def test_a_repeated_link_parameter_is_named_and_none_of_its_values_taken():
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params["target"] = ["1", "2"]  # ?target=1&target=2
+    at.query_params["threshold"] = "0.3"
+    at.run()
+    assert not at.exception and not at.error
+    (warning,) = warnings(at)
+    assert "The link gives `target` 2 times (`1, 2`)" in warning and "Using the default 6 instead" in warning
+    assert at.session_state["target_index"] == 6 and at.session_state["threshold"] == 0.3
+
+
+def test_a_nul_in_a_link_is_shown_as_what_it_is():
+    at = open_link({"target": "1\x00"}, LABEL)
+    assert not at.exception and not at.error
+    (warning,) = warnings(at)
+    assert "`target=1\\x00` was ignored: target contains a control character" in warning, warning
+    assert at.session_state["target_index"] == 6
+
+
+def test_minus_zero_is_zero_in_ids_and_links():
+    assert config_id(Config(weight_decay=-0.0)) == config_id(Config(weight_decay=0.0))
+    at = open_link({"wd": "-0"}, TRAIN)
+    assert not at.exception and not warnings(at)
+    assert at.query_params["wd"] == "0", "the link writes 0, not -0"
+    assert str(at.session_state["weight_decay"]) == "0.0"
+
+
+@pytest.mark.parametrize("picked", ["label-\u00b3", "label-" + "9" * 5000])
+def test_a_picked_value_that_is_no_ascii_number_is_refused_in_the_apps_words(picked):
+    at = open_link({"lesson": "true", "picked": picked}, LABEL)
+    assert not at.exception and not at.error
+    (warning,) = [w for w in warnings(at) if "picked=" in w]
+    assert "invalid literal" not in warning and "digits" not in warning.split("was ignored")[1]
+    assert "must give step label a choice" in warning or "longer than" in warning, warning
+
+
+def test_training_settings_past_the_cap_get_the_nearest_that_fit():
+    at = open_link({"epochs": "1000", "width": "1024", "batch": "1"}, TRAIN)
+    assert not at.exception
+    (warning,) = [w for w in warnings(at) if "training settings" in w]
+    assert "days on this server" in warning and "at most 2 min here" in warning, warning
+    assert "Nearest settings that fit: the quick preset (about" in warning
+    (error,) = [e.value for e in at.error]
+    assert "These settings can't be trained" in error
+    assert at.button(key="train_button").disabled, "Train is refused"
+    at.button(key="nearest_0").click().run()
+    assert not at.error and not at.button(key="train_button").disabled, "the nearest settings train"
+    assert at.session_state["epochs"] == 8 and at.session_state["batch_size"] == 1024

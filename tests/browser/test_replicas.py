@@ -134,9 +134,9 @@ def test_the_same_settings_on_two_replicas_train_once_and_reach_both_boards(repl
     trainer_b.goto(b + LONG_LINK)
     for page in (trainer_a, trainer_b):
         expect(page.locator(".st-key-epochs input")).to_have_value("30")
-    trainer_a.get_by_role("button", name="Train", exact=True).click()
+    trainer_a.locator(".st-key-train_button button").first.click()
     expect(trainer_a.locator(MAIN).get_by_text(re.compile(r"Epoch \d+ / 30"))).to_be_visible(timeout=TRAIN_WAIT)
-    trainer_b.get_by_role("button", name="Train", exact=True).click()
+    trainer_b.locator(".st-key-train_button button").first.click()
     # One replica trains, the other follows its claim epoch by epoch and says so. Usually A trains and B follows;
     # on a loaded machine B's claim can land first (A's page shows its job running just before A claims it).
     following = {name: page.locator(MAIN).get_by_text(ELSEWHERE) for name, page in (("A", trainer_a), ("B", trainer_b))}
@@ -194,7 +194,8 @@ def test_pin_answers_and_clear_on_one_replica_reach_the_other(replicas, browser)
 
     teacher.locator(".st-key-teacher_answers button").first.click()
     start = time.time()
-    expect(board_b.locator(MAIN).get_by_text("The teacher has shown the answers")).to_be_visible(timeout=BOUND * 1000)
+    # in the tally's caption, which stays folded until a vote comes (issue 24): in the page, not necessarily visible
+    expect(board_b.locator(MAIN).get_by_text("The teacher has shown the answers")).to_be_attached(timeout=BOUND * 1000)
     answers = time.time() - start
 
     expect(board_b.locator(tile(model_id))).to_be_visible()
@@ -233,7 +234,7 @@ def test_a_replica_whose_store_and_database_are_unreachable_says_so_and_keeps_wo
         expect(page).to_have_url(re.compile("epochs=3"))
         wait_idle(page)
         changed = time.perf_counter() - start
-        page.get_by_role("button", name="Train", exact=True).click()
+        page.locator(".st-key-train_button button").first.click()
         expect(page.locator(MAIN).get_by_text("Training finished")).to_be_visible(timeout=TRAIN_WAIT)
         assert_clean(page, "a training with the store and the database down")
         print(f"\nstore and database unreachable: Train page opened in {opened:.1f} s, Epochs set in {changed:.1f} s")
@@ -247,7 +248,7 @@ def test_one_server_keeps_its_room_across_a_restart_with_the_default_sqlite(brow
     with streamlit_server(ARTIFACTS / "sqlite-1.log", port=PORTS[3], env=env, model_store=str(store)) as (url, _):
         page = browser()
         page.goto(url + SHORT_LINK)
-        page.get_by_role("button", name="Train", exact=True).click()
+        page.locator(".st-key-train_button button").first.click()
         expect(page.locator(MAIN).get_by_text("Training finished")).to_be_visible(timeout=TRAIN_WAIT)
         board = browser()
         open_board(board, url)

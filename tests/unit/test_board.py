@@ -28,7 +28,7 @@ from core.identity import TrainedModel
 from core.train import EpochMetrics, new_model
 from server.classroom import ClassRoom, passcode_digest, passcode_matches
 from server.jobs import TrainingJob, TrainingPool
-from server.registry import ModelRegistry, ModelSlots
+from server.registry import Bounds, ModelRegistry, ModelSlots
 
 SMALL = Config(d_hidden=4, epochs=3, n_train=4096, n_test=100, batch_size=512)
 
@@ -212,7 +212,7 @@ def trained(seed: int, origin: str = "trained", by: str = "", epochs_done: int |
 
 
 def test_the_registry_lists_its_models_newest_first_and_counts_changes():
-    registry = ModelRegistry(None, max_models=3)
+    registry = ModelRegistry(None, max_models=3, bounds=Bounds(recent=0))  # no model is "recent": size alone
     assert registry.models() == [] and registry.revision == 0
     first = registry.add(trained(1, by="a"))
     time.sleep(0.01)
@@ -230,7 +230,7 @@ def test_the_registry_lists_its_models_newest_first_and_counts_changes():
 
 
 def test_the_slots_list_by_arrival_and_a_use_is_no_change():
-    slots = ModelSlots(max_models=2)
+    slots = ModelSlots(max_models=2, bounds=Bounds(recent=0))
     first = slots.add(trained(1, origin="stopped", epochs_done=1))
     time.sleep(0.01)
     second = slots.add(trained(2, origin="stopped", epochs_done=2))

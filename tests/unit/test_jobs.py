@@ -129,7 +129,7 @@ def test_the_last_follower_leaving_stops_the_run_and_keeps_its_last_epoch(pool):
 
 
 def test_a_queued_job_can_be_stopped_before_it_starts(pool):
-    running = [pool.submit(config(seed), splits=None, follower="x") for seed in (11, 12)]
+    running = [pool.submit(config(seed), splits=None, follower=f"x{seed}") for seed in (11, 12)]
     assert pool.trainers.has_started(11).wait(10) and pool.trainers.has_started(12).wait(10)
     queued = pool.submit(config(13), splits=None, follower="q")
     assert pool.position(queued) == 1

@@ -215,6 +215,30 @@ def test_a_follower_trains_itself_when_the_other_replica_stops(url):
     assert job_b.done.wait(10) and job_b.state == "finished" and not job_b.elsewhere
 
 
+def test_a_long_run_another_replica_trains_holds_no_trainer_here(url):
+    """The fair queue (issue 25) beside the claims (issue 26): B's job that follows A's long run uses none of
+    B's trainers, so it neither counts as B's long run nor keeps B's own long runs from starting."""
+    room_a, room_b = Room(url, "A"), Room(url, "B")
+    trainers_a, trainers_b = Trainers(), Trainers()
+    pool_a = TrainingPool(trainers_a, lambda t: t, workers=2, claims=room_a, fetch=lambda c: None)
+    pool_b = TrainingPool(trainers_b, lambda t: t, workers=2, claims=room_b, fetch=lambda c: None)
+    long_config = Config(d_hidden=1024, epochs=3, n_train=4096, n_test=100, batch_size=8, seed=28)
+    job_a = pool_a.submit(long_config, None, "student-a")
+    assert trainers_a.has_started(28).wait(10)
+    followed = pool_b.submit(long_config, None, "student-b")
+    deadline = time.monotonic() + 10
+    while not followed.elsewhere and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert followed.elsewhere and pool_b.is_long(followed)
+    own = pool_b.submit(long_config.replace(seed=29), None, "student-c")
+    assert trainers_b.has_started(29).wait(10), "B's first long run of its own takes one of B's two trainers"
+    assert own.state == "running"
+    pool_a.leave(job_a, "student-a")
+    pool_b.leave(followed, "student-b")
+    pool_b.leave(own, "student-c")
+    assert job_a.done.wait(10) and followed.done.wait(10) and own.done.wait(10)
+
+
 def test_an_unreachable_database_fails_fast_says_so_and_keeps_the_room_in_memory():
     clock = Clock()
     started = time.perf_counter()
