@@ -65,7 +65,7 @@ async def start_training(page) -> None:
     epochs = page.locator(".st-key-epochs input")
     await epochs.fill(str(EPOCHS))
     await after_run_async(page, lambda: epochs.press("Enter"), WAIT / 1000)
-    train = page.get_by_role("button", name="Train", exact=True)
+    train = page.locator(".st-key-train_button button").first  # its label says its time
     await train.wait_for(timeout=WAIT)
     await after_run_async(page, train.click, WAIT / 1000)
     await page.locator(MAIN).get_by_role("progressbar").first.wait_for(timeout=WAIT)

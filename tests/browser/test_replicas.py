@@ -33,7 +33,7 @@ from tests.browser_support import (
     streamlit_server,
     wait_idle,
 )
-from tests.services import BUCKET, postgres, postgres_available, require, s3
+from tests.services import BUCKET, port_from, postgres, postgres_available, require, s3
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = ROOT / "artifacts" / "replicas"
@@ -42,8 +42,11 @@ TRAIN_WAIT = 180_000
 BOUND = 20.0  # s for a change on one replica to show on the other (the goal: a few seconds)
 MAIN = '[data-testid="stMain"]'
 PASSCODE = "replica-teacher"
-PORTS = [int(p) for p in os.environ.get("BILINEAR_LAB_TEST_APP_PORTS", "8690,8691,8692,8693").split(",")]
-CLOSED_PORT = int(os.environ.get("BILINEAR_LAB_TEST_CLOSED_PORT", "8719"))  # nothing listens there
+# ports the kernel picks unless the environment names them ("8690,8691,8692,8693"): no two runs meet on one
+PORTS = [int(p) for p in os.environ.get("BILINEAR_LAB_TEST_APP_PORTS", "").split(",") if p] or [
+    port_from("") for _ in range(4)
+]
+CLOSED_PORT = port_from("BILINEAR_LAB_TEST_CLOSED_PORT")  # nothing listens there
 # A training long enough for B to press Train while A's runs (a seed no other test trains).
 LONG = {"n_train": 16384, "n_test": 1000, "batch_size": 512, "epochs": 30, "seed": 2626}
 LONG_LINK = "/train?slice=true&n_train=16384&n_test=1000&batch=512&epochs=30&seed=2626"
