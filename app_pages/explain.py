@@ -122,9 +122,9 @@ if digit is not None:
             key="explain_images",
         )
         st.caption(
-            "Each eigenvector as an image (red < 0 < blue), flipped so that this input's projection on it "
-            "is positive: blue is where ink increases the term. Its contribution λᵢ(vᵢ·h̃)² has the sign of "
-            "λᵢ, whatever the input."
+            "Red < 0 < blue, each flipped towards this input.",
+            help="Each eigenvector as an image, flipped so that this input's projection on it is positive: blue is "
+            "where ink increases the term. Its contribution λᵢ(vᵢ·h̃)² has the sign of λᵢ, whatever the input.",
         )
     said = findings.contribution_finding(e.contributions, resources.bias_pair(trained, direction))
     st.info("\n\n".join(said.sentences()), icon=":material/balance:")
