@@ -113,7 +113,33 @@ def newest_first(entries: Iterable[Listed], origins: Collection[str] | None) -> 
     return sorted(kept, key=lambda e: e.added, reverse=True)
 
 
-class ModelRegistry:
+class Shelf:
+    """What the registry and the slots share: their models (`_models`, each with the time it arrived in
+    `_added` under the same key) listed newest first, a revision number, and their count; under `_lock`."""
+
+    _lock: threading.Lock
+    _models: OrderedDict
+    _added: dict
+    _revision: int
+
+    def models(self, origins: Collection[Origin] | None = None) -> list[Listed]:
+        """The models held now (of the given origins), newest first, each with the time it arrived."""
+        with self._lock:
+            entries = [Listed(trained, self._added[key]) for key, trained in self._models.items()]
+        return newest_first(entries, origins)
+
+    @property
+    def revision(self) -> int:
+        """A number that changes whenever a model arrives or is dropped (and only then)."""
+        with self._lock:
+            return self._revision
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._models)
+
+
+class ModelRegistry(Shelf):
     """Models trained to completion, keyed by their frozen (hashable) Config, shared by all sessions.
 
     Training is deterministic per config, so a config trained once never needs training again.
@@ -211,24 +237,8 @@ class ModelRegistry:
         forget(self._store, dropped)
         return existing
 
-    def models(self, origins: Collection[Origin] | None = None) -> list[Listed]:
-        """The models held now (of the given origins), newest first, each with the time it arrived."""
-        with self._lock:
-            entries = [Listed(trained, self._added[config]) for config, trained in self._models.items()]
-        return newest_first(entries, origins)
 
-    @property
-    def revision(self) -> int:
-        """A number that changes whenever a model arrives or is dropped (and only then)."""
-        with self._lock:
-            return self._revision
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._models)
-
-
-class ModelSlots:
+class ModelSlots(Shelf):
     """Models without a canonical Config (stopped runs, uploads), by id, shared by all sessions.
 
     Each gets its own slot, so an uploaded file never stands in for the model its Config would
@@ -288,18 +298,6 @@ class ModelSlots:
             self._on_new(trained)  # after the save: a replica reading the room finds it in the store
         return existing
 
-    def models(self, origins: Collection[Origin] | None = None) -> list[Listed]:
-        """The models held now (of the given origins), newest first, each with the time it arrived."""
-        with self._lock:
-            entries = [Listed(trained, self._added[model_id]) for model_id, trained in self._models.items()]
-        return newest_first(entries, origins)
-
-    @property
-    def revision(self) -> int:
-        """A number that changes whenever a model arrives or is dropped (and only then)."""
-        with self._lock:
-            return self._revision
-
     def get(self, model_id: str) -> TrainedModel | None:
         with self._lock:
             found = self._models.get(model_id)
@@ -311,7 +309,3 @@ class ModelSlots:
             stored = load(self._store, model_id, "stopped")
             return self.add(stored, new=False) if stored is not None else None
         return None
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._models)
