@@ -13,11 +13,13 @@ from __future__ import annotations
 import streamlit as st
 
 from core import findings
+from core.directions import DIRECTIONS
 from core.identity import TrainedModel
 from render import figures
 from ui import resources, widgets
 
-HEADLINE = ("true_minus_false", "bias_free")  # the direction and view of the verdict, everywhere
+WHERE = {"bias_free": "bias-free block", "augmented": "bias-augmented B"}  # as the Eigenvectors page says
+HEADLINE = findings.verdict_view()  # the direction and view of the verdict, everywhere (core.findings)
 WIDTH = 150  # each image's width in screen pixels (twice in projector mode, never wider than its column)
 TERMS = (
     "**Target**: the MNIST image the labels were built from; the model never saw it.  \n"
@@ -40,7 +42,10 @@ def verdict(trained: TrainedModel) -> tuple[str, str]:
     top = resources.top(trained, *HEADLINE)
     augmented = resources.top(trained, HEADLINE[0], "augmented")
     line = f"Top eigenvector vs target: |cos| **{top.cos:.2f}**, {findings.match_words(top.cos)}."
-    return line, f"bias-free block of True − False; the bias-augmented matrix: |cos| {augmented.cos:.2f}"
+    return (
+        line,
+        f"{WHERE[HEADLINE[1]]} of {DIRECTIONS[HEADLINE[0]].name}; the bias-augmented matrix: |cos| {augmented.cos:.2f}",
+    )
 
 
 def show(trained: TrainedModel, key: str) -> None:
@@ -64,8 +69,8 @@ def show(trained: TrainedModel, key: str) -> None:
             top.image,
             "top_eigenvector_bias_free_true_minus_false",
             f"Top eigenvector · λ {top.eigenvalue:+.3f}",
-            f"The top eigenvector of the bias-free True − False block as a 28×28 image ({widgets.DIVERGING}): "
-            f"eigenvalue {top.eigenvalue:+.3f}, |cos| with the centred target {top.cos:.2f}",
+            f"Top eigenvector of the {WHERE[HEADLINE[1]]} of {DIRECTIONS[HEADLINE[0]].name} as a 28×28 image "
+            f"({widgets.DIVERGING}): eigenvalue {top.eigenvalue:+.3f}, |cos| with the centred target {top.cos:.2f}",
             settings,
             scale=6,
         ),
