@@ -121,6 +121,8 @@ class Shelf:
     _models: OrderedDict
     _added: dict
     _revision: int
+    _max_bytes: int
+    _bounds: Bounds
 
     def models(self, origins: Collection[Origin] | None = None) -> list[Listed]:
         """The models held now (of the given origins), newest first, each with the time it arrived."""
@@ -137,6 +139,18 @@ class Shelf:
     def __len__(self) -> int:
         with self._lock:
             return len(self._models)
+
+    def _evictions(self, held: list[Held], protected: set[str], max_models: int) -> Evictions:
+        """What to drop to stay within `max_models`, the byte budget and each student's share (server.eviction)."""
+        return evictions(
+            held,
+            max_models=max_models,
+            max_bytes=self._max_bytes,
+            per_owner=self._bounds.per_owner,
+            protected=protected,
+            now=time.time(),
+            recent=self._bounds.recent,
+        )
 
 
 class ModelRegistry(Shelf):
@@ -215,15 +229,7 @@ class ModelRegistry(Shelf):
                 Held(m.model_id, self._bounds.owner(m.trained_by), self._added[c], m.n_bytes)
                 for c, m in self._models.items()
             ]
-            dropped = evictions(
-                held,
-                max_models=self._max,
-                max_bytes=self._max_bytes,
-                per_owner=self._bounds.per_owner,
-                protected=protected,
-                now=time.time(),
-                recent=self._bounds.recent,
-            )
+            dropped = self._evictions(held, protected, self._max)
             for model_id in dropped.all:
                 config = self._ids.pop(model_id)
                 del self._models[config]
@@ -276,15 +282,7 @@ class ModelSlots(Shelf):
                 Held(i, self._bounds.owner(m.trained_by), self._added[i], m.n_bytes, self._used[i])
                 for i, m in self._models.items()
             ]
-            dropped = evictions(
-                held,
-                max_models=self._max_models,
-                max_bytes=self._max_bytes,
-                per_owner=self._bounds.per_owner,
-                protected=protected,
-                now=time.time(),
-                recent=self._bounds.recent,
-            )
+            dropped = self._evictions(held, protected, self._max_models)
             for model_id in dropped.all:
                 del self._models[model_id]
                 self._added.pop(model_id, None)
