@@ -8,6 +8,7 @@ below, which holds only Streamlit's own markup that the app cannot change.
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -88,10 +89,16 @@ def test_every_page_in_projector_mode_with_a_precomputed_model(browser_page):
     expect(page.get_by_role("switch", name="Projector mode")).to_be_checked()
     image = page.locator(f'{MAIN} [data-testid="stImage"] img').first
     expect(image).to_be_visible()
-    width, column = image.evaluate(
+    measure = (
         "i => [i.getBoundingClientRect().width, i.closest('[data-testid=\"stColumn\"]').getBoundingClientRect().width]"
     )
-    assert width >= min(2 * 150, column) - 2, "images twice their size (ui.punchline.WIDTH), or as wide as their column"
+    deadline = time.monotonic() + 30  # the page may still be laying out (a rerun, the column's final width)
+    while (sizes := image.evaluate(measure))[0] < min(2 * 150, sizes[1]) - 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    width, column = sizes
+    assert width >= min(2 * 150, column) - 2, (
+        f"images twice their size (ui.punchline.WIDTH), or as wide as their column: {sizes}"
+    )
     # Label, Eigenvectors and Explain, where projector mode changes most (type, images, charts); every
     # page is audited in the other two tests
     for title, heading in [p for p in PAGES if p[0] in ("Label", "Eigenvectors", "Explain")]:
