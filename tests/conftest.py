@@ -8,6 +8,7 @@ import tempfile
 import threading
 
 import pytest
+import torch
 
 from core.config import Config, preset
 from core.data import MNIST, load_mnist
@@ -112,3 +113,12 @@ def fresh_room(monkeypatch):
     yield
     resources.room().new_class()
     board.guesses.clear()
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Many tiny torch ops: a second intra-op thread only adds sync cost on a busy 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

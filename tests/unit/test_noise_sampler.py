@@ -161,18 +161,10 @@ WRONG_SAMPLERS: dict[str, Sampler] = {
     "fresh_xi_in_backward": lambda x, W, sigma, g: FreshXiInBackward.apply(x, W, sigma, g),
 }
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 MAIN = (12, 3, 6)  # D, H, B
 RANK_DEFICIENT = (10, 4, 2)  # B < H: delta^T delta (H x H) has rank 2
 WIDER_THAN_INPUT = (3, 5, 4)  # H > D: W W^T is singular, the sampler falls back to explicit noise
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Thousands of tiny ops: a second intra-op thread only adds sync cost (10x on a busy box)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -33,18 +33,10 @@ ALPHA = 1e-4  # family-wise false-alarm rate of the noisy comparison
 N_SEEDS = 48  # runs of each loop in the noisy comparison
 SIGMA = 0.5  # noise large enough to move the losses and gradients well beyond their spread over seeds
 STEP_RTOL = 1e-4  # noise-free: largest relative difference of a step's gradient (measured <= 3e-7)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 BASE = Config(n_train=2048, n_test=256, lr=4e-3, weight_decay=3.3)  # the quick preset's lr and weight decay
 
 Run = tuple[list[EpochMetrics], list[torch.Tensor]]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Many small steps: a second intra-op thread only adds sync cost on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
