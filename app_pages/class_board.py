@@ -83,6 +83,26 @@ st.caption(
     "flipped towards the target.",
 )
 gallery(shown.entries, per_row)
+strips = (
+    widgets.lazy_expander("How the target appeared in each model, as it trained", "board_strips", ":material/movie:")
+    if shown.entries
+    else None
+)
+if strips is not None:
+    with strips:
+        drawn = [f for f in (board.strip(e, tz) for e in shown.entries[: board.STRIPS_SHOWN]) if f is not None]
+        st.caption(
+            f"The top eigenvector of the newest {min(len(shown.entries), board.STRIPS_SHOWN)} models at the start, "
+            "during and at the end of training, each at its own scale: "
+            + (
+                "does the target form in the weights as they learn? Each caption lists |cos| with the target at "
+                "those moments."
+                if drawn
+                else "none of them kept a record of it (they were trained before the lab recorded one)."
+            )
+        )
+        for figure in drawn:
+            widgets.image(figure, width=356)
 backdrop = widgets.lazy_expander(
     f"The {len(shown.backdrop)} precomputed models (the backdrop)", "board_backdrop", ":material/bolt:"
 )

@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 
 if TYPE_CHECKING:
     from core.config import Config
+    from core.snapshot import Snapshot
     from core.train import EpochMetrics
 
 ADJECTIVES = (
@@ -158,20 +159,42 @@ def caption(row: BoardRow, timezone: str | None = None) -> str:
     return f"{row.who}{when} · τ {row.config.threshold:.2f} · wd {row.config.weight_decay:g} · |cos| {row.cos:.2f}"
 
 
+def whose(row: BoardRow, timezone: str | None = None) -> str:
+    """'the model brave-otter trained at 14:02:11', or 'the precomputed model'."""
+    if row.precomputed:
+        return "the precomputed model"
+    return f"the model {row.who} {'stopped' if row.origin == 'stopped' else 'trained'} at {clock(row.added, timezone)}"
+
+
 def describe(row: BoardRow, timezone: str | None = None, colours: str = "") -> str:
     """The alt text of a model's thumbnail: what it shows, whose model, its settings and its numbers."""
-    whose = (
-        "the precomputed model"
-        if row.precomputed
-        else f"the model {row.who} {'stopped' if row.origin == 'stopped' else 'trained'} at "
-        f"{clock(row.added, timezone)}"
-    )
     accuracy = f", validation accuracy {row.val_acc:.1%}" if row.val_acc is not None else ""
     shown = f" ({colours})" if colours else ""
     return (
-        f"Top eigenvector of the bias-free True − False block of {whose} ({row.settings}{accuracy}) as a 28×28 "
+        f"Top eigenvector of the bias-free True − False block of {whose(row, timezone)} ({row.settings}{accuracy}) "
+        "as a 28×28 "
         f"image{shown}: eigenvalue {row.eigenvalue:+.3f}, |cos| with the centred target {row.cos:.2f}"
     )
+
+
+def appearance(
+    row: BoardRow, kept: Sequence[Snapshot], timezone: str | None = None, colours: str = ""
+) -> tuple[str, str]:
+    """The caption and the alt text of a model's strip (core.snapshot.strip of its snapshots in the board's
+    view): how its top eigenvector came to look like the target, or did not, while it trained."""
+    if not kept:
+        raise ValueError("a strip needs at least one snapshot")
+    when = "" if row.precomputed else f" · {clock(row.added, timezone)}"
+    title = f"{row.who}{when} · τ {row.config.threshold:.2f} · wd {row.config.weight_decay:g} · |cos| " + " → ".join(
+        f"{s.cos:.2f}" for s in kept
+    )
+    shown = f" ({colours})" if colours else ""
+    description = (
+        f"How the target appeared in {whose(row, timezone)} ({row.settings}): the top eigenvector of its bias-free "
+        f"True − False block at {len(kept)} moments of training, side by side, each 28×28 at its own scale{shown}: "
+        + ", ".join(f"{s.label} |cos| {s.cos:.2f}" for s in kept)
+    )
+    return title, description
 
 
 def label(row: BoardRow, timezone: str | None = None) -> str:

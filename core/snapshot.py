@@ -164,6 +164,11 @@ def kept_for_file(snapshots: Sequence[Snapshot], thumbnails: int = KEPT_THUMBNAI
     return tuple(s if i in chosen else replace(s, thumbnail=None) for i, s in enumerate(snapshots))
 
 
+def in_view(snapshots: Sequence[Snapshot], direction: str, view: str) -> list[Snapshot]:
+    """The snapshots of one matrix (a model's file may hold some taken in another verdict view)."""
+    return [s for s in snapshots if (s.direction, s.view) == (direction, view)]
+
+
 def strip(snapshots: Sequence[Snapshot], at_most: int = 8) -> list[Snapshot]:
     """At most `at_most` snapshots with a thumbnail, the first and the last among them and evenly spaced
     between: the strip of pictures that shows how the target appeared."""

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from core.board import PRECOMPUTED, BoardRow, board_row, caption, describe, label, nickname
+from core.board import PRECOMPUTED, BoardRow, appearance, board_row, caption, describe, label, nickname
 from core.grid import grid_points
 from core.identity import config_id
 from render import figures
@@ -201,6 +201,31 @@ def thumbnail(shown: Entry, tz: str | None, scale: int = 4) -> figures.Figure:
         describe(shown.row, tz, widgets.DIVERGING),
         figures.Settings.of(shown.trained),
         scale=scale,
+    )
+
+
+STRIP_LENGTH = 6  # thumbnails in a model's strip on the board
+STRIPS_SHOWN = 12  # the newest models whose strips the board draws
+
+
+def strip(shown: Entry, tz: str | None) -> figures.Figure | None:
+    """How the target appeared in a model while it trained: its snapshots' thumbnails in the board's view
+    (core.snapshot.strip) as one picture, or None for a model whose file kept fewer than two."""
+    from core.findings import verdict_view  # torch: only a board that shows strips needs it
+    from core.snapshot import in_view, strip_pixels  # torch: as above
+    from core.snapshot import strip as pick
+
+    kept = pick(in_view(shown.trained.snapshots, *verdict_view()), at_most=STRIP_LENGTH)
+    if len(kept) < 2:
+        return None
+    title, description = appearance(shown.row, kept, tz, widgets.DIVERGING)
+    return figures.pixels(
+        strip_pixels(kept),
+        f"board_strip_{shown.row.model_id}",
+        title,
+        description,
+        figures.Settings.of(shown.trained),
+        scale=2,
     )
 
 

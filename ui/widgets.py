@@ -151,7 +151,7 @@ def watch_target(
     exactly the Eigenvectors page's image); its numbers, and the spectrum per snapshot. With a `key`, a strip of
     thumbnails of how the target appeared, and its download as one figure."""
     from core.findings import match_words, verdict_view  # torch: after the page's text (cold start)
-    from core.snapshot import strip, strip_pixels  # torch: as above
+    from core.snapshot import in_view, strip, strip_pixels  # torch: as above
     from render import charts, figures  # altair: see `model_badge`
     from ui import resources  # altair and pandas: see `model_badge`
 
@@ -160,7 +160,7 @@ def watch_target(
         direction, view = verdict_view()
         top = resources.top(trained, direction, view)
         image, cos, eigenvalue, when = top.image, top.cos, top.eigenvalue, "after training"
-        snapshots = [s for s in snapshots if (s.direction, s.view) == (direction, view)]  # one matrix per chart
+        snapshots = in_view(snapshots, direction, view)  # one matrix per chart
         last = snapshots[-1] if snapshots else None
     else:
         direction, view = last.direction, last.view

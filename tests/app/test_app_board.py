@@ -116,6 +116,30 @@ def test_the_board_lists_the_grid_and_a_model_trained_in_another_session(classma
     )
 
 
+def test_the_board_shows_how_the_target_appeared_in_a_classmates_model(classmate):
+    trained, token = classmate
+    direction, view = verdict_view()
+    moments = [s for s in trained.snapshots if (s.direction, s.view) == (direction, view) and s.thumbnail]
+    assert len(moments) >= 2, "a run on the Train page keeps snapshots with thumbnails"
+    at = open_page(BOARD)
+
+    def strip_captions() -> list[str]:
+        return [c for image in at.image for c in image.captions if "→" in c]
+
+    assert strip_captions() == [], "the strips are sent only once their expander is opened"
+    at.session_state["board_strips"] = True
+    at.run()
+    assert_clean(at)
+    mine = [c for c in strip_captions() if c.startswith(f"{nickname(token)} · ")]
+    assert len(mine) == 1, "one strip for the classmate's model"
+    shown = [float(x) for x in mine[0].rsplit("|cos| ", 1)[1].split(" → ")]
+    assert shown[0] == pytest.approx(moments[0].cos, abs=0.005) and shown[-1] == pytest.approx(
+        moments[-1].cos, abs=0.005
+    ), "from the first snapshot to the last, as the model recorded them"
+    assert 2 <= len(shown) <= board.STRIP_LENGTH
+    check_alt_texts(at, "class board with strips")
+
+
 def test_use_this_model_makes_it_the_students_active_model(classmate):
     trained, _ = classmate
     at = open_page(BOARD)

@@ -14,6 +14,7 @@ from core.board import (
     ANIMALS,
     PRECOMPUTED,
     UNKNOWN,
+    appearance,
     board_row,
     caption,
     clock,
@@ -124,6 +125,25 @@ def test_caption_alt_text_and_label_carry_the_numbers():
     grid = row(origin="grid", who=PRECOMPUTED, added=None)
     assert caption(grid).startswith("precomputed · τ 0.35") and "the precomputed model" in describe(grid)
     assert label(r) == "brave otter, 10:53:20 UTC · τ 0.35 · wd 0.5 · |cos| 0.86"
+
+
+def test_a_strips_caption_and_alt_text_carry_every_moments_cos():
+    from core.snapshot import Snapshot, in_view
+
+    def moment(step, cos, view="bias_free"):
+        return Snapshot(step, step / 4, "true_minus_false", view, cos, 0.1, 0.5, 3, bytes(784))
+
+    taken = [moment(0, 0.012), moment(1, 0.3, "augmented"), moment(2, 0.615), moment(8, 0.874)]
+    kept = in_view(taken, "true_minus_false", "bias_free")
+    assert [s.step for s in kept] == [0, 2, 8], "only the snapshots of the board's matrix"
+    title, alt = appearance(row(), kept, "Europe/Berlin", "red negative, white zero, blue positive")
+    assert title == "brave otter · 11:53:20 · τ 0.35 · wd 0.5 · |cos| 0.01 → 0.61 → 0.87"
+    for number in re.findall(r"\d+\.\d+", title):  # the app's alt-text rule
+        assert number in alt
+    assert "brave otter trained at 11:53:20" in alt and "at 3 moments of training" in alt
+    assert "at the start |cos| 0.01, epoch 0.50 |cos| 0.61, epoch 2 |cos| 0.87" in alt
+    with pytest.raises(ValueError, match="at least one snapshot"):
+        appearance(row(), [])
 
 
 def test_table_and_points_keep_the_order_and_mark_pinned_and_yours():
