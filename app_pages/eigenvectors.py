@@ -9,7 +9,7 @@ import streamlit as st
 from core import findings
 from core.directions import DIRECTIONS, VIEWS
 from core.eigen import cos_with_centered_target, decompose, linear_term_image, top_eigenvector
-from core.grid import GRID_THRESHOLDS, GRID_WEIGHT_DECAYS, grid_config, load_index
+from core.grid import GRID_THRESHOLDS, GRID_WEIGHT_DECAYS, grid_config
 from core.lesson import weight_decay_question
 from core.spectrum import concentration_of
 from render import charts, figures
@@ -349,16 +349,18 @@ with compare_tab:
             "Each eigenvector is flipped to point towards the target (its sign is arbitrary) and drawn on "
             "its own scale, red < 0 < blue."
         )
+        grid_rows = [(t, row) for t in GRID_THRESHOLDS for row in resources.grid_decay_rows(t)]
         st.markdown(
-            "**|cos| with the target across the whole grid** (bias-augmented True − False), from "
-            "`checkpoints/grid/index.json` (written when the grid was trained):"
+            f"**The whole precomputed grid** ({len(grid_rows)} models, bias-free True − False block): the top "
+            "eigenvector's |cos| with the target (solid) and its eigenvalue's share of Σλ² (dashed) against weight "
+            "decay, computed from each model."
         )
         widgets.chart(
             figures.chart(
-                charts.cos_vs_weight_decay(list(resources.grid_index().values()), threshold),
-                "grid_cos_vs_weight_decay",
-                "|cos| of the top True − False eigenvector (bias-augmented) with the target, across the precomputed "
-                f"grid; τ = {threshold:.2f} drawn thicker",
+                charts.grid_concentration(grid_rows, threshold),
+                "grid_concentration_vs_weight_decay",
+                "Top eigenvector of the bias-free True − False block across the precomputed grid: |cos| with the "
+                f"target (solid) and λ₀'s share of Σλ² (dashed) against weight decay; τ = {threshold:.2f} thicker",
                 figures.Settings(
                     grid_config(threshold, state.DEFAULTS.weight_decay), (), varying=("threshold", "weight_decay")
                 ),
@@ -383,6 +385,5 @@ widgets.code_expander(
     findings.weight_decay_finding,
     linear_term_image,
     grid_config,
-    load_index,
     weight_decay_question,
 )

@@ -21,6 +21,7 @@ from numpy.typing import ArrayLike
 from PIL import Image
 
 if TYPE_CHECKING:
+    from core.findings import DecayRow
     from core.lesson import Tally
     from core.train import EpochMetrics
 
@@ -545,23 +546,29 @@ def truncation_curve(k: ArrayLike, accuracies: dict[str, ArrayLike], full_model:
     return alt.layer(lines, rule, text).properties(height=320)
 
 
+GRID_MEASURES = {"bias_free_cos": "|cos| with the target", "top_share": "λ₀'s share of Σλ²"}
+
+
 @reused
-def cos_vs_weight_decay(rows: Sequence[dict], selected_threshold: float | None = None) -> alt.Chart:
-    """|cos(top True − False eigenvector, centred target)| against weight decay, one line per
-    threshold; rows are core.grid index rows (threshold, weight_decay, top_cos, val_acc)."""
+def grid_concentration(rows: Sequence[tuple[float, DecayRow]], selected_threshold: float | None = None) -> alt.Chart:
+    """The precomputed grid, from its models (core.findings.DecayRow, the bias-free True − False block): against
+    weight decay, |cos| of the top eigenvector with the centred target (solid) and that eigenvalue's share of Σλ²
+    (dashed), one colour per threshold; `rows` are (threshold, row) pairs."""
     df = pd.DataFrame(
         [
             {
-                "threshold": f"τ = {r['threshold']:.2f}",
-                "weight decay": r["weight_decay"],
-                "|cos|": r["top_cos"]["true_minus_false"],
-                "validation accuracy": r["val_acc"],
-                "selected": selected_threshold is not None and abs(r["threshold"] - selected_threshold) < 1e-9,
+                "threshold": f"τ = {threshold:.2f}",
+                "weight decay": row.weight_decay,
+                "measure": label,
+                "value": getattr(row, name),
+                "eigenvectors for 90 %": row.n_90,
+                "validation accuracy": row.val_acc,
+                "selected": selected_threshold is not None and abs(threshold - selected_threshold) < 1e-9,
             }
-            for r in rows
+            for threshold, row in rows
+            for name, label in GRID_MEASURES.items()
         ]
-    )
-    df = df.sort_values(["threshold", "weight decay"])
+    ).sort_values(["threshold", "measure", "weight decay"])
     return (
         alt.Chart(df)
         .mark_line(point=alt.OverlayMarkDef(size=70))
@@ -569,22 +576,28 @@ def cos_vs_weight_decay(rows: Sequence[dict], selected_threshold: float | None =
             x=alt.X(
                 "weight decay:Q", title="weight decay", scale=alt.Scale(domain=[0, float(df["weight decay"].max())])
             ),
-            y=alt.Y("|cos|:Q", title="|cos(u₀, target − mean)|", scale=alt.Scale(domain=[0, 1])),
+            y=alt.Y("value:Q", title=None, scale=alt.Scale(domain=[0, 1])),
             color=alt.Color(
                 "threshold:N",
                 title=None,
                 legend=alt.Legend(orient="top"),
-                scale=alt.Scale(range=[TARGET_COLOR, INVERSE_COLOR, "#5aae61"]),
+                scale=alt.Scale(range=[TARGET_COLOR, INVERSE_COLOR, "#1b7837"]),
             ),
+            strokeDash=alt.StrokeDash(  # named in the page's sentence above the chart and in the tooltip
+                "measure:N", legend=None, scale=alt.Scale(domain=list(GRID_MEASURES.values()), range=[[1, 0], [6, 3]])
+            ),
+            detail="measure:N",
             strokeWidth=alt.StrokeWidthValue(1.5, condition={"test": "datum.selected", "value": 4}),
             tooltip=[
                 "threshold:N",
-                alt.Tooltip("weight decay:Q"),
-                alt.Tooltip("|cos|:Q", format=".3f"),
+                alt.Tooltip("weight decay:Q", format="g"),
+                alt.Tooltip("measure:N"),
+                alt.Tooltip("value:Q", format=".3f"),
+                alt.Tooltip("eigenvectors for 90 %:Q"),
                 alt.Tooltip("validation accuracy:Q", format=".1%"),
             ],
         )
-        .properties(height=260)
+        .properties(height=340)
     )
 
 

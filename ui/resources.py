@@ -11,7 +11,6 @@ import logging
 import os
 import random
 from pathlib import Path
-from typing import Any
 
 import streamlit as st
 import torch
@@ -26,7 +25,7 @@ from core.data import MNIST, MNISTError, load_mnist
 from core.eigen import Eigen, TopEigenvector, View, decompose, top_eigenvector
 from core.explain import misclassified_indices
 from core.findings import BiasPair, DecayRow, verdict_view
-from core.grid import GRID_WEIGHT_DECAYS, grid_checkpoint, grid_config, grid_points, is_on_grid, load_index
+from core.grid import GRID_WEIGHT_DECAYS, grid_checkpoint, grid_config, grid_points, is_on_grid
 from core.identity import TrainedModel, config_id
 from core.labels import Splits, TargetSimilarities, labels_for, make_splits, target_similarities
 from core.spectrum import concentration_of
@@ -217,12 +216,6 @@ def find_model(model_id: str) -> TrainedModel | None:
 def outages() -> list[str]:
     """What the page must say now: the model store or the room's database is unreachable (or replaced)."""
     return [problem for problem in (model_store().problem, room().fallback or room().problem) if problem]
-
-
-@st.cache_resource(show_spinner=False)
-def grid_index() -> dict[str, dict[str, Any]]:
-    """checkpoints/grid/index.json: one summary row per precomputed checkpoint."""
-    return load_index()
 
 
 @st.cache_resource(show_spinner="Loading MNIST (once for the whole class)…")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 
+import pyarrow as pa
 import pytest
 
 from core.checkpoint import save_checkpoint
@@ -60,6 +61,12 @@ def test_compare_view_shows_the_top_eigenvector_for_each_weight_decay():
         )
     (line,) = at.get("vega_lite_chart")
     assert "weight decay" in line.proto.spec and "threshold" in line.proto.spec
+    (dataset,) = line.proto.datasets
+    grid = pa.ipc.open_stream(dataset.data.data).read_all().to_pandas()
+    assert len(grid) == 2 * 15, "the whole grid, two measures per model"
+    shown = grid[(grid["threshold"] == "τ = 0.30") & (grid["measure"] == "|cos| with the target")]
+    free_cos = [float(c.split("|cos| ")[1].split(" ")[0]) for c in free_row.captions]
+    assert list(shown["value"]) == pytest.approx(free_cos, abs=0.006), "the bias-free |cos| of each model, as pictured"
     assert at.query_params["tab"] == "compare"
     text = " ".join(m.value for m in at.markdown)
     first, last = (float(c.split("|cos| ")[1].split(" ")[0]) for c in (free_row.captions[0], free_row.captions[-1]))

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 import torch
 
-from core.grid import load_index
+from core.findings import DecayRow
 from core.train import EpochMetrics
 from render import charts
 
@@ -148,17 +148,28 @@ def test_truncation_curve_has_one_line_per_mode_and_the_reference():
     assert reference["full model"] == 0.9 and reference["label"] == "full model 90.0%" and reference["k"] == 3
 
 
-def test_cos_vs_weight_decay_reads_the_grid_index():
-    rows = list(load_index().values())
-    chart = charts.cos_vs_weight_decay(rows, selected_threshold=0.3)
+def decay_rows() -> list[tuple[float, DecayRow]]:
+    """(threshold, row) pairs of a 3 × 5 grid with made-up numbers that tell the rows apart."""
+    return [
+        (t, DecayRow(wd, 0.5 + t / 10, 0.6 + t / 10 + wd / 100, 0.1, 0.95, 0.2 + wd / 10, 10 - 2 * i))
+        for t in (0.3, 0.4, 0.5)
+        for i, wd in enumerate((0.0, 0.1, 0.5, 1.0, 2.0))
+    ]
+
+
+def test_the_grid_chart_draws_each_models_cos_and_top_share():
+    chart = charts.grid_concentration(decay_rows(), selected_threshold=0.3)
     df = chart.data
-    assert len(df) == len(rows) == 15
-    assert df["selected"].sum() == 5, "the chosen threshold's line is drawn thicker"
+    assert len(df) == 2 * 15, "two measures per model"
+    assert df["selected"].sum() == 2 * 5, "the chosen threshold's lines are drawn thicker"
     assert set(df["threshold"]) == {"τ = 0.30", "τ = 0.40", "τ = 0.50"}
-    seed_row = df[(df["threshold"] == "τ = 0.40") & (df["weight decay"] == 1.0)].iloc[0]
-    seed_entry = next(r for r in rows if r["threshold"] == 0.4 and r["weight_decay"] == 1.0)
-    assert seed_row["|cos|"] == pytest.approx(seed_entry["top_cos"]["true_minus_false"])
-    assert seed_row["|cos|"] >= 0.8, "Figure 6: the seed's top True − False eigenvector is the target"
+    one = df[(df["threshold"] == "τ = 0.40") & (df["weight decay"] == 1.0)]
+    by_measure = dict(zip(one["measure"], one["value"], strict=True))
+    assert by_measure == {
+        charts.GRID_MEASURES["bias_free_cos"]: pytest.approx(0.6 + 0.04 + 0.01),
+        charts.GRID_MEASURES["top_share"]: pytest.approx(0.2 + 0.1),
+    }, "the bias-free |cos| and the top share, not the augmented |cos|"
+    assert set(one["eigenvectors for 90 %"]) == {4}
 
 
 def every_chart() -> dict[str, object]:
@@ -174,7 +185,7 @@ def every_chart() -> dict[str, object]:
         "eigenspectrum": charts.eigenspectrum(values, 3, "bottom"),
         "contribution_bars": charts.contribution_bars([0, 1], values, values, values, 0.5, 63),
         "truncation_curve": charts.truncation_curve([0, 1, 2], {"class_logits": [0.5, 0.8, 0.9]}, 0.9),
-        "cos_vs_weight_decay": charts.cos_vs_weight_decay(list(load_index().values()), 0.4),
+        "grid_concentration": charts.grid_concentration(decay_rows(), 0.4),
         "board_scatter": charts.board_scatter([{**point, "validation accuracy": 0.95, "kind": "precomputed grid"}]),
     }
 
