@@ -85,7 +85,7 @@ if lesson.enabled():  # the question decomposes five precomputed models: only in
     )
     punchline.show(trained, "eig")
 H = trained.config.d_hidden
-settings = figures.Settings.of(trained)  # what every figure's download states
+settings = resources.settings(trained)  # what every figure's download states
 eigen_tab, compare_tab = st.tabs(list(state.EIGEN_TABS.values()), key="eig_tab", on_change="rerun")
 
 with eigen_tab:
@@ -300,7 +300,7 @@ with compare_tab:
                         resources.decay_row(grid_trained),
                     )
                 )
-        grid_labels = figures.Settings(grid_config(threshold, state.DEFAULTS.weight_decay))  # the grid's labels
+        grid_labels = resources.settings(grid_config(threshold, state.DEFAULTS.weight_decay))  # the grid's labels
         target_figure = figures.pixels(
             target,
             "target",
@@ -326,7 +326,7 @@ with compare_tab:
                     f"Top True − False eigenvector of the {VIEWS[view_name].label.lower()}, precomputed model with "
                     f"weight decay {row[0].config.weight_decay:g} ({widgets.DIVERGING}): |cos| with the target "
                     f"{row[pick].cos:.2f}, {spread(row, view_name)}",
-                    figures.Settings.of(row[0]),
+                    resources.settings(row[0]),
                 )
                 for row in shown
             ]
@@ -361,7 +361,7 @@ with compare_tab:
                 "grid_concentration_vs_weight_decay",
                 "Top eigenvector of the bias-free True − False block across the precomputed grid: |cos| with the "
                 f"target (solid) and λ₀'s share of Σλ² (dashed) against weight decay; τ = {threshold:.2f} thicker",
-                figures.Settings(
+                resources.settings(
                     grid_config(threshold, state.DEFAULTS.weight_decay), (), varying=("threshold", "weight_decay")
                 ),
             ),

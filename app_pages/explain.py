@@ -23,7 +23,7 @@ widgets.page_intro(
 widgets.model_badge()
 trained = models.active()
 H = trained.config.d_hidden
-settings = figures.Settings.of(trained)  # what every figure's download states
+settings = resources.settings(trained)  # what every figure's download states
 
 input_column, split_column = st.columns([2, 3], gap="large")
 with input_column:

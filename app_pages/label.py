@@ -72,7 +72,7 @@ def labelling() -> None:
             help="A random training image of the chosen digit.",
         )
         index = st.session_state.target_index
-        labels = figures.Settings(state.label_config())  # what the figures of this page are made with
+        labels = resources.settings(state.label_config())  # what the figures of this page are made with
         target = figures.pixels(
             mnist.train_x[index],
             "target",

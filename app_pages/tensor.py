@@ -34,7 +34,7 @@ widgets.page_intro(
 widgets.model_badge()
 trained = models.active()
 tensor = interaction_tensor(trained.model)  # the bias-augmented weights and every B_a, float64
-settings = figures.Settings.of(trained)  # what every figure's download states
+settings = resources.settings(trained)  # what every figure's download states
 aug = tensor.weights
 H = trained.config.d_hidden
 mnist = resources.mnist()

@@ -194,7 +194,7 @@ if following is not None:
 elif trained is not None and trained.history and models.replayed_epochs(trained) is not None:
     replay(trained)
 elif trained is not None:  # the active model: how its target appeared, and its curves
-    widgets.watch_target(trained.config, trained.snapshots, figures.Settings.of(trained), trained, "train_strip")
+    widgets.watch_target(trained.config, trained.snapshots, resources.settings(trained), trained, "train_strip")
     if trained.history:
         epochs = f"{trained.epochs_done} epoch" + ("s" if trained.epochs_done > 1 else "")
         st.caption(f"Training curves of the active model ({epochs}, {trained.history[-1].seconds:.0f} s).")
@@ -203,7 +203,7 @@ elif trained is not None:  # the active model: how its target appeared, and its 
                 charts.training_curve(trained.history, metric),
                 f"training_{metric}",
                 f"Training and validation {'cross-entropy loss' if metric == 'loss' else 'accuracy'} per epoch",
-                figures.Settings.of(trained),
+                resources.settings(trained),
             )
             with column:
                 widgets.chart(figure, f"train_{metric}")

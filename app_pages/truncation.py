@@ -47,7 +47,7 @@ widgets.chart(
         ),
         "truncation_curve",
         f"Test accuracy with only the top-k eigenvectors kept (largest |λ| first), {curves.n_images:,} test images",
-        figures.Settings.of(trained),
+        resources.settings(trained),
     ),
     "truncation_curve",
 )

@@ -52,12 +52,16 @@ TEXT, MUTED = "#0f172a", "#475569"  # the app's caption colour (7.6:1 on white)
 
 
 def settings_caption(
-    config: Config, history: Sequence[EpochMetrics] | None = None, varying: Collection[str] = ()
+    config: Config,
+    history: Sequence[EpochMetrics] | None = None,
+    varying: Collection[str] = (),
+    digit: int | None = None,
 ) -> tuple[str, ...]:
     """The lines under every exported figure's title: the labelling rule, then (for a model) its training.
 
     `history` None: the figure shows labels only, no model. An empty history: a model whose accuracy is
     unknown. `varying` names Config fields the figure itself varies (the grid's threshold, weight decay).
+    `digit`: the target image's MNIST label, where the page knows it.
     """
 
     def setting(name: str, text: str) -> str:
@@ -65,7 +69,7 @@ def settings_caption(
 
     labels = ", ".join(
         (
-            f"target #{config.target_index}",
+            f"target #{config.target_index}" + ("" if digit is None else f" (a {digit})"),
             setting("threshold", f"threshold {config.threshold:.2f}"),
             "inverse counted" if config.include_inverse else "inverse ignored",
         )
@@ -114,13 +118,14 @@ class Settings:
     config: Config
     history: tuple[EpochMetrics, ...] | None = None
     varying: tuple[str, ...] = ()  # Config fields the figure varies itself
+    digit: int | None = None  # the target's MNIST label (ui.resources.settings fills it in)
 
     @classmethod
-    def of(cls, trained: TrainedModel) -> Settings:
-        return cls(trained.config, trained.history)
+    def of(cls, trained: TrainedModel, digit: int | None = None) -> Settings:
+        return cls(trained.config, trained.history, digit=digit)
 
     def caption(self) -> tuple[str, ...]:
-        return settings_caption(self.config, self.history, self.varying)
+        return settings_caption(self.config, self.history, self.varying, self.digit)
 
     def stem(self) -> str:
         done = None if self.history is None else (self.history[-1].epoch if self.history else self.config.epochs)

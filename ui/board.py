@@ -199,7 +199,7 @@ def thumbnail(shown: Entry, tz: str | None, scale: int = 4) -> figures.Figure:
         f"board_top_eigenvector_{shown.row.model_id}",
         caption(shown.row, tz),
         describe(shown.row, tz, widgets.DIVERGING),
-        figures.Settings.of(shown.trained),
+        resources.settings(shown.trained),
         scale=scale,
     )
 
@@ -224,7 +224,7 @@ def strip(shown: Entry, tz: str | None) -> figures.Figure | None:
         f"board_strip_{shown.row.model_id}",
         title,
         description,
-        figures.Settings.of(shown.trained),
+        resources.settings(shown.trained),
         scale=2,
     )
 

@@ -54,7 +54,7 @@ def show(trained: TrainedModel, key: str) -> None:
     index = trained.config.target_index
     digit = int(mnist.train_y[index])
     top = resources.top(trained, *HEADLINE)
-    settings = figures.Settings.of(trained)
+    settings = figures.Settings.of(trained, digit)
     shown = [
         figures.pixels(
             mnist.train_x[index],

@@ -31,9 +31,9 @@ from core.labels import Splits, TargetSimilarities, labels_for, make_splits, tar
 from core.spectrum import concentration_of
 from core.store import ModelStore, default_local_url, default_store_url, open_store
 from core.tensor import Direction
-from core.train import train
+from core.train import EpochMetrics, train
 from core.truncation import TruncationCurves, truncation_curves
-from render.figures import ExportCache, Figure, heatmap_png
+from render.figures import ExportCache, Figure, Settings, heatmap_png
 from server.budget import BytesLRU
 from server.jobs import DEFAULT_MAX_SECONDS, NICE, TrainingPool
 from server.registry import Bounds, ModelRegistry, ModelSlots
@@ -300,6 +300,16 @@ def digit_of(index: int) -> int | None:
         return int(mnist().train_y[index])
     except (Unavailable, IndexError):
         return None
+
+
+def settings(
+    model: TrainedModel | Config, history: tuple[EpochMetrics, ...] | None = None, varying: tuple[str, ...] = ()
+) -> Settings:
+    """What an exported figure says produced it (render.figures.Settings): a trained model's settings and
+    history, or a Config (with `history` None: labels only), and the target's digit, read from MNIST."""
+    if isinstance(model, TrainedModel):
+        model, history = model.config, model.history
+    return Settings(model, history, varying, digit=digit_of(model.target_index))
 
 
 def top(trained: TrainedModel, direction: Direction, view: View) -> TopEigenvector:

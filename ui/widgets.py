@@ -130,9 +130,9 @@ def follow_run(where: Literal["train", "sidebar"]) -> None:
         return
     st.progress(step.fraction, text=step.text)
     if step.snapshots:
-        from render import figures  # altair: see `model_badge`
+        from ui import resources  # altair and pandas: see `model_badge`
 
-        watch_target(job.config, step.snapshots, figures.Settings(job.config, step.history))
+        watch_target(job.config, step.snapshots, resources.settings(job.config, step.history))
     if step.history:
         for column, metric in zip(st.columns(2), ("loss", "accuracy"), strict=True):
             with column:

@@ -14,7 +14,8 @@ from PIL import Image
 from streamlit.runtime.media_file_manager import MediaFileManager
 
 from core.config import Config
-from core.train import EpochMetrics
+from core.identity import TrainedModel
+from core.train import EpochMetrics, new_model
 from render import charts, figures
 from tests.app.test_app import assert_clean, open_page
 from ui import resources
@@ -63,6 +64,9 @@ def test_the_caption_states_the_models_settings():
     assert "threshold varies" in grid.caption()[0] and "weight decay varies" in grid.caption()[1]
     assert "validation accuracy" not in grid.caption()[1]
     assert grid.stem() == "bilinear-eigen-lab_target6_noise0.1_100ep_seed42"
+    with_digit = figures.Settings.of(TrainedModel(new_model(Config()), Config(), (), "trained"), digit=1)
+    assert with_digit.caption()[0] == "Labels: target #6 (a 1), threshold 0.40, inverse counted"
+    assert with_digit.stem() == figures.Settings(Config(), ()).stem(), "the file name does not change"
     assert (
         pixel_figure().file_name("svg")
         == "bilinear-eigen-lab_target6_tau0.4_wd1_noise0.1_100ep_seed42_eigenvector3.svg"
@@ -258,6 +262,7 @@ def test_every_page_offers_its_figures_and_renders_none_until_asked(deferred):
     ), "each precomputed model of the compare row names its own settings"
     svg = registered[f"{stem}_truncation_curve.svg"]()  # the student presses the button
     assert renders == ["truncation_curve"] and "validation accuracy 96.6%" in svg.decode()
+    assert "target #6 (a 1)" in svg.decode(), "the target's digit, read from MNIST"
     png = registered[f"{stem}_input.png"]()
     assert Image.open(io.BytesIO(png)).format == "PNG" and renders == ["truncation_curve", "input"]
     registered[f"{stem}_truncation_curve.svg"]()
