@@ -18,7 +18,10 @@ model id that only one replica can hold while it is alive (`claim`). The schema 
 
 When the database cannot be reached the room keeps working from memory (a server.classroom.ClassRoom
 started from the last state read) and says so (`problem`); it tries the database again after
-RETRY_SECONDS. What changed meanwhile stays on this server and does not survive its restart.
+RETRY_SECONDS. What changed meanwhile (pins, clears, the answers' switch, votes, the models trained here,
+with the time each was made) is kept in order, at most MAX_PENDING changes, and written to the database
+before anything else once it answers again (`_replay`): the other replicas then see it, and a restart
+keeps it. Until then it lives in this server's memory only.
 """
 
 from __future__ import annotations
@@ -58,7 +61,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from core.lesson import Vote
@@ -72,6 +75,7 @@ RETRY_SECONDS = 10.0  # after a failure the database is left alone this long: pa
 CONNECT_TIMEOUT = 3  # seconds to open a connection to a database server
 CLAIM_STALE_SECONDS = 60.0  # a running claim not renewed this long belongs to a replica that died
 HEARTBEAT_SECONDS = 5.0  # how often a running training renews its claim between epochs
+MAX_PENDING = 5_000  # changes kept for the database while it is unreachable (a class makes a few hundred)
 T = TypeVar("T")
 
 metadata = MetaData()
@@ -209,6 +213,9 @@ class Room:
         self._read_at = -float("inf")
         self._down_until = 0.0
         self._memory: ClassRoom | None = None  # while the database is unreachable
+        self._pending: list[Callable[[Connection], Any]] = []  # changes made meanwhile, oldest first
+        self._replaying = threading.Lock()  # one thread writes them; the others wait, so the order holds
+        self.dropped = 0  # changes beyond MAX_PENDING, lost (logged)
         self.problem: str | None = None  # a sentence for the page while the database is unreachable
         self.fallback = ""  # why this room stands in for the configured one (ui.resources.room)
         self._migrated = False
@@ -226,6 +233,8 @@ class Room:
         try:
             if not self._migrated and work != self.migrate:
                 self.migrate()
+            if self._pending:
+                self._replay()
             result = work()
         except SQLAlchemyError as error:
             self._fail(error)
@@ -240,14 +249,47 @@ class Room:
         self._down_until = self.clock() + RETRY_SECONDS
         self.problem = (
             "The class room's database cannot be reached: pins, cleared models, the answers' switch, votes and "
-            "the list of the class's models now live in this server's memory only. They do not reach the "
-            "class's other servers and will not survive a restart."
+            "the list of the class's models now live in this server's memory, and are written to the database "
+            "once it answers again. Until then they do not reach the class's other servers and will not survive "
+            "a restart."
         )
         with self._lock:
             if self._memory is None:
                 self._memory = ClassRoom(self._state)
         if first:
             log.error("the room's database %s cannot be reached: %s", where(self.url), error)
+
+    def _defer(self, change: Callable[[Connection], Any]) -> None:
+        """Keep a change the database did not take, for `_replay`."""
+        with self._lock:
+            self._pending.append(change)
+            if len(self._pending) > MAX_PENDING:
+                del self._pending[0]
+                self.dropped += 1
+                if self.dropped == 1:
+                    log.error(
+                        "more than %d room changes while its database is unreachable: the oldest are lost", MAX_PENDING
+                    )
+
+    def _replay(self) -> None:
+        """Write the changes made while the database was unreachable, oldest first, each in its own transaction.
+        A change the database refuses (not a lost connection: e.g. a row another replica changed so that it no
+        longer applies) is logged and skipped, so one cannot hold the others back; a lost connection leaves
+        the rest for the next try."""
+        with self._replaying:
+            while True:
+                with self._lock:
+                    if not self._pending:
+                        return
+                    change = self._pending[0]
+                try:
+                    self._transaction(change)
+                except (OperationalError, InterfaceError):
+                    raise  # unreachable again: the rest waits for the next try
+                except DBAPIError as error:
+                    log.error("a room change made while its database was unreachable was refused: %s", error)
+                with self._lock:
+                    self._pending.pop(0)
 
     def _transaction(self, change: Callable[[Connection], T], bump: bool = True) -> T:
         """One transaction: `change`, and the room's revision + 1 (when `bump`)."""
@@ -326,6 +368,7 @@ class Room:
     def _change(self, change: Callable[[Connection], None], in_memory: Callable[[ClassRoom], RoomState]) -> RoomState:
         """Write a change to the database, or (unreachable) to this server's memory; the room after it."""
         if isinstance(self._try(lambda: self._transaction(change)), Failed):
+            self._defer(change)
             return in_memory(self._memory_room())
         return self.state()
 
@@ -402,18 +445,22 @@ class Room:
         """A model was trained (to the end, or stopped) on this server: list it for every replica, with the
         time now. A model already listed keeps its row (its first time and trainer). False if not written."""
 
+        row = {
+            "model_id": model_id,
+            "origin": origin,
+            "settings": json.dumps(settings, sort_keys=True),
+            "nickname": nickname,
+            "trained_at": self.clock(),  # now, even if the database only gets it later (`_replay`)
+            "replica": self.replica,
+        }
+
         def change(conn: Connection) -> None:
-            row = {
-                "model_id": model_id,
-                "origin": origin,
-                "settings": json.dumps(settings, sort_keys=True),
-                "nickname": nickname,
-                "trained_at": self.clock(),
-                "replica": self.replica,
-            }
             conn.execute(upsert(conn, models_table).values(**row).on_conflict_do_nothing())  # listed already: kept
 
-        return not isinstance(self._try(lambda: self._transaction(change)), Failed)
+        if isinstance(self._try(lambda: self._transaction(change)), Failed):
+            self._defer(change)
+            return False
+        return True
 
     def models(self) -> list[RoomModel] | None:
         """The class's models, newest first, as of the room's revision; None while the database is unreachable."""

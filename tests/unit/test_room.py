@@ -256,6 +256,41 @@ def test_an_unreachable_database_fails_fast_says_so_and_keeps_the_room_in_memory
     assert time.perf_counter() - calls < 0.05, "within RETRY_SECONDS the database is not asked again"
 
 
+def test_what_changed_while_the_database_was_down_reaches_it_once_it_answers(replicas, tmp_path):
+    a, b, clock = replicas
+    working, a.engine = a.engine, create_engine(f"sqlite:///{tmp_path / 'missing' / 'room.sqlite3'}")  # cannot open
+    a.pin(A)
+    assert a.problem is not None and a.state().pinned == A, "the pin lives in A's memory meanwhile"
+    trained_at = clock.now
+    assert not a.record_model(B, "trained", {"seed": 2}, "calm heron")
+    later(clock, 30)
+    a.vote(Vote("student", STEPS[0].id, 1, 0))
+    a.clear([B])
+    assert b.state().pinned is None and b.models() == [] and not b.state().votes, "nothing reached replica B"
+
+    a.engine = working  # the database answers again
+    later(clock, RETRY_SECONDS)
+    assert a.state().pinned == A and a.problem is None
+    later(clock)
+    state = b.state()
+    assert (state.pinned, state.hidden, len(state.votes)) == (A, {B}, 1), "B sees every change, in order"
+    (listed,) = b.models()
+    assert (listed.model_id, listed.nickname, listed.trained_at) == (B, "calm heron", trained_at), (
+        "the model keeps the time it was trained, not the time the database heard of it"
+    )
+
+
+def test_a_change_the_database_refuses_on_replay_does_not_hold_back_the_others(replicas):
+    a, b, clock = replicas
+    a.clear([A])
+    a._defer(lambda conn: conn.execute(room_module.insert(room_module.cleared_table).values(model_id=A, cleared_at=0)))
+    a._defer(lambda conn: conn.execute(room_module.update(room_module.room_table).values(pinned=B)))
+    later(clock)
+    a.state()  # the next read writes what is pending: the duplicate row is refused, the pin goes through
+    later(clock)
+    assert b.state().pinned == B and not a._pending
+
+
 def test_the_default_is_a_sqlite_file_in_the_local_store(monkeypatch, tmp_path):
     monkeypatch.delenv(room_module.ENV_VAR, raising=False)
     url = room_module.default_url(str(tmp_path / "models"))
