@@ -203,7 +203,8 @@ class ModelStore:
         if self._down_why:  # from the failure until the next request that succeeds
             return (
                 f"The model store {self.url} cannot be reached ({self._down_why}). Models trained now live in this "
-                "server's memory only: they will not survive a restart nor reach the class's other servers."
+                "server's memory until it answers again (they are written then): until then they will not survive "
+                "a restart nor reach the class's other servers."
             )
         return None
 

@@ -29,22 +29,28 @@ from dataclasses import dataclass
 from core.checkpoint import CheckpointError, load_checkpoint, load_snapshots, save_checkpoint
 from core.config import Config
 from core.identity import PREFIXES, Origin, TrainedModel, config_id
-from core.store import ModelStore
+from core.store import ModelStore, StoreUnavailable
 from server.eviction import LESSON_SECONDS, PER_OWNER, Evictions, Held, evictions
 
 log = logging.getLogger("bilinear_eigen_lab")
+RETRY_SAVE_SECONDS = 15.0  # how often a model the store did not take is written again
 
 
-def save(store: ModelStore | None, trained: TrainedModel, keep: Collection[str] = ()) -> None:
-    """Write a model trained on this server to the store (a failed write costs a retraining later, no more);
-    making room there never drops the models in `keep`."""
+def save(store: ModelStore | None, trained: TrainedModel, keep: Collection[str] = ()) -> bool:
+    """Write a model trained on this server to the store; making room there never drops the models in `keep`.
+    False if the write failed (the model still lives in memory; the shelf tries again: `Shelf._save`)."""
     if store is None or trained.origin not in ("trained", "stopped"):
-        return
+        return True
     try:
         data = save_checkpoint(trained.model, trained.config, list(trained.history), trained.snapshots)
         store.put(trained.model_id, data, keep=keep)
-    except Exception:  # disk full, bucket unreachable: the model still lives in memory
+    except StoreUnavailable as error:  # down, or no bucket: said once by the store, and on every page
+        log.warning("model %s is not in the store yet: %s", trained.model_id, error)
+        return False
+    except Exception:  # disk full, a backend's own error
         log.exception("could not write model %s to the store %s", trained.model_id, store.url)
+        return False
+    return True
 
 
 def forget(store: ModelStore | None, dropped: Evictions) -> None:
@@ -115,7 +121,11 @@ def newest_first(entries: Iterable[Listed], origins: Collection[str] | None) -> 
 
 class Shelf:
     """What the registry and the slots share: their models (`_models`, each with the time it arrived in
-    `_added` under the same key) listed newest first, a revision number, and their count; under `_lock`."""
+    `_added` under the same key) listed newest first, a revision number, and their count; under `_lock`.
+
+    A model the store did not take (unreachable, or its bucket missing) waits in `_unsaved` and is written
+    again every RETRY_SAVE_SECONDS while this shelf still holds it, so a model trained during a store outage
+    reaches the store (and with it a restart and the other replicas) once it answers."""
 
     _lock: threading.Lock
     _models: OrderedDict
@@ -123,6 +133,9 @@ class Shelf:
     _revision: int
     _max_bytes: int
     _bounds: Bounds
+    _store: ModelStore | None
+    _unsaved: dict[str, TrainedModel]  # model id -> a model the store has not taken yet
+    _retry: threading.Timer | None  # the next try, while any wait
 
     def models(self, origins: Collection[Origin] | None = None) -> list[Listed]:
         """The models held now (of the given origins), newest first, each with the time it arrived."""
@@ -139,6 +152,34 @@ class Shelf:
     def __len__(self) -> int:
         with self._lock:
             return len(self._models)
+
+    def _save(self, trained: TrainedModel, keep: Collection[str]) -> None:
+        """Write a new model to the store, or keep it for the next try."""
+        saved = save(self._store, trained, keep)
+        with self._lock:
+            if saved:
+                self._unsaved.pop(trained.model_id, None)
+                return
+            self._unsaved[trained.model_id] = trained
+            if self._retry is None:
+                self._retry = threading.Timer(RETRY_SAVE_SECONDS, self.save_unsaved)
+                self._retry.daemon = True
+                self._retry.start()
+
+    def save_unsaved(self) -> int:
+        """Write the models the store did not take, those this shelf still holds; how many are still waiting
+        (then it tries again in RETRY_SAVE_SECONDS)."""
+        protected = self._bounds.protected()  # outside the lock: it asks the sessions
+        with self._lock:
+            self._retry = None
+            held = {m.model_id for m in self._models.values()}
+            waiting = [m for i, m in self._unsaved.items() if i in held]
+            self._unsaved = {m.model_id: m for m in waiting}
+        keep = protected | held  # nothing this server holds is dropped to make room for them
+        for trained in waiting:
+            self._save(trained, keep)
+        with self._lock:
+            return len(self._unsaved)
 
     def _evictions(self, held: list[Held], protected: set[str], max_models: int) -> Evictions:
         """What to drop to stay within `max_models`, the byte budget and each student's share (server.eviction)."""
@@ -185,6 +226,7 @@ class ModelRegistry(Shelf):
             self._added[pinned.config] = time.time()
         self._pinned, self._max = (pinned.config if pinned is not None else None), max_models
         self._loader, self._lazy_ids, self._store = loader, dict(lazy_ids or {}), store
+        self._unsaved, self._retry = {}, None
 
     def get(self, config: Config, fresh: bool = False) -> TrainedModel | None:
         """The model for `config`, from memory, the precomputed grid or the store (`fresh`: ask the store even
@@ -237,7 +279,7 @@ class ModelRegistry(Shelf):
             self._revision += bool(dropped.all) and existing is not trained  # an arrival already counted a change
             keep = self._bounds.keep(held, protected)
         if existing is trained:
-            save(self._store, trained, keep)
+            self._save(trained, keep)
             if new and self._on_new is not None and trained.origin == "trained":
                 self._on_new(trained)  # after the save: a replica reading the room finds it in the store
         forget(self._store, dropped)
@@ -268,6 +310,7 @@ class ModelSlots(Shelf):
         self._used: dict[str, float] = {}  # by id: when it was last added or used (the order of eviction)
         self._revision = 0  # +1 whenever a model arrives or leaves (not when one is merely used)
         self._max_models, self._max_bytes, self._store = max_models, max_bytes, store
+        self._unsaved, self._retry = {}, None
 
     def add(self, trained: TrainedModel, new: bool = True) -> TrainedModel:
         protected = self._bounds.protected() | {trained.model_id}  # outside the lock: it asks the sessions
@@ -290,7 +333,7 @@ class ModelSlots(Shelf):
             self._revision += len(dropped.all)
             keep = self._bounds.keep(held, protected)
         if existing is trained:
-            save(self._store, trained, keep)  # a stopped run; an upload is not written (its owner has the file)
+            self._save(trained, keep)  # a stopped run; an upload is not written (its owner has the file)
         forget(self._store, dropped)
         if new and not known and self._on_new is not None and trained.origin == "stopped":
             self._on_new(trained)  # after the save: a replica reading the room finds it in the store

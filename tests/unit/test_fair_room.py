@@ -17,6 +17,7 @@ from core.config import Config, preset
 from core.identity import TrainedModel
 from core.store import ModelStore
 from core.train import EpochMetrics, new_model
+from server import registry as registry_module
 from server.budget import BytesLRU
 from server.eviction import Held, evictions
 from server.jobs import (
@@ -244,6 +245,23 @@ def test_a_flood_from_three_tabs_keeps_the_classmates_model_on_the_board_and_in_
             TrainedModel(small(200 + i, "tab0").model, small(200 + i, "tab0").config, (), "stopped", trained_by="tab0")
         )
     assert len(slots) == 2, "stopped runs too"
+
+
+def test_a_model_trained_while_the_store_is_down_reaches_it_once_it_answers(tmp_path, monkeypatch):
+    monkeypatch.setattr(registry_module, "RETRY_SAVE_SECONDS", 0.05)
+    store = ModelStore(str(tmp_path), max_bytes=10 * 2**20)
+    registry = ModelRegistry(None, store=store)
+    slots = ModelSlots(store=store)
+    store._down(ConnectionError("the bucket's endpoint does not answer"))  # as a failed request leaves it
+    trained = registry.add(small(1, "a"))
+    stopped = slots.add(TrainedModel(small(2, "a").model, small(2, "a").config, (), "stopped", trained_by="a"))
+    assert store.ids() == [] and registry.save_unsaved() == 1 and slots.save_unsaved() == 1, "kept for later"
+    store._down_until = 0.0  # the store answers again
+    deadline = time.monotonic() + 10
+    while len(store.ids()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert set(store.ids()) == {trained.model_id, stopped.model_id}, "written by the next try, unasked"
+    assert registry.save_unsaved() == 0 and slots.save_unsaved() == 0
 
 
 def test_the_store_never_drops_what_it_is_told_to_keep(tmp_path):
