@@ -1,8 +1,9 @@
 """The room's shared state: what the teacher pinned, cleared and revealed, and the lesson's votes (no Streamlit here).
 
 One `ClassRoom` per server (ui.board.classroom, st.cache_resource), read by every session's class board
-and Home page. It does not know about sessions or passcodes: ui.board changes it only for a session that
-unlocked the teacher controls (`passcode_matches`), and re-checks that in every callback.
+and Home page, and by the training pool for the teacher's cap on a run (`max_run_seconds`). It does not
+know about sessions or passcodes: ui.board changes it only for a session that unlocked the teacher controls
+(`passcode_matches`), and re-checks that in every callback.
 
 Every change replaces the frozen `RoomState` and bumps its revision, so a board compares one number to
 know whether it must redraw. Lesson mode's predictions (core.lesson.Vote) are kept here too, one per
@@ -32,6 +33,7 @@ class RoomState:
     answers_visible: bool = False  # whether the lesson's answers are shown to the class
     votes: tuple[Vote, ...] = ()  # lesson mode's revealed predictions, oldest first
     revision: int = 0  # +1 on every change
+    max_run_seconds: float | None = None  # the teacher's cap on one run's estimated seconds (None: the server's)
 
 
 class ClassRoom:
@@ -72,6 +74,10 @@ class ClassRoom:
 
     def clear_votes(self) -> RoomState:
         return self._change(lambda _: {"votes": ()})
+
+    def set_max_run_seconds(self, seconds: float | None) -> RoomState:
+        """The teacher's cap on one run's estimated seconds (None: the server's default)."""
+        return self._change(lambda _: {"max_run_seconds": None if seconds is None else float(seconds)})
 
     @property
     def answers_visible(self) -> bool:

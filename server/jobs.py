@@ -20,13 +20,14 @@ each way, keeps the faster, and measures again every so often; beside another jo
 from its next batch on.
 
 A fair room (issue 25): every run's estimated cost on this server stays under `max_seconds` (the teacher
-sets it; `check` says which nearest settings fit), a session follows at most one run in flight, a run whose
-followers all left (Stop, or a closed tab: `connected` says no for `grace` seconds) stops, the teacher can
-`cancel` any run, and the queue is fair: the next run is the one whose submitter trained least lately, and
-while `workers - 1` long runs train, the last trainer is kept for short ones (an express lane), so one
-student's long runs never hold every trainer; and while another session's short run trains, a long run
-waits between two batches, so the short one trains as fast as it would alone. The speed estimate
-(`Speed`) is a cost model of steps, images and width, scaled by the median of what the last runs measured.
+sets it on the board, in the room every replica reads; `check` says which nearest settings fit), a session
+follows at most one run in flight, a run whose followers all left (Stop, or a closed tab: `connected` says no
+for `grace` seconds) stops, the teacher can `cancel` any run, and the queue is fair: the next run is the one
+whose submitter trained least lately, and while `workers - 1` long runs train, the last trainer is kept for
+short ones (an express lane), so one student's long runs never hold every trainer; and while another
+session's short run trains, a long run waits between two batches, so the short one trains as fast as it
+would alone. The speed estimate (`Speed`) is a cost model of steps, images and width, scaled by the median
+of what the last runs measured.
 
 No Streamlit here: ui.models connects sessions to jobs, tests drive the pool directly.
 """
@@ -455,7 +456,7 @@ class TrainingPool:
         fetch: Callable[[Config], TrainedModel | None] | None = None,
         target: Callable[[Config], torch.Tensor] | None = None,
         snapshot_budget: float | None = BUDGET,
-        max_seconds: float = math.inf,
+        max_seconds: float | Callable[[], float] = math.inf,
         connected: Callable[[str], bool] | None = None,
         grace: float = GRACE_SECONDS,
         speed: Speed | None = None,
@@ -479,13 +480,25 @@ class TrainingPool:
         self._queue: list[TrainingJob] = []  # in arrival order; `_order` says which starts next
         self._threads: list[threading.Thread] = []
         self.speed = speed or Speed()
-        self.max_seconds = max_seconds  # the teacher's cap on one run's estimated seconds
+        # the teacher's cap on one run's estimated seconds: a number, or what the room says now (server.room,
+        # every replica reads the same), asked at each check
+        self._max_seconds = max_seconds
         # whether a follower's tab is still open (None: never asked, e.g. tests); absent `grace` s = left
         self._connected, self._grace = connected, grace
         self._absent: dict[tuple[int, str], float] = {}  # (job, follower) -> when first seen gone
         self._sweeper: threading.Thread | None = None
         self._used: dict[str, tuple[float, float]] = {}  # owner -> (training seconds, when), decaying
         self._owner = owner  # a submitter's token -> whose turn it is in the fair queue (their browser)
+
+    @property
+    def max_seconds(self) -> float:
+        """The cap on one run's estimated seconds now."""
+        cap = self._max_seconds
+        return float(cap() if callable(cap) else cap)
+
+    @max_seconds.setter
+    def max_seconds(self, seconds: float | Callable[[], float]) -> None:
+        self._max_seconds = seconds
 
     # --- what sessions call -----------------------------------------------------------------
 

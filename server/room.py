@@ -2,8 +2,9 @@
 
 What a class shares beyond the model weights (which live in core.store): which models the class trained
 (id, settings, nickname, when, on which replica), the teacher's pin, the cleared models, the answers flag,
-the lesson's votes, and claims on the trainings in flight with their per-epoch progress. The weights stay
-in the model store; the rows only name them by id (core.identity).
+the lesson's votes, the teacher's cap on a run's cost (schema version 2's `settings`), and claims on the
+trainings in flight with their per-epoch progress. The weights stay in the model store; the rows only name
+them by id (core.identity).
 
 Where: `BILINEAR_LAB_ROOM_URL` (or st.secrets["connections"]["room"]["url"], read in ui.resources) names any
 SQLAlchemy URL, e.g. `postgresql+psycopg://lab:secret@db.example.org/lab` for replicas behind sticky
@@ -30,6 +31,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import os
 import socket
 import threading
@@ -123,11 +125,19 @@ claims_table = Table(
     Column("claimed_at", Float, nullable=False),
     Column("heartbeat", Float, nullable=False),
 )
+settings_table = Table(  # schema version 2: the teacher's settings for the whole class, one row each
+    "settings",
+    metadata,
+    Column("name", String(64), primary_key=True),  # MAX_RUN_SECONDS
+    Column("value", Float, nullable=False),
+)
+MAX_RUN_SECONDS = "max_run_seconds"  # the teacher's cap on one run's estimated seconds (no row: the server's)
 # Each step takes the schema from the previous version to its own; never edit a released step, add one.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     1: lambda conn: metadata.create_all(
         conn, tables=[room_table, models_table, cleared_table, votes_table, claims_table]
-    )
+    ),
+    2: lambda conn: metadata.create_all(conn, tables=[settings_table]),
 }
 
 
@@ -352,7 +362,11 @@ class Room:
                 RoomModel(m.model_id, m.origin, json.loads(m.settings), m.nickname, m.trained_at, m.replica)
                 for m in conn.execute(select(models_table).order_by(models_table.c.trained_at.desc()))
             ]
-            state = RoomState(row.pinned, hidden, bool(row.answers_visible), votes, int(row.revision))
+            settings = dict(conn.execute(select(settings_table.c.name, settings_table.c.value)).all())
+            cap = settings.get(MAX_RUN_SECONDS)
+            state = RoomState(
+                row.pinned, hidden, bool(row.answers_visible), votes, int(row.revision), _float_or_none(cap)
+            )
             with self._lock:
                 self._state, self._models, self._read_at = state, (state.revision, models), self.clock()
             return state
@@ -423,8 +437,20 @@ class Room:
     def clear_votes(self) -> RoomState:
         return self._change(lambda conn: conn.execute(delete(votes_table)), lambda memory: memory.clear_votes())
 
+    def set_max_run_seconds(self, seconds: float | None) -> RoomState:
+        """The teacher's cap on one run's estimated seconds for every replica (None: each server's default)."""
+        cap = None if seconds is None else float(seconds)
+
+        def change(conn: Connection) -> None:
+            conn.execute(delete(settings_table).where(settings_table.c.name == MAX_RUN_SECONDS))
+            if cap is not None:
+                conn.execute(insert(settings_table).values(name=MAX_RUN_SECONDS, value=cap))
+
+        return self._change(change, lambda memory: memory.set_max_run_seconds(cap))
+
     def new_class(self) -> RoomState:
-        """A fresh room for a new class: nothing pinned, cleared, shown or voted (the models stay listed)."""
+        """A fresh room for a new class: nothing pinned, cleared, shown or voted (the models stay listed; the
+        teacher's cap on a run stays: it is a setting of the teacher's, not the class's state)."""
 
         def change(conn: Connection) -> None:
             conn.execute(update(room_table).where(room_table.c.id == 1).values(pinned=None, answers_visible=False))
@@ -432,7 +458,8 @@ class Room:
             conn.execute(delete(votes_table))
 
         with self._lock:
-            self._memory = ClassRoom() if self._memory is not None else None
+            if self._memory is not None:
+                self._memory = ClassRoom(RoomState(max_run_seconds=self._memory.state().max_run_seconds))
         return self._change(change, lambda memory: memory.state())
 
     @property
@@ -544,6 +571,15 @@ class Room:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _float_or_none(value: object) -> float | None:
+    """A stored number, or None when there is none (or it is not a finite positive number: the default then)."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) and number > 0 else None
 
 
 class Failed:

@@ -104,14 +104,16 @@ def training_gate(monkeypatch):
 @pytest.fixture
 def fresh_room(monkeypatch):
     """No teacher passcode unless a test sets one, an empty class room (nothing pinned, no votes, answers
-    hidden) and no wrong passcodes counted, before and after the test."""
+    hidden, the server's default cap on a run) and no wrong passcodes counted, before and after the test."""
     from ui import board, resources
 
     monkeypatch.delenv(board.PASSCODE_ENV, raising=False)
     resources.room().new_class()  # the class's models stay listed, as they stay in the registry
+    resources.room().set_max_run_seconds(None)  # the server's default cap (a new class keeps the teacher's)
     board.guesses.clear()  # no lockout left over from another test's wrong passcodes
     yield
     resources.room().new_class()
+    resources.room().set_max_run_seconds(None)
     board.guesses.clear()
 
 

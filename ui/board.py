@@ -13,8 +13,9 @@ variable BILINEAR_LAB_TEACHER_PASSCODE (ui.passcode; neither set: no controls). 
 (compared by server.classroom.passcode_matches, the one comparison; a wrong one waits WRONG_PASSCODE_DELAY
 and counts towards server.passcode.GuessLimiter's lockouts, per session and for the server) keeps a digest
 of it in st.session_state, never the passcode; every control's callback checks that digest against the
-current passcode before it changes the room (server.classroom) or the trainings (server.jobs: cancel any
-run, the cap on one run's seconds), so a control reached without the passcode changes nothing.
+current passcode before it changes the room (server.room: also the cap on one run's seconds, which every
+replica's training pool reads) or the trainings (server.jobs: cancel any run), so a control reached without
+the passcode changes nothing.
 
 torch loads (through ui.resources) only when a function needs a model: Home calls `pinned_card` before
 its text is on screen, and with nothing pinned that reads one number.
@@ -54,6 +55,7 @@ PIN_REFRESH_SECONDS = 5.0  # how often a Home page looks for a newly pinned mode
 WRONG_PASSCODE_DELAY = 1.0  # seconds a wrong passcode waits: guessing costs time
 __all__ = ["PASSCODE_ENV", "PASSCODE_SECRET", "teacher_passcode"]  # read in ui.passcode, named here too
 CAP_WIDGET = "teacher_cap_minutes"  # the teacher's cap on one run, in minutes
+CAP_RANGE = (0.5, 600.0)  # what the cap's widget accepts, in minutes
 PASSCODE_WIDGET = "teacher_passcode"  # the password input; emptied as soon as it is read
 TEACHER_KEY = "_teacher"  # not a widget: server.classroom.passcode_digest of the passcode this session unlocked with
 PIN_CHOICE = "teacher_pin_choice"  # the teacher's choice of the model to pin
@@ -378,17 +380,25 @@ def cancel_run(job_id: str) -> None:
 
 
 def cap_minutes() -> float:
-    """The server's cap on one run's estimated time, in minutes."""
-    return resources.training_pool().max_seconds / 60
+    """The class's cap on one run's estimated time, in minutes (the room's, else this server's default)."""
+    return resources.max_run_seconds() / 60
+
+
+def show_cap() -> None:
+    """Before the cap's widget is drawn: it shows the class's cap as it is now (another replica's board, or another
+    tab, may have changed it since this tab last drew it), within the widget's range."""
+    st.session_state[CAP_WIDGET] = min(CAP_RANGE[1], max(CAP_RANGE[0], cap_minutes()))
 
 
 def set_cap() -> None:
-    """The teacher's cap on one run's estimated time (server-wide; runs already started keep going)."""
+    """The teacher's cap on one run's estimated time, in the room: every replica reads it (runs already started
+    keep going; a new class keeps it, it is the teacher's setting)."""
     minutes = st.session_state.get(CAP_WIDGET)
     if not _teacher_only("change the longest training run") or minutes is None:
         return
-    resources.training_pool().max_seconds = float(minutes) * 60
-    notify("success", f"A training run may now take at most {duration(float(minutes) * 60)} on this server.")
+    seconds = float(minutes) * 60
+    classroom().set_max_run_seconds(seconds)
+    notify("success", f"A training run may now take at most {duration(seconds)} on every server of the class.")
 
 
 # --- Home: the model the teacher pinned ------------------------------------------------------------

@@ -178,15 +178,27 @@ def registry() -> ModelRegistry:
     )
 
 
+def default_max_run_seconds() -> float:
+    """The server's cap on one run's estimated seconds while the teacher has set none: BILINEAR_LAB_MAX_RUN_SECONDS,
+    else server.jobs.DEFAULT_MAX_SECONDS."""
+    return float(os.environ.get("BILINEAR_LAB_MAX_RUN_SECONDS", str(DEFAULT_MAX_SECONDS)))
+
+
+def max_run_seconds() -> float:
+    """The cap on one run's estimated seconds now: the teacher's, from the room every replica shares (read at
+    most once a second per process, server.room), else the server's default."""
+    cap = room().state().max_run_seconds
+    return default_max_run_seconds() if cap is None else cap
+
+
 @st.cache_resource
 def training_pool() -> TrainingPool:
     """The server's trainings: at most one per core at once (BILINEAR_LAB_TRAINING_WORKERS), the rest queued
     fairly; a lone training uses every core (BILINEAR_LAB_TRAINING_THREADS_ALONE); a run's estimate at most
-    BILINEAR_LAB_MAX_RUN_SECONDS (the teacher changes it on the board); a run whose tabs all closed stops."""
+    the teacher's cap, set on the board and kept in the room (`max_run_seconds`); a run whose tabs all closed stops."""
     workers = int(os.environ.get("BILINEAR_LAB_TRAINING_WORKERS", "0")) or None
     nice = int(os.environ.get("BILINEAR_LAB_TRAINING_NICE", str(NICE)))
     threads_alone = int(os.environ.get("BILINEAR_LAB_TRAINING_THREADS_ALONE", "0")) or None
-    cap = float(os.environ.get("BILINEAR_LAB_MAX_RUN_SECONDS", str(DEFAULT_MAX_SECONDS)))
     return TrainingPool(
         train,
         registry().add,
@@ -196,7 +208,7 @@ def training_pool() -> TrainingPool:
         claims=room(),  # replicas sharing the room never train the same settings twice
         fetch=lambda config: registry().get(config, fresh=True),  # what another replica finished, from the store
         target=lambda config: mnist().train_x[config.target_index],  # each run's live eigenvector (core.snapshot)
-        max_seconds=cap,
+        max_seconds=max_run_seconds,  # the room's: a change on one replica's board reaches every replica
         connected=sessions().connected,
         owner=sessions().owner,
     )

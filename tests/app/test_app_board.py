@@ -377,3 +377,43 @@ def test_a_student_without_the_passcode_cannot_pin_or_clear(monkeypatch, classma
     monkeypatch.setenv(board.PASSCODE_ENV, "a-new-passcode")  # changed on the server: unlocked sessions lock
     teacher.run()
     assert not has(teacher, "button", "teacher_pin") and has(teacher, "text_input", board.PASSCODE_WIDGET)
+
+
+def test_the_teachers_cap_is_kept_in_the_room_and_refuses_a_run_past_it_in_another_session(monkeypatch):
+    monkeypatch.setenv(board.PASSCODE_ENV, PASSCODE)
+    teacher = unlocked_board()
+    default = resources.default_max_run_seconds() / 60
+    assert teacher.number_input(key=board.CAP_WIDGET).value == default, "no cap set: the server's default"
+    teacher.number_input(key=board.CAP_WIDGET).set_value(0.5).run()
+    assert_clean(teacher)
+    assert board.classroom().state().max_run_seconds == 30.0, "in the room, which every replica reads"
+    assert resources.training_pool().max_seconds == 30.0
+    assert any("on every server of the class" in e.value for e in teacher.success), "the board says where it holds"
+
+    student = open_page("app_pages/train.py")
+    set_training(student, n_train=60000, n_test=10000, batch_size=16, epochs=20)  # minutes on any server
+    assert any("can't be trained" in e.value and "30 s" in e.value for e in student.error), [
+        e.value for e in student.error
+    ]
+    assert student.button(key="train_button").disabled
+
+    board.classroom().set_max_run_seconds(300.0)  # as another replica's board would
+    teacher.run()
+    assert teacher.number_input(key=board.CAP_WIDGET).value == 5.0, "the board shows the room's cap"
+
+
+def test_a_student_cannot_change_the_cap(monkeypatch):
+    monkeypatch.setenv(board.PASSCODE_ENV, PASSCODE)
+    forged = AppTest.from_function(forge_cap, default_timeout=60).run()
+    assert not forged.exception, [e.value for e in forged.exception]
+    assert board.classroom().state().max_run_seconds is None, "the room's cap is unchanged"
+
+
+def forge_cap() -> None:
+    """A session that never unlocked calls the cap's callback with a value of its own."""
+    import streamlit as st
+
+    from ui import board
+
+    st.session_state[board.CAP_WIDGET] = 600.0
+    board.set_cap()

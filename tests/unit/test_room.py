@@ -20,7 +20,8 @@ from core.config import Config
 from core.identity import config_id
 from core.lesson import STEPS, Vote
 from server import room as room_module
-from server.jobs import TrainingPool
+from server.classroom import ClassRoom
+from server.jobs import TooLong, TrainingPool
 from server.room import CLAIM_STALE_SECONDS, POLL_SECONDS, RETRY_SECONDS, Room, voter_key
 from tests.services import port_from, postgres, postgres_available
 from tests.unit.test_jobs import EPOCHS, Trainers, config
@@ -321,3 +322,64 @@ def test_an_unusable_room_url_falls_back_to_memory_with_a_notice(monkeypatch):
         assert room.state().pinned == A, "the app keeps working, from memory"
     finally:
         resources.room.clear()
+
+
+# --- the teacher's cap on a run's cost, shared by the replicas (schema version 2) ---------------------------
+
+
+def test_a_cap_set_through_one_replica_is_what_the_others_pools_refuse_past(replicas):
+    a, b, clock = replicas
+    assert a.state().max_run_seconds is None and b.state().max_run_seconds is None, "no cap set: each server's own"
+    revision = b.state().revision
+    a.set_max_run_seconds(30.0)
+    later(clock)
+    seen = b.state()
+    assert seen.max_run_seconds == 30.0 and seen.revision > revision, "a change every board notices"
+    pool_b = TrainingPool(Trainers(), lambda trained: trained, workers=1, max_seconds=lambda: b.state().max_run_seconds)
+    assert pool_b.max_seconds == 30.0
+    with pytest.raises(TooLong) as refused:
+        pool_b.check(Config(epochs=8, d_hidden=1024))  # minutes of training on any server
+    assert refused.value.cap == 30.0 and refused.value.nearest, "refused on replica B with settings that fit"
+    a.new_class()
+    later(clock)
+    assert b.state().max_run_seconds == 30.0, "a new class keeps the teacher's cap"
+    b.set_max_run_seconds(None)
+    later(clock)
+    assert a.state().max_run_seconds is None, "back to each server's default"
+
+
+def test_the_cap_survives_a_restart_and_lives_in_memory_while_the_database_is_down(tmp_path):
+    url = f"sqlite:///{tmp_path / 'room.sqlite3'}"
+    Room(url, "A").set_max_run_seconds(300.0)
+    assert Room(url, "A2").state().max_run_seconds == 300.0, "a restart reads it back"
+    down = Room(f"postgresql+psycopg://lab@127.0.0.1:{CLOSED_PORT}/lab", "B", Clock())
+    down.set_max_run_seconds(45.0)
+    assert down.state().max_run_seconds == 45.0, "the in-memory fallback keeps it"
+    down.new_class()
+    assert down.state().max_run_seconds == 45.0, "and a new class there keeps it too"
+    memory = ClassRoom()
+    assert memory.set_max_run_seconds(60.0).max_run_seconds == 60.0
+    assert memory.state().revision == 1
+
+
+def test_a_version_1_room_file_migrates_and_keeps_its_state(tmp_path):
+    """A SQLite room made by schema version 1 (what the app wrote before the cap), migrated at start-up."""
+    url = f"sqlite:///{tmp_path / 'room.sqlite3'}"
+    engine = create_engine(url)
+    with engine.begin() as conn:  # version 1, as Room.migrate wrote it then
+        room_module.schema_version.create(conn)
+        room_module.MIGRATIONS[1](conn)
+        conn.execute(text("INSERT INTO schema_version (version, applied_at) VALUES (1, 0)"))
+        row = text("INSERT INTO room (id, pinned, answers_visible, revision) VALUES (1, :pin, 1, 7)")
+        conn.execute(row, {"pin": A})
+    with engine.connect() as conn:
+        assert "settings" not in {row[0] for row in conn.execute(text("SELECT name FROM sqlite_master"))}
+    engine.dispose()
+    room = Room(url, "A")
+    assert room.problem is None and room.migrate() == 2
+    state = room.state()
+    assert (state.pinned, state.answers_visible, state.revision, state.max_run_seconds) == (A, True, 7, None)
+    room.set_max_run_seconds(90.0)
+    assert Room(url, "B").state().max_run_seconds == 90.0
+    with room.engine.connect() as conn:
+        assert [r[0] for r in conn.execute(text("SELECT version FROM schema_version ORDER BY version"))] == [1, 2]
