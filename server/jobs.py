@@ -277,13 +277,19 @@ class TrainingJob:
             with self._lock:
                 self.snapshots = (*self.snapshots, snapshot)
 
+    def settle(self) -> None:
+        """The run finished and `result` is its model: the copy of the last epoch's weights goes (a session
+        that still holds the job, e.g. a closed tab's, kept 11 MB more per width-1024 run)."""
+        with self._lock:
+            self._snapshot = None
+
     def model_so_far(self, trained_by: str = "") -> TrainedModel | None:
-        """The model at the end of the last finished epoch (a fresh copy), or None before the first;
-        credited to `trained_by` (the student who stopped it), else to the job's submitter."""
+        """The model at the end of the last finished epoch (a fresh copy; once finished, the server's model), or
+        None before the first; credited to `trained_by` (the student who stopped it), else to the job's submitter."""
         with self._lock:
             snapshot = self._snapshot
         if snapshot is None:
-            return None
+            return self.result if self.state == "finished" else None
         weights, history, snapshots = snapshot
         model = new_model(self.config)
         model.load_state_dict(copy.deepcopy(weights))
@@ -461,8 +467,10 @@ class TrainingPool:
         grace: float = GRACE_SECONDS,
         speed: Speed | None = None,
         owner: Callable[[str], str] = str,
+        after_run: Callable[[], None] | None = None,
     ) -> None:
         self._trainer, self._publish = trainer, publish  # publish: e.g. the registry's add
+        self._after_run = after_run  # called by a worker after each run ends (server.memory.Reclaimer)
         # claims: the replicas' shared claims (server.room); fetch: a model another replica finished (the store)
         self._claims, self._fetch = claims, fetch
         # the target image of a Config: given, each job snapshots its weights (core.snapshot) and the trainer
@@ -697,6 +705,8 @@ class TrainingPool:
             owner = self._owner(job.trained_by)
             self._used[owner] = (self._used_before(owner, now) + now - job.started_at, now)
         job.state = state
+        if state == "finished":
+            job.settle()
         if self._jobs.get(job.config) is job:
             del self._jobs[job.config]
         job.done.set()
@@ -719,6 +729,12 @@ class TrainingPool:
             state = self._train(job)
             with self._lock:
                 self._end(job, state)
+            self._reclaim()
+
+    def _reclaim(self) -> None:
+        """A run ended: its weights, optimiser state and buffers are free; `after_run` gives them back."""
+        if self._after_run is not None:
+            self._after_run()
 
     def _follow_elsewhere(self, job: TrainingJob) -> None:
         """Mirror another replica's claim on `job`'s Config: its epochs as they finish, then its model (from the
@@ -746,6 +762,7 @@ class TrainingPool:
                 state = self._train(job)
         with self._lock:
             self._end(job, state)
+        self._reclaim()
 
     def _released(self, job: TrainingJob, state: JobState) -> JobState:
         if self._claims is not None:

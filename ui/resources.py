@@ -34,6 +34,7 @@ from core.tensor import Direction
 from core.train import EpochMetrics, train
 from core.truncation import TruncationCurves, truncation_curves
 from render.figures import ExportCache, Figure, Settings, heatmap_png
+from server import memory
 from server.budget import BytesLRU
 from server.jobs import DEFAULT_MAX_SECONDS, NICE, TrainingPool
 from server.registry import Bounds, ModelRegistry, ModelSlots
@@ -199,6 +200,7 @@ def training_pool() -> TrainingPool:
     workers = int(os.environ.get("BILINEAR_LAB_TRAINING_WORKERS", "0")) or None
     nice = int(os.environ.get("BILINEAR_LAB_TRAINING_NICE", str(NICE)))
     threads_alone = int(os.environ.get("BILINEAR_LAB_TRAINING_THREADS_ALONE", "0")) or None
+    memory.tune()  # glibc: fewer arenas, large blocks unmapped when freed (server.memory)
     return TrainingPool(
         train,
         registry().add,
@@ -211,6 +213,7 @@ def training_pool() -> TrainingPool:
         max_seconds=max_run_seconds,  # the room's: a change on one replica's board reaches every replica
         connected=sessions().connected,
         owner=sessions().owner,
+        after_run=memory.Reclaimer(),  # each run's freed memory back to the system (issue 25's flood)
     )
 
 
