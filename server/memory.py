@@ -29,13 +29,18 @@ import time
 from collections.abc import Callable
 
 log = logging.getLogger("bilinear_eigen_lab")
-M_ARENA_MAX, M_MMAP_THRESHOLD = -8, -3  # glibc's mallopt parameters (malloc.h)
+M_ARENA_MAX, M_MMAP_THRESHOLD, M_TRIM_THRESHOLD = -8, -3, -1  # glibc's mallopt parameters (malloc.h)
 ARENAS = 2  # arenas at most: fewer arenas, less memory left free in them (MALLOC_ARENA_MAX overrides)
 # Blocks this large or larger get a mapping of their own, unmapped when freed. glibc's default starts at 128 kB
 # and rises to the largest block freed so far (up to 32 MB), so after a training's first freed weights every
 # 8 MB tensor (width 1024: a weight matrix, an eigendecomposition's 1025 x 1025 float64) lands in an arena and
 # stays there. Smaller blocks (the quick preset's 3 MB batch, reused all run) are unaffected.
 MMAP_THRESHOLD = 4 * 2**20
+# Setting the mmap threshold also freezes the heap's trim threshold at 128 kB, so the heap's top would go back
+# to the system and fault in again at nearly every step: the quick preset's training took 22,781-33,948 page
+# faults instead of 158. At 64 MB (what glibc's own rule reaches) it took 157-158; `trim` after each run
+# returns the rest.
+TRIM_THRESHOLD = 64 * 2**20
 GC_EVERY = 30.0  # seconds between two full collections started by Reclaimer
 
 
@@ -67,7 +72,11 @@ def tune(arenas: int = ARENAS, mmap_threshold: int = MMAP_THRESHOLD) -> dict[str
     """From now on: at most `arenas` malloc arenas, and every block of `mmap_threshold` bytes or more in a
     mapping of its own (returned to the system when freed), unless MALLOC_ARENA_MAX or MALLOC_MMAP_THRESHOLD_
     set glibc's own at start-up. What was set (False where there is no glibc, or the environment decides)."""
-    wanted = {"MALLOC_ARENA_MAX": (M_ARENA_MAX, arenas), "MALLOC_MMAP_THRESHOLD_": (M_MMAP_THRESHOLD, mmap_threshold)}
+    wanted = {
+        "MALLOC_ARENA_MAX": (M_ARENA_MAX, arenas),
+        "MALLOC_MMAP_THRESHOLD_": (M_MMAP_THRESHOLD, mmap_threshold),
+        "MALLOC_TRIM_THRESHOLD_": (M_TRIM_THRESHOLD, TRIM_THRESHOLD),
+    }
     return {
         variable: LIBC is not None and not os.environ.get(variable) and LIBC.mallopt(option, value) == 1
         for variable, (option, value) in wanted.items()

@@ -300,8 +300,10 @@ def truncation(model_id: str, _trained: TrainedModel) -> TruncationCurves:
 @st.cache_resource
 def eigen_cache() -> BytesLRU[Eigen]:
     """The server's eigendecompositions, least recently used dropped past BILINEAR_LAB_EIGEN_CACHE_MB (default
-    256): 0.4 MB each at H = 64, 23 MB at H = 1024, so a count of entries bounds nothing (server.budget)."""
-    return BytesLRU(int(os.environ.get("BILINEAR_LAB_EIGEN_CACHE_MB", "256")) * 2**20, lambda e: e.n_bytes)
+    128): 0.4 MB each at H = 64, 23 MB at H = 1024, so a count of entries bounds nothing (server.budget). 128 MB
+    holds a class's 30 models at H = 64 in all four views (48 MB) or one H = 1024 model's four (92 MB); at 256 MB
+    the cache was a fifth of the server's memory at the peak of issue 25's flood."""
+    return BytesLRU(int(os.environ.get("BILINEAR_LAB_EIGEN_CACHE_MB", "128")) * 2**20, lambda e: e.n_bytes)
 
 
 def eigen(model_id: str, _trained: TrainedModel, direction: Direction, view: View) -> Eigen:

@@ -92,7 +92,8 @@ def test_trim_hands_freed_heap_pages_back_to_the_system():
 def test_after_tune_a_large_freed_block_goes_back_to_the_system_at_once(monkeypatch):
     monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
     monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
-    assert memory.tune() == {"MALLOC_ARENA_MAX": True, "MALLOC_MMAP_THRESHOLD_": True}
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    assert set(memory.tune().values()) == {True}, "glibc took every setting"
     libc = ctypes.CDLL("libc.so.6")
     libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
     libc.free.argtypes = [ctypes.c_void_p]
