@@ -1,26 +1,26 @@
 """Give a server's freed memory back to the operating system after each training (no Streamlit).
 
-Measured in the issue 25 flood (bench/flood.py, 64 width-1024 runs from three tabs): the server's RSS rose
-from 506 MiB to a peak of 2,516 MiB while the live tensors were about 1 GB. Two things kept the rest:
+Measured in the issue 25 flood (bench/flood.py, 64 width-1024 runs from three tabs; docs/measurements.md):
+the server's RSS rose from 506 MiB to a peak of 2,516 MiB, with about 1 GB of live tensors and 1.3-1.6 GB
+lying free in malloc's arenas. What kept the free part:
 
-- glibc's malloc keeps freed memory in its arenas (one per thread that allocates, up to 8 per core) rather
-  than handing it back: after a training, its weights, optimiser state and batch buffers (~60 MB at width
-  1024) lie free in the arena of the worker thread, and the next run's in another. `malloc_trim(0)` returns
-  every whole free page of every arena (measured: 80-180 MB of RSS each time, in 15-240 ms), and a cap on the
-  number of arenas (`mallopt(M_ARENA_MAX)`, what the MALLOC_ARENA_MAX environment variable sets at start-up)
-  keeps the free memory in fewer places.
+- glibc's malloc keeps freed memory in its arenas (one per thread that allocates, up to 8 per core), and its
+  own rule puts every block up to the largest freed so far (up to 32 MB) in them: a width-1024 run's 8 MB
+  tensors (weights, optimiser state, a 1025 x 1025 float64 eigendecomposition) then stay there, free but
+  resident. `tune` maps every block of MMAP_THRESHOLD bytes or more on its own (unmapped when freed) and caps
+  the arenas; `trim` (glibc's malloc_trim(0)) returns every whole free page of every arena, which gave back
+  20-180 MB each time in 15-240 ms in the flood.
 - Objects in reference cycles (a closed session's state, with the model it showed) wait for Python's full
-  collection, which Streamlit's `runner.postScriptGC = false` (.streamlit/config.toml) no longer runs after
-  every script run; a full collection took 0.15-0.45 s here, so `Reclaimer` runs one at most every
-  `gc_every` seconds, after a training (never after every page run).
+  collection, which `runner.postScriptGC = false` (.streamlit/config.toml) no longer runs after every script
+  run; a full collection took 0.15-0.45 s here, so `Reclaimer` runs one at most every `gc_every` seconds,
+  after a training (never after a page run).
 
-Both are glibc's: elsewhere (macOS, musl) the calls are skipped and only the collection runs.
+Both malloc calls are glibc's: elsewhere (macOS, musl) they are skipped and only the collection runs.
 """
 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import gc
 import logging
 import os
@@ -47,8 +47,7 @@ GC_EVERY = 30.0  # seconds between two full collections started by Reclaimer
 def _glibc() -> ctypes.CDLL | None:
     """The C library if it is glibc (it has malloc_trim and mallopt), else None."""
     try:
-        name = ctypes.util.find_library("c") or "libc.so.6"
-        libc = ctypes.CDLL(name)
+        libc = ctypes.CDLL(None)  # the process's own symbols: the C library it runs on
         libc.malloc_trim.argtypes, libc.malloc_trim.restype = [ctypes.c_size_t], ctypes.c_int
         libc.mallopt.argtypes, libc.mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
         return libc

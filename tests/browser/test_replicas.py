@@ -5,7 +5,8 @@ server (the models, core.store), as a department would run them behind sticky se
 - the same settings pressed on A and then on B train once: B follows A's claim, epoch by epoch, and takes
   A's model from the bucket;
 - that model appears on both replicas' boards by itself, with the same trainer and the same time;
-- a pin, the answers' switch and a clear made on A reach B's pages by themselves;
+- a pin, the answers' switch and a clear made on A reach B's pages by themselves, and so does the teacher's
+  cap on a run: B's Train page refuses a link past the cap set on A's board;
 - a replica whose store and database cannot be reached says so on the page and still works, fast.
 Then one server with the defaults (a SQLite file beside a local model store) keeps its room across a restart.
 
@@ -24,6 +25,7 @@ from playwright.sync_api import expect
 
 from core.config import Config
 from core.identity import config_id
+from server.room import Room
 from tests.browser_support import (
     NO_THROTTLING_ARGS,
     ROOT,
@@ -52,6 +54,7 @@ LONG = {"n_train": 16384, "n_test": 1000, "batch_size": 512, "epochs": 30, "seed
 LONG_LINK = "/train?slice=true&n_train=16384&n_test=1000&batch=512&epochs=30&seed=2626"
 ELSEWHERE = "training on another server of the class"  # ui.models.progress of a job another replica trains
 SHORT_LINK = "/train?slice=true&n_train=4096&n_test=1000&batch=512&epochs=2&seed=2627"
+OVER_THE_CAP_LINK = "/train?epochs=20&batch=16&seed=2628"  # minutes on any server: past a 30 s cap
 
 
 def tile(model_id: str) -> str:
@@ -210,6 +213,30 @@ def test_pin_answers_and_clear_on_one_replica_reach_the_other(replicas, browser)
     print(f"\nfrom A to B: pin {pinned:.1f} s on Home, answers {answers:.1f} s, clear {cleared:.1f} s on the board")
     for page in (teacher, board_b, home_b):
         assert_clean(page, page.url)
+
+
+def test_the_teachers_cap_set_on_one_replica_refuses_a_run_on_the_other(replicas, browser):
+    teacher, student = browser(), browser()
+    open_board(teacher, replicas["A"])
+    unlock(teacher)
+    cap = teacher.locator(".st-key-teacher_cap_minutes input")
+    cap.fill("0.5")
+    cap.press("Enter")
+    expect(teacher.locator(MAIN).get_by_text("on every server of the class")).to_be_visible()
+    try:
+        start = time.time()
+        student.goto(replicas["B"] + OVER_THE_CAP_LINK)
+        wait_idle(student)
+        while "at most 30 s" not in student.locator(MAIN).inner_text() and time.time() - start < BOUND:
+            student.reload()  # B reads the room at most once a second
+            wait_idle(student)
+        refusal = student.locator(f'{MAIN} [data-testid="stAlertContentError"]')
+        expect(refusal.filter(has_text=re.compile("can't be trained.*at most 30 s"))).to_be_visible()
+        expect(student.locator(".st-key-train_button button").first).to_be_disabled()
+        print(f"\nthe cap set on A: B's Train page refused the link {time.time() - start:.1f} s later (loads included)")
+        assert [e for e in error_texts(student) if "can't be trained" not in e] == [], "the refusal, nothing else"
+    finally:
+        Room(replicas["database"], "test").set_max_run_seconds(None)  # the other tests' servers' own default
 
 
 def test_a_replica_whose_store_and_database_are_unreachable_says_so_and_keeps_working(replicas, browser):
