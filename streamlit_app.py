@@ -14,6 +14,7 @@ import streamlit as st
 import torch
 
 from core.text import literal
+from server.room_profile import PROFILE as room_profile
 from ui import admission, lesson, links, passcode, recovery, state, widgets
 
 log = logging.getLogger("bilinear_eigen_lab")
@@ -78,6 +79,7 @@ def run() -> None:
             "The class": [st.Page("app_pages/class_board.py", title="7 · Class board", icon=":material/groups:")],
         }
     )
+    room_profile.page(page.url_path or "home")  # BILINEAR_LAB_PROFILE_ROOM: the database's share, per page
     shield("writing the link", links.write)  # the URL follows every setting, also across page switches
     widgets.projector_toggle()
     lesson.sidebar()
@@ -95,6 +97,6 @@ def run() -> None:
 # interrupts (Streamlit raises past this block), so the next run keeps its place in line.
 turns = admission.page_turns()
 ticket = st.session_state.setdefault(TURN_TICKET, turns.ticket())
-with turns.turn(PAGE_PATIENCE, ticket):
+with turns.turn(PAGE_PATIENCE, ticket), room_profile.script_run():  # the profile (off by default) times the run
     run()
 del st.session_state[TURN_TICKET]

@@ -68,6 +68,7 @@ from sqlalchemy.pool import StaticPool
 
 from core.lesson import Vote
 from server.classroom import MAX_VOTES, ClassRoom, RoomState
+from server.room_profile import PROFILE, RoomProfile
 
 log = logging.getLogger("bilinear_eigen_lab")
 ENV_VAR = "BILINEAR_LAB_ROOM_URL"
@@ -211,8 +212,14 @@ class Room:
     """The room's state in a database (see the module docstring); the same methods as server.classroom.ClassRoom,
     plus the class's models and the training claims. Thread-safe; one per server process."""
 
-    def __init__(self, url: str, replica: str | None = None, clock: Callable[[], float] = time.time) -> None:
-        self.url, self.clock = url, clock
+    def __init__(
+        self,
+        url: str,
+        replica: str | None = None,
+        clock: Callable[[], float] = time.time,
+        profile: RoomProfile = PROFILE,  # BILINEAR_LAB_PROFILE_ROOM: each database call's seconds, per page run
+    ) -> None:
+        self.url, self.clock, self.profile = url, clock, profile
         self.replica = replica or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.engine = make_engine(url)
         self._sqlite = url.startswith("sqlite")
@@ -303,7 +310,7 @@ class Room:
 
     def _transaction(self, change: Callable[[Connection], T], bump: bool = True) -> T:
         """One transaction: `change`, and the room's revision + 1 (when `bump`)."""
-        with self._db_lock if self._sqlite else _nothing(), self.engine.begin() as conn:
+        with self.profile.database(), self._db_lock if self._sqlite else _nothing(), self.engine.begin() as conn:
             result = change(conn)
             if bump:
                 conn.execute(update(room_table).where(room_table.c.id == 1).values(revision=room_table.c.revision + 1))
@@ -313,7 +320,7 @@ class Room:
         return result
 
     def _read(self, read: Callable[[Connection], T]) -> T:
-        with self._db_lock if self._sqlite else _nothing(), self.engine.connect() as conn:
+        with self.profile.database(), self._db_lock if self._sqlite else _nothing(), self.engine.connect() as conn:
             return read(conn)
 
     def migrate(self) -> int:
