@@ -43,7 +43,7 @@ def test_a_runs_database_calls_are_counted_in_that_run(profiled):
 
 
 def test_calls_outside_a_run_are_lines_of_their_own_with_their_thread(profiled):
-    room, profile, path = profiled
+    room, _, path = profiled
     worker = threading.Thread(target=lambda: room.report("a0a0a0a0a0a0", []), name="training-0")
     worker.start()
     worker.join()
