@@ -305,6 +305,8 @@ class ModelStore:
             return None
         data, problem = None, None
         try:
+            if not self._local:  # a listing cached here (a put's eviction) would hide what another replica wrote since
+                self.fs.invalidate_cache(path)
             data = self.fs.cat_file(path)
         except FileNotFoundError:
             self._remember_miss(model_id, now)  # never stored, or evicted since

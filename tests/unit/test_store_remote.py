@@ -63,6 +63,16 @@ def test_a_bucket_round_trip_and_a_remembered_miss(s3_env, monkeypatch):
     assert store.get(A, fresh=True) == b"weights"
 
 
+def test_a_model_another_replica_writes_after_this_one_wrote_is_found(s3_env):
+    """Two replicas on one bucket: A's own put lists the bucket (its eviction), and that listing must not hide a
+    model B writes afterwards (the two-replica load test found B's models missing from A's board)."""
+    url = f"s3://{BUCKET}/models-{time.time_ns()}"
+    a, b = open_store(url), open_store(url)
+    a.put(A, b"weights")
+    b.put(B, b"other")
+    assert a.get(B) == b"other"
+
+
 def test_a_mistyped_bucket_is_named_and_never_created(s3_env, aws):
     before = buckets(aws)
     store = open_store(f"s3://{BUCKET}-typo/models")
