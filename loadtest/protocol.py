@@ -437,6 +437,9 @@ class ProtocolStudent:
             self._script_finished(msg, now)
         elif kind == "navigation":
             self.pages = list(msg.navigation.app_pages)
+            # the page st.navigation ran: a run opened by URL path starts with the main script's hash, and the
+            # frontend's later reruns (a fragment's st.rerun too) name the page, as here
+            self.page_script_hash = msg.navigation.page_script_hash
             page = self.page(hash_=msg.navigation.page_script_hash)
             self.url_path = "" if page is None or page.is_default else page.url_pathname
         elif kind == "page_info_changed":
