@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import loadtest
-from loadtest.classroom import run
+from loadtest.classroom import ROOMS, STORES, run
 from loadtest.protocol import StreamlitVersionError
 from loadtest.report import report
 from loadtest.session import PROGRESS
@@ -66,6 +66,27 @@ def main(argv: list[str] | None = None) -> None:
         "own responsiveness when the browsers do not take its cores (in a class they run on the students' devices)",
     )
     parser.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        metavar="R",
+        help="R servers sharing one room and one model store, as behind sticky sessions: student i uses replica "
+        "i mod R; each replica gets a teacher's warm-up and, with --teacher-board, a board tab (default 1)",
+    )
+    parser.add_argument(
+        "--room",
+        choices=ROOMS,
+        default="default",
+        help="the room's database: postgres = a throwaway PostgreSQL 15 cluster (tests/services.py); default = "
+        "a SQLite file beside the (shared) local model store, or in --log-dir with --store s3",
+    )
+    parser.add_argument(
+        "--store",
+        choices=STORES,
+        default="local",
+        help="the model store: s3 = moto's S3 server and a bucket; local = a directory (one for all replicas)",
+    )
+    parser.add_argument(
         "--log-dir",
         type=Path,
         default=None,
@@ -74,6 +95,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args(argv)
+    if args.replicas < 1:
+        parser.error("--replicas must be at least 1")
     PROGRESS.update(on=True, start=time.perf_counter())
     env = dict(item.split("=", 1) for item in args.env)
     try:
@@ -90,6 +113,9 @@ def main(argv: list[str] | None = None) -> None:
             browser_shares=args.browser_shares,
             protocol_sessions=args.protocol_sessions,
             log_dir=args.log_dir,
+            replicas=args.replicas,
+            room=args.room,
+            store=args.store,
         )
     except StreamlitVersionError as error:
         sys.exit(f"python -m loadtest: {error}")

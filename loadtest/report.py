@@ -23,12 +23,17 @@ def report(result: dict) -> None:
         f"{result['load_average'][0]:.2f} before, {result['load_average'][1]:.2f} after; "
         f"{result['seconds']:.0f} s in all; server log {result['log']}"
     )
+    if c.get("replicas", 1) > 1:
+        print(
+            f"{c['replicas']} replicas sharing the room ({c['room']}) and the model store ({c['store']}); student i "
+            f"on replica i mod {c['replicas']}, every visit (sticky sessions)"
+        )
     print()
     print(
         f"{'session':>7} {'kind':>8} {'seed':>6} {'join':>6} {'label':>6} {'setup':>6} {'train':>6} {'eigen':>6} "
         f"{'total':>6}  outcome   errors   (wall seconds)"
     )
-    rows = ([result["teacher"]] if result["teacher"] else []) + result["sessions"]
+    rows = result.get("teachers", [result["teacher"]] if result["teacher"] else []) + result["sessions"]
     for s in rows:
         t = s["seconds"]
         cells = " ".join(
@@ -36,6 +41,8 @@ def report(result: dict) -> None:
             for k in ("join", "label", "train_setup", "training", "eigenvectors", "total")
         )
         name = "teacher" if s["index"] < 0 else s["index"]
+        if c.get("replicas", 1) > 1:
+            name = f"{name}@{s['replica']}"
         print(
             f"{name:>7} {s['kind']:>8} {s['seed']:>6} {cells}  {s['outcome']:<9} {len(s['errors'])}"
             + "".join(f"\n{'':>9}{e}" for e in s["errors"])
@@ -180,6 +187,8 @@ def report_responsiveness(result: dict) -> None:
         for text in board["errors"]:
             print(f"  error element on the board: {text}")
         print()
+    report_replicas(result)
+    report_database(result)
     cpu = result.get("cpu")
     if cpu:
         used = cpu["cpu_seconds"]
@@ -189,6 +198,13 @@ def report_responsiveness(result: dict) -> None:
             + ", ".join(f"{group} {seconds:.0f} s ({seconds / total:.0%})" for group, seconds in used.items())
             + f"; load average up to {cpu['load_average_max']:.1f}"
         )
+        if len(cpu.get("per_server", [])) > 1:
+            print(
+                "  per replica: "
+                + ", ".join(
+                    f"server {r} {seconds:.0f} s ({seconds / total:.0%})" for r, seconds in enumerate(cpu["per_server"])
+                )
+            )
         if cpu["other_test_runs"]:
             first, last = cpu["other_test_runs_seen_at"]
             print(f"  other test runs were running from {first:.0f} s to {last:.0f} s: {cpu['other_test_runs']}")
@@ -242,4 +258,82 @@ def report_responsiveness(result: dict) -> None:
                 late < TARGET["board_max"] and not board["missing"],
             )
         )
+    arrival = result.get("arrival")
+    if arrival is not None:
+        errors_on_boards = sum(len(server["board"]["errors"]) for server in result["servers"])
+        late = max(arrival["own"].get("max", float("inf")), arrival["other"].get("max", float("inf")))
+        checks[1] = (f"{errors + errors_on_boards} error elements or driver errors", errors + errors_on_boards == 0)
+        checks.append(
+            (
+                f"on every replica's board at most {late:.1f} s after Training finished, all {c['sessions']} "
+                f"seen on all {c['replicas']}, < {TARGET['board_max']:.0f} s",
+                late < TARGET["board_max"] and not arrival["missing"],
+            )
+        )
     print("target: " + "; ".join(f"{text}: {'met' if ok else 'NOT met'}" for text, ok in checks))
+
+
+def report_replicas(result: dict) -> None:
+    """With replicas: each one's students, switches, trainings, board and memory; every model's arrival on the
+    boards, its own replica's and the others'."""
+    servers = result.get("servers") or []
+    if len(servers) < 2:
+        return
+    print("replicas: each one's students (page switches: the switch time of each kind, median / p95 / max (n))")
+    for server in servers:
+        sw, tr = server["switching"], server["training"]
+        kinds = ", ".join(
+            f"{kind} {seconds(sw[kind][MEASURES[kind][0]]['all'])}" for kind in MEASURES if sw[kind]["sessions"]
+        )
+        print(
+            f"  server {server['replica']}: {server['completed']}/{server['sessions']} completed, peak RSS "
+            f"{server['peak_rss'] / MB:.0f} MiB, CPU {server['cpu_seconds']:.0f} s; switches {kinds}"
+        )
+        print(f"  {'':<10}trainings {tr['trained']}: wall {seconds(tr['wall'])}; own / alone {seconds(tr['ratio'])}")
+        board = server["board"]
+        if board is not None:
+            print(
+                f"  {'':<10}its board: {board['runs']} runs seen, {board['redraws']} redraws with new models, "
+                f"{board['models_seen']} models seen, a redraw's script run {seconds(board['redraw_seconds'])}"
+            )
+    arrival = result.get("arrival")
+    if arrival is not None:
+        print("every student's model, 'Training finished' on the student's page -> its tile on a board")
+        print(f"  {'on its own replica board':<40} {seconds(arrival['own'])}")
+        print(f"  {'on the other replica board':<40} {seconds(arrival['other'])}")
+        if arrival["missing"]:
+            print(f"  never seen (session, board): {arrival['missing']}")
+    print()
+
+
+def report_database(result: dict) -> None:
+    """Each server's room profile: the database's share of its page runs, per page."""
+    servers = result.get("servers") or []
+    if not any(server["database"]["runs"] for server in servers):
+        return
+    print("the room's database (server.room.Room._read/_transaction) in each page run: share of the runs' time,")
+    print("per run median / p95, and in the runs that queried it (the room is read at most once a second per server)")
+    print(
+        f"  {'server':<7}{'page':<14}{'runs':>5} {'run median/p95 s':>17} {'db share':>9} {'per run med/p95':>16} "
+        f"{'queried':>8} {'share then':>10}"
+    )
+    for server in servers:
+        for page, p in server["database"]["pages"].items():
+            run, per = p["run_seconds"], p["share_per_run"]
+            share = "-" if p["share_of_all_runs"] is None else f"{p['share_of_all_runs']:.1%}"
+            then = "-" if p["share_when_queried"] is None else f"{p['share_when_queried']:.1%}"
+            per_run = f"{per['median']:.1%} / {per['p95']:.1%}" if per.get("n") else "-"
+            print(
+                f"  {server['replica']:<7}{page:<14}{p['runs']:>5} {run['median']:>8.2f}/{run['p95']:<8.2f} {share:>9} "
+                f"{per_run:>16} {p['runs_that_queried']:>8} {then:>10}"
+            )
+        total = server["database"]["share_of_all_runs"]
+        outside = ", ".join(
+            f"{group}: {o['calls']} calls, {o['database_s']:.1f} s"
+            for group, o in server["database"]["outside_runs"].items()
+        )
+        print(
+            f"  {server['replica']:<7}{'all pages':<14}{server['database']['runs']:>5} "
+            f"{'':>17} {'-' if total is None else f'{total:.1%}':>9}   outside page runs: {outside or 'none'}"
+        )
+    print()

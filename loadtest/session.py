@@ -32,6 +32,7 @@ class Session:
     switches: list[dict] = field(default_factory=list)  # one per sidebar page switch, see switch_to
     trainings: list[dict] = field(default_factory=list)  # one per Train press, see train_and_wait
     problems: list[str] = field(default_factory=list)  # a protocol student's own trouble (ProtocolStudent.problems)
+    replica: int = 0  # the server this session uses, all its visits (sticky sessions; --replicas)
 
 
 PROGRESS = {"on": False, "start": time.perf_counter()}  # __main__ turns on progress lines on stderr

@@ -1,5 +1,7 @@
 """The numbers read off a run: the RSS increments (analyse), page switches by phase and step (switching), the
-trainings and their queue (training_summary), the teacher's board (board_summary)."""
+trainings and their queue (training_summary), the teacher's board (board_summary); with replicas, each one's
+switches and trainings (by_replica) and every model's arrival on its own and the other replicas' boards
+(arrival); and each server's database share of its page runs (database_share)."""
 
 from __future__ import annotations
 
@@ -122,13 +124,14 @@ def switching(sessions: list[Session], teacher: Session | None) -> dict:
     }
 
 
-def board_summary(board: dict | None, sessions: list[Session]) -> dict | None:
+def board_summary(board: dict | None, sessions: list[Session], key: str = "on_teacher_board") -> dict | None:
     """The teacher's board tab (--teacher-board): its script runs, its redraws, and for each student's model
     the seconds from that student's "Training finished" to the model's tile on the board (negative: the board
     showed it first). A redraw is a run after which the board held more models than before it; the other
     runs are the fragment's quiet wakes (or a redraw with nothing new on it). The browser asks for a wake
     every 2 s, but a run whose start and end reach the page in one frame leaves no trace in the DOM, so
-    `runs` and `wake_interval` count the wakes the tab showed, not all of them."""
+    `runs` and `wake_interval` count the wakes the tab showed, not all of them. Each training keeps its latency
+    under `key` (one per board with replicas)."""
     if board is None:
         return None
     runs, redraws, before = board["runs"], [], None
@@ -143,8 +146,8 @@ def board_summary(board: dict | None, sessions: list[Session]) -> dict | None:
             if seen is None or t["finished_clock"] is None:
                 missing.append(session.index)
                 continue
-            t["on_teacher_board"] = seen / 1000 - t["finished_clock"]
-            latencies.append(t["on_teacher_board"])
+            t[key] = seen / 1000 - t["finished_clock"]
+            latencies.append(t[key])
     return {
         "open_seconds": (board["closed"] - board["opened"]) / 1000,
         "runs": len(runs),
@@ -196,4 +199,109 @@ def training_summary(sessions: list[Session], teacher: Session | None) -> dict:
         "queue_estimate_first": spread([t["queue_estimate"] for t in trainings if t["queued"]]),
         "missing_own_seconds": sum(t["own_seconds"] is None for t in trainings),
         "missing_queue_wait": sum(t["queue_wait"] is None for t in trainings),
+    }
+
+
+def board_key(replica: int) -> str:
+    """Where a training keeps its latency to replica `replica`'s board (board_summary's `key`)."""
+    return f"on_board_{replica}"
+
+
+def arrival(sessions: list[Session], replicas: int) -> dict:
+    """Every student's model on the boards of all replicas (each with a board tab, board_summary with
+    board_key): seconds from that student's "Training finished" to the tile on its own replica's board, and on
+    each other replica's; `missing` lists (session, board) pairs where it never showed."""
+    own, other, missing = [], [], []
+    for session in sessions:
+        for t in session.trainings:
+            for replica in range(replicas):
+                seconds = t.get(board_key(replica))
+                if seconds is None:
+                    missing.append([session.index, replica])
+                else:
+                    (own if replica == session.replica else other).append(seconds)
+    return {"own": spread(own), "other": spread(other), "missing": missing}
+
+
+def by_replica(sessions: list[Session], replicas: int) -> list[dict]:
+    """Each replica's students: their page switches (after `switching`, which puts each in its phase) and their
+    trainings (after `training_summary`, which sets each one's ratio)."""
+    steps = list(dict.fromkeys(sw["step"] for s in sessions for sw in s.switches))
+    result = []
+    for replica in range(replicas):
+        mine = [s for s in sessions if s.replica == replica]
+        trainings = [t for s in mine for t in s.trainings if t["outcome"] == "trained"]
+        result.append(
+            {
+                "replica": replica,
+                "sessions": len(mine),
+                "completed": sum(s.completed for s in mine),
+                "switching": {
+                    kind: {
+                        "sessions": sum(s.kind == kind for s in mine),
+                        **{
+                            key: switch_stats([sw for s in mine if s.kind == kind for sw in s.switches], key, steps)
+                            for key in keys
+                        },
+                    }
+                    for kind, keys in MEASURES.items()
+                },
+                "training": {
+                    "trained": len(trainings),
+                    "wall": spread([t["wall"] for t in trainings]),
+                    "queue_wait": spread([t["queue_wait"] for t in trainings]),
+                    "own_seconds": spread([t["own_seconds"] for t in trainings]),
+                    "ratio": spread([t.get("ratio") for t in trainings]),
+                },
+            }
+        )
+    return result
+
+
+def thread_group(name: str) -> str:
+    """What a thread that called the database outside a page run was doing: a session's script thread runs
+    fragments (the board's and the progress badges' timed reruns) and widget callbacks (Train's claim)."""
+    if name.startswith("ScriptRunner"):
+        return "fragments and callbacks"
+    if name.startswith("training"):
+        return "trainings"
+    return "other"
+
+
+def database_share(lines: list[dict]) -> dict:
+    """A server's room profile (server.room_profile, one line per page run and per call outside a run): per page,
+    its runs' seconds and the seconds spent in the room's database calls, as a share of all its runs' time, per
+    run (median, p95, max), and within the runs that queried (the room is read at most once a second per
+    process, so most runs query nothing); and the calls made outside the page runs, by what made them."""
+    runs = [line for line in lines if line["kind"] == "run" and line["page"] is not None]
+    pages = {}
+    for page in sorted({run["page"] for run in runs}):
+        mine = [run for run in runs if run["page"] == page]
+        queried = [run for run in mine if run["calls"]]
+        total, database = sum(run["seconds"] for run in mine), sum(run["database_s"] for run in mine)
+        pages[page] = {
+            "runs": len(mine),
+            "interrupted": sum(not run["completed"] for run in mine),
+            "run_seconds": spread([run["seconds"] for run in mine]),
+            "database_seconds": spread([run["database_s"] for run in mine]),
+            "share_of_all_runs": database / total if total else None,
+            "share_per_run": spread([run["database_s"] / run["seconds"] for run in mine if run["seconds"] > 0]),
+            "runs_that_queried": len(queried),
+            "share_when_queried": (
+                sum(run["database_s"] for run in queried) / sum(run["seconds"] for run in queried) if queried else None
+            ),
+            "calls": sum(run["calls"] for run in mine),
+        }
+    total = sum(run["seconds"] for run in runs)
+    outside: dict[str, dict] = {}
+    for line in lines:
+        if line["kind"] == "outside":
+            group = outside.setdefault(thread_group(line["thread"]), {"calls": 0, "database_s": 0.0})
+            group["calls"] += 1
+            group["database_s"] += line["database_s"]
+    return {
+        "runs": len(runs),
+        "share_of_all_runs": sum(run["database_s"] for run in runs) / total if total else None,
+        "pages": pages,
+        "outside_runs": outside,
     }

@@ -1,5 +1,6 @@
 """What the class costs the machine: the server's RSS at named moments (Recorder, also the drivers' shared
-clock) and the CPU seconds of the server, chromium, this driver and everything else (CpuShares)."""
+clock) and the CPU seconds of the server, chromium, this driver and everything else (CpuShares). With replicas
+(`--replicas`) "the server" is all of them (their RSS summed, their CPU added) and each one's share is kept too."""
 
 from __future__ import annotations
 
@@ -7,36 +8,46 @@ import contextlib
 import os
 import threading
 import time
+from collections.abc import Sequence
 
 from loadtest.session import MB, progress
 from tests.browser_support import server_rss
 
 
 class Recorder:
-    """The server's RSS at named moments, with the time since the start."""
+    """The server's RSS at named moments, with the time since the start; with several servers (replicas) their
+    sum, and each one's in `rss_by_server`."""
 
-    def __init__(self, pid: int) -> None:
-        self.pid, self.start, self.events = pid, time.perf_counter(), []
+    def __init__(self, pid: int | Sequence[int]) -> None:
+        self.pids = [pid] if isinstance(pid, int) else list(pid)
+        self.start, self.events = time.perf_counter(), []
 
     def now(self) -> float:
         """Seconds since the start (the driver's clock, shared by all sessions)."""
         return time.perf_counter() - self.start
 
     def mark(self, session: int | None, event: str) -> int:
-        rss = server_rss(self.pid)
+        each = [server_rss(pid) for pid in self.pids]
+        rss = sum(each)
         self.events.append({"t": self.now(), "session": session, "event": event, "rss": rss})
+        if len(each) > 1:
+            self.events[-1]["rss_by_server"] = each
         progress(None, f"{event}{'' if session is None else f' (session {session})'}: server RSS {rss / MB:.0f} MB")
         return rss
 
 
 class CpuShares:
-    """CPU seconds (user + system) used during the run by the server, by chromium and Playwright's driver
-    (this process's other descendants), by this process, and by every other process on the machine; and
-    the other test runs (`pytest -m`) seen meanwhile. psutil, sampled every 2 s (a process that ends
+    """CPU seconds (user + system) used during the run by the server (each replica's in `per_server`), by the
+    services the replicas share (PostgreSQL and moto, found by the ports they listen on), by chromium and
+    Playwright's driver (this process's other descendants), by this process, and by every other process on the
+    machine; and the other test runs (`pytest -m`) seen meanwhile. psutil, sampled every 2 s (a process that ends
     between samples keeps what it had used at its last sample)."""
 
-    def __init__(self, server_pid: int, interval: float = 2.0) -> None:
-        self.server, self.interval = server_pid, interval
+    def __init__(
+        self, server_pid: int | Sequence[int], interval: float = 2.0, service_ports: Sequence[int] = ()
+    ) -> None:
+        self.servers = [server_pid] if isinstance(server_pid, int) else list(server_pid)
+        self.service_ports, self.interval = list(service_ports), interval
         self.first: dict[int, tuple[str, float]] = {}  # pid -> (group, cpu seconds) at its first sample
         self.last: dict[int, tuple[str, float]] = {}
         self.others_running: list[tuple[float, str]] = []  # (seconds since the start, command line)
@@ -50,16 +61,38 @@ class CpuShares:
         import psutil
 
         me = psutil.Process()
-        server = {self.server}
-        with contextlib.suppress(psutil.Error):
-            server |= {c.pid for c in psutil.Process(self.server).children(recursive=True)}
-        mine = {c.pid for c in me.children(recursive=True)} - server
-        for process in psutil.process_iter(["pid", "cmdline", "cpu_times"]):
+        replica_of = {}
+        for index, pid in enumerate(self.servers):
+            replica_of[pid] = index
+            with contextlib.suppress(psutil.Error):
+                replica_of |= dict.fromkeys((c.pid for c in psutil.Process(pid).children(recursive=True)), index)
+        processes = list(psutil.process_iter(["pid", "cmdline", "cpu_times"]))
+        services = set()
+        for process in processes:  # postgres -D ... -p PORT, python -m moto.server ... -p PORT, and their children
+            command = " ".join(process.info["cmdline"] or [])
+            if ("postgres" in command or "moto.server" in command) and any(
+                f"-p {port}" in command for port in self.service_ports
+            ):
+                services.add(process.info["pid"])
+                with contextlib.suppress(psutil.Error):
+                    services |= {c.pid for c in process.children(recursive=True)}
+        mine = {c.pid for c in me.children(recursive=True)} - set(replica_of) - services
+        for process in processes:
             info = process.info
             if info["cpu_times"] is None:
                 continue
             pid = info["pid"]
-            group = "server" if pid in server else "bench" if pid == me.pid else "chromium" if pid in mine else "other"
+            group = (
+                f"server {replica_of[pid]}"
+                if pid in replica_of
+                else "services"
+                if pid in services
+                else "bench"
+                if pid == me.pid
+                else "chromium"
+                if pid in mine
+                else "other"
+            )
             used = info["cpu_times"].user + info["cpu_times"].system
             self.first.setdefault(pid, (group, used))
             self.last[pid] = (group, used)
@@ -83,12 +116,20 @@ class CpuShares:
             self.seconds = time.perf_counter() - self.start
 
     def result(self) -> dict:
-        used = dict.fromkeys(("server", "chromium", "bench", "other"), 0.0)
+        used = dict.fromkeys(("server", "services", "chromium", "bench", "other"), 0.0)
+        per_server = [0.0] * len(self.servers)
         for pid, (group, last) in self.last.items():
-            used[group] += last - self.first[pid][1]
+            seconds = last - self.first[pid][1]
+            if group.startswith("server "):
+                per_server[int(group.removeprefix("server "))] += seconds
+                group = "server"
+            used[group] += seconds
+        if not self.service_ports:
+            del used["services"]
         return {
             "wall": self.seconds,
             "cpu_seconds": used,
+            "per_server": per_server,
             "cores": os.cpu_count(),
             "load_average_max": max(self.load, default=float("nan")),
             "other_test_runs": sorted({command for _, command in self.others_running}),
