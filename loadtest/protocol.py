@@ -32,7 +32,8 @@ checked when a ProtocolStudent is made and before `python -m loadtest --protocol
             script run by NewSession.config.max_cached_message_age, so the server sends refs where a
             browser would get refs
   media     the images an element names (st.image's /media/ URLs) are fetched once each, as a browser's
-            <img> does, with gzip accepted; the frontend's static bundle (JS, CSS, fonts) is not
+            <img> does, with gzip accepted (a data: URL is inline: nothing to fetch); the frontend's static
+            bundle (JS, CSS, fonts) is not
 
 Errors are what the chromium driver counts in a browser: exception elements and st.error alerts (Alert.ERROR), here
 every one that arrives, also one a later run replaces; plus page_not_found and script compilation errors.
@@ -500,7 +501,7 @@ class ProtocolStudent:
                 self.widgets[widget_id] = state
         if node.kind == "imgs":
             for image in node.proto.imgs.imgs:
-                if image.url and image.url not in self.media:
+                if image.url and not image.url.startswith("data:") and image.url not in self.media:  # inline: no GET
                     self.media[image.url] = 0
                     task = asyncio.create_task(self._fetch(image.url))
                     self._tasks.add(task)

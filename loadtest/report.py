@@ -49,6 +49,8 @@ def report(result: dict) -> None:
             + "".join(f"\n{'':>9}protocol trouble: {p}" for p in s["problems"])
         )
     print()
+    if c.get("replicas", 1) > 1:
+        print(f"RSS: the {c['replicas']} servers summed (each one's peak below, under replicas)")
     print(f"{'t (s)':>7} {'session':>7}  {'event':<18} {'RSS (MB)':>9} {'delta':>8}")
     previous = None
     for e in result["events"]:
@@ -56,7 +58,10 @@ def report(result: dict) -> None:
         session = "" if e["session"] is None else e["session"]
         print(f"{e['t']:7.1f} {session:>7}  {e['event']:<18} {e['rss'] / MB:9.1f} {delta:>8}")
         previous = e["rss"]
-    print(f"peak RSS while the students worked: {result['peak_rss'] / MB:.1f} MB (sampled every 50 ms)")
+    print(
+        f"peak RSS while the students worked: {result['peak_rss'] / MB:.1f} MB (sampled every 50 ms"
+        + ("; the largest server's)" if c.get("replicas", 1) > 1 else ")")
+    )
     print()
     completed = sum(s["completed"] for s in result["sessions"])
     outcomes = [s["outcome"] for s in result["sessions"]]
