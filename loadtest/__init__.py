@@ -58,6 +58,23 @@ board (median and max; negative when the board was first), against the issue's g
 tab's error elements count with the students'. Its RSS is marked "board open", so the first join's
 increment stays the student's own.
 
+`--replicas R` (issue 26) runs R servers that share one room and one model store, as replicas behind sticky
+sessions: `--room postgres` starts a throwaway PostgreSQL 15 cluster and `--store s3` moto's S3 server with a
+bucket (tests/services.py; ports from BILINEAR_LAB_TEST_PG_PORT / _S3_PORT, else BILINEAR_LAB_PORTS' first free
+one, else the kernel's), and every server gets the same BILINEAR_LAB_ROOM_URL and s3:// BILINEAR_LAB_MODEL_STORE.
+Student i uses replica i mod R for every visit; each replica gets its own teacher's warm-up (one after another,
+each alone) and, with --teacher-board, its own board tab. Once the class is on Explain the tool waits (at most
+60 s) until every board shows every model, so a late arrival is measured, not cut off. The report adds each
+replica's students, page switches, trainings, board, peak RSS and CPU seconds (PostgreSQL and moto apart, as
+"services"), and for every student's model the seconds from its "Training finished" to its tile on its own
+replica's board and on the other replicas' boards (median, p95, max).
+
+Every server runs with BILINEAR_LAB_PROFILE_ROOM set (server/room_profile.py): it appends, per script run, the
+page, the run's seconds and the seconds spent in the room's database calls (server.room.Room._read and
+_transaction), and a line per database call outside a page run (fragments, callbacks, training threads). The
+report gives, per server and page, the database's share of the runs' time, per run (median, p95) and in the
+runs that queried it (the room is read at most once a second per server).
+
 Every session must end with no exception or st.error element on any page it visited. The
 server's RSS (psutil: the streamlit process and its children, if any) is read before any session,
 after each join (Home rendered), after each session's Label page, after each training, and at the
@@ -74,13 +91,15 @@ The package, by concern (the server and chromium are started by tests/browser_su
 tests use too):
 
   __main__.py   the command line: options, the report, --json
-  classroom.py  the scenario (run): the server, the teacher, the joins, the path, the cgroups and samplers
+  classroom.py  the scenario (run): the server(s) and the services they share, the teacher, the joins, the path,
+                the cgroups and samplers
   browser.py    the chromium driver: a student's tab, page switches timed in the page, the teacher's board tab
   protocol.py   the protocol driver: Streamlit 1.67.0's websocket protocol spoken without a browser
   session.py    a session's record, which both drivers fill in
   usage.py      the server's RSS at named moments, and who used the CPU
   cgroups.py    --browser-shares and --memory-cap (Linux cgroups, root)
-  stats.py      the numbers read off a run (increments, switches by phase, trainings, the board)
+  stats.py      the numbers read off a run (increments, switches by phase, trainings, the board, per replica,
+                the arrival on every board, the database's share of the page runs)
   report.py     the printed report and the class's targets
 
     .venv/bin/python -m loadtest                       # 8 sessions, 3 epochs each
@@ -94,4 +113,6 @@ tests use too):
     .venv/bin/python -m loadtest --sessions 3 --protocol-sessions 2 --epochs 1   # 2 protocol, 1 chromium
     .venv/bin/python -m loadtest --sessions 30 --protocol-sessions 29 --teacher-board --memory-cap 2700 \
         --browser-shares 100 --json artifacts/cb30_protocol.json
+    .venv/bin/python -m loadtest --replicas 2 --room postgres --store s3 --sessions 60 --protocol-sessions 60 \
+        --epochs 3 --teacher-board --json artifacts/r2x30.json    # 2 x 30 students, two replicas (issue 26)
 """
