@@ -4,6 +4,8 @@ What it draws comes from one call, ui.board.snapshot (core.board words each mode
 ui.board.watch, reruns the page when another student's model arrives or the teacher changes the room.
 """
 
+import time
+
 import streamlit as st
 
 from core.board import board_row, label, nickname, points, table
@@ -27,7 +29,7 @@ widgets.page_intro(
 )
 widgets.model_badge()
 shown = board.snapshot()
-board.watch(shown.key)  # reruns this page when the board changes
+board.watch(shown.key, shown.missing, time.time())  # reruns this page when the board changes
 tz = board.timezone()
 active = models.active_or_none()
 active_id = active.model_id if active is not None else None
@@ -55,6 +57,12 @@ if not shown.entries:
     )
 elif shown.hidden:
     st.caption(f"The teacher cleared {shown.hidden} earlier model(s) from the board.")
+if shown.missing:
+    st.caption(
+        f"{shown.missing} model(s) the class trained are not in the model store yet (another server has not "
+        f"written them, or the store does not answer): this board asks again every "
+        f"{board.MISSING_RETRY_SECONDS:g} s and shows them once it can."
+    )
 
 
 def gallery(entries, per_row: int) -> None:

@@ -52,6 +52,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("bilinear_eigen_lab")
 REFRESH_SECONDS = 2.0  # how often a board looks for new models (the goal: on every board within 5 s)
 PIN_REFRESH_SECONDS = 5.0  # how often a Home page looks for a newly pinned model
+MISSING_RETRY_SECONDS = 10.0  # how often a board asks the store again for a listed model it could not give ...
+MISSING_WINDOW_SECONDS = 600.0  # ... trained this recently (an older one the store lacks was evicted, most likely)
 WRONG_PASSCODE_DELAY = 1.0  # seconds a wrong passcode waits: guessing costs time
 __all__ = ["PASSCODE_ENV", "PASSCODE_SECRET", "teacher_passcode"]  # read in ui.passcode, named here too
 CAP_WIDGET = "teacher_cap_minutes"  # the teacher's cap on one run, in minutes
@@ -96,6 +98,7 @@ class Board:
     backdrop: tuple[Entry, ...]  # the precomputed grid, thresholds outermost
     hidden: int  # models the teacher cleared from the board
     room: RoomState
+    missing: int = 0  # models the room lists that the model store could not give yet (`watch` looks again)
 
     @property
     def all(self) -> tuple[Entry, ...]:
@@ -136,15 +139,22 @@ def entry(trained: TrainedModel, added: float | None, name: str | None = None) -
 def _listed() -> list[tuple[Listed, str | None]]:
     """The models the class trained, newest first (each id once), with their trainer's nickname: from the room
     (every replica's, with the time each was trained), or, while its database is unreachable, what this
-    server holds in memory. A model the store no longer has is left out."""
+    server holds in memory. A model the store cannot give (evicted, or not written yet) is left out."""
+    return _gathered()[0]
 
+
+def _gathered() -> tuple[list[tuple[Listed, str | None]], int]:
+    """`_listed`, and how many models trained in the last MISSING_WINDOW_SECONDS the room lists that were left
+    out because the store could not give them (yet: another replica's store write may come later)."""
     rows = classroom().models()
     if rows is None:
         both = [*resources.registry().models(BOARD_ORIGINS), *resources.slots().models(BOARD_ORIGINS)]
         unique = {e.trained.model_id: e for e in both}
-        return [(e, None) for e in newest_first(unique.values(), None)]
-    found = ((resources.find_model(r.model_id), r) for r in rows if r.origin in BOARD_ORIGINS)
-    return [(Listed(trained, r.trained_at), r.nickname) for trained, r in found if trained is not None]
+        return [(e, None) for e in newest_first(unique.values(), None)], 0
+    found = [(resources.find_model(r.model_id), r) for r in rows if r.origin in BOARD_ORIGINS]
+    listed = [(Listed(trained, r.trained_at), r.nickname) for trained, r in found if trained is not None]
+    recent = time.time() - MISSING_WINDOW_SECONDS  # older and absent: evicted, most likely, not late
+    return listed, sum(trained is None and r.trained_at >= recent for trained, r in found)
 
 
 def _backdrop() -> list[TrainedModel]:
@@ -166,18 +176,19 @@ def snapshot() -> Board:
     meanwhile is drawn now and makes `watch` redraw once more, never the reverse."""
     room = classroom().state()
     key = revision(room)
-    listed = _listed()
+    listed, missing = _gathered()
     shown = [(e, name) for e, name in listed if e.trained.model_id not in room.hidden]
     entries = tuple(entry(e.trained, e.added, name) for e, name in shown)
     ids = {e.row.model_id for e in entries}
     backdrop = tuple(entry(m, None) for m in _backdrop() if m.model_id not in ids)
-    return Board(key, entries, backdrop, len(listed) - len(shown), room)
+    return Board(key, entries, backdrop, len(listed) - len(shown), room, missing)
 
 
 @st.fragment(run_every=REFRESH_SECONDS)
-def watch(drawn: tuple[int, int, int]) -> None:
-    """Wake every REFRESH_SECONDS; rerun the page only if the board changed since it was drawn."""
-    if revision() != drawn:
+def watch(drawn: tuple[int, int, int], missing: int = 0, drawn_at: float = 0.0) -> None:
+    """Wake every REFRESH_SECONDS; rerun the page only if the board changed since it was drawn, or, when the
+    store could not give some of the room's models (`missing`), every MISSING_RETRY_SECONDS to ask it again."""
+    if revision() != drawn or (missing and time.time() - drawn_at >= MISSING_RETRY_SECONDS):
         st.rerun()
     st.caption(
         f":material/sync: Live: this board looks for new models every {REFRESH_SECONDS:g} s and redraws "

@@ -14,8 +14,9 @@ import pytest
 from streamlit.proto.TextInput_pb2 import TextInput as TextInputProto
 from streamlit.testing.v1 import AppTest
 
+from core import store as store_module
 from core.board import PRECOMPUTED, nickname
-from core.checkpoint import load_checkpoint
+from core.checkpoint import load_checkpoint, save_checkpoint
 from core.config import Config
 from core.eigen import decompose, top_eigenvector
 from core.findings import verdict_view
@@ -182,7 +183,7 @@ def test_a_new_model_changes_the_boards_revision_so_every_board_redraws(classmat
     assert board.REFRESH_SECONDS <= 3, "a board wakes often enough to show it within 5 s"
 
 
-def wake(drawn: tuple[int, int, int]) -> None:
+def wake(drawn: tuple[int, int, int], missing: int = 0, drawn_at: float = 0.0) -> None:
     """One wake of a board's fragment (AppTest.from_function): ui.board.watch with the key a board drew.
 
     AppTest fires no run_every timer, so the test runs the fragment itself, in a real script run; "runs"
@@ -195,7 +196,7 @@ def wake(drawn: tuple[int, int, int]) -> None:
 
     runs = st.session_state["runs"] = st.session_state.get("runs", 0) + 1
     if runs == 1:
-        board.watch(drawn)
+        board.watch(drawn, missing, drawn_at)
 
 
 def test_a_boards_fragment_redraws_the_page_when_a_model_arrives_after_it_was_drawn(classmate):
@@ -222,6 +223,31 @@ def test_a_boards_fragment_redraws_the_page_when_a_model_arrives_after_it_was_dr
     assert arrived.model_id in set(table_of(at)["model"])
     settled = AppTest.from_function(wake, args=(board.snapshot().key,), default_timeout=60).run()
     assert settled.session_state["runs"] == 1, "once redrawn, the next wakes are quiet again"
+
+
+def test_a_model_the_room_lists_but_the_store_cannot_give_yet_is_named_and_looked_for_again(classmate, monkeypatch):
+    trained, _ = classmate
+    late = TrainedModel(trained.model, trained.config.replace(seed=SEED + 5), trained.history, "trained")
+    # another replica listed it in the room; its write to the shared store has not landed (yet)
+    assert resources.room().record_model(late.model_id, "trained", late.config.to_dict(), "calm heron")
+    at = open_page(BOARD)
+    assert "1 model(s) the class trained are not in the model store yet" in texts(at)
+    assert late.model_id not in set(table_of(at)["model"])
+    shown = board.snapshot()
+    assert shown.missing == 1
+    early = AppTest.from_function(wake, args=(shown.key, shown.missing, time.time()), default_timeout=60).run()
+    assert early.session_state["runs"] == 1, "not before MISSING_RETRY_SECONDS"
+
+    monkeypatch.setattr(store_module, "MISS_SECONDS", 0.0)  # the board's retry comes after the remembered miss
+    data = save_checkpoint(late.model, late.config, list(late.history))
+    resources.model_store().put(late.model_id, data)  # the other replica's write landed: no revision changed
+    assert board.revision() == shown.key
+    due = time.time() - board.MISSING_RETRY_SECONDS
+    woken = AppTest.from_function(wake, args=(shown.key, shown.missing, due), default_timeout=60).run()
+    assert woken.session_state["runs"] == 2, "the board asks again: the page reruns"
+    at.run()
+    assert_clean(at)
+    assert late.model_id in set(table_of(at)["model"]) and "not in the model store yet" not in texts(at)
 
 
 def test_each_models_top_eigenvector_is_computed_once_for_the_server(monkeypatch, classmate):
