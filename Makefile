@@ -27,7 +27,7 @@ run: $(VENV)/.runtime
 chromium:
 	command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
 
-# Debian's PostgreSQL 15 for the room's tests (tests/services.py starts a throwaway cluster on a local port)
+# Debian's PostgreSQL 15 for the room's tests (harness/services.py starts a throwaway cluster on a local port)
 services:
 	test -x /usr/lib/postgresql/15/bin/initdb || { apt-get update -qq && apt-get install -y -qq postgresql; }
 

@@ -48,7 +48,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plain script
 
 from bench.common import write_json
-from tests.browser_support import (
+from harness.browser import (
     IMAGES_LOADED_JS,
     ROOT,
     after_run,

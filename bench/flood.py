@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.config import preset
 from core.identity import config_id
-from tests.browser_support import (
+from harness.browser import (
     NO_THROTTLING_ARGS,
     ROOT,
     RssSampler,

@@ -8,7 +8,7 @@ wd, epochs 8, lr 4e-3, batch 1024; a new seed per repeat so every click trains),
 once and measures, per page, the seconds from the click to the first live top-eigenvector image (alt "while
 training") and to "Training finished"; screenshots of every page in the middle of the run and at its end go to
 --out, and the pages' Train panels side by side into one PNG each. Without --url it starts its own server
-(tests/browser_support; BILINEAR_LAB_PORTS picks its port).
+(harness.browser; BILINEAR_LAB_PORTS picks its port).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from PIL import Image
 from playwright.sync_api import expect, sync_playwright
 
-from tests.browser_support import launch_chromium, streamlit_server, wait_idle
+from harness.browser import launch_chromium, streamlit_server, wait_idle
 
 EPOCHS = 8  # the quick preset's
 TRAIN = re.compile(r"^Train \(")  # "Train (about 5 s)"

@@ -39,7 +39,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plain script
 
 from bench.common import write_json
-from tests.browser_support import ROOT, go_to, launch_chromium, streamlit_server, wait_idle
+from harness.browser import ROOT, go_to, launch_chromium, streamlit_server, wait_idle
 
 MB = 2**20
 HEAVY = [

@@ -31,18 +31,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plain script
 
 from bench.common import write_json
+from harness.browser import NO_THROTTLING_ARGS, after_run_async, launch_chromium, streamlit_server, wait_idle_async
 from loadtest.browser import BrowserStudent
 from loadtest.cgroups import BrowserCpuGroup
 from loadtest.protocol import ProtocolTab
 from loadtest.session import Session
 from loadtest.usage import Recorder
-from tests.browser_support import (
-    NO_THROTTLING_ARGS,
-    after_run_async,
-    launch_chromium,
-    streamlit_server,
-    wait_idle_async,
-)
 
 SETTLE = 1.0  # s after a switch, for what follows its run (the tab's image requests), before the next one
 PATH = (  # (sidebar link, h1 text) after Home

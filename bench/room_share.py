@@ -1,6 +1,6 @@
 """The room's database share of a page run, and how fast a change on one replica reaches another (issue 26).
 
-Two measurements, against a throwaway PostgreSQL 15 cluster (tests/services.py) or any `--url`:
+Two measurements, against a throwaway PostgreSQL 15 cluster (harness/services.py) or any `--url`:
 
   page runs  AppTest runs of Home and the Class board in this process with BILINEAR_LAB_ROOM_URL pointing at the
              database and a class of `--models` models listed in the room; every call into the database
@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import write_json  # noqa: E402
-from tests.services import postgres  # noqa: E402
+from harness.services import postgres  # noqa: E402
 
 PAGES = ("app_pages/home.py", "app_pages/class_board.py")
 

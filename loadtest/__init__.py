@@ -60,7 +60,7 @@ increment stays the student's own.
 
 `--replicas R` (issue 26) runs R servers that share one room and one model store, as replicas behind sticky
 sessions: `--room postgres` starts a throwaway PostgreSQL 15 cluster and `--store s3` moto's S3 server with a
-bucket (tests/services.py; ports from BILINEAR_LAB_TEST_PG_PORT / _S3_PORT, else BILINEAR_LAB_PORTS' first free
+bucket (harness/services.py; ports from BILINEAR_LAB_TEST_PG_PORT / _S3_PORT, else BILINEAR_LAB_PORTS' first free
 one, else the kernel's), and every server gets the same BILINEAR_LAB_ROOM_URL and s3:// BILINEAR_LAB_MODEL_STORE.
 Student i uses replica i mod R for every visit; each replica gets its own teacher's warm-up (one after another,
 each alone) and, with --teacher-board, its own board tab. Once the class is on Explain the tool waits (at most
@@ -87,7 +87,7 @@ variable for the server only, e.g. MALLOC_MMAP_THRESHOLD_=4194304 or OMP_NUM_THR
 The machine has 2 cores shared by the server, chromium and this driver (the protocol students too): wall times
 under load are only indicative; the memory numbers are what this tool is for.
 
-The package, by concern (the server and chromium are started by tests/browser_support.py, which the browser
+The package, by concern (the server and chromium are started by harness/browser.py, which the browser
 tests use too):
 
   __main__.py   the command line: options, the report, --json

@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
         "--room",
         choices=ROOMS,
         default="default",
-        help="the room's database: postgres = a throwaway PostgreSQL 15 cluster (tests/services.py); default = "
+        help="the room's database: postgres = a throwaway PostgreSQL 15 cluster (harness/services.py); default = "
         "a SQLite file beside the (shared) local model store, or in --log-dir with --store s3",
     )
     parser.add_argument(

@@ -1,6 +1,6 @@
 """The chromium driver: a student in a headless chromium tab (BrowserStudent), its page switches timed in the
 page from the click to the new page painted, and the teacher's Class board tab (--teacher-board), watched
-without a click. One chromium serves every tab; one asyncio loop drives them (tests/browser_support.py
+without a click. One chromium serves every tab; one asyncio loop drives them (harness/browser.py
 starts chromium and the server)."""
 
 from __future__ import annotations
@@ -8,6 +8,14 @@ from __future__ import annotations
 import contextlib
 import re
 
+from harness.browser import (
+    RUN_DONE_JS,
+    RUN_MARK_JS,
+    RUN_OBSERVER_JS,
+    after_run_async,
+    error_texts_async,
+    wait_idle_async,
+)
 from loadtest.session import (
     CURVES_CAPTION,
     FINISHED,
@@ -19,14 +27,6 @@ from loadtest.session import (
     record_training,
 )
 from loadtest.usage import Recorder
-from tests.browser_support import (
-    RUN_DONE_JS,
-    RUN_MARK_JS,
-    RUN_OBSERVER_JS,
-    after_run_async,
-    error_texts_async,
-    wait_idle_async,
-)
 
 # Armed before a sidebar click: a capture listener keeps the click's own time, and an observer resolves
 # window.__switch.done once the main area shows an h1 containing `heading` and, after it, a first

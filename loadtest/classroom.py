@@ -18,6 +18,15 @@ from pathlib import Path
 from safetensors import safe_open
 
 from core.config import Config
+from harness.browser import (
+    NO_THROTTLING_ARGS,
+    RssSampler,
+    error_texts_async,
+    free_port,
+    launch_chromium,
+    streamlit_server,
+)
+from harness.services import BUCKET, postgres, s3
 from loadtest.browser import BOARD_READ_JS, BrowserStudent, open_teacher_board
 from loadtest.cgroups import BrowserCpuGroup, MemoryCap
 from loadtest.protocol import ProtocolTab, check_streamlit_version
@@ -35,15 +44,6 @@ from loadtest.stats import (
 from loadtest.usage import CpuShares, Recorder
 from server.room_profile import ENV_VAR as PROFILE_VAR
 from server.room_profile import read as read_profile
-from tests.browser_support import (
-    NO_THROTTLING_ARGS,
-    RssSampler,
-    error_texts_async,
-    free_port,
-    launch_chromium,
-    streamlit_server,
-)
-from tests.services import BUCKET, postgres, s3
 
 BOARD_SETTLE_SECONDS = 60.0  # at most this long after the class, every model must be on every board
 ROOMS = ("default", "postgres")  # --room: the room's database (shared_services)
@@ -311,7 +311,7 @@ def shared_services(
     stack: contextlib.ExitStack, replicas: int, room: str, store: str, log_dir: Path
 ) -> tuple[dict[str, str], str | None, tuple[int, ...], dict[str, str] | None]:
     """Start what the replicas share: (the servers' environment, their model store URL, the services' ports,
-    moto's environment). `room`: "postgres" (a throwaway PostgreSQL 15 cluster, tests/services.py) or
+    moto's environment). `room`: "postgres" (a throwaway PostgreSQL 15 cluster, harness/services.py) or
     "default" (a SQLite file beside a local store, shared by replicas on this machine; in `log_dir` with s3).
     `store`: "s3" (moto's S3 server and a bucket) or "local" (a directory: one for all replicas)."""
     env, ports, aws = {}, [], None

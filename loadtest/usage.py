@@ -10,8 +10,8 @@ import threading
 import time
 from collections.abc import Sequence
 
+from harness.browser import server_rss
 from loadtest.session import MB, progress
-from tests.browser_support import server_rss
 
 
 class Recorder:

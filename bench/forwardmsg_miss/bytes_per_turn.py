@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.browser_support import after_run, go_to, launch_chromium, streamlit_server, wait_idle  # noqa: E402
+from harness.browser import after_run, go_to, launch_chromium, streamlit_server, wait_idle  # noqa: E402
 
 DEFAULT = ("--global.minCachedMessageSize", "10000")  # Streamlit's default
 OFF = ("--global.minCachedMessageSize", "1e12")  # no element is ever that large: none is cached

@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.browser_support import launch_chromium, streamlit_server, wait_idle  # noqa: E402
+from harness.browser import launch_chromium, streamlit_server, wait_idle  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 STREAMLIT_DEFAULTS = {"--global.minCachedMessageSize": "10000", "--global.maxCachedMessageAge": "2"}

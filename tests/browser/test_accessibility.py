@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import expect
 
 from core.lesson import BY_ID, STEPS
-from tests.browser_support import after_run, go_to, launch_chromium, require_chromium, streamlit_server, wait_idle
+from harness.browser import after_run, go_to, launch_chromium, require_chromium, streamlit_server, wait_idle
 
 pytestmark = pytest.mark.browser
 WAIT = 60_000

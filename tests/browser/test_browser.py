@@ -19,7 +19,7 @@ import pytest
 from playwright.sync_api import expect
 
 from core.config import PRESETS
-from tests.browser_support import (
+from harness.browser import (
     ROOT,
     after_run,
     error_texts,

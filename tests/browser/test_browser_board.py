@@ -29,7 +29,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from core.config import Config
 from core.identity import config_id
 from core.lesson import BY_ID
-from tests.browser_support import (
+from harness.browser import (
     NO_THROTTLING_ARGS,
     ROOT,
     error_texts,

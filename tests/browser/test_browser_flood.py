@@ -27,7 +27,7 @@ from playwright.sync_api import expect
 
 from core.config import Config, preset
 from core.identity import config_id
-from tests.browser_support import (
+from harness.browser import (
     NO_THROTTLING_ARGS,
     ROOT,
     RssSampler,

@@ -13,7 +13,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser_support import ROOT, go_to, launch_chromium, require_chromium, streamlit_server, wait_idle
+from harness.browser import ROOT, go_to, launch_chromium, require_chromium, streamlit_server, wait_idle
 
 pytestmark = pytest.mark.browser
 WAIT = 60_000

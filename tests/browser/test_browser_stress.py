@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from tests.browser_support import (
+from harness.browser import (
     NO_THROTTLING_ARGS,
     ROOT,
     after_run_async,

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser_support import ROOT, launch_chromium, require_chromium, streamlit_server, wait_idle
+from harness.browser import ROOT, launch_chromium, require_chromium, streamlit_server, wait_idle
 
 pytestmark = pytest.mark.browser
 SHOTS = Path(os.environ.get("LAYOUT_DIR", ROOT / "artifacts" / "layout"))

@@ -15,16 +15,8 @@ from PIL import Image
 from playwright.sync_api import expect
 
 from core.findings import verdict_view
-from tests.browser_support import (
-    ROOT,
-    after_run,
-    error_texts,
-    go_to,
-    launch_chromium,
-    require_chromium,
-    streamlit_server,
-)
-from tests.browser_support import wait_idle as idle
+from harness.browser import ROOT, after_run, error_texts, go_to, launch_chromium, require_chromium, streamlit_server
+from harness.browser import wait_idle as idle
 
 pytestmark = pytest.mark.browser
 MAIN = '[data-testid="stMain"]'

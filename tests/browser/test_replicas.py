@@ -10,7 +10,7 @@ server (the models, core.store), as a department would run them behind sticky se
 - a replica whose store and database cannot be reached says so on the page and still works, fast.
 Then one server with the defaults (a SQLite file beside a local model store) keeps its room across a restart.
 
-The services start once for the module (tests/services.py); the servers bind the ports PORTS names.
+The services start once for the module (harness/services.py); the servers bind the ports PORTS names.
 """
 
 from __future__ import annotations
@@ -25,8 +25,7 @@ from playwright.sync_api import expect
 
 from core.config import Config
 from core.identity import config_id
-from server.room import Room
-from tests.browser_support import (
+from harness.browser import (
     NO_THROTTLING_ARGS,
     ROOT,
     error_texts,
@@ -35,7 +34,8 @@ from tests.browser_support import (
     streamlit_server,
     wait_idle,
 )
-from tests.services import BUCKET, port_from, postgres, postgres_available, require, s3
+from harness.services import BUCKET, port_from, postgres, postgres_available, require, s3
+from server.room import Room
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = ROOT / "artifacts" / "replicas"

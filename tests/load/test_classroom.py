@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser_support import require_chromium, run_loadtest
+from harness.browser import require_chromium, run_loadtest
 
 pytestmark = pytest.mark.browser
 MB = 2**20

@@ -13,8 +13,8 @@ import asyncio
 
 import pytest
 
+from harness.browser import run_loadtest, streamlit_server
 from loadtest.protocol import ProtocolStudent  # the driver's own tests: the two that must count an error
-from tests.browser_support import run_loadtest, streamlit_server
 
 pytestmark = pytest.mark.browser  # a real server, in the browser tests' process (Makefile)
 

@@ -1,7 +1,7 @@
 """Two replicas, one room: `python -m loadtest --replicas 2 --room postgres --store s3` at its smallest.
 
 Two app servers share a throwaway PostgreSQL 15 cluster (the room) and moto's S3 server (the models), as
-tests/services.py starts them; four protocol students, two per replica (student i on replica i mod 2, every
+harness/services.py starts them; four protocol students, two per replica (student i on replica i mod 2, every
 visit), train one epoch each, and a teacher's board tab is open on each replica. Every student's model must
 reach BOTH boards by itself (the goal is a few seconds; the bound is generous, the machine is shared), and the
 report must carry what the benchmark reads: each replica's page switches, board and peak RSS, each model's
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser_support import require_chromium, run_loadtest
-from tests.services import postgres_available, require
+from harness.browser import require_chromium, run_loadtest
+from harness.services import postgres_available, require
 
 pytestmark = pytest.mark.browser  # real servers and two chromium board tabs (Makefile)
 MAX_BOARD_SECONDS = 60.0  # "by itself, in the same lesson": the goal (5 s) is the benchmark's to measure

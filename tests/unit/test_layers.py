@@ -162,7 +162,7 @@ PROTOCOL_DRIVER_TESTS = {"tests/load/test_protocol_student.py", "tests/unit/test
 
 def test_tests_run_the_tools_as_programs():
     """The tools (bench/, loadtest/) are no library of the tests: tests run `python -m loadtest` and share code
-    through tests/ (tests/browser_support.py); only the protocol driver's own tests import loadtest.protocol."""
+    with them through harness/; only the protocol driver's own tests import loadtest.protocol."""
     wrong = []
     for path in sorted((ROOT / "tests").rglob("*.py")):
         name = path.relative_to(ROOT).as_posix()
@@ -172,3 +172,21 @@ def test_tests_run_the_tools_as_programs():
             if tools and not (name in PROTOCOL_DRIVER_TESTS and protocol):
                 wrong.append(f"{name}:{node.lineno} {tools}")
     assert not wrong, f"tests that import bench/ or loadtest/: {wrong}"
+
+
+def test_the_app_never_imports_the_tooling_and_the_harness_none_of_our_code():
+    """harness/ (a server, chromium, PostgreSQL, moto for tests, bench/ and loadtest/) drives the app from outside:
+    it imports none of our code, and the app imports none of the tooling."""
+    tooling = ("harness", "bench", "loadtest", "tests")
+    wrong = [
+        f"{name}:{node.lineno} {n}"
+        for name, path in MODULES.items()
+        for node, names in imports(path)
+        for n in names
+        if n.partition(".")[0] in tooling
+    ]
+    ours = {*LAYERS, "streamlit_app", "bench", "loadtest", "tests"}
+    for path in sorted((ROOT / "harness").rglob("*.py")):
+        for node, names in imports(path):
+            wrong += [f"{path.relative_to(ROOT)}:{node.lineno} {n}" for n in names if n.partition(".")[0] in ours]
+    assert not wrong, f"imports across the app / tooling line: {wrong}"

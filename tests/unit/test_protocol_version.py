@@ -9,8 +9,8 @@ from importlib import metadata
 
 import pytest
 
+from harness.browser import ROOT
 from loadtest import protocol
-from tests.browser_support import ROOT
 
 # `python -m loadtest` under an installed Streamlit that is not 1.67.0 (importlib.metadata answers 1.68.0)
 OTHER_STREAMLIT = """

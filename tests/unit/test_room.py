@@ -1,7 +1,7 @@
 """server.room: the room's state in a database, as two replicas (two Room objects) share it.
 
 Each test runs on a SQLite file and, where Debian's PostgreSQL 15 is installed (CI installs it), on a
-throwaway PostgreSQL cluster (tests/services.py, port UNIT_PG_PORT). Two replicas are two Room objects on
+throwaway PostgreSQL cluster (harness/services.py, port UNIT_PG_PORT). Two replicas are two Room objects on
 the same URL; their clocks are the tests' own, so "a few seconds later" needs no sleep.
 """
 
@@ -19,11 +19,11 @@ from sqlalchemy import create_engine, text
 from core.config import Config
 from core.identity import config_id
 from core.lesson import STEPS, Vote
+from harness.services import port_from, postgres, postgres_available
 from server import room as room_module
 from server.classroom import ClassRoom
 from server.jobs import TooLong, TrainingPool
 from server.room import CLAIM_STALE_SECONDS, POLL_SECONDS, RETRY_SECONDS, Room, voter_key
-from tests.services import port_from, postgres, postgres_available
 from tests.unit.test_jobs import EPOCHS, Trainers, config
 
 UNIT_PG_PORT = port_from("BILINEAR_LAB_TEST_UNIT_PG_PORT")  # the browser test uses PG_PORT

@@ -10,7 +10,7 @@ import pytest
 
 from core import store as store_module
 from core.store import StoreUnavailable, open_store
-from tests.services import BUCKET, port_from, s3
+from harness.services import BUCKET, port_from, s3
 
 UNIT_S3_PORT = port_from("BILINEAR_LAB_TEST_UNIT_S3_PORT")  # the browser test uses S3_PORT
 CLOSED_PORT = int(os.environ.get("BILINEAR_LAB_TEST_CLOSED_PORT", "8719"))  # nothing listens there
