@@ -22,6 +22,8 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from harness.processes import stop
+
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -104,11 +106,7 @@ def streamlit_server(
             wait_until_healthy(url, process, timeout)
             yield url, process
         finally:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            stop(process)
 
 
 def require_chromium() -> None:

@@ -19,6 +19,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from harness.processes import stop
+
 PG_BIN = Path(os.environ.get("BILINEAR_LAB_PG_BIN", "/usr/lib/postgresql/15/bin"))
 
 
@@ -108,11 +110,7 @@ def s3(port: int = S3_PORT, bucket: str = BUCKET) -> Iterator[dict[str, str]]:
         boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], **_credentials(env)).create_bucket(Bucket=bucket)
         yield env
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process)
         log.close()
         os.unlink(log.name)
 

@@ -34,6 +34,7 @@ from server.jobs import (
 from server.passcode import GuessLimiter, remaining, weakness
 from server.registry import Bounds, ModelRegistry, ModelSlots
 from server.sessions import Sessions, browser_key
+from tests.manual_clock import Clock
 from tests.unit.test_jobs import EPOCHS, Greedy, Trainers, config, wait_for
 
 FLOOD = Config(epochs=1000, d_hidden=1024, batch_size=1)  # the three tabs
@@ -315,14 +316,6 @@ def test_sessions_say_which_tabs_are_open_and_which_models_they_use():
 
 
 # --- guessing the passcode -------------------------------------------------------------------------------
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_guessing_locks_out_one_session_then_the_whole_server():

@@ -12,6 +12,7 @@ import torch
 from core.config import Config
 from core.train import EpochMetrics
 from server.jobs import ThreadChoice, TrainingPool, estimate_seconds, idle_cores_meter
+from tests.manual_clock import Clock
 
 EPOCHS = 3
 
@@ -219,16 +220,8 @@ def test_a_lone_training_takes_threads_alone_and_one_beside_another():
         torch.set_num_threads(before)
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def batches(choice: ThreadChoice, seconds: dict[int, float], n: int, alone: bool = True) -> list[int]:
-    """The counts `choice` picks for n batches that take seconds[count] each (on its FakeClock)."""
+    """The counts `choice` picks for n batches that take seconds[count] each (on its Clock)."""
     counts = []
     for _ in range(n):
         counts.append(choice.next(alone))
@@ -237,9 +230,9 @@ def batches(choice: ThreadChoice, seconds: dict[int, float], n: int, alone: bool
 
 
 def choice(probe: int = 3, period: int = 10, idle: float | None = 1.0) -> ThreadChoice:
-    """A ThreadChoice on a FakeClock whose idle-core meter always reads `idle` (None: no meter)."""
+    """A ThreadChoice on a Clock whose idle-core meter always reads `idle` (None: no meter)."""
     meter = None if idle is None else (lambda: idle)
-    return ThreadChoice(many=2, probe=probe, period=period, first=10, clock=FakeClock(), idle=meter)
+    return ThreadChoice(many=2, probe=probe, period=period, first=10, clock=Clock(), idle=meter)
 
 
 FAST, SLOW = {1: 0.010, 2: 0.006}, {1: 0.010, 2: 0.050}  # batch seconds by thread count: idle, loaded
@@ -282,7 +275,7 @@ def test_thread_choice_uses_one_when_not_alone_and_starts_afresh():
     assert batches(chooser, FAST, 10 + 3) == [1] * 10 + [1, 1, 2]
     assert batches(chooser, FAST, 5, alone=False) == [1] * 5
     assert batches(chooser, FAST, 10 + 6) == [1] * 10 + [1, 1, 2, 2, 2, 2], "a fresh start, not the interrupted probe"
-    assert batches(ThreadChoice(many=1, clock=FakeClock()), {1: 0.01}, 4) == [1] * 4, "one core: nothing to try"
+    assert batches(ThreadChoice(many=1, clock=Clock()), {1: 0.01}, 4) == [1] * 4, "one core: nothing to try"
 
 
 def test_idle_cores_meter_reads_between_zero_and_the_cores():

@@ -11,21 +11,14 @@ import pytest
 
 from server import memory
 from server.jobs import TrainingPool
+from tests.manual_clock import Clock
 from tests.unit.test_jobs import EPOCHS, Trainers, config, wait_for
 
 GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_the_reclaimer_trims_after_every_run_and_collects_at_most_every_gc_every_seconds():
-    clock, calls = Clock(), []
+    clock, calls = Clock(100.0), []
     reclaim = memory.Reclaimer(
         gc_every=30.0,
         collect=lambda: calls.append("collect"),

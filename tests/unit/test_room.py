@@ -24,9 +24,11 @@ from server import room as room_module
 from server.classroom import ClassRoom
 from server.jobs import TooLong, TrainingPool
 from server.room import CLAIM_STALE_SECONDS, POLL_SECONDS, RETRY_SECONDS, Room, voter_key
+from tests.manual_clock import Clock
 from tests.unit.test_jobs import EPOCHS, Trainers, config
 
 UNIT_PG_PORT = port_from("BILINEAR_LAB_TEST_UNIT_PG_PORT")  # the browser test uses PG_PORT
+START = 1_800_000_000.0  # the replicas' shared clock starts here (seconds since the epoch)
 CLOSED_PORT = int(os.environ.get("BILINEAR_LAB_TEST_CLOSED_PORT", "8719"))  # nothing listens there
 A, B = "a0a0a0a0a0a0", "b1b1b1b1b1b1"
 
@@ -40,16 +42,6 @@ def postgres_url():
         return
     with postgres(UNIT_PG_PORT) as url:
         yield url
-
-
-class Clock:
-    """A clock the test moves by hand (both replicas read the same one)."""
-
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -69,7 +61,7 @@ def url(request, tmp_path, postgres_url):
 
 @pytest.fixture
 def replicas(url):
-    clock = Clock()
+    clock = Clock(START)
     a, b = Room(url, "A", clock), Room(url, "B", clock)
     yield a, b, clock
     a.close()
@@ -241,7 +233,7 @@ def test_a_long_run_another_replica_trains_holds_no_trainer_here(url):
 
 
 def test_an_unreachable_database_fails_fast_says_so_and_keeps_the_room_in_memory():
-    clock = Clock()
+    clock = Clock(START)
     started = time.perf_counter()
     down = Room(f"postgresql+psycopg://lab@127.0.0.1:{CLOSED_PORT}/lab", "A", clock)
     assert down.problem is not None and "will not survive a restart" in down.problem
@@ -352,7 +344,7 @@ def test_the_cap_survives_a_restart_and_lives_in_memory_while_the_database_is_do
     url = f"sqlite:///{tmp_path / 'room.sqlite3'}"
     Room(url, "A").set_max_run_seconds(300.0)
     assert Room(url, "A2").state().max_run_seconds == 300.0, "a restart reads it back"
-    down = Room(f"postgresql+psycopg://lab@127.0.0.1:{CLOSED_PORT}/lab", "B", Clock())
+    down = Room(f"postgresql+psycopg://lab@127.0.0.1:{CLOSED_PORT}/lab", "B", Clock(START))
     down.set_max_run_seconds(45.0)
     assert down.state().max_run_seconds == 45.0, "the in-memory fallback keeps it"
     down.new_class()

@@ -33,6 +33,7 @@ from core.snapshot import (
 from core.tensor import interaction_tensor
 from core.train import new_model, train
 from server.jobs import TrainingPool
+from tests.manual_clock import Clock
 
 CONFIG = Config(d_hidden=12, epochs=3, batch_size=64, lr=5e-3, weight_decay=1.0, n_train=512, n_test=128, seed=3)
 STEPS = 512 // 64  # per epoch
@@ -202,14 +203,6 @@ def test_lying_snapshots_are_refused(record, reason):
     load_checkpoint(data)  # the rest of the file is fine
     with pytest.raises(CheckpointError, match=reason):
         load_snapshots(data, config)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_the_watcher_skips_snapshots_that_would_cost_more_than_its_budget(monkeypatch, data):
