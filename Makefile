@@ -20,9 +20,9 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-# glibc otherwise keeps the app's short-lived ~26-50 MB float buffers in the heap (bench/memory.py)
+# (glibc's malloc is tuned by the app itself at start-up: server/memory.py)
 run: $(VENV)/.runtime
-	MALLOC_MMAP_THRESHOLD_=4194304 $(PY) -m streamlit run streamlit_app.py --server.port $(PORT)
+	$(PY) -m streamlit run streamlit_app.py --server.port $(PORT)
 
 chromium:
 	command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }

@@ -14,6 +14,7 @@ import streamlit as st
 import torch
 
 from core.text import literal
+from server import memory
 from server.room_profile import PROFILE as room_profile
 from ui import admission, lesson, links, passcode, recovery, state, widgets
 
@@ -45,6 +46,7 @@ def shield(part: str, function) -> None:
 THREADS = int(os.environ.get("BILINEAR_LAB_TORCH_THREADS", "1"))
 if torch.get_num_threads() != THREADS:
     torch.set_num_threads(THREADS)
+memory.tune_once()  # glibc: 2 malloc arenas, blocks of 4 MB or more unmapped when freed (issue 25's flood)
 PAGE_PATIENCE = 5.0  # seconds a page waits for its turn (ui/admission.py) before it runs anyway
 TURN_TICKET = "_page_turn_ticket"  # the session's place in line, kept until one of its runs ends
 # The icon is a file of the repository (MNIST image #6, the paper's target, in the figures' blue): an

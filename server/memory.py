@@ -21,6 +21,7 @@ Both malloc calls are glibc's: elsewhere (macOS, musl) they are skipped and only
 from __future__ import annotations
 
 import ctypes
+import functools
 import gc
 import logging
 import os
@@ -80,6 +81,12 @@ def tune(arenas: int = ARENAS, mmap_threshold: int = MMAP_THRESHOLD) -> dict[str
         variable: LIBC is not None and not os.environ.get(variable) and LIBC.mallopt(option, value) == 1
         for variable, (option, value) in wanted.items()
     }
+
+
+@functools.cache
+def tune_once() -> dict[str, bool]:
+    """`tune` with its defaults, once per process (the app's entry file calls it on every run)."""
+    return tune()
 
 
 class Reclaimer:

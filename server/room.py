@@ -537,31 +537,21 @@ class Room:
 
     def report(self, model_id: str, history: Sequence[dict[str, Any]]) -> None:
         """An epoch finished here: its record for whoever follows the claim elsewhere (also a heartbeat)."""
-        c = claims_table.c
-        self._try(
-            lambda: self._transaction(
-                lambda conn: conn.execute(
-                    update(claims_table)
-                    .where((c.model_id == model_id) & (c.replica == self.replica))
-                    .values(history=json.dumps(list(history)), heartbeat=self.clock())
-                ),
-                bump=False,
-            )
-        )
+        self._update_claim(model_id, history=json.dumps(list(history)))
 
     def release(self, model_id: str, state: str) -> None:
         """The training here ended (finished, stopped, failed): the claim says so (a finished model is in the store)."""
+        self._update_claim(model_id, state=state)
+
+    def _update_claim(self, model_id: str, **values: Any) -> None:
+        """Change this replica's claim on `model_id` (and renew its heartbeat); nothing if the database is down."""
         c = claims_table.c
-        self._try(
-            lambda: self._transaction(
-                lambda conn: conn.execute(
-                    update(claims_table)
-                    .where((c.model_id == model_id) & (c.replica == self.replica))
-                    .values(state=state, heartbeat=self.clock())
-                ),
-                bump=False,
-            )
+        statement = (
+            update(claims_table)
+            .where((c.model_id == model_id) & (c.replica == self.replica))
+            .values(**values, heartbeat=self.clock())
         )
+        self._try(lambda: self._transaction(lambda conn: conn.execute(statement), bump=False))
 
     def progress(self, model_id: str) -> Claim | None:
         """The claim on `model_id` (whoever holds it), or None if there is none or the database is unreachable."""

@@ -200,7 +200,6 @@ def training_pool() -> TrainingPool:
     workers = int(os.environ.get("BILINEAR_LAB_TRAINING_WORKERS", "0")) or None
     nice = int(os.environ.get("BILINEAR_LAB_TRAINING_NICE", str(NICE)))
     threads_alone = int(os.environ.get("BILINEAR_LAB_TRAINING_THREADS_ALONE", "0")) or None
-    memory.tune()  # glibc: fewer arenas, large blocks unmapped when freed (server.memory)
     return TrainingPool(
         train,
         registry().add,

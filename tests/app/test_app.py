@@ -19,6 +19,7 @@ from core.eigen import decompose, top_eigenvector
 from core.grid import grid_config
 from core.identity import TrainedModel, config_id
 from core.tensor import DIRECTIONS, augment
+from server import memory
 from server.registry import Bounds
 from ui import resources
 
@@ -132,6 +133,11 @@ def test_every_page_renders_with_its_widgets(page):
         assert getattr(at, kind)(key=key) if key else getattr(at, kind), f"{kind} {key!r} missing on {page}"
     for kind, key in SIDEBAR:
         assert getattr(at.sidebar, kind)(key=key), f"sidebar {kind} {key!r} missing on {page}"
+
+
+def test_the_server_tunes_glibcs_malloc_at_start_up():
+    open_page(HOME)
+    assert memory.tune_once.cache_info().currsize == 1, "the entry file tuned malloc (server.memory), once"
 
 
 def test_threshold_changes_the_positive_fraction():
