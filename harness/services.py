@@ -105,9 +105,7 @@ def s3(port: int = S3_PORT, bucket: str = BUCKET) -> Iterator[dict[str, str]]:
     )
     try:
         wait_for_port(port, 30)
-        import boto3
-
-        boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], **_credentials(env)).create_bucket(Bucket=bucket)
+        s3_client(env).create_bucket(Bucket=bucket)
         yield env
     finally:
         stop(process)
@@ -115,9 +113,14 @@ def s3(port: int = S3_PORT, bucket: str = BUCKET) -> Iterator[dict[str, str]]:
         os.unlink(log.name)
 
 
-def _credentials(env: dict[str, str]) -> dict[str, str]:
-    return {
-        "aws_access_key_id": env["AWS_ACCESS_KEY_ID"],
-        "aws_secret_access_key": env["AWS_SECRET_ACCESS_KEY"],
-        "region_name": env["AWS_DEFAULT_REGION"],
-    }
+def s3_client(env: dict[str, str]):
+    """A boto3 S3 client for the server `s3` started (`env`: what it yielded)."""
+    import boto3  # a dev dependency, only where a bucket is used
+
+    return boto3.client(
+        "s3",
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        region_name=env["AWS_DEFAULT_REGION"],
+    )

@@ -26,7 +26,7 @@ from harness.browser import (
     launch_chromium,
     streamlit_server,
 )
-from harness.services import BUCKET, postgres, s3
+from harness.services import BUCKET, postgres, s3, s3_client
 from loadtest.browser import BOARD_READ_JS, BrowserStudent, open_teacher_board
 from loadtest.cgroups import BrowserCpuGroup, MemoryCap
 from loadtest.protocol import ProtocolTab, check_streamlit_version
@@ -292,15 +292,7 @@ def service_port(variable: str) -> int:
 
 def copy_bucket(aws: dict[str, str], bucket: str, directory: Path) -> None:
     """The models the replicas wrote to the bucket, copied to `directory` (stored_models reads them there)."""
-    import boto3
-
-    client = boto3.client(
-        "s3",
-        endpoint_url=aws["AWS_ENDPOINT_URL"],
-        aws_access_key_id=aws["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=aws["AWS_SECRET_ACCESS_KEY"],
-        region_name=aws["AWS_DEFAULT_REGION"],
-    )
+    client = s3_client(aws)
     directory.mkdir(parents=True, exist_ok=True)
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
         for item in page.get("Contents", []):

@@ -10,7 +10,7 @@ import pytest
 
 from core import store as store_module
 from core.store import StoreUnavailable, open_store
-from harness.services import BUCKET, port_from, s3
+from harness.services import BUCKET, port_from, s3, s3_client
 
 UNIT_S3_PORT = port_from("BILINEAR_LAB_TEST_UNIT_S3_PORT")  # the browser test uses S3_PORT
 CLOSED_PORT = int(os.environ.get("BILINEAR_LAB_TEST_CLOSED_PORT", "8719"))  # nothing listens there
@@ -36,16 +36,7 @@ def s3_env(aws, monkeypatch):
 
 
 def buckets(aws) -> list[str]:
-    import boto3
-
-    client = boto3.client(
-        "s3",
-        endpoint_url=aws["AWS_ENDPOINT_URL"],
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-    )
-    return sorted(b["Name"] for b in client.list_buckets()["Buckets"])
+    return sorted(b["Name"] for b in s3_client(aws).list_buckets()["Buckets"])
 
 
 def test_a_bucket_round_trip_and_a_remembered_miss(s3_env, monkeypatch):
