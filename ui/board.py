@@ -143,18 +143,18 @@ def _listed() -> list[tuple[Listed, str | None]]:
     return _gathered()[0]
 
 
-def _gathered() -> tuple[list[tuple[Listed, str | None]], int]:
-    """`_listed`, and how many models trained in the last MISSING_WINDOW_SECONDS the room lists that were left
-    out because the store could not give them (yet: another replica's store write may come later)."""
+def _gathered() -> tuple[list[tuple[Listed, str | None]], set[str]]:
+    """`_listed`, and the ids of the models trained in the last MISSING_WINDOW_SECONDS the room lists that were
+    left out because the store could not give them (yet: another replica's store write may come later)."""
     rows = classroom().models()
     if rows is None:
         both = [*resources.registry().models(BOARD_ORIGINS), *resources.slots().models(BOARD_ORIGINS)]
         unique = {e.trained.model_id: e for e in both}
-        return [(e, None) for e in newest_first(unique.values(), None)], 0
+        return [(e, None) for e in newest_first(unique.values(), None)], set()
     found = [(resources.find_model(r.model_id), r) for r in rows if r.origin in BOARD_ORIGINS]
     listed = [(Listed(trained, r.trained_at), r.nickname) for trained, r in found if trained is not None]
     recent = time.time() - MISSING_WINDOW_SECONDS  # older and absent: evicted, most likely, not late
-    return listed, sum(trained is None and r.trained_at >= recent for trained, r in found)
+    return listed, {r.model_id for trained, r in found if trained is None and r.trained_at >= recent}
 
 
 def _backdrop() -> list[TrainedModel]:
@@ -181,7 +181,7 @@ def snapshot() -> Board:
     entries = tuple(entry(e.trained, e.added, name) for e, name in shown)
     ids = {e.row.model_id for e in entries}
     backdrop = tuple(entry(m, None) for m in _backdrop() if m.model_id not in ids)
-    return Board(key, entries, backdrop, len(listed) - len(shown), room, missing)
+    return Board(key, entries, backdrop, len(listed) - len(shown), room, len(missing - room.hidden))
 
 
 @st.fragment(run_every=REFRESH_SECONDS)

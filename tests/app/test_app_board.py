@@ -249,6 +249,12 @@ def test_a_model_the_room_lists_but_the_store_cannot_give_yet_is_named_and_looke
     assert_clean(at)
     assert late.model_id in set(table_of(at)["model"]) and "not in the model store yet" not in texts(at)
 
+    gone = trained.config.replace(seed=SEED + 6)  # listed, never in the store, and cleared by the teacher
+    assert resources.room().record_model(config_id(gone), "trained", gone.to_dict(), "calm heron")
+    assert board.snapshot().missing == 1
+    resources.room().clear([config_id(gone)])
+    assert board.snapshot().missing == 0, "a cleared model is not looked for"
+
 
 def test_each_models_top_eigenvector_is_computed_once_for_the_server(monkeypatch, classmate):
     calls = []
