@@ -17,8 +17,9 @@ retries stalled every page for 8-17 s with the store unreachable); a read or wri
 store down for DOWN_SECONDS, during which nobody waits on it again; a miss is remembered for MISS_SECONDS
 (a class's boards asking for an evicted model cost one request, not one per board); `problem` says, in a
 sentence for the page, what is wrong and what will not survive. The app never creates a bucket: a missing
-one is a `problem` from `check()` at start-up, and every write fails at once. `open_store` names a missing
-fsspec backend (s3fs, gcsfs) at start-up and falls back to the local directory.
+one is a `problem` from `check()` at start-up, and every write fails at once until a read or write, at most
+every MISSING_RECHECK_SECONDS, finds it created (the registry then writes the models it still holds).
+`open_store` names a missing fsspec backend (s3fs, gcsfs) at start-up and falls back to the local directory.
 
 Layout: one file `<id>.safetensors` per model under the root. Ids must match core.identity.MODEL_ID,
 so no key can name a path outside the root.
@@ -71,6 +72,7 @@ _TMP_NAME = re.compile(rf"^\.(?:[pu]-)?[0-9a-f]+{re.escape(SUFFIX)}\.[0-9a-f]{{3
 
 MISS_SECONDS = 5.0  # a model the store did not have is not asked for again this long (unless `fresh`)
 DOWN_SECONDS = 15.0  # after a failed read or write the store is left alone this long: pages never wait twice
+MISSING_RECHECK_SECONDS = 60.0  # a missing bucket is looked for again this often (someone may create it meanwhile)
 # s3fs (aiobotocore): seconds to connect and to read, and one attempt: not botocore's retries, nor s3fs's own
 # 5 (FAST_RETRIES, set on the filesystem: s3fs takes it from a class attribute, not an argument)
 FAST_S3_OPTIONS = {"config_kwargs": {"connect_timeout": 2, "read_timeout": 5, "retries": {"max_attempts": 1}}}
@@ -183,6 +185,7 @@ class ModelStore:
         self._misses: dict[str, float] = {}  # id -> when the store last said it had no such model
         self._down_until, self._down_why = 0.0, ""  # the store failed: left alone until then
         self._missing_root = False  # check() found no bucket (or root directory) on a remote store
+        self._missing_checked = -math.inf  # when check() last looked for it
         self.fallback = ""  # open_store: why this local store stands in for the configured one
 
     @property
@@ -198,7 +201,9 @@ class ModelStore:
         if self._missing_root:
             return (
                 f"The model store {self.url} does not exist (the app never creates a bucket: check its name, or "
-                "create it). Models trained now live in this server's memory only and will not survive a restart."
+                "create it). Models trained now live in this server's memory only and will not survive a restart; "
+                f"the app looks for the bucket again every {MISSING_RECHECK_SECONDS:.0f} s and then writes the "
+                "models it still holds."
             )
         if self._down_why:  # from the failure until the next request that succeeds
             return (
@@ -213,19 +218,30 @@ class ModelStore:
         `problem`, if it is missing or unreachable."""
         if self._bucket is None:
             return True  # a directory: made on the first put
+        was_missing, self._missing_checked = self._missing_root, time.monotonic()
         try:
             self.fs.invalidate_cache(self._bucket)
             self.fs.ls(self._bucket)  # not `exists`: s3fs's says False for an unreachable server too
         except FileNotFoundError:
+            if not was_missing:
+                log.error("model store %s: the bucket does not exist; the app does not create it", self.url)
             self._missing_root = True
+            return False
         except PermissionError:  # credentials that may read and write models but not list the bucket: try them
-            return True
+            pass
         except Exception as e:  # unreachable: botocore, aiohttp and the like raise their own types
             self._down(e)
             return False
-        if self._missing_root:
-            log.error("model store %s: the bucket or directory does not exist; the app does not create it", self.url)
-        return not self._missing_root
+        if was_missing:
+            log.warning("model store %s: the bucket exists now; models are written there again", self.url)
+        self._missing_root = False
+        return True
+
+    def _missing(self) -> bool:
+        """Whether the bucket is missing, looked for again if check() last did so MISSING_RECHECK_SECONDS ago."""
+        if self._missing_root and time.monotonic() - self._missing_checked >= MISSING_RECHECK_SECONDS:
+            self.check()
+        return self._missing_root
 
     def _down(self, error: BaseException) -> None:
         first = time.monotonic() >= self._down_until
@@ -253,7 +269,7 @@ class ModelStore:
         path = self._path(model_id)
         if len(data) > MAX_BYTES:
             raise ValueError(f"{len(data)} bytes is more than a checkpoint's limit of {MAX_BYTES}")
-        if self._missing_root or time.monotonic() < self._down_until:
+        if self._missing() or time.monotonic() < self._down_until:
             raise StoreUnavailable(self.problem or f"the model store {self.url} is unavailable")
         with self._lock:  # one writer at a time, so eviction never drops another thread's fresh entry
             try:
@@ -269,7 +285,7 @@ class ModelStore:
                         self.fs.pipe_file(path, data)  # an object store's put is atomic: all or nothing
                     except FileNotFoundError as e:
                         if self._bucket is not None:  # no bucket: never created here (a typo would make a new one)
-                            self._missing_root = True
+                            self._missing_root, self._missing_checked = True, time.monotonic()
                             raise StoreUnavailable(f"the model store {self.url} does not exist") from e
                         self.fs.makedirs(self.root, exist_ok=True)  # a filesystem with real directories (sftp, smb)
                         self.fs.pipe_file(path, data)
@@ -299,7 +315,7 @@ class ModelStore:
         (unless `fresh`: another replica has just written it)."""
         path = self._path(model_id)
         now = time.monotonic()
-        if self._missing_root or now < self._down_until:
+        if self._missing() or now < self._down_until:
             return None
         if not fresh and now - self._misses.get(model_id, -math.inf) < MISS_SECONDS:
             return None

@@ -73,6 +73,20 @@ def test_a_mistyped_bucket_is_named_and_never_created(s3_env, aws):
     assert buckets(aws) == before, "no bucket was created"
 
 
+def test_a_bucket_created_after_start_up_is_found_and_written(s3_env, aws):
+    bucket = f"late-{time.time_ns()}"
+    store = open_store(f"s3://{bucket}/models")
+    assert "does not exist" in store.problem
+    s3_client(aws).create_bucket(Bucket=bucket)
+    with pytest.raises(StoreUnavailable):
+        store.put(A, b"weights")  # not looked for again at every write
+    real = time.monotonic
+    s3_env.setattr(store_module.time, "monotonic", lambda: real() + store_module.MISSING_RECHECK_SECONDS + 1)
+    store.put(A, b"weights")
+    assert store.problem is None and store.get(A) == b"weights"
+    assert s3_client(aws).get_object(Bucket=bucket, Key=f"models/{A}.safetensors")["Body"].read() == b"weights"
+
+
 def test_an_unreachable_store_fails_fast_and_says_so(s3_env):
     s3_env.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{CLOSED_PORT}")
     started = time.perf_counter()
