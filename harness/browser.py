@@ -185,6 +185,22 @@ def go_to(page, title: str, heading: str | None = None, timeout: float = 60.0) -
     main.get_by_role("heading", name=heading or title, level=1).wait_for(timeout=timeout * 1000)
 
 
+# An st.expander opens with a 500 ms animation of its <details> element's height (overflow hidden meanwhile):
+# a click inside it before the end may miss (seen about 1 run in 20 on a loaded machine: the quick preset's click
+# reached no server). The details whose summary says `label` is open and no longer animating.
+EXPANDED_JS = """label => {
+    const details = [...document.querySelectorAll('[data-testid="stExpander"] details')]
+        .find(d => d.querySelector('summary')?.textContent.includes(label));
+    return !!details && details.open && details.getAnimations().length === 0 && !details.getAttribute('style');
+}"""
+
+
+def expand(page, label: str, timeout: float = 60.0) -> None:
+    """Open the expander whose header says `label` and wait until it has finished opening."""
+    page.locator('[data-testid="stExpander"] summary', has_text=label).first.click()
+    page.wait_for_function(EXPANDED_JS, arg=label, timeout=timeout * 1000)
+
+
 # --------------------------------------------------------------------------- many sessions (asyncio)
 # Chromium throttles timers of pages it thinks are in the background; a classroom has every tab "in front".
 NO_THROTTLING_ARGS = (
@@ -203,6 +219,12 @@ async def wait_idle_async(page, timeout: float = 60.0) -> None:
 
 async def error_texts_async(page) -> list[str]:
     return [await element.inner_text() for element in await page.query_selector_all(ERROR_SELECTORS)]
+
+
+async def expand_async(page, label: str, timeout: float = 60.0) -> None:
+    """`expand` for a page of the async Playwright API."""
+    await page.locator('[data-testid="stExpander"] summary', has_text=label).first.click()
+    await page.wait_for_function(EXPANDED_JS, arg=label, timeout=timeout * 1000)
 
 
 async def go_to_async(page, title: str, timeout: float = 60.0) -> None:

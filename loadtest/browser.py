@@ -14,6 +14,7 @@ from harness.browser import (
     RUN_OBSERVER_JS,
     after_run_async,
     error_texts_async,
+    expand_async,
     wait_idle_async,
 )
 from loadtest.session import (
@@ -211,7 +212,7 @@ async def set_up_training(
 ) -> None:
     """Switch to Train, apply the quick preset, set the epochs and the seed (default: the session's)."""
     await switch_to(page, session, recorder, step, "Train", "Train", timeout)
-    await page.get_by_text("Advanced and classroom options").click()
+    await expand_async(page, "Advanced and classroom options", timeout)
     await after_run_async(page, page.get_by_role("button", name="Quick classroom preset").click, timeout)
     await set_number(page, "epochs", epochs, timeout)
     await set_number(page, "seed", session.seed if seed is None else seed, timeout)

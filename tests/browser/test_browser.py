@@ -23,6 +23,7 @@ from harness.browser import (
     ROOT,
     after_run,
     error_texts,
+    expand,
     go_to,
     launch_chromium,
     require_chromium,
@@ -120,7 +121,7 @@ def test_2_label_threshold_changes_the_fraction(page):
 
 def test_3_train_a_short_run(page):
     go_to(page, "Train")
-    page.get_by_text("Advanced and classroom options").click()
+    expand(page, "Advanced and classroom options")
     preset = page.get_by_role("button", name="Quick classroom preset")
     expect(preset).to_be_visible()
     after_run(page, preset.click)

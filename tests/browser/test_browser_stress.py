@@ -22,6 +22,7 @@ from harness.browser import (
     NO_THROTTLING_ARGS,
     ROOT,
     after_run_async,
+    expand_async,
     go_to_async,
     launch_chromium,
     require_chromium,
@@ -60,7 +61,7 @@ HEALTH_JS = """() => {
 async def start_training(page) -> None:
     """The Train page's quick preset with EPOCHS epochs; three students with the same settings follow one job."""
     await go_to_async(page, "Train", WAIT / 1000)
-    await page.get_by_text("Advanced and classroom options").click()
+    await expand_async(page, "Advanced and classroom options", WAIT / 1000)
     await after_run_async(page, page.get_by_role("button", name="Quick classroom preset").click, WAIT / 1000)
     epochs = page.locator(".st-key-epochs input")
     await epochs.fill(str(EPOCHS))

@@ -15,7 +15,16 @@ from PIL import Image
 from playwright.sync_api import expect
 
 from core.findings import verdict_view
-from harness.browser import ROOT, after_run, error_texts, go_to, launch_chromium, require_chromium, streamlit_server
+from harness.browser import (
+    ROOT,
+    after_run,
+    error_texts,
+    expand,
+    go_to,
+    launch_chromium,
+    require_chromium,
+    streamlit_server,
+)
 from harness.browser import wait_idle as idle
 
 pytestmark = pytest.mark.browser
@@ -50,7 +59,7 @@ def pixels(page, image) -> np.ndarray:
 
 def test_the_live_eigenvector_appears_updates_and_ends_as_the_eigenvectors_page_shows_it(page):
     go_to(page, "Train")
-    page.get_by_text("Advanced and classroom options").click()
+    expand(page, "Advanced and classroom options")
     after_run(page, page.get_by_role("button", name="Quick classroom preset").click)
     train = page.locator(".st-key-train_button button").first  # its label says its time
     expect(train).to_be_enabled(timeout=WAIT)
