@@ -117,13 +117,17 @@ def restore() -> None:
 
 
 def _warn_if_too_long(models) -> None:
-    """The link's training settings are past the server's cap: say so now, with the nearest that fit."""
+    """The link's training settings are past the server's cap: say so now, with the nearest that fit. Settings the
+    server already holds a model for (a precomputed one, a run trained under a higher cap) are not refused: Train
+    loads them at once, as the Train page says."""
+    from ui import resources  # loaded with ui.models just before: only when a link names training settings
+
     try:
         config = state.config_from_widgets()
     except ValueError:
         return  # the Train page says why these settings cannot be trained
     refusal = models.too_long(config)
-    if refusal is not None:
+    if refusal is not None and resources.registry().get(config) is None:
         state.notify("warning", "The link's training settings: " + models.refusal_text(refusal))
 
 

@@ -632,3 +632,15 @@ def test_training_settings_past_the_cap_get_the_nearest_that_fit():
     at.button(key="nearest_0").click().run()
     assert not at.error and not at.button(key="train_button").disabled, "the nearest settings train"
     assert at.session_state["epochs"] == 8 and at.session_state["batch_size"] == 1024
+
+
+def test_a_link_to_settings_the_server_already_has_is_not_called_past_the_cap(fresh_room):
+    """A link's settings past the teacher's cap that the server already holds (a precomputed model, `wd=2` with the
+    paper's 100 epochs) load at once: no warning says they "can't be trained" beside an enabled Train (instant)."""
+    resources.room().set_max_run_seconds(1.0)  # a cap no 100-epoch run on full MNIST fits, on any CPU
+    at = open_link({"wd": "2"}, TRAIN)
+    assert not at.exception and not at.error
+    assert not [w for w in warnings(at) if "can't be trained" in w], warnings(at)
+    assert not at.button(key="train_button").disabled and "instant" in at.button(key="train_button").label
+    other = open_link({"wd": "2.5"}, TRAIN)  # the same past the cap, but not on this server: the link says so
+    assert [w for w in warnings(other) if "The link's training settings: These settings can't be trained" in w]
