@@ -183,11 +183,7 @@ with eigen_tab:
                     width=124,
                     key=f"eig_images_{side}",
                 )
-        spread = concentration_of(eigen)
-        st.caption(
-            f"The top eigenvalue carries {spread.top_energy_share:.0%} of Σλ²; {spread.eigenvectors_for_90pct} of "
-            f"{spread.n} eigenvectors (largest |λ| first) carry 90 % of it."
-        )
+        st.caption(concentration_of(eigen).sentence())
         widgets.why(
             f"{VIEWS[view].description}. Top: the largest eigenvalues; bottom: the most negative. Red < 0 < blue, "
             "each image on its own symmetric scale ±max|v|; only the pattern and |cos| carry meaning.",

@@ -73,6 +73,17 @@ class Concentration:
             "n_eigenvectors": self.n,
         }
 
+    def sentence(self) -> str:
+        """What the Eigenvectors page says under the spectrum; each clause checks its premise (a positive top
+        eigenvalue, a non-zero matrix) and "1 of n … carries", not "carry"."""
+        if self.eigenvectors_for_90pct == 0:
+            return "This matrix is zero: no eigenvector carries any of it."
+        k = self.eigenvectors_for_90pct
+        spread = f"{k} of {self.n} eigenvectors (largest |λ| first) {'carries' if k == 1 else 'carry'} 90 %"
+        if self.top_energy_share > 0.0:
+            return f"The top eigenvalue carries {self.top_energy_share:.0%} of Σλ²; {spread} of it."
+        return f"No eigenvalue is positive; {spread} of Σλ²."
+
 
 def concentration_of(eigen: Eigen) -> Concentration:
     """The concentration of one decomposition (core.eigen.decompose)."""

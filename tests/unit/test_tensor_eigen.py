@@ -9,6 +9,7 @@ from core.config import Config
 from core.data import to_float
 from core.eigen import cos_with_centered_target, decompose, linear_term_image
 from core.model import BilinearMLP
+from core.spectrum import Concentration, eigenvectors_for_90pct, top_energy_share
 from core.tensor import (
     augment,
     augment_inputs,
@@ -153,3 +154,21 @@ def test_the_bias_free_view_decomposes_the_hidden_block(d_hidden, seed):
     assert torch.allclose(by_eigen, torch.einsum("ni,ij,nj->n", h, free.matrix, h), atol=1e-8)
     with pytest.raises(ValueError, match="view"):
         decompose(model, "true", "sideways")
+
+
+def spectrum(*eigenvalues: float) -> Concentration:
+    values = torch.tensor(eigenvalues, dtype=torch.float64)
+    return Concentration("true_minus_false", "bias_free", top_energy_share(values), eigenvectors_for_90pct(values), 2)
+
+
+def test_the_spectrums_sentence_checks_its_premises_and_agrees_in_number():
+    spike = Concentration("true_minus_false", "bias_free", 0.91, 1, 16).sentence()
+    assert spike == (
+        "The top eigenvalue carries 91% of Σλ²; 1 of 16 eigenvectors (largest |λ| first) carries 90 % of it."
+    )
+    spread = Concentration("true_minus_false", "bias_free", 0.31, 18, 64).sentence()
+    assert "18 of 64 eigenvectors (largest |λ| first) carry 90 % of it" in spread
+    assert spectrum(-0.1, -0.5).sentence() == (
+        "No eigenvalue is positive; 1 of 2 eigenvectors (largest |λ| first) carries 90 % of Σλ²."
+    ), "not 'The top eigenvalue carries 0%'"
+    assert spectrum(0.0, 0.0).sentence() == "This matrix is zero: no eigenvector carries any of it."
