@@ -27,6 +27,7 @@ from torch import Tensor
 
 from core.eigen import Eigen, cos_with_centered_target
 from core.explain import cancellation
+from core.labels import percent
 from core.spectrum import concentration_of
 from core.truncation import smallest_k_within
 
@@ -540,7 +541,9 @@ class TruncationFinding:
                 f"here it still gives one answer ({'true' if self.class_k1_true_share else 'false'}) for every image"
             )
         else:
-            changes = f"here its answer changes from image to image ({self.class_k1_true_share:.1%} called true)"
+            changes = (  # never "0.0% called true" beside "changes": core.labels.percent keeps a few images visible
+                f"here its answer changes from image to image ({percent(self.class_k1_true_share)} called true)"
+            )
         out.append(
             f"The per-class curve compares two one-term forms, one per class: at k = 1 {changes}, and it reaches "
             f"{self.class_k1:.1%}, {compare}."

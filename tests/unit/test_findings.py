@@ -4,6 +4,8 @@ here (numpy, from the paper's definitions), not by the code that wrote the sente
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -173,3 +175,31 @@ def test_figure_code_finding(models, mnist):
     with pytest.raises(ValueError):
         findings.figure_code_finding(decompose(models[0][1], "false"), mnist.train_x[6])
     assert torch.is_tensor(class_1.vectors)
+
+
+def test_a_per_class_answer_that_changes_is_never_called_0_percent_true():
+    """A threshold-0.8 model's per-class k = 1 truncation called a few of the 10,000 test images true: the page
+    read "its answer changes from image to image (0.0% called true)", a contradiction in one clause."""
+    finding = findings.TruncationFinding(
+        share_true=0.018,
+        largest_eigenvalue=-0.543,
+        tmf_k1=0.982,
+        class_k1=0.983,
+        class_k1_true_share=0.0003,
+        full_model=0.997,
+        top_only=0.98,
+        top_only_calibrated=0.987,
+        top_only_eigenvalue=0.217,
+        constant_answer=0,
+        constant_baseline=0.982,
+        calibration_set="training",
+        k_needed=2,
+        k_needed_calibrated=2,
+        n_all=65,
+        tolerance=0.005,
+    )
+    (sentence,) = [s for s in finding.sentences() if "per-class curve" in s]
+    assert "changes from image to image (0.03 % called true)" in sentence, sentence
+    almost_all = dataclasses.replace(finding, class_k1_true_share=0.9998)
+    (sentence,) = [s for s in almost_all.sentences() if "per-class curve" in s]
+    assert "(99.98 % called true)" in sentence, sentence
