@@ -542,7 +542,7 @@ class TruncationFinding:
             )
         else:
             changes = (  # never "0.0% called true" beside "changes": core.labels.percent keeps a few images visible
-                f"here its answer changes from image to image ({percent(self.class_k1_true_share)} called true)"
+                f"here its answer changes from image to image ({percent(self.class_k1_true_share, '%')} called true)"
             )
         out.append(
             f"The per-class curve compares two one-term forms, one per class: at k = 1 {changes}, and it reaches "

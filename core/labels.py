@@ -54,13 +54,14 @@ def labels_from_similarities(sims: Similarities, threshold: float, include_inver
     return positive.long()
 
 
-def percent(fraction: float) -> str:
-    """A share that never rounds a non-empty class away: 0.0017 % stays visible, 99.9983 % is not 100 %."""
+def percent(fraction: float, sign: str = " %") -> str:
+    """A share that never rounds a non-empty class away: 0.0017 % stays visible, 99.9983 % is not 100 % (`sign`:
+    "%" in a sentence whose other shares are written 51.2%)."""
     for digits in range(1, 8):
         text = f"{fraction * 100:.{digits}f}"
         if 0 < fraction < 1 and float(text) not in (0.0, 100.0):
-            return text + " %"
-    return f"{fraction * 100:.1f} %"
+            return text + sign
+    return f"{fraction * 100:.1f}{sign}"
 
 
 def class_balance_problem(labels: Int[Tensor, " n"], min_fraction: float = 0.05) -> str | None:

@@ -199,7 +199,7 @@ def test_a_per_class_answer_that_changes_is_never_called_0_percent_true():
         tolerance=0.005,
     )
     (sentence,) = [s for s in finding.sentences() if "per-class curve" in s]
-    assert "changes from image to image (0.03 % called true)" in sentence, sentence
+    assert "changes from image to image (0.03% called true)" in sentence, sentence
     almost_all = dataclasses.replace(finding, class_k1_true_share=0.9998)
     (sentence,) = [s for s in almost_all.sentences() if "per-class curve" in s]
-    assert "(99.98 % called true)" in sentence, sentence
+    assert "(99.98% called true)" in sentence, sentence
