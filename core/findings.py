@@ -36,10 +36,12 @@ RESEMBLES = 0.5  # at or above this (and below IS_TARGET): "resembles the target
 
 
 def match_words(cos: float) -> str:
-    """How an |cos| with the centred target reads, by the two fixed levels above."""
-    if cos >= IS_TARGET:
+    """How an |cos| with the centred target reads, by the two fixed levels above, judged on the two decimals every
+    page shows beside the words: 0.7996 is shown as 0.80, so it reads "is the target", never "0.80: resembles"."""
+    shown = float(f"{cos:.2f}")  # the same decimal rounding as the f"{cos:.2f}" beside it
+    if shown >= IS_TARGET:
         return "it is the target, up to noise"
-    if cos >= RESEMBLES:
+    if shown >= RESEMBLES:
         return "it resembles the target, blurred by other patterns"
     return "it does not look like the target"
 

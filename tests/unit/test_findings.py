@@ -203,3 +203,18 @@ def test_a_per_class_answer_that_changes_is_never_called_0_percent_true():
     almost_all = dataclasses.replace(finding, class_k1_true_share=0.9998)
     (sentence,) = [s for s in almost_all.sentences() if "per-class curve" in s]
     assert "(99.98% called true)" in sentence, sentence
+
+
+@pytest.mark.parametrize(
+    ("cos", "words"),
+    [
+        (0.7996, "it is the target, up to noise"),  # shown as 0.80: "0.8 or more reads 'is the target'"
+        (0.7949, "it resembles the target, blurred by other patterns"),  # shown as 0.79
+        (0.4998, "it resembles the target, blurred by other patterns"),  # shown as 0.50
+        (0.4949, "it does not look like the target"),  # shown as 0.49
+    ],
+)
+def test_the_words_agree_with_the_cos_shown_beside_them(cos, words):
+    """A live training showed "|cos| 0.80: it resembles the target" (the exact |cos| was just under 0.8) while the
+    page says 0.8 or more reads "is the target": the words judge the two decimals every page shows."""
+    assert findings.match_words(cos) == words, f"|cos| {cos:.2f}"
