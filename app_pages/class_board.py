@@ -12,7 +12,7 @@ from core.board import board_row, label, nickname, points, table
 from core.eigen import cos_with_centered_target, decompose, top_eigenvector
 from core.lesson import STEPS, tally
 from render import charts
-from ui import board, models, widgets
+from ui import board, models, state, widgets
 from ui.state import TOKEN_KEY
 
 widgets.page_intro(
@@ -27,6 +27,28 @@ widgets.page_intro(
     lead="Every model the room trains appears here within seconds: does its top "
     "eigenvector look like the target, and for which settings?",
 )
+
+
+@st.fragment(run_every=board.REFRESH_SECONDS)
+def training_runs() -> None:
+    """The runs queued or training now, redrawn every few seconds: board.watch reruns the page for new models
+    only, so a run that starts after the board was drawn would otherwise show as "none" until it ends."""
+    state.show_notices()  # a Cancel pressed here reruns this fragment only: its message shows here
+    running = board.runs()
+    st.markdown(f"**Training runs on this server:** {len(running) or 'none'}")
+    for job in running:
+        line, button = st.columns([4, 1], vertical_alignment="center")
+        line.markdown(board.describe_run(job))
+        button.button(
+            "Cancel",
+            key=f"teacher_cancel_{board.config_id(job.config)}",
+            icon=":material/cancel:",
+            on_click=board.cancel_run,
+            args=(board.config_id(job.config),),
+            help="Stops this run for everyone who follows it; they keep their previous model.",
+        )
+
+
 widgets.model_badge()
 shown = board.snapshot()
 board.watch(shown.key, shown.missing, time.time())  # reruns this page when the board changes
@@ -263,19 +285,7 @@ else:
         help="Train refuses settings estimated past it and offers the nearest settings that fit. It holds on "
         "every server of the class and stays for the next class until you change it.",
     )
-    running = board.runs()
-    st.markdown(f"**Training runs on this server:** {len(running) or 'none'}")
-    for job in running:
-        line, button = st.columns([4, 1], vertical_alignment="center")
-        line.markdown(board.describe_run(job))
-        button.button(
-            "Cancel",
-            key=f"teacher_cancel_{board.config_id(job.config)}",
-            icon=":material/cancel:",
-            on_click=board.cancel_run,
-            args=(board.config_id(job.config),),
-            help="Stops this run for everyone who follows it; they keep their previous model.",
-        )
+    training_runs()
 
 widgets.next_step("app_pages/home.py", "Back to Home", ":material/home:", "")
 widgets.code_expander(nickname, board_row, decompose, top_eigenvector, cos_with_centered_target)
