@@ -296,14 +296,19 @@ def no_shipped_checkpoint(request, tmp_path, monkeypatch):
         path.write_bytes(data[: len(data) // 2])
     original = resources.SEED_CHECKPOINT
     resources.SEED_CHECKPOINT = path
-    resources.seed_model.clear()
-    resources.registry.clear()
+    # A new server has a new registry, pool, slots and room too: the pool adds to the registry it was built with and
+    # the room lists what this server trains into a store that goes with tmp_path. Without them a later test's model
+    # lands in a registry nobody reads, and the board looks for this fixture's models forever (test_app_board after
+    # this file: 6 failures).
+    servers = (resources.seed_model, resources.registry, resources.slots, resources.training_pool, resources.room)
+    for cache in servers:
+        cache.clear()
     try:
         yield request.param
     finally:
         resources.SEED_CHECKPOINT = original
         monkeypatch.undo()
-        for cache in (resources.seed_model, resources.registry, resources.model_store):
+        for cache in (*servers, resources.model_store):
             cache.clear()
 
 
