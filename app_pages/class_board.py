@@ -8,7 +8,7 @@ import time
 
 import streamlit as st
 
-from core.board import board_row, label, nickname, points, table
+from core.board import board_row, counted, label, nickname, points, table
 from core.eigen import cos_with_centered_target, decompose, top_eigenvector
 from core.lesson import STEPS, tally
 from render import charts
@@ -78,11 +78,11 @@ if not shown.entries:
         icon=":material/hourglass_empty:",
     )
 elif shown.hidden:
-    st.caption(f"The teacher cleared {shown.hidden} earlier model(s) from the board.")
+    st.caption(f"The teacher cleared {counted(shown.hidden, 'earlier model')} from the board.")
 if shown.missing:
     st.caption(
-        f"{shown.missing} model(s) the class trained are not in the model store yet (another server has not "
-        f"written them, or the store does not answer): this board asks again every "
+        f"Models the class trained that the model store cannot give yet: {shown.missing} (another server has not "
+        "written them, or the store does not answer). This board asks again every "
         f"{board.MISSING_RETRY_SECONDS:g} s and shows them once it can."
     )
 

@@ -55,6 +55,11 @@ UNKNOWN = "an earlier session"  # a model whose trainer is unknown (read back fr
 MAX_TIMEZONE = 64  # characters of a browser's time zone name we look at (it is untrusted text)
 
 
+def counted(n: int, noun: str) -> str:
+    """ "1 model", "4 models": a count with its noun in agreement (nouns whose plural adds an s)."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def nickname(token: str) -> str:
     """A short anonymous name for the session with this token, e.g. "brave otter" (deterministic)."""
     if not token:

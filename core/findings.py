@@ -529,8 +529,8 @@ class TruncationFinding:
         out = [
             f"With one eigenvector, the True − False form is a single term λ(v·h̃)² with λ = "
             f"{_signed(self.largest_eigenvalue)} (the largest |λ|). A square is never negative, so the form answers "
-            f"{answer} for every image and scores the share of images labelled {answer}: "
-            f"{self.tmf_k1:.1%} (that share is {share:.1%})."
+            f"{answer} for every image and scores the share of images labelled {answer}: {self.tmf_k1:.1%}"
+            + ("." if f"{self.tmf_k1:.1%}" == f"{share:.1%}" else f" (that share is {share:.1%}).")
         ]
         diff = self.class_k1 - self.tmf_k1
         compare = (

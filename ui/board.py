@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from core.board import PRECOMPUTED, BoardRow, appearance, board_row, caption, describe, label, nickname
+from core.board import PRECOMPUTED, BoardRow, appearance, board_row, caption, counted, describe, label, nickname
 from core.grid import grid_points
 from core.identity import config_id
 from render import figures
@@ -346,7 +346,7 @@ def clear() -> None:
     if _teacher_only("clear the board"):
         hidden = [e.trained.model_id for e, _ in _listed()]
         classroom().clear(hidden)
-        notify("info", f"Cleared {len(hidden)} model(s) from the board; whoever uses one keeps it.")
+        notify("info", f"Cleared {counted(len(hidden), 'model')} from the board; whoever uses one keeps it.")
 
 
 def show_answers(visible: bool) -> None:

@@ -231,7 +231,7 @@ def test_a_model_the_room_lists_but_the_store_cannot_give_yet_is_named_and_looke
     # another replica listed it in the room; its write to the shared store has not landed (yet)
     assert resources.room().record_model(late.model_id, "trained", late.config.to_dict(), "calm heron")
     at = open_page(BOARD)
-    assert "1 model(s) the class trained are not in the model store yet" in texts(at)
+    assert "Models the class trained that the model store cannot give yet: 1 " in texts(at)
     assert late.model_id not in set(table_of(at)["model"])
     shown = board.snapshot()
     assert shown.missing == 1
@@ -247,7 +247,7 @@ def test_a_model_the_room_lists_but_the_store_cannot_give_yet_is_named_and_looke
     assert woken.session_state["runs"] == 2, "the board asks again: the page reruns"
     at.run()
     assert_clean(at)
-    assert late.model_id in set(table_of(at)["model"]) and "not in the model store yet" not in texts(at)
+    assert late.model_id in set(table_of(at)["model"]) and "model store cannot give yet" not in texts(at)
 
     gone = trained.config.replace(seed=SEED + 6)  # listed, never in the store, and cleared by the teacher
     assert resources.room().record_model(config_id(gone), "trained", gone.to_dict(), "calm heron")
@@ -354,6 +354,8 @@ def test_the_teacher_pins_unpins_clears_and_shows_the_answers(monkeypatch, class
 
     teacher.button(key="teacher_clear").click().run()
     assert_clean(teacher)
+    said = [m for i in teacher.info if (m := re.match(r"Cleared (\d+) (models?) from the board;", i.value))]
+    assert said and (said[0][1] == "1") == (said[0][2] == "model"), "the count agrees with its noun"
     assert trained.model_id not in set(table_of(teacher)["model"]), "cleared from the board"
     assert (table_of(teacher)["who"] == PRECOMPUTED).sum() == 15, "the backdrop stays"
     student.run()

@@ -18,6 +18,7 @@ from core.board import (
     board_row,
     caption,
     clock,
+    counted,
     describe,
     label,
     nickname,
@@ -280,3 +281,7 @@ def test_a_job_credits_its_model_to_the_session_that_submitted_it():
     assert followed.model_so_far().trained_by == "carol"
     assert followed.model_so_far(trained_by="dave").trained_by == "dave", "a Stop credits who stopped it"
     assert "carol" not in repr(followed.model_so_far()), "a token is not printed with the model"
+
+
+def test_a_count_agrees_with_its_noun():
+    assert [counted(n, "model") for n in (0, 1, 4)] == ["0 models", "1 model", "4 models"]

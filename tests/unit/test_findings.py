@@ -200,6 +200,9 @@ def test_a_per_class_answer_that_changes_is_never_called_0_percent_true():
     )
     (sentence,) = [s for s in finding.sentences() if "per-class curve" in s]
     assert "changes from image to image (0.03% called true)" in sentence, sentence
+    assert "labelled false: 98.2%." in finding.sentences()[0], "the score is that share: said once"
+    apart = dataclasses.replace(finding, tmf_k1=0.981)
+    assert "labelled false: 98.1% (that share is 98.2%)." in apart.sentences()[0]
     almost_all = dataclasses.replace(finding, class_k1_true_share=0.9998)
     (sentence,) = [s for s in almost_all.sentences() if "per-class curve" in s]
     assert "(99.98% called true)" in sentence, sentence
