@@ -174,6 +174,9 @@ def retrain() -> None:
         train_or_load(config)
 
 
+OWN = ("trained", "stopped", "uploaded")  # the origins of a student's own model
+
+
 def use_grid_point() -> None:
     """Grid slider callback: make the precomputed checkpoint for the sliders' (τ, weight decay) active."""
     ss = st.session_state
@@ -191,10 +194,13 @@ def use_grid_point() -> None:
             "instead. Your current model is kept.",
         )
         return
+    previous = ss.get("active")
     set_active(trained)
     left = leave_for_another_model()
-    if left:
-        notify("info", f"The precomputed model is now your active model.{left}")
+    own = previous is not None and previous.origin in OWN and previous.model_id != trained.model_id
+    if own or left:
+        instead = f" It replaces your {previous.origin} model `{previous.model_id}` on every page." if own else ""
+        notify("info", f"The precomputed model is now your active model.{instead}{left}")
 
 
 def grid_point(trained: TrainedModel) -> tuple[float, float] | None:

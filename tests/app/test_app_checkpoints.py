@@ -109,3 +109,17 @@ def test_a_bad_checkpoint_is_rejected_with_a_reason_and_the_model_is_kept(kind):
     assert f"Could not load `{kind}.safetensors`" in message and reason in message and "is kept" in message
     assert at.session_state["active"] is before
     assert "weight decay 2" in badge(at)
+
+
+def test_a_grid_slider_says_it_replaces_the_students_own_model():
+    seed = resources.seed_model()
+    at = open_page("app_pages/eigenvectors.py")
+    at.select_slider(key="grid_weight_decay").set_value(2.0).run()
+    assert not [i.value for i in at.info if "replaces" in i.value], "the pretrained model is nobody's own"
+    data = save_checkpoint(seed.model, seed.config.replace(seed=6), list(seed.history))
+    at.file_uploader(key="upload").upload("mine.safetensors", data).run()
+    mine = at.session_state["active"]
+    at.select_slider(key="grid_weight_decay").set_value(0.5).run()
+    assert_clean(at)
+    said = " ".join(i.value for i in at.info)
+    assert f"It replaces your uploaded model `{mine.model_id}` on every page" in said, said
