@@ -8,8 +8,9 @@ lying free in malloc's arenas. What kept the free part:
   own rule puts every block up to the largest freed so far (up to 32 MB) in them: a width-1024 run's 8 MB
   tensors (weights, optimiser state, a 1025 x 1025 float64 eigendecomposition) then stay there, free but
   resident. `tune` maps every block of MMAP_THRESHOLD bytes or more on its own (unmapped when freed) whenever
-  the arena's free top cannot hold it, and caps the arenas; `trim` (glibc's malloc_trim(0)) returns every
-  whole free page of every arena, top included, which gave back 20-180 MB each time in 15-240 ms in the flood.
+  no free chunk of the arena (its top included) can hold it, and caps the arenas; `trim` (glibc's
+  malloc_trim(0)) returns every whole free page of every arena, which gave back 20-180 MB each time in 15-240 ms
+  in the flood.
 - Objects in reference cycles (a closed session's state, with the model it showed) wait for Python's full
   collection, which `runner.postScriptGC = false` (.streamlit/config.toml) no longer runs after every script
   run; a full collection took 0.15-0.45 s here, so `Reclaimer` runs one at most every `gc_every` seconds,
@@ -32,8 +33,8 @@ from collections.abc import Callable
 log = logging.getLogger("bilinear_eigen_lab")
 M_ARENA_MAX, M_MMAP_THRESHOLD, M_TRIM_THRESHOLD = -8, -3, -1  # glibc's mallopt parameters (malloc.h)
 ARENAS = 2  # arenas at most: fewer arenas, less memory left free in them (MALLOC_ARENA_MAX overrides)
-# Blocks this large or larger get a mapping of their own (unless the arena's free top holds them; `trim`
-# shrinks that top after every run), unmapped when freed. glibc's default starts at 128 kB
+# Blocks this large or larger get a mapping of their own (unless a free chunk of the arena holds them: `trim`
+# releases those chunks' pages after every run), unmapped when freed. glibc's default starts at 128 kB
 # and rises to the largest block freed so far (up to 32 MB), so after a training's first freed weights every
 # 8 MB tensor (width 1024: a weight matrix, an eigendecomposition's 1025 x 1025 float64) lands in an arena and
 # stays there. Smaller blocks (the quick preset's 3 MB batch, reused all run) are unaffected.

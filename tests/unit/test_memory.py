@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import ctypes
+import os
 import platform
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -14,6 +17,7 @@ from server.jobs import TrainingPool
 from tests.manual_clock import Clock
 from tests.unit.test_jobs import EPOCHS, Trainers, config, wait_for
 
+ROOT = Path(__file__).resolve().parents[2]
 GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
 
 
@@ -81,30 +85,36 @@ def test_trim_hands_freed_heap_pages_back_to_the_system():
     assert before - after > freed // 2, f"trim gave back {(before - after) >> 20} MiB of {freed >> 20} MiB freed"
 
 
+# Run in a fresh interpreter: malloc maps a large block of its own only when no free chunk of the arena can hold it,
+# and a long test process has such chunks (freed tensors between live ones; malloc_trim releases their pages but
+# keeps them for reuse). CI's full run had one: the 16 MiB block came from it and freeing it gave back 0 MiB.
+LARGE_BLOCK = """
+import ctypes, sys
+from server import memory
+assert set(memory.tune().values()) == {True}, "glibc took every setting"
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+resident = lambda: int(open("/proc/self/statm").read().split()[1]) * 4096
+libc.free(libc.malloc(24 * 2**20))  # glibc's own rule would now keep blocks up to 24 MB in the heap
+size = 16 * 2**20  # a width-1024 model's weights and then some
+block = libc.malloc(size)
+ctypes.memset(block, 1, size)
+keeper = libc.malloc(64 * 1024)  # a live block after it: no automatic trim of the heap's top reaches it
+before = resident()
+libc.free(block)
+print(before - resident())
+"""
+
+
 @pytest.mark.skipif(not GLIBC, reason="mallopt is glibc's")
 def test_after_tune_a_large_freed_block_goes_back_to_the_system_at_once(monkeypatch):
-    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
-    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
-    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
-    assert set(memory.tune().values()) == {True}, "glibc took every setting"
-    libc = ctypes.CDLL("libc.so.6")
-    libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
-    libc.free.argtypes = [ctypes.c_void_p]
-    # malloc maps a block of its own only when the arena's free top cannot hold it, and with a 64 MB trim
-    # threshold that top may hold up to 64 MB (whatever this process freed last): measured, 40 MiB freed just
-    # before left the 16 MiB block in the heap, and freeing it gave back 0 MiB. Trim first, as
-    # server.memory.Reclaimer does after every run.
-    assert memory.trim()
-    libc.free(libc.malloc(24 * 2**20))  # glibc's own rule would now keep blocks up to 24 MB in the heap
-    size = 16 * 2**20  # a width-1024 model's weights and then some
-    block = libc.malloc(size)
-    ctypes.memset(block, 1, size)
-    keeper = libc.malloc(64 * 1024)  # a live block after it: no automatic trim of the heap's top reaches it
-    before = resident()
-    libc.free(block)
-    after = resident()
-    libc.free(keeper)
-    assert before - after > size * 3 // 4, f"freeing 16 MiB gave back {(before - after) >> 20} MiB"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    env["PYTHONPATH"] = str(ROOT)
+    done = subprocess.run([sys.executable, "-c", LARGE_BLOCK], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    given_back = int(done.stdout)
+    assert given_back > 16 * 2**20 * 3 // 4, f"freeing 16 MiB gave back {given_back >> 20} MiB"
     monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
     assert memory.tune()["MALLOC_ARENA_MAX"] is False, "the environment's setting stands"
 
@@ -118,6 +128,6 @@ def resident() -> int:
 def test_a_closed_tabs_session_is_kept_for_a_reconnect_only_briefly():
     """Streamlit keeps a disconnected session (with its models) for server.disconnectedSessionTTL seconds;
     its default, 120 s, kept every session of a flood's last two minutes."""
-    config_file = Path(__file__).resolve().parents[2] / ".streamlit" / "config.toml"
+    config_file = ROOT / ".streamlit" / "config.toml"
     ttl = tomllib.loads(config_file.read_text())["server"]["disconnectedSessionTTL"]
     assert 6 < ttl <= 60, "longer than server.jobs' grace for a reload, far shorter than Streamlit's 120 s"
