@@ -274,14 +274,16 @@ else:
         f"The lesson's answers are **{'visible' if answers else 'hidden'}** for the class. "
         "These controls act on the whole room; they stay unlocked in this tab until you press Lock or reload."
     )
-    board.show_cap()  # the class's cap now, whichever replica's board set it
+    cap_key, cap = board.cap_widget()  # the class's cap now, whichever replica's board set it
     st.number_input(
         "Longest training run (minutes, as this server estimates it)",
         min_value=board.CAP_RANGE[0],
         max_value=board.CAP_RANGE[1],
         step=0.5,
-        key=board.CAP_WIDGET,
+        value=cap,
+        key=cap_key,
         on_change=board.set_cap,
+        args=(cap_key,),
         help="Train refuses settings estimated past it and offers the nearest settings that fit. It holds on "
         "every server of the class and stays for the next class until you change it.",
     )

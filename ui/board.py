@@ -56,7 +56,7 @@ MISSING_RETRY_SECONDS = 10.0  # how often a board asks the store again for a lis
 MISSING_WINDOW_SECONDS = 600.0  # ... trained this recently (an older one the store lacks was evicted, most likely)
 WRONG_PASSCODE_DELAY = 1.0  # seconds a wrong passcode waits: guessing costs time
 __all__ = ["PASSCODE_ENV", "PASSCODE_SECRET", "teacher_passcode"]  # read in ui.passcode, named here too
-CAP_WIDGET = "teacher_cap_minutes"  # the teacher's cap on one run, in minutes
+CAP_WIDGET = "teacher_cap_minutes"  # the teacher's cap on one run, in minutes: its key's prefix (see cap_widget)
 CAP_RANGE = (0.5, 600.0)  # what the cap's widget accepts, in minutes
 PASSCODE_WIDGET = "teacher_passcode"  # the password input; emptied as soon as it is read
 TEACHER_KEY = "_teacher"  # not a widget: server.classroom.passcode_digest of the passcode this session unlocked with
@@ -395,16 +395,20 @@ def cap_minutes() -> float:
     return resources.max_run_seconds() / 60
 
 
-def show_cap() -> None:
-    """Before the cap's widget is drawn: it shows the class's cap as it is now (another replica's board, or another
-    tab, may have changed it since this tab last drew it), within the widget's range."""
-    st.session_state[CAP_WIDGET] = min(CAP_RANGE[1], max(CAP_RANGE[0], cap_minutes()))
+def cap_widget() -> tuple[str, float]:
+    """The cap widget's key and value: the class's cap as it is now (another replica's board, or another tab, may
+    have changed it since this tab last drew it), within the widget's range. The key names that cap, so a change
+    draws a new widget, and a value the browser sends from before the change belongs to a widget that is gone.
+    With one key whose value the board overwrote, a second teacher tab (its run list redrawn every 2 s) sent its
+    old value back inside that window and set the class's cap back (seen in tests/browser/test_replicas.py)."""
+    minutes = min(CAP_RANGE[1], max(CAP_RANGE[0], cap_minutes()))
+    return f"{CAP_WIDGET}_{minutes * 60:g}".replace(".", "_"), minutes
 
 
-def set_cap() -> None:
-    """The teacher's cap on one run's estimated time, in the room: every replica reads it (runs already started
-    keep going; a new class keeps it, it is the teacher's setting)."""
-    minutes = st.session_state.get(CAP_WIDGET)
+def set_cap(key: str) -> None:
+    """The teacher's cap on one run's estimated time (the widget `key` holds it), in the room: every replica reads
+    it (runs already started keep going; a new class keeps it, it is the teacher's setting)."""
+    minutes = st.session_state.get(key)
     if not _teacher_only("change the longest training run") or minutes is None:
         return
     seconds = float(minutes) * 60

@@ -417,8 +417,8 @@ def test_the_teachers_cap_is_kept_in_the_room_and_refuses_a_run_past_it_in_anoth
     monkeypatch.setenv(board.PASSCODE_ENV, PASSCODE)
     teacher = unlocked_board()
     default = resources.default_max_run_seconds() / 60
-    assert teacher.number_input(key=board.CAP_WIDGET).value == default, "no cap set: the server's default"
-    teacher.number_input(key=board.CAP_WIDGET).set_value(0.5).run()
+    assert cap_input(teacher).value == default, "no cap set: the server's default"
+    cap_input(teacher).set_value(0.5).run()
     assert_clean(teacher)
     assert board.classroom().state().max_run_seconds == 30.0, "in the room, which every replica reads"
     assert resources.training_pool().max_seconds == 30.0
@@ -433,7 +433,13 @@ def test_the_teachers_cap_is_kept_in_the_room_and_refuses_a_run_past_it_in_anoth
 
     board.classroom().set_max_run_seconds(300.0)  # as another replica's board would
     teacher.run()
-    assert teacher.number_input(key=board.CAP_WIDGET).value == 5.0, "the board shows the room's cap"
+    assert cap_input(teacher).value == 5.0, "the board shows the room's cap"
+
+
+def cap_input(at: AppTest):
+    """The board's cap widget (its key names the cap it shows: ui.board.cap_widget)."""
+    (widget,) = [n for n in at.number_input if n.key and n.key.startswith(board.CAP_WIDGET)]
+    return widget
 
 
 def test_a_student_cannot_change_the_cap(monkeypatch):
@@ -449,5 +455,6 @@ def forge_cap() -> None:
 
     from ui import board
 
-    st.session_state[board.CAP_WIDGET] = 600.0
-    board.set_cap()
+    key, _ = board.cap_widget()
+    st.session_state[key] = 600.0
+    board.set_cap(key)

@@ -219,7 +219,7 @@ def test_the_teachers_cap_set_on_one_replica_refuses_a_run_on_the_other(replicas
     teacher, student = browser(), browser()
     open_board(teacher, replicas["A"])
     unlock(teacher)
-    cap = teacher.locator(".st-key-teacher_cap_minutes input")
+    cap = teacher.locator('[class*="st-key-teacher_cap_minutes"] input')  # the key names the cap it shows
     cap.fill("0.5")
     cap.press("Enter")
     expect(teacher.locator(MAIN).get_by_text("on every server of the class")).to_be_visible()
