@@ -186,8 +186,9 @@ def go_to(page, title: str, heading: str | None = None, timeout: float = 60.0) -
 
 
 # An st.expander opens with a 500 ms animation of its <details> element's height (overflow hidden meanwhile):
-# a click inside it before the end may miss (seen about 1 run in 20 on a loaded machine: the quick preset's click
-# reached no server). The details whose summary says `label` is open and no longer animating.
+# a click inside it before the end may miss (test_browser.py's quick preset, 2 runs of 31 at load 7-12: the click
+# reached no server). EXPANDED_JS: the details whose summary says `label` is open and no longer animating.
+EXPANDER_SUMMARY = '[data-testid="stExpander"] summary'
 EXPANDED_JS = """label => {
     const details = [...document.querySelectorAll('[data-testid="stExpander"] details')]
         .find(d => d.querySelector('summary')?.textContent.includes(label));
@@ -197,7 +198,7 @@ EXPANDED_JS = """label => {
 
 def expand(page, label: str, timeout: float = 60.0) -> None:
     """Open the expander whose header says `label` and wait until it has finished opening."""
-    page.locator('[data-testid="stExpander"] summary', has_text=label).first.click()
+    page.locator(EXPANDER_SUMMARY, has_text=label).first.click()
     page.wait_for_function(EXPANDED_JS, arg=label, timeout=timeout * 1000)
 
 
@@ -223,7 +224,7 @@ async def error_texts_async(page) -> list[str]:
 
 async def expand_async(page, label: str, timeout: float = 60.0) -> None:
     """`expand` for a page of the async Playwright API."""
-    await page.locator('[data-testid="stExpander"] summary', has_text=label).first.click()
+    await page.locator(EXPANDER_SUMMARY, has_text=label).first.click()
     await page.wait_for_function(EXPANDED_JS, arg=label, timeout=timeout * 1000)
 
 
