@@ -29,9 +29,9 @@ ARTIFACTS = Path(os.environ.get("TEACHER_RUNS_DIR", ROOT / "artifacts" / "teache
 WAIT = 60_000  # ms for a page on a loaded 2-core machine
 MAIN = '[data-testid="stMain"]'
 PASSCODE = "teacher-runs-passcode"
-# 100 epochs of full MNIST, a seed no other test trains: the teacher cancels it 16-20 s after the board opens (3 runs
-# here, the other core busy), long before it could end on a faster machine; the server's cap is raised so a slower
-# machine's estimate does not refuse it
+# 100 epochs of full MNIST, a seed no other test trains: this whole test, server start to cancel, took 16-20 s (3 runs
+# here, the other core busy), far less than such a run, so it still trains when cancelled on a faster machine; the
+# server's cap is raised so a slower machine's estimate does not refuse it
 RUN = "/train?epochs=100&wd=1.5&seed=4343"
 RUNS = "Training runs on this server:"
 
